@@ -1,0 +1,454 @@
+"""The trial's domain model: plain, typed, immutable values with no database or web inside.
+
+Engines (eligibility, response, safety, quality of life, statistics) take these objects and return
+derived results; the store maps them to tables and back; the web and the CLI show them. Codes are enums
+so that a typo is an error, not a silent new category.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+# --- codes
+
+
+class Role(StrEnum):
+    """What a user does in the trial; permissions and adjudication depend on it."""
+
+    COORDINATOR = "coordinator"
+    RADIATION_ONCOLOGIST = "radiation_oncologist"
+    DEPUTY_CHIEF_PHYSICIAN = "deputy_chief_physician"
+    RADIOLOGIST = "radiologist"
+    DATA_MANAGER = "data_manager"
+    MONITOR = "monitor"
+    STATISTICIAN = "statistician"
+    PATIENT = "patient"
+    ADMIN = "admin"
+
+
+class Sex(StrEnum):
+    FEMALE = "F"
+    MALE = "M"
+    UNKNOWN = "U"
+
+
+class PatientStatus(StrEnum):
+    """Where a person is on the trial path, from screening to the end of follow-up."""
+
+    SCREENING = "screening"
+    SCREEN_FAILED = "screen_failed"
+    ENROLLED = "enrolled"
+    ON_TREATMENT = "on_treatment"
+    FOLLOW_UP = "follow_up"
+    WITHDRAWN = "withdrawn"
+    LOST_TO_FOLLOW_UP = "lost_to_follow_up"
+    DIED = "died"
+    COMPLETED = "completed"
+
+
+class Histology(StrEnum):
+    """The five NSCLC histologies of inclusion criterion 7, plus 'other' to record a screen failure."""
+
+    ADENOCARCINOMA = "adenocarcinoma"
+    LARGE_CELL = "large_cell_carcinoma"
+    SQUAMOUS = "squamous_cell_carcinoma"
+    ADENOSQUAMOUS = "adenosquamous_carcinoma"
+    SARCOMATOID = "sarcomatoid_carcinoma"
+    SMALL_CELL = "small_cell_carcinoma"
+    OTHER = "other"
+
+
+class DietLevel(StrEnum):
+    """Oral intake, ordered; inclusion criterion 4 asks for at least a liquid diet."""
+
+    NONE = "none"
+    LIQUID = "liquid"
+    SEMI_LIQUID = "semi_liquid"
+    SOFT = "soft"
+    NORMAL = "normal"
+
+
+class RtRole(StrEnum):
+    """A lesion's radiotherapy role (../shared/specs/radiotherapy.md §1)."""
+
+    CONVENTIONAL = "conventional"
+    LOW_DOSE = "low_dose"
+    OBSERVATION = "observation"
+    NONE = "none"
+
+
+class LesionClass(StrEnum):
+    """RECIST category of a lesion, fixed at first sight (a class change is an input error)."""
+
+    TARGET = "target"
+    NON_TARGET = "non_target"
+    NEW = "new"
+
+
+class LesionStatus(StrEnum):
+    """Qualitative status of a non-target or unmeasured new lesion (response-rules.md §7)."""
+
+    ABSENT = "absent"
+    PRESENT = "present"
+    INCREASED = "increased"
+    UNEQUIVOCAL_PROGRESSION = "unequivocal_progression"
+
+
+class ResistanceType(StrEnum):
+    """Immunotherapy resistance class (registry record; SITC consensus, Kluger et al. 2020)."""
+
+    PRIMARY = "primary"
+    ACQUIRED = "acquired"
+    NOT_RESISTANT = "not_resistant"
+    UNDETERMINED = "undetermined"
+
+
+class BestResponseOnIO(StrEnum):
+    """Best response achieved on prior immunotherapy, by RECIST 1.1."""
+
+    CR = "CR"
+    PR = "PR"
+    SD = "SD"
+    PD = "PD"
+    NE = "NE"
+
+
+class FractionStatus(StrEnum):
+    DELIVERED = "delivered"
+    PARTIAL = "partial"
+    MISSED = "missed"
+
+
+class DeviationClass(StrEnum):
+    MINOR = "minor"
+    MAJOR = "major"
+
+
+class Attribution(StrEnum):
+    """NCI/CTEP five-level attribution of an adverse event to an agent."""
+
+    UNRELATED = "unrelated"
+    UNLIKELY = "unlikely"
+    POSSIBLE = "possible"
+    PROBABLE = "probable"
+    DEFINITE = "definite"
+
+
+class AeOutcome(StrEnum):
+    """CDISC AEOUT."""
+
+    RECOVERED = "recovered"
+    RECOVERING = "recovering"
+    NOT_RECOVERED = "not_recovered"
+    RECOVERED_WITH_SEQUELAE = "recovered_with_sequelae"
+    FATAL = "fatal"
+    UNKNOWN = "unknown"
+
+
+class AeAction(StrEnum):
+    """CDISC AEACN, for the immunotherapy."""
+
+    DOSE_NOT_CHANGED = "dose_not_changed"
+    DRUG_INTERRUPTED = "drug_interrupted"
+    DRUG_WITHDRAWN = "drug_withdrawn"
+    NOT_APPLICABLE = "not_applicable"
+    UNKNOWN = "unknown"
+
+
+class Instrument(StrEnum):
+    QLQ_C30 = "QLQ-C30"
+    QLQ_LC13 = "QLQ-LC13"
+
+
+class QueryStatus(StrEnum):
+    OPEN = "open"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+
+
+# --- people
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    code: str
+    name: str
+    country: str = "CN"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    username: str
+    full_name: str
+    role: Role
+    site_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    """A person screened for the trial; ``protocol_version`` is the version they were enrolled under."""
+
+    subject_id: str
+    site_code: str
+    sex: Sex
+    birth_date: dt.date
+    protocol_version: str
+    status: PatientStatus = PatientStatus.SCREENING
+    enrolment_date: dt.date | None = None
+    death_date: dt.date | None = None
+    death_cause: str | None = None
+    withdrawal_date: dt.date | None = None
+    new_therapy_date: dt.date | None = None
+    last_contact_date: dt.date | None = None
+
+
+# --- screening
+
+
+@dataclass(frozen=True, slots=True)
+class LabValue:
+    """A laboratory result as the clinician wrote it: value, unit, and the site's upper limit of normal."""
+
+    value: float
+    unit: str
+    uln: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    """Everything the eligibility criteria read. ``None`` means "not recorded" (criterion unknown)."""
+
+    subject_id: str
+    screening_date: dt.date
+    consent_date: dt.date | None = None
+    age_years: int | None = None
+    ecog: int | None = None
+    life_expectancy_months: float | None = None
+    diet: DietLevel | None = None
+    severe_allergy_history: bool | None = None
+    labs: dict[str, LabValue] = field(default_factory=dict)
+    histology: Histology | None = None
+    histology_confirmed_by: str | None = None  # "cytology" | "histology"
+    lesion_count: int | None = None
+    metastatic_organ_count: int | None = None
+    has_measurable_disease: bool | None = None
+    immunotherapy_resistance_confirmed: bool | None = None
+    no_standard_treatment_option: bool | None = None
+    # exclusions: True means the exclusion condition is present
+    refuses_cooperation: bool | None = None
+    other_trial_within_3_months: bool | None = None
+    brain_metastases: bool | None = None
+    investigator_judges_unsuitable: bool | None = None
+    severe_infection: bool | None = None
+    serious_comorbidity: bool | None = None
+    prior_immune_related_toxicity: bool | None = None
+    prior_radiotherapy: bool | None = None
+    screen_failure_reason: str | None = None
+
+
+# --- immunotherapy
+
+
+@dataclass(frozen=True, slots=True)
+class ImmunotherapyHistory:
+    """Prior immunotherapy before the trial, the data from which resistance is classified."""
+
+    subject_id: str
+    agent: str
+    start_date: dt.date
+    last_dose_date: dt.date | None
+    best_response: BestResponseOnIO | None
+    progression_date: dt.date | None
+    progression_confirmed_date: dt.date | None = None
+    lines_of_therapy: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ImmunotherapyCycle:
+    subject_id: str
+    cycle_number: int
+    date: dt.date
+    agent: str
+    given: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    username: str
+    role: Role
+    signed_at: dt.datetime
+    meaning: str = "I confirm the classification"
+
+
+@dataclass(frozen=True, slots=True)
+class Adjudication:
+    """A resistance classification awaiting (or holding) the signatures the protocol requires."""
+
+    subject_id: str
+    classification: ResistanceType
+    proposed_by: str
+    proposed_at: dt.datetime
+    signatures: tuple[Signature, ...] = ()
+
+
+# --- lesions & RT
+
+
+@dataclass(frozen=True, slots=True)
+class Lesion:
+    """A lesion identified at baseline (or later, for new lesions) and its radiotherapy role."""
+
+    subject_id: str
+    lesion_id: str
+    organ: str
+    location: str
+    is_node: bool
+    measurable: bool
+    baseline_diameter_mm: float | None
+    rt_role: RtRole
+    lesion_class: LesionClass = LesionClass.TARGET
+    is_primary: bool = False
+    is_symptomatic: bool = False
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RadiotherapyCourse:
+    """A prescription for one lesion: dose per fraction (Gy) x number of fractions."""
+
+    subject_id: str
+    lesion_id: str
+    role: RtRole
+    dose_per_fraction_gy: float
+    fractions: int
+    start_date: dt.date
+    alpha_beta_gy: float = 10.0
+    plan_label: str | None = None
+
+    @property
+    def total_dose_gy(self) -> float:
+        return self.dose_per_fraction_gy * self.fractions
+
+
+@dataclass(frozen=True, slots=True)
+class Fraction:
+    subject_id: str
+    lesion_id: str
+    fraction_number: int
+    date: dt.date
+    dose_gy: float
+    status: FractionStatus = FractionStatus.DELIVERED
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolDeviation:
+    subject_id: str
+    check: str
+    deviation_class: DeviationClass
+    values: str
+    reason: str
+    lesion_id: str | None = None
+    recorded_by: str | None = None
+    confirmed_by: str | None = None
+    date: dt.date | None = None
+
+
+# --- assessments
+
+
+@dataclass(frozen=True, slots=True)
+class LesionMeasurement:
+    """One lesion at one assessment: a diameter (mm; short axis for nodes) or a qualitative status."""
+
+    lesion_id: str
+    lesion_class: LesionClass
+    organ: str
+    is_node: bool
+    diameter_mm: float | None = None
+    status: LesionStatus | None = None
+    rt_role: RtRole | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TumourAssessment:
+    subject_id: str
+    assessment_date: dt.date
+    measurements: tuple[LesionMeasurement, ...]
+    investigator_response: str | None = None
+    assessed_by: str | None = None
+
+
+# --- safety & QoL
+
+
+@dataclass(frozen=True, slots=True)
+class AdverseEvent:
+    """One episode of an adverse event, graded with one CTCAE v5.0 term (ae-qol.md A2, A4)."""
+
+    subject_id: str
+    ae_id: str
+    term: str
+    meddra_code: int
+    grade: int | None
+    onset_date: dt.date
+    resolution_date: dt.date | None = None
+    serious_death: bool = False
+    serious_life_threatening: bool = False
+    serious_hospitalisation: bool = False
+    serious_disability: bool = False
+    serious_congenital: bool = False
+    serious_medically_important: bool = False
+    attribution_cfrt: Attribution | None = None
+    attribution_ldrt: Attribution | None = None
+    attribution_io: Attribution | None = None
+    immune_related: bool = False
+    action_io: AeAction = AeAction.DOSE_NOT_CHANGED
+    outcome: AeOutcome = AeOutcome.UNKNOWN
+    verbatim: str | None = None
+    baseline_grade: int | None = None
+    awareness_at: dt.datetime | None = None
+    reported_at: dt.datetime | None = None
+
+    @property
+    def serious(self) -> bool:
+        """ICH E2A: serious when any of the six criteria holds (AESER)."""
+        return any(
+            (
+                self.serious_death,
+                self.serious_life_threatening,
+                self.serious_hospitalisation,
+                self.serious_disability,
+                self.serious_congenital,
+                self.serious_medically_important,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionnaireAnswer:
+    """One item answer; ``answer`` is None when the item was left blank. Item numbers, never wording."""
+
+    subject_id: str
+    visit: str
+    instrument: Instrument
+    item: int
+    answer: int | None
+    completed_on: dt.date | None = None
+
+
+# --- data management
+
+
+@dataclass(frozen=True, slots=True)
+class DataQuery:
+    subject_id: str
+    entity: str
+    field: str
+    text: str
+    raised_by: str
+    raised_at: dt.datetime
+    status: QueryStatus = QueryStatus.OPEN
+    answer: str | None = None
+    answered_by: str | None = None

@@ -1,0 +1,499 @@
+"""The protocol as typed data: load a trial's TOML file, validate it, apply its amendments.
+
+Errors name the offending key (``eligibility.inclusion.IN6.checks.platelets.min: ...``). A protocol has a
+base version and amendments; :meth:`ProtocolFile.version` returns the rules in force at a version, so each
+patient is evaluated under the version they were enrolled under.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from abscopal.errors import ProtocolError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Interval(_Strict):
+    """A closed numeric range [min, max]."""
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Interval:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+    def contains(self, value: float) -> bool:
+        return self.min <= value <= self.max
+
+
+# --- eligibility
+
+
+class _Check(_Strict):
+    name: str
+    note: str | None = None
+
+
+class PresentCheck(_Check):
+    kind: Literal["present"]
+    field: str
+
+
+class RangeCheck(_Check):
+    kind: Literal["range"]
+    field: str
+    min: float | None = None
+    max: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> RangeCheck:
+        if self.min is None and self.max is None:
+            raise ValueError("a range check needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class IsTrueCheck(_Check):
+    kind: Literal["is_true"]
+    field: str
+
+
+class IsFalseCheck(_Check):
+    kind: Literal["is_false"]
+    field: str
+
+
+class OneOfCheck(_Check):
+    kind: Literal["one_of"]
+    field: str
+    values: list[str] = Field(min_length=1)
+
+
+class AtLeastLevelCheck(_Check):
+    kind: Literal["at_least_level"]
+    field: str
+    level: str
+    order: list[str] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _level_in_order(self) -> AtLeastLevelCheck:
+        if self.level not in self.order:
+            raise ValueError(f"level {self.level!r} is not one of order {self.order}")
+        return self
+
+
+class LabMinCheck(_Check):
+    kind: Literal["lab_min"]
+    lab: str
+    min: float
+    unit: str
+
+
+class LabMaxUlnCheck(_Check):
+    kind: Literal["lab_max_uln"]
+    lab: str
+    max_x_uln: float = Field(gt=0)
+
+
+class CompleteDataCheck(_Check):
+    kind: Literal["complete_data"]
+
+
+class MissingDataCheck(_Check):
+    kind: Literal["missing_data"]
+
+
+Check = Annotated[
+    PresentCheck
+    | RangeCheck
+    | IsTrueCheck
+    | IsFalseCheck
+    | OneOfCheck
+    | AtLeastLevelCheck
+    | LabMinCheck
+    | LabMaxUlnCheck
+    | CompleteDataCheck
+    | MissingDataCheck,
+    Field(discriminator="kind"),
+]
+
+
+_CHECK_KINDS = {
+    "present",
+    "range",
+    "is_true",
+    "is_false",
+    "one_of",
+    "at_least_level",
+    "lab_min",
+    "lab_max_uln",
+    "complete_data",
+    "missing_data",
+}
+
+
+class Criterion(_Strict):
+    label: str
+    source: str
+    checks: dict[str, Check] = Field(min_length=1)
+
+
+class Eligibility(_Strict):
+    inclusion: dict[str, Criterion] = Field(min_length=1)
+    exclusion: dict[str, Criterion] = Field(default_factory=dict)
+
+
+# --- resistance
+
+
+class Resistance(_Strict):
+    primary_min_exposure_days: int = Field(gt=0)
+    primary_exposure_inclusive: bool = True
+    acquired_min_exposure_days: int = Field(gt=0)
+    acquired_exposure_inclusive: bool = False
+    primary_best_responses: list[Literal["CR", "PR", "SD", "PD", "NE"]]
+    acquired_best_responses: list[Literal["CR", "PR", "SD", "PD", "NE"]]
+    sd_for_acquired_min_days: int = Field(gt=0)
+    confirmation_scan_min_days: int = Field(ge=0)
+    required_signatures: int = Field(ge=1)
+    signer_role: str
+    source: str = ""
+
+
+# --- radiotherapy
+
+
+class ConventionalRT(_Strict):
+    dose_per_fraction_gy: Interval
+    total_dose_gy: Interval
+    fractions: Interval
+    max_lesions: int = Field(ge=1)
+    selection: list[Literal["primary", "largest", "symptomatic"]] = Field(min_length=1)
+    working_days_only: bool = True
+    max_fractions_per_day: int = Field(default=1, ge=1)
+
+
+class LowDoseRT(_Strict):
+    dose_per_fraction_gy: float = Field(gt=0)
+    fractions: Interval
+    interval_days: int = Field(gt=0)
+    interval_window_days: Interval
+    max_lesions: int = Field(ge=0)
+
+
+class ObservationRule(_Strict):
+    min_lesions: int = Field(ge=0)
+    must_be_measurable: bool = True
+    measurable_min_mm: float = Field(gt=0)
+    measurable_node_short_axis_min_mm: float = Field(gt=0)
+
+
+class LesionLimits(_Strict):
+    max_lesions: int = Field(ge=1)
+    max_metastatic_organs: int = Field(ge=0)
+
+
+class Radiobiology(_Strict):
+    alpha_beta_tumour_gy: float = Field(gt=0)
+    alpha_beta_late_gy: float = Field(gt=0)
+    repopulation_correction: bool = False
+    kickoff_days: float = Field(ge=0)
+    potential_doubling_days: float = Field(gt=0)
+    alpha_per_gy: float = Field(gt=0)
+
+
+class DeviationThresholds(_Strict):
+    delivered_total_minor_pct: float = Field(ge=0)
+    delivered_total_major_pct: float = Field(ge=0)
+    ldrt_dose_minor_pct: float = Field(ge=0)
+    ldrt_dose_major_pct: float = Field(ge=0)
+    ldrt_interval_minor_days: Interval
+    cfrt_interruption_minor_working_days: int = Field(ge=0)
+    cfrt_interruption_major_working_days: int = Field(ge=0)
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _minor_below_major(self) -> DeviationThresholds:
+        if self.delivered_total_minor_pct > self.delivered_total_major_pct:
+            raise ValueError("delivered_total_minor_pct must not exceed delivered_total_major_pct")
+        if self.ldrt_dose_minor_pct > self.ldrt_dose_major_pct:
+            raise ValueError("ldrt_dose_minor_pct must not exceed ldrt_dose_major_pct")
+        return self
+
+
+class Radiotherapy(_Strict):
+    conventional: ConventionalRT
+    low_dose: LowDoseRT
+    observation: ObservationRule
+    limits: LesionLimits
+    radiobiology: Radiobiology
+    deviations: DeviationThresholds
+
+
+# --- schedule & options
+
+
+class Immunotherapy(_Strict):
+    interval_days: int = Field(gt=0)
+    window_days: int = Field(ge=0)
+    until: str = "progression"
+    source: str = ""
+
+
+class Schedule(_Strict):
+    holidays_country: str = Field(min_length=2, max_length=3)
+    assessment_interval_days: int = Field(gt=0)
+    assessment_window_days: int = Field(ge=0)
+    questionnaire_interval_days: int = Field(gt=0)
+    questionnaire_window_days: int = Field(ge=0)
+    follow_up_interval_days: int = Field(gt=0)
+    follow_up_window_days: int = Field(ge=0)
+    max_follow_up_days: int = Field(gt=0)
+    source: str = ""
+
+
+class ResponseOptions(_Strict):
+    """Options for the response engine; AMBIGUOUS rules of response-rules.md, with the spec's defaults."""
+
+    criteria: Literal["irecist", "recist11"] = "irecist"
+    sd_min_days: int = Field(default=42, ge=0)
+    dcr_sd_min_days: int = Field(default=42, ge=0)
+    confirm_min_days: int = Field(default=28, ge=0)
+    max_ne_between: int = Field(default=1, ge=0)
+    accept_sd_between: bool = False
+    missed_visits: Literal["censor", "event"] = "censor"
+    unconfirmed_iupd: Literal["event", "censor"] = "event"
+    icpd_window_days: Interval = Interval(min=28, max=56)
+    enforce_icpd_window: bool = False
+    too_small_to_measure_mm: float = Field(default=5.0, ge=0)
+
+
+class SafetyMonitor(_Strict):
+    term: str
+    min_grade: int = Field(ge=1, le=5)
+    rate_threshold: float = Field(gt=0, lt=1)
+    posterior_probability: float = Field(gt=0, lt=1)
+    prior_alpha: float = Field(gt=0)
+    prior_beta: float = Field(gt=0)
+    source: str = ""
+
+
+class SafetyOptions(_Strict):
+    teae_anchor: Literal["first_rt_fraction", "enrolment", "first_study_treatment"] = "first_rt_fraction"
+    teae_window_days: int = Field(ge=0)
+    teae_window_days_sae_irae: int = Field(ge=0)
+    sae_report_hours: int = Field(gt=0)
+    missing_attribution: Literal["related", "unrelated"] = "related"
+    monitor: SafetyMonitor
+
+
+class QolOptions(_Strict):
+    instruments: list[Literal["QLQ-C30", "QLQ-LC13"]] = Field(min_length=1)
+    deterioration_threshold: float = Field(default=10.0, gt=0)
+    reference: Literal["baseline", "best_previous", "previous"] = "baseline"
+    confirmation: Literal["none", "next", "definitive"] = "none"
+
+
+class Trial(_Strict):
+    id: str = Field(min_length=1)
+    title: str
+    short_title: str
+    sponsor: str
+    site: str
+    country: str
+    design: str
+    registry_processed: dt.date
+    start_date: dt.date
+    completion_date: dt.date
+    endpoints: list[str]
+
+
+class VersionInfo(_Strict):
+    number: str = Field(min_length=1)
+    effective_date: dt.date
+    description: str = ""
+
+
+class Amendment(_Strict):
+    version: str = Field(min_length=1)
+    effective_date: dt.date
+    description: str
+    set: dict[str, Any] = Field(min_length=1)
+
+
+class Protocol(_Strict):
+    """The rules in force at one protocol version."""
+
+    trial: Trial
+    version: VersionInfo
+    eligibility: Eligibility
+    resistance: Resistance
+    radiotherapy: Radiotherapy
+    immunotherapy: Immunotherapy
+    schedule: Schedule
+    response: ResponseOptions
+    safety: SafetyOptions
+    qol: QolOptions
+
+
+class ProtocolFile:
+    """A protocol file: its base rules plus amendments, each giving a :class:`Protocol` version."""
+
+    def __init__(self, raw: dict[str, Any], source: str) -> None:
+        self.source = source
+        amendments_raw = raw.pop("amendments", [])
+        self._base_raw = raw
+        self.base = _validate(raw, source)
+        self.amendments: list[Amendment] = []
+        if not isinstance(amendments_raw, list):
+            raise ProtocolError("amendments", "must be an array of tables ([[amendments]])", source)
+        for i, item in enumerate(amendments_raw):
+            try:
+                self.amendments.append(Amendment.model_validate(item))
+            except pydantic.ValidationError as exc:
+                raise _protocol_error(exc, source, prefix=f"amendments[{i}]") from None
+        self._versions: dict[str, Protocol] = {self.base.version.number: self.base}
+        current = copy.deepcopy(raw)
+        seen = {self.base.version.number}
+        last_date = self.base.version.effective_date
+        for i, amendment in enumerate(self.amendments):
+            where = f"amendments[{i}]"
+            if amendment.version in seen:
+                raise ProtocolError(
+                    f"{where}.version", f"version {amendment.version!r} is used twice", source
+                )
+            if amendment.effective_date < last_date:
+                raise ProtocolError(
+                    f"{where}.effective_date", "amendments must be in order of effective date", source
+                )
+            seen.add(amendment.version)
+            last_date = amendment.effective_date
+            for dotted, value in amendment.set.items():
+                _set_dotted(current, dotted, value, source, where)
+            current["version"] = {
+                "number": amendment.version,
+                "effective_date": amendment.effective_date,
+                "description": amendment.description,
+            }
+            self._versions[amendment.version] = _validate(copy.deepcopy(current), source, prefix=where)
+
+    @property
+    def versions(self) -> list[str]:
+        return list(self._versions)
+
+    @property
+    def current(self) -> Protocol:
+        """The latest version (base plus every amendment)."""
+        return self._versions[self.versions[-1]]
+
+    def version(self, number: str) -> Protocol:
+        try:
+            return self._versions[number]
+        except KeyError:
+            known = ", ".join(self._versions)
+            raise ProtocolError("version", f"no version {number!r} (known: {known})", self.source) from None
+
+    def version_on(self, date: dt.date) -> Protocol:
+        """The version in force on ``date`` (the base version before the first amendment)."""
+        chosen = self.base
+        for protocol in self._versions.values():
+            if protocol.version.effective_date <= date:
+                chosen = protocol
+        return chosen
+
+
+def _set_dotted(doc: dict[str, Any], dotted: str, value: Any, source: str, where: str) -> None:
+    parts = dotted.split(".")
+    node: Any = doc
+    for depth, part in enumerate(parts[:-1]):
+        if not isinstance(node, dict) or part not in node:
+            path = ".".join(parts[: depth + 1])
+            raise ProtocolError(
+                f"{where}.set.{dotted}", f"key {path!r} does not exist in the protocol", source
+            )
+        node = node[part]
+    if not isinstance(node, dict) or parts[-1] not in node:
+        raise ProtocolError(f"{where}.set.{dotted}", f"key {dotted!r} does not exist in the protocol", source)
+    node[parts[-1]] = value
+
+
+def _protocol_error(exc: pydantic.ValidationError, source: str, prefix: str = "") -> ProtocolError:
+    first = exc.errors()[0]
+    parts = [str(p) for p in first["loc"]]
+    # a discriminated union adds the tag ("range", "lab_min", ...) after the check's name: drop it
+    parts = [
+        p for i, p in enumerate(parts) if not (i >= 2 and parts[i - 2] == "checks" and p in _CHECK_KINDS)
+    ]
+    loc = ".".join(parts)
+    key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (a typo?)"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    more = len(exc.errors()) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return ProtocolError(key, message, source)
+
+
+def _validate(raw: dict[str, Any], source: str, prefix: str = "") -> Protocol:
+    try:
+        return Protocol.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise _protocol_error(exc, source, prefix) from None
+
+
+def load_protocol_file(path: str | Path) -> ProtocolFile:
+    """Read and validate a protocol TOML file; raise :class:`ProtocolError` naming the bad key."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProtocolError("", "file not found", str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProtocolError("", f"cannot be read ({exc.__class__.__name__})", str(p)) from None
+    return parse_protocol(text, str(p))
+
+
+def parse_protocol(text: str, source: str = "<protocol>") -> ProtocolFile:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProtocolError("", f"is not valid TOML ({exc})", source) from None
+    return ProtocolFile(raw, source)
+
+
+BUNDLED = "nct05906329"
+
+
+def bundled_protocol_path(name: str = BUNDLED) -> Path:
+    """Path of a protocol shipped with the package (or, in a source checkout, ``protocols/``)."""
+    checkout = Path(__file__).resolve().parents[3] / "protocols" / f"{name}.toml"
+    if checkout.exists():
+        return checkout
+    packaged = resources.files("abscopal").joinpath("_protocols", f"{name}.toml")
+    return Path(str(packaged))
+
+
+def load_bundled(name: str = BUNDLED) -> ProtocolFile:
+    """The protocol file for the trial ``name`` shipped with Abscopal (NCT05906329 by default)."""
+    return load_protocol_file(bundled_protocol_path(name))

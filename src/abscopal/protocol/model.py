@@ -296,6 +296,25 @@ class SafetyMonitor(_Strict):
     source: str = ""
 
 
+def _default_aesi() -> dict[str, list[str]]:
+    """Adverse events of special interest for thoracic RT + immunotherapy (ae-qol.md A3), CTCAE v5.0 terms."""
+    return {
+        "Pneumonitis": ["Pneumonitis"],
+        "Oesophagitis": ["Esophagitis"],
+        "Radiation dermatitis": ["Dermatitis radiation"],
+        "Fatigue": ["Fatigue"],
+        "Myocarditis": ["Myocarditis"],
+        "Colitis": ["Colitis"],
+        "Hepatitis / transaminases": [
+            "Alanine aminotransferase increased",
+            "Aspartate aminotransferase increased",
+            "Blood bilirubin increased",
+            "Hepatobiliary disorders - Other, specify",
+        ],
+        "Thyroid": ["Hypothyroidism", "Hyperthyroidism", "Thyroid stimulating hormone increased"],
+    }
+
+
 class SafetyOptions(_Strict):
     teae_anchor: Literal["first_rt_fraction", "enrolment", "first_study_treatment"] = "first_rt_fraction"
     teae_window_days: int = Field(ge=0)
@@ -303,6 +322,7 @@ class SafetyOptions(_Strict):
     sae_report_hours: int = Field(gt=0)
     missing_attribution: Literal["related", "unrelated"] = "related"
     monitor: SafetyMonitor
+    aesi: dict[str, list[str]] = Field(default_factory=_default_aesi)
 
 
 class QolOptions(_Strict):
@@ -310,6 +330,12 @@ class QolOptions(_Strict):
     deterioration_threshold: float = Field(default=10.0, gt=0)
     reference: Literal["baseline", "best_previous", "previous"] = "baseline"
     confirmation: Literal["none", "next", "definitive"] = "none"
+    death: Literal["ignore", "event", "event_within"] = "ignore"
+    death_window_days: int = Field(default=90, ge=0)
+    missing_baseline: Literal["censor_day0", "exclude", "event"] = "censor_day0"
+    no_follow_up: Literal["censor_day1", "event"] = "censor_day1"
+    time_origin: Literal["enrolment", "first_rt_fraction"] = "enrolment"
+    time_unit: Literal["days", "weeks", "months"] = "months"
 
 
 class Trial(_Strict):

@@ -403,13 +403,9 @@ class ProtocolFile:
         for i, amendment in enumerate(self.amendments):
             where = f"amendments[{i}]"
             if amendment.version in seen:
-                raise ProtocolError(
-                    f"{where}.version", f"version {amendment.version!r} is used twice", source
-                )
+                raise ProtocolError(f"{where}.version", f"version {amendment.version!r} is used twice", source)
             if amendment.effective_date < last_date:
-                raise ProtocolError(
-                    f"{where}.effective_date", "amendments must be in order of effective date", source
-                )
+                raise ProtocolError(f"{where}.effective_date", "amendments must be in order of effective date", source)
             seen.add(amendment.version)
             last_date = amendment.effective_date
             for dotted, value in amendment.set.items():
@@ -452,9 +448,7 @@ def _set_dotted(doc: dict[str, Any], dotted: str, value: Any, source: str, where
     for depth, part in enumerate(parts[:-1]):
         if not isinstance(node, dict) or part not in node:
             path = ".".join(parts[: depth + 1])
-            raise ProtocolError(
-                f"{where}.set.{dotted}", f"key {path!r} does not exist in the protocol", source
-            )
+            raise ProtocolError(f"{where}.set.{dotted}", f"key {path!r} does not exist in the protocol", source)
         node = node[part]
     if not isinstance(node, dict) or parts[-1] not in node:
         raise ProtocolError(f"{where}.set.{dotted}", f"key {dotted!r} does not exist in the protocol", source)
@@ -462,12 +456,12 @@ def _set_dotted(doc: dict[str, Any], dotted: str, value: Any, source: str, where
 
 
 def _protocol_error(exc: pydantic.ValidationError, source: str, prefix: str = "") -> ProtocolError:
-    first = exc.errors()[0]
+    # a typo gives "unknown key" and "required key is missing": the unknown key is the better clue
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
     parts = [str(p) for p in first["loc"]]
     # a discriminated union adds the tag ("range", "lab_min", ...) after the check's name: drop it
-    parts = [
-        p for i, p in enumerate(parts) if not (i >= 2 and parts[i - 2] == "checks" and p in _CHECK_KINDS)
-    ]
+    parts = [p for i, p in enumerate(parts) if not (i >= 2 and parts[i - 2] == "checks" and p in _CHECK_KINDS)]
     loc = ".".join(parts)
     key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
     message = first["msg"]

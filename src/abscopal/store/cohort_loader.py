@@ -1,0 +1,49 @@
+"""Storing a synthetic (or imported) cohort in bulk, in chunks, each chunk one audited transaction."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from abscopal import domain as d
+from abscopal.store.unit_of_work import UnitOfWork
+
+_SHARED = (d.Site, d.User)
+
+
+def store_cohort_chunks(
+    engine: Engine,
+    chunks: Iterable[Any],
+    *,
+    user: str,
+    reason: str,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> int:
+    """Insert every record of every chunk (a dataclass of tuples of domain objects); return rows written.
+
+    Sites and users repeated across chunks are written once. ``on_chunk(patients, rows)`` reports progress.
+    """
+    seen: set[tuple[type[Any], str]] = set()
+    total = 0
+    for chunk in chunks:
+        objects: list[Any] = []
+        patients = 0
+        for f in dataclasses.fields(chunk):
+            for obj in getattr(chunk, f.name):
+                if isinstance(obj, _SHARED):
+                    ident = (type(obj), obj.code if isinstance(obj, d.Site) else obj.username)
+                    if ident in seen:
+                        continue
+                    seen.add(ident)
+                elif isinstance(obj, d.Patient):
+                    patients += 1
+                objects.append(obj)
+        with UnitOfWork(engine, user=user, reason=reason) as uow:
+            rows = uow.add_all(objects)
+        total += rows
+        if on_chunk is not None:
+            on_chunk(patients, rows)
+    return total

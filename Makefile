@@ -1,0 +1,49 @@
+# Abscopal — two commands set everything up: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PATIENTS ?= 200
+SEED ?= 20221231
+
+.PHONY: help venv demo test test-fast lint bench postgres clean
+
+help:
+	@echo "make demo   build the virtualenv, create a demo database with a synthetic cohort and summarise it"
+	@echo "make test   install what the tests need (virtualenv, PostgreSQL) and run the whole suite"
+	@echo "make lint   ruff and mypy"
+	@echo "make bench  the benchmarks behind docs/benchmarks.md (long)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/abscopal demo --patients $(PATIENTS) --seed $(SEED)
+
+postgres:
+	@bash scripts/ensure-postgres.sh
+
+test: venv postgres
+	$(BIN)/pytest -n 2 --dist loadfile -q
+
+# SQLite only, no PostgreSQL: for a quick loop while developing.
+test-fast: venv
+	ABSCOPAL_TEST_POSTGRES=0 $(BIN)/pytest -n 2 --dist loadfile -q -x
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: venv postgres
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -1,0 +1,5 @@
+"""``python -m abscopal`` runs the command-line interface."""
+
+from abscopal.cli import main
+
+main()

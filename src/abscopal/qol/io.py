@@ -1,0 +1,129 @@
+"""Read questionnaire item answers from CSV and write scale scores to CSV (the file edge of the QoL engine).
+
+ITEMS.csv (long): ``subject_id, visit, instrument, item, answer``; answer empty when the item was left blank.
+SCORES.csv (long): ``subject_id, visit, instrument, scale, score``; score empty when not computable. Every
+problem of an input file is reported with its line (header = line 1) and nothing is written (docs/qol.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from abscopal.domain import Instrument, QuestionnaireAnswer
+from abscopal.errors import InputFileError, Problem, ValidationError
+from abscopal.qol.eortc import ScaleScore, check_answer, item_definition
+
+ITEM_COLUMNS = ("subject_id", "visit", "instrument", "item", "answer")
+SCORE_COLUMNS = ("subject_id", "visit", "instrument", "scale", "score")
+
+
+def _integer(text: str) -> int | None:
+    text = text.strip()
+    if text.startswith(("+", "-")):
+        sign, digits = text[0], text[1:]
+    else:
+        sign, digits = "", text
+    return int(sign + digits) if digits.isdigit() and digits.isascii() else None
+
+
+def read_item_answers(path: str | Path) -> list[QuestionnaireAnswer]:
+    """Parse and check ITEMS.csv; raise :class:`InputFileError` listing every bad line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputFileError(str(p), [Problem(None, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(str(p), [Problem(None, "", f"cannot be read ({exc.__class__.__name__})")]) from None
+    return parse_item_answers(text, str(p))
+
+
+def parse_item_answers(text: str, source: str = "<items>") -> list[QuestionnaireAnswer]:
+    """Parse ITEMS.csv text: known instrument, an item of it, integer answer in range, no duplicate item."""
+    rows = list(csv.reader(text.splitlines()))
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise InputFileError(source, [Problem(1, "", f"the header is missing (expected {', '.join(ITEM_COLUMNS)})")])
+    header = [h.strip() for h in rows[0]]
+    missing = [c for c in ITEM_COLUMNS if c not in header]
+    if missing:
+        raise InputFileError(source, [Problem(1, c, "required column is missing") for c in missing])
+    col = {name: header.index(name) for name in ITEM_COLUMNS}
+    problems: list[Problem] = []
+    answers: list[QuestionnaireAnswer] = []
+    seen: dict[tuple[str, str, str, int], int] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            problems.append(Problem(line, "", f"has {len(row)} fields, the header has {len(header)}"))
+            continue
+        cell = {name: row[i].strip() for name, i in col.items()}
+        bad = len(problems)
+        for name in ("subject_id", "visit"):
+            if not cell[name]:
+                problems.append(Problem(line, name, "is empty"))
+        try:
+            instrument: Instrument | None = Instrument(cell["instrument"])
+        except ValueError:
+            instrument = None
+            known = " or ".join(i.value for i in Instrument)
+            problems.append(Problem(line, "instrument", f"{cell['instrument']!r} is not {known}"))
+        item = _integer(cell["item"])
+        if item is None:
+            problems.append(Problem(line, "item", f"{cell['item']!r} is not an item number (an integer)"))
+        answer: int | None = None
+        if cell["answer"]:
+            answer = _integer(cell["answer"])
+            if answer is None:
+                problems.append(Problem(line, "answer", f"{cell['answer']!r} is not an integer answer"))
+        if instrument is not None and item is not None:
+            try:
+                item_definition(instrument, item)
+            except ValidationError as exc:
+                problems.append(Problem(line, "item", exc.reason))
+            else:
+                if answer is not None:
+                    try:
+                        check_answer(instrument, item, answer)
+                    except ValidationError as exc:
+                        problems.append(Problem(line, "answer", exc.reason))
+                key = (cell["subject_id"], cell["visit"], instrument.value, item)
+                if key in seen:
+                    problems.append(
+                        Problem(line, "item", f"item {item} is given twice for this form (first on line {seen[key]})")
+                    )
+                else:
+                    seen[key] = line
+        if len(problems) == bad and instrument is not None and item is not None:
+            answers.append(QuestionnaireAnswer(cell["subject_id"], cell["visit"], instrument, item, answer))
+    if problems:
+        raise InputFileError(source, problems)
+    return answers
+
+
+def format_score(score: float | None) -> str:
+    """Unrounded score as text (shortest repr that round-trips), empty when not computable (manual B3)."""
+    return "" if score is None else repr(score)
+
+
+def write_scores(path: str | Path, scores: Iterable[ScaleScore]) -> int:
+    """Write SCORES.csv atomically (a temporary file renamed into place); return the number of rows."""
+    p = Path(path)
+    n = 0
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(SCORE_COLUMNS)
+            for s in scores:
+                writer.writerow([s.subject_id, s.visit, s.instrument.value, s.scale, format_score(s.score)])
+                n += 1
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n

@@ -7,6 +7,7 @@ grade cell ``-`` means the grade is not available for the term (CTCAE v5.0 front
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import re
 from collections.abc import Iterable, Iterator
@@ -181,7 +182,9 @@ class CtcaeDictionary:
         found = self.by_code(int(text)) if text.isdigit() else self.find(text)
         if found is not None:
             return found
-        hints = [h.term.term for h in self.search(text, limit=3)]
+        hints = [h.term.term for h in self.search(text, limit=3)] or difflib.get_close_matches(
+            text, [t.term for t in self.terms], n=3, cutoff=0.75
+        )
         hint = f"; did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
         raise NotFound(f"{text!r} is not a CTCAE v5.0 term or MedDRA code{hint}")
 
@@ -216,6 +219,9 @@ class CtcaeDictionary:
             if term is alias and name != phrase:  # an abbreviation of the term's name ("ALT increased")
                 hits.append(SearchHit(term, 1000.0, ("term",)))
                 continue
+            if len(tokens) > 1:  # the words as a phrase in a grade description rank above scattered words
+                spaced = f" {phrase} "
+                score += sum(15 for words in grade_words if spaced in f" {' '.join(words)} ")
             all_found = True
             for token in tokens:
                 found = False

@@ -1,0 +1,343 @@
+"""Baseline checks, lesion bookkeeping and per-assessment sums (RECIST 1.1 §3-4; iRECIST new-lesion split).
+
+Everything here aggregates rows into one value per subject and assessment ("timepoint"), held in
+subjects x assessments matrices (padded; ``valid`` marks real assessments). No response rule lives here:
+the rules in :mod:`recist`, :mod:`irecist` and :mod:`best` read these matrices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from abscopal.response.table import (
+    INCREASED,
+    NEW,
+    NON_TARGET,
+    PRESENT,
+    TARGET,
+    UM_PER_MM,
+    UNEQUIVOCAL,
+    LesionTable,
+)
+
+I64 = NDArray[np.int64]
+B = NDArray[np.bool_]
+
+MEASURABLE_UM = 10 * UM_PER_MM  # RECIST 1.1 §3.1.1: longest diameter >= 10 mm
+MEASURABLE_NODE_UM = 15 * UM_PER_MM  # RECIST 1.1 §3.1.1: node short axis >= 15 mm
+NORMAL_NODE_UM = 10 * UM_PER_MM  # RECIST 1.1 §4.3.1: a node < 10 mm is normal (counts as CR)
+MAX_TARGETS = 5  # RECIST 1.1 §4.2
+MAX_TARGETS_PER_ORGAN = 2  # RECIST 1.1 §4.2
+N_ROLES = 4  # none, conventional, low_dose, observation
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A problem with one input row (``row`` indexes the table; the caller maps it to a line)."""
+
+    row: int
+    field: str
+    reason: str
+
+
+def sort_order(table: LesionTable) -> I64:
+    """Row order by subject, date, lesion: every later step reads rows in this order."""
+    return np.lexsort((table.lesion, table.day, table.subject)).astype(np.int64)
+
+
+def check_table(table: LesionTable) -> list[RowProblem]:
+    """Structural checks of response-rules.md §1: duplicates, class changes, baseline-only targets and
+    non-targets, targets measured and measurable at baseline, at most 5 targets and 2 per organ."""
+    problems: list[RowProblem] = []
+    if len(table) == 0:
+        return problems
+    o = sort_order(table)
+    subj, day, les = table.subject[o], table.day[o], table.lesion[o]
+    cls, node, um = table.lesion_class[o], table.is_node[o], table.diameter_um[o]
+    first_of_subject = np.r_[True, subj[1:] != subj[:-1]]
+    baseline_day = np.maximum.accumulate(np.where(first_of_subject, day, np.iinfo(np.int64).min))
+    # a subject's rows are contiguous and ascending in day, so the running max of "first day" is its baseline
+    at_baseline = day == baseline_day
+    dup = np.r_[False, (subj[1:] == subj[:-1]) & (day[1:] == day[:-1]) & (les[1:] == les[:-1])]
+    for i in np.flatnonzero(dup):
+        problems.append(RowProblem(int(o[i]), "lesion_id", f"{_who(table, o[i])} appears twice on this date"))
+    # lesion-level: class at first sight, first date
+    lo = np.lexsort((day, les))
+    first_row = np.r_[True, les[lo][1:] != les[lo][:-1]]
+    first_idx = lo[first_row]  # positions (in sorted rows) of each lesion's first row
+    lesion_first_class = np.full(len(table.lesion_ids), -1, dtype=np.int8)
+    lesion_first_class[les[first_idx]] = cls[first_idx]
+    lesion_first_day = np.zeros(len(table.lesion_ids), dtype=np.int64)
+    lesion_first_day[les[first_idx]] = day[first_idx]
+    names = {TARGET: "target", NON_TARGET: "non_target", NEW: "new"}
+    for i in np.flatnonzero(cls != lesion_first_class[les]):
+        problems.append(
+            RowProblem(
+                int(o[i]),
+                "lesion_class",
+                f"{_who(table, o[i])} changes class from {names[int(lesion_first_class[les[i]])]} "
+                f"to {names[int(cls[i])]} (a lesion keeps the class it had when first seen)",
+            )
+        )
+    for i in first_idx:
+        if at_baseline[i] and cls[i] == NEW:
+            problems.append(
+                RowProblem(int(o[i]), "lesion_class", f"{_who(table, o[i])} is 'new' at the baseline assessment")
+            )
+        elif not at_baseline[i] and cls[i] == TARGET:
+            problems.append(
+                RowProblem(
+                    int(o[i]),
+                    "lesion_class",
+                    f"{_who(table, o[i])} is a target lesion missing at baseline (targets are chosen at baseline)",
+                )
+            )
+        elif not at_baseline[i] and cls[i] == NON_TARGET:
+            problems.append(
+                RowProblem(
+                    int(o[i]),
+                    "lesion_class",
+                    f"{_who(table, o[i])} is first seen after baseline; a lesion first seen after baseline is 'new'",
+                )
+            )
+    base_target = at_baseline & (cls == TARGET)
+    for i in np.flatnonzero(base_target & (um < 0)):
+        problems.append(
+            RowProblem(int(o[i]), "diameter_mm", f"{_who(table, o[i])} is a target not measured at baseline")
+        )
+    too_small = base_target & (um >= 0) & np.where(node, um < MEASURABLE_NODE_UM, um < MEASURABLE_UM)
+    for i in np.flatnonzero(too_small):
+        need = "short axis >= 15 mm for a node" if node[i] else "longest diameter >= 10 mm"
+        problems.append(
+            RowProblem(
+                int(o[i]),
+                "diameter_mm",
+                f"{_who(table, o[i])} is a target but not measurable at baseline "
+                f"({um[i] / UM_PER_MM:g} mm; RECIST 1.1 needs {need})",
+            )
+        )
+    # target counts at baseline: the 6th target of a subject, the 3rd of an organ
+    bt = np.flatnonzero(base_target)
+    nth = _rank_within(subj[bt])
+    for i in bt[nth >= MAX_TARGETS]:
+        problems.append(
+            RowProblem(
+                int(o[i]), "lesion_class", f"subject {table.subject_ids[subj[i]]} has more than 5 target lesions"
+            )
+        )
+    by_organ = bt[np.lexsort((np.arange(bt.size), table.organ[o][bt], subj[bt]))]
+    key = subj[by_organ] * (int(table.organ.max()) + 1) + table.organ[o][by_organ]
+    for i in by_organ[_rank_within(key) >= MAX_TARGETS_PER_ORGAN]:
+        problems.append(
+            RowProblem(
+                int(o[i]),
+                "organ",
+                f"subject {table.subject_ids[subj[i]]} has more than 2 target lesions in one organ",
+            )
+        )
+    problems.sort(key=lambda p: (int(table.line[p.row]), p.field))
+    return problems
+
+
+def _who(table: LesionTable, row: int) -> str:
+    return f"lesion {table.lesion_ids[table.lesion[row]]} of subject {table.subject_ids[table.subject[row]]}"
+
+
+def _rank_within(keys: I64) -> I64:
+    """0, 1, 2, ... within runs of equal consecutive keys."""
+    if keys.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    start = np.r_[True, keys[1:] != keys[:-1]]
+    idx = np.arange(keys.size)
+    return (idx - np.maximum.accumulate(np.where(start, idx, 0))).astype(np.int64)
+
+
+def running_min_before(values: I64, valid: B) -> I64:
+    """For each cell, the minimum of ``values`` over the earlier valid cells of its row (the nadir before an
+    assessment, RECIST 1.1 §4.3.1); a large sentinel where there is none."""
+    big = np.iinfo(np.int64).max // 4
+    v = np.where(valid, values, big)
+    run = np.minimum.accumulate(v, axis=1)
+    out = np.full_like(run, big)
+    out[:, 1:] = run[:, :-1]
+    return out
+
+
+@dataclass(frozen=True)
+class Timepoints:
+    """Per subject (rows) and assessment (columns) sums and counts, in micrometres and lesion counts."""
+
+    valid: B  # a real assessment
+    day: I64
+    n_targets: I64  # per subject: targets at baseline
+    n_nontargets: I64  # per subject: non-targets at baseline
+    target_sum: I64  # sum of measured targets
+    target_measured: I64  # targets measured
+    target_cr_ok: I64  # measured targets at CR size (non-nodal 0, nodal < 10 mm)
+    nt_assessed: I64
+    nt_present: I64  # present, increased or unequivocal progression
+    nt_increased: I64  # increased or unequivocal progression
+    nt_unequivocal: I64
+    new_present: I64  # new lesions present at this assessment
+    new_seen: I64  # distinct new lesions that have appeared so far
+    new_absent: I64  # new lesions seen so far and recorded absent here
+    nlt_sum: I64  # iRECIST new-lesion targets: sum of measured
+    nlt_seen: I64  # NLT seen so far
+    nlt_measured: I64
+    nlnt_increased: I64  # iRECIST new-lesion non-targets increased or in unequivocal progression
+    nlnt_unequivocal: I64
+    role_sum: I64  # (roles, subjects, assessments): per RT role, like target_sum
+    role_measured: I64
+    role_cr_ok: I64
+    role_n_targets: I64  # (roles, subjects)
+    role_nt_worst: I64  # (roles, subjects, assessments): worst status of the role's non-targets, -1 none, -2 NE
+    subject_of_tp: I64  # flat timepoint -> subject
+    pos_of_tp: I64  # flat timepoint -> column
+
+
+def aggregate(table: LesionTable) -> Timepoints:
+    """Sum and count the rows of each subject and assessment (assumes :func:`check_table` found nothing)."""
+    o = sort_order(table)
+    subj, day, les = table.subject[o], table.day[o], table.lesion[o]
+    cls, node, um, st = table.lesion_class[o], table.is_node[o], table.diameter_um[o], table.status[o]
+    organ = table.organ[o]
+    n = subj.size
+    new_tp = np.r_[True, (subj[1:] != subj[:-1]) | (day[1:] != day[:-1])] if n else np.zeros(0, np.bool_)
+    tp = np.cumsum(new_tp) - 1
+    n_tp = int(tp[-1]) + 1 if n else 0
+    tp_first_row = np.flatnonzero(new_tp)
+    tp_subj = subj[tp_first_row]
+    n_subj = len(table.subject_ids)
+    pos = _rank_within(tp_subj)
+    width = int(pos.max()) + 1 if n_tp else 1
+
+    def count(mask: B) -> I64:
+        return np.bincount(tp, weights=mask, minlength=n_tp).astype(np.int64)
+
+    def total(mask: B, values: I64) -> I64:
+        return np.bincount(tp, weights=np.where(mask, values, 0), minlength=n_tp).astype(np.int64)
+
+    def pad(flat: I64, fill: int = 0) -> I64:
+        out = np.full((n_subj, width), fill, dtype=np.int64)
+        out[tp_subj, pos] = flat
+        return out
+
+    # lesion bookkeeping: role from a lesion's first row; new lesions' appearance and NLT selection
+    n_les = len(table.lesion_ids)
+    lo = np.lexsort((day, les))
+    first = lo[np.r_[True, les[lo][1:] != les[lo][:-1]]] if n else lo
+    lesion_role = np.zeros(n_les, dtype=np.int8)
+    lesion_role[les[first]] = table.role[o][first]
+    role = lesion_role[les]
+
+    is_new = cls == NEW
+    present = np.where(um >= 0, um > 0, st >= PRESENT)
+    absent = np.where(um >= 0, um == 0, st == 0)
+    # appearance: the first row where a new lesion is present
+    appear_tp = np.full(n_les, np.iinfo(np.int64).max, dtype=np.int64)
+    appear_um = np.full(n_les, -1, dtype=np.int64)
+    cand = np.flatnonzero(is_new & present)
+    if cand.size:
+        co = cand[np.lexsort((tp[cand], les[cand]))]
+        firsts = co[np.r_[True, les[co][1:] != les[co][:-1]]]
+        appear_tp[les[firsts]] = tp[firsts]
+        appear_um[les[firsts]] = um[firsts]
+    appeared = is_new & (tp >= appear_tp[les])
+    # new-lesion targets (iRECIST, Seymour 2017): measurable at appearance, in order of appearance then size,
+    # at most 5 in total and 2 per organ
+    is_nlt_lesion = np.zeros(n_les, dtype=np.bool_)
+    lesion_node = np.zeros(n_les, dtype=np.bool_)
+    lesion_node[les] = node
+    lesion_organ = np.zeros(n_les, dtype=np.int64)
+    lesion_organ[les] = organ
+    lesion_subj = np.zeros(n_les, dtype=np.int64)
+    lesion_subj[les] = subj
+    seen_lesions = np.flatnonzero(appear_tp < np.iinfo(np.int64).max)
+    if seen_lesions.size:
+        meas = np.where(
+            lesion_node[seen_lesions],
+            appear_um[seen_lesions] >= MEASURABLE_NODE_UM,
+            appear_um[seen_lesions] >= MEASURABLE_UM,
+        )
+        c = seen_lesions[meas]
+        order = c[np.lexsort((c, -appear_um[c], appear_tp[c], lesion_subj[c]))]
+        by_organ = order[np.lexsort((np.arange(order.size), lesion_organ[order], lesion_subj[order]))]
+        organ_key = lesion_subj[by_organ] * (int(organ.max()) + 1) + lesion_organ[by_organ]
+        organ_ok = np.zeros(n_les, dtype=np.bool_)
+        organ_ok[by_organ[_rank_within(organ_key) < MAX_TARGETS_PER_ORGAN]] = True
+        kept = order[organ_ok[order]]
+        is_nlt_lesion[kept[_rank_within(lesion_subj[kept]) < MAX_TARGETS]] = True
+    nlt = appeared & is_nlt_lesion[les]
+    nlnt = appeared & ~is_nlt_lesion[les]
+    first_appear = np.zeros(n_tp, dtype=np.int64)
+    nlt_first = np.zeros(n_tp, dtype=np.int64)
+    if seen_lesions.size:
+        np.add.at(first_appear, appear_tp[seen_lesions], 1)
+        np.add.at(nlt_first, appear_tp[seen_lesions], is_nlt_lesion[seen_lesions].astype(np.int64))
+
+    tgt = cls == TARGET
+    # a target recorded 'absent' without a diameter has disappeared: 0 mm (RECIST 1.1 §4.3.1)
+    tum = np.where(tgt & (um < 0) & (st == 0), 0, um)
+    tmeas = tgt & (tum >= 0)
+    cr_ok = tmeas & np.where(node, tum < NORMAL_NODE_UM, tum == 0)
+    nt = cls == NON_TARGET
+
+    target_measured = pad(count(tmeas))
+    valid = pad(np.ones(n_tp, dtype=np.int64)) == 1
+    n_targets = target_measured[:, 0].copy()
+    n_nontargets = pad(count(nt))[:, 0].copy()
+
+    # per RT role (targets), one more dimension
+    role_sum = np.zeros((N_ROLES - 1, n_subj, width), dtype=np.int64)
+    role_measured = np.zeros_like(role_sum)
+    role_cr_ok = np.zeros_like(role_sum)
+    role_nt_worst = np.full_like(role_sum, -1)
+    for r in range(1, N_ROLES):
+        m = role == r
+        role_sum[r - 1] = pad(total(tmeas & m, tum))
+        role_measured[r - 1] = pad(count(tmeas & m))
+        role_cr_ok[r - 1] = pad(count(cr_ok & m))
+        ntr = nt & m
+        has = pad(count(ntr))
+        missing = pad(count(ntr & (st < 0)))
+        worst = np.full(n_tp, -1, dtype=np.int64)
+        rows = np.flatnonzero(ntr & (st >= 0))
+        np.maximum.at(worst, tp[rows], st[rows].astype(np.int64))
+        w = pad(worst, -1)
+        role_nt_worst[r - 1] = np.where((has > 0) & (missing > 0) & (w < UNEQUIVOCAL), -2, w)
+    role_n_targets = role_measured[:, :, 0].copy()
+
+    new_seen = pad(first_appear)
+    new_seen = np.cumsum(new_seen, axis=1) * valid
+    nlt_seen = np.cumsum(pad(nlt_first), axis=1) * valid
+    return Timepoints(
+        valid=valid,
+        day=pad(day[tp_first_row]),
+        n_targets=n_targets,
+        n_nontargets=n_nontargets,
+        target_sum=pad(total(tmeas, tum)),
+        target_measured=target_measured,
+        target_cr_ok=pad(count(cr_ok)),
+        nt_assessed=pad(count(nt & (st >= 0))),
+        nt_present=pad(count(nt & (st >= PRESENT))),
+        nt_increased=pad(count(nt & (st >= INCREASED))),
+        nt_unequivocal=pad(count(nt & (st == UNEQUIVOCAL))),
+        new_present=pad(count(is_new & present)),
+        new_seen=new_seen,
+        new_absent=pad(count(appeared & absent)),
+        nlt_sum=pad(total(nlt & (um >= 0), um)),
+        nlt_seen=nlt_seen,
+        nlt_measured=pad(count(nlt & (um >= 0))),
+        nlnt_increased=pad(count(nlnt & (st >= INCREASED))),
+        nlnt_unequivocal=pad(count(nlnt & (st == UNEQUIVOCAL))),
+        role_sum=role_sum,
+        role_measured=role_measured,
+        role_cr_ok=role_cr_ok,
+        role_n_targets=role_n_targets,
+        role_nt_worst=role_nt_worst,
+        subject_of_tp=tp_subj.astype(np.int64),
+        pos_of_tp=pos.astype(np.int64),
+    )

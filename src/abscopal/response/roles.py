@@ -1,0 +1,56 @@
+"""Response by radiotherapy role (response-rules.md §8): the target rules of RECIST 1.1 §4.3.1 applied to
+the targets of each role (conventional, low-dose, observation), and the cohort's in-field and out-of-field
+(abscopal) response rates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from abscopal.protocol.model import ResponseOptions
+from abscopal.response.best import confirmations
+from abscopal.response.codes import NONE, Code
+from abscopal.response.lesions import Timepoints, running_min_before
+from abscopal.response.recist import target_response
+
+I64 = NDArray[np.int64]
+B = NDArray[np.bool_]
+C = NDArray[np.int8]
+
+
+@dataclass(frozen=True)
+class RoleResponses:
+    """Per role (axis 0: conventional, low-dose, observation), subject and assessment."""
+
+    codes: C
+    nadir_um: I64  # nadir before the assessment
+    best: C  # (roles, subjects): best role response, NONE when the subject has no target of that role
+
+
+def role_responses(tp: Timepoints, window: B, options: ResponseOptions) -> RoleResponses:
+    """Role sums, nadirs and responses; the best per subject over the subject's evaluation window,
+    confirmed as in §4 when ``role_confirmation`` is set."""
+    n_roles = tp.role_sum.shape[0]
+    codes = np.full(tp.role_sum.shape, NONE, dtype=np.int8)
+    nadir = np.zeros_like(tp.role_sum)
+    best = np.full((n_roles, tp.valid.shape[0]), NONE, dtype=np.int8)
+    for r in range(n_roles):
+        n = tp.role_n_targets[r][:, None]
+        complete = tp.valid & (tp.role_measured[r] == n)
+        nadir[r] = running_min_before(tp.role_sum[r], complete)
+        c = target_response(tp.role_sum[r], tp.role_measured[r], tp.role_cr_ok[r], n, tp.role_sum[r][:, :1], nadir[r])
+        c = np.where(tp.valid, c, NONE).astype(np.int8)
+        c[:, 0] = NONE
+        codes[r] = c
+        w = window & (c != NONE)
+        if options.role_confirmation:
+            conf = confirmations(c, tp.day, w, options)
+            rest = np.where(w & ~np.isin(c, (Code.CR, Code.PR)), c, len(Code)).min(axis=1)
+            b = np.select([conf.cr.any(axis=1), conf.pr.any(axis=1)], [Code.CR, Code.PR], default=rest)
+        else:
+            b = np.where(w, c, len(Code)).min(axis=1)
+        b = np.where(b == len(Code), Code.NE, b)
+        best[r] = np.where(tp.role_n_targets[r] > 0, b, NONE)
+    return RoleResponses(codes=codes, nadir_um=nadir, best=best)

@@ -95,7 +95,7 @@ def _floats(series: pd.Series, name: str) -> npt.NDArray[np.float64]:
         numeric: npt.NDArray[np.float64] = series.to_numpy(dtype=np.float64)
         return numeric
     try:
-        converted: npt.NDArray[np.float64] = series.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        converted = np.asarray(series.astype("Float64").to_numpy(na_value=np.nan), dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValidationError(name, f"must be numeric ({exc})") from None
     return converted

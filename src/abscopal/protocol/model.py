@@ -175,6 +175,8 @@ class Resistance(_Strict):
     confirmation_scan_min_days: int = Field(ge=0)
     required_signatures: int = Field(ge=1)
     signer_role: str
+    # SITC (Kluger 2020): resistance needs progression on treatment or within 12 weeks of the last dose
+    max_days_last_dose_to_progression: int | None = Field(default=84, ge=0)
     source: str = ""
 
 

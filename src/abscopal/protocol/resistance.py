@@ -1,0 +1,230 @@
+"""Immunotherapy resistance: classify primary / acquired / not resistant / undetermined, and adjudicate it.
+
+Rules from the registry's detailed description (NCT05906329) as encoded in the protocol's ``[resistance]`` section;
+where the record is vague the SITC consensus applies (Kluger et al., J Immunother Cancer 2020;8:e000398):
+exposure counted from the first to the last dose, stable disease lasting from the start of treatment until
+progression, progression confirmed by a repeat scan >= 4 weeks later and occurring on treatment or within 12 weeks
+of the last dose. A classification takes effect only once ``required_signatures`` distinct users holding
+``signer_role`` (deputy chief physicians) have signed it; until then enrolment is refused (:func:`can_enrol`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+from abscopal.domain import (
+    Adjudication,
+    BestResponseOnIO,
+    ImmunotherapyHistory,
+    ResistanceType,
+    Role,
+    Signature,
+)
+from abscopal.errors import PermissionDenied, ValidationError
+from abscopal.protocol.eligibility import Checklist, Verdict
+from abscopal.protocol.model import Resistance
+
+RESISTANT = (ResistanceType.PRIMARY, ResistanceType.ACQUIRED)
+
+
+@dataclass(frozen=True, slots=True)
+class ResistanceAssessment:
+    """The proposed class and the sentences that led to it (shown to the adjudicators)."""
+
+    classification: ResistanceType
+    reasons: tuple[str, ...]
+    exposure_days: int | None = None
+    progression_days_from_start: int | None = None
+
+
+def exposure_days(history: ImmunotherapyHistory) -> int | None:
+    """Days from the first dose to the last dose (or to progression while still on treatment); SITC 2020."""
+    end = history.last_dose_date or history.progression_date
+    if end is None:
+        return None
+    return (end - history.start_date).days
+
+
+def _at_least(value: int, threshold: int, inclusive: bool) -> bool:
+    return value >= threshold if inclusive else value > threshold
+
+
+def validate_history(history: ImmunotherapyHistory) -> None:
+    """Impossible date orders are input errors naming the field."""
+    if history.last_dose_date is not None and history.last_dose_date < history.start_date:
+        raise ValidationError("immunotherapy.last_dose_date", f"{history.last_dose_date} is before the start date")
+    if history.progression_date is not None and history.progression_date < history.start_date:
+        raise ValidationError("immunotherapy.progression_date", f"{history.progression_date} is before the start date")
+    if (
+        history.progression_confirmed_date is not None
+        and history.progression_date is not None
+        and history.progression_confirmed_date < history.progression_date
+    ):
+        raise ValidationError(
+            "immunotherapy.progression_confirmed_date",
+            f"{history.progression_confirmed_date} is before the progression date {history.progression_date}",
+        )
+    if history.progression_confirmed_date is not None and history.progression_date is None:
+        raise ValidationError("immunotherapy.progression_date", "a confirmation scan is given without a progression")
+
+
+def classify(history: ImmunotherapyHistory, rules: Resistance) -> ResistanceAssessment:
+    """Propose primary / acquired / not resistant / undetermined from the prior immunotherapy (see module doc)."""
+    validate_history(history)
+    exposure = exposure_days(history)
+    if history.progression_date is None:
+        return ResistanceAssessment(
+            ResistanceType.NOT_RESISTANT, ("No progression on immunotherapy is recorded",), exposure, None
+        )
+    progression_day = (history.progression_date - history.start_date).days
+    reasons: list[str] = []
+    confirmed = history.progression_confirmed_date
+    gap = (confirmed - history.progression_date).days if confirmed else None
+    if confirmed is None or gap is None or gap < rules.confirmation_scan_min_days:
+        shown = "no confirmation scan" if confirmed is None else f"confirmation scan {gap} days later"
+        return ResistanceAssessment(
+            ResistanceType.UNDETERMINED,
+            (
+                f"Progression on {history.progression_date} is not confirmed: {shown}, "
+                f"a repeat scan >= {rules.confirmation_scan_min_days} days later is required",
+            ),
+            exposure,
+            progression_day,
+        )
+    reasons.append(f"Progression {history.progression_date} confirmed by a scan {gap} days later")
+    best = history.best_response
+    if best is None or best is BestResponseOnIO.NE:
+        return ResistanceAssessment(
+            ResistanceType.UNDETERMINED,
+            (*reasons, "Best response on immunotherapy is not known"),
+            exposure,
+            progression_day,
+        )
+    assert exposure is not None  # progression_date is set
+    if rules.max_days_last_dose_to_progression is not None and history.last_dose_date is not None:
+        off_treatment = (history.progression_date - history.last_dose_date).days
+        if off_treatment > rules.max_days_last_dose_to_progression:
+            return ResistanceAssessment(
+                ResistanceType.UNDETERMINED,
+                (
+                    *reasons,
+                    f"Progression {off_treatment} days after the last dose (> "
+                    f"{rules.max_days_last_dose_to_progression}): progression after stopping, not resistance on "
+                    "treatment (SITC 2020)",
+                ),
+                exposure,
+                progression_day,
+            )
+    reasons.append(f"Exposure {exposure} days, best response {best.value}")
+    short_sd = best is BestResponseOnIO.SD and progression_day < rules.sd_for_acquired_min_days
+    if best.value in rules.primary_best_responses and (best is not BestResponseOnIO.SD or short_sd):
+        if _at_least(exposure, rules.primary_min_exposure_days, rules.primary_exposure_inclusive):
+            if short_sd:
+                reasons.append(f"stable disease lasted {progression_day} days (< {rules.sd_for_acquired_min_days})")
+            return ResistanceAssessment(ResistanceType.PRIMARY, tuple(reasons), exposure, progression_day)
+        op = ">=" if rules.primary_exposure_inclusive else ">"
+        return ResistanceAssessment(
+            ResistanceType.UNDETERMINED,
+            (
+                *reasons,
+                f"exposure is shorter than the {op} {rules.primary_min_exposure_days} days primary resistance needs",
+            ),
+            exposure,
+            progression_day,
+        )
+    if best.value in rules.acquired_best_responses:
+        if best is BestResponseOnIO.SD:
+            reasons.append(f"stable disease lasted {progression_day} days (>= {rules.sd_for_acquired_min_days})")
+        if _at_least(exposure, rules.acquired_min_exposure_days, rules.acquired_exposure_inclusive):
+            return ResistanceAssessment(ResistanceType.ACQUIRED, tuple(reasons), exposure, progression_day)
+        op = ">=" if rules.acquired_exposure_inclusive else ">"
+        return ResistanceAssessment(
+            ResistanceType.UNDETERMINED,
+            (
+                *reasons,
+                f"exposure is not {op} {rules.acquired_min_exposure_days} days, which acquired resistance needs",
+            ),
+            exposure,
+            progression_day,
+        )
+    return ResistanceAssessment(
+        ResistanceType.UNDETERMINED,
+        (*reasons, f"best response {best.value} fits neither definition"),
+        exposure,
+        progression_day,
+    )
+
+
+# ----------------------------------------------------------------------------- adjudication
+
+
+def propose(
+    subject_id: str, classification: ResistanceType, proposed_by: str, proposed_at: dt.datetime
+) -> Adjudication:
+    """Open an adjudication of ``classification``; it has no effect until signed (see :func:`is_effective`)."""
+    return Adjudication(subject_id, classification, proposed_by, proposed_at)
+
+
+def sign(
+    adjudication: Adjudication, username: str, role: Role, signed_at: dt.datetime, rules: Resistance
+) -> Adjudication:
+    """Add a signature: only users with the protocol's ``signer_role``, each user once (registry: two or more
+    deputy chief physicians determine the progression). Returns the new adjudication."""
+    required = Role(rules.signer_role)
+    if role is not required:
+        raise PermissionDenied(
+            f"{username} ({role.value}) may not sign a resistance adjudication; it needs a {required.value}"
+        )
+    if any(s.username == username for s in adjudication.signatures):
+        raise PermissionDenied(
+            f"{username} has already signed the adjudication of {adjudication.subject_id}; "
+            "a second signature must come from a different user"
+        )
+    return replace(adjudication, signatures=(*adjudication.signatures, Signature(username, role, signed_at)))
+
+
+def valid_signers(adjudication: Adjudication, rules: Resistance) -> list[str]:
+    """Distinct users with the signer role who signed (duplicates and other roles do not count)."""
+    required = Role(rules.signer_role)
+    seen: list[str] = []
+    for s in adjudication.signatures:
+        if s.role is required and s.username not in seen:
+            seen.append(s.username)
+    return seen
+
+
+def is_effective(adjudication: Adjudication, rules: Resistance) -> bool:
+    """True once at least ``required_signatures`` distinct users with ``signer_role`` have signed."""
+    return len(valid_signers(adjudication, rules)) >= rules.required_signatures
+
+
+def can_enrol(checklist: Checklist | None, adjudication: Adjudication | None, rules: Resistance) -> list[str]:
+    """Reasons enrolment is refused (an empty list means the patient may be enrolled).
+
+    Needs an eligible checklist and an effective adjudication classifying primary or acquired resistance.
+    """
+    reasons: list[str] = []
+    if checklist is None:
+        reasons.append("Eligibility has not been checked")
+    elif checklist.verdict is Verdict.INELIGIBLE:
+        reasons.append(f"The patient is ineligible ({', '.join(checklist.failed)})")
+    elif checklist.verdict is Verdict.INCOMPLETE:
+        reasons.append(f"Eligibility is incomplete: data missing for {', '.join(checklist.unknown)}")
+    if adjudication is None:
+        reasons.append("Immunotherapy resistance has not been adjudicated")
+        return reasons
+    if checklist is not None and checklist.subject_id != adjudication.subject_id:
+        reasons.append(f"The adjudication is for {adjudication.subject_id}, not for {checklist.subject_id}")
+    if adjudication.classification not in RESISTANT:
+        reasons.append(
+            f"Resistance is classified {adjudication.classification.value.replace('_', ' ')}; "
+            "the trial needs primary or acquired resistance"
+        )
+    signers = valid_signers(adjudication, rules)
+    if len(signers) < rules.required_signatures:
+        reasons.append(
+            f"The resistance classification has {len(signers)} of the {rules.required_signatures} signatures "
+            f"it needs from distinct {Role(rules.signer_role).value.replace('_', ' ')}s"
+        )
+    return reasons

@@ -14,10 +14,12 @@ from abscopal.response.best import confirmations
 from abscopal.response.codes import NONE, Code
 from abscopal.response.lesions import Timepoints, running_min_before
 from abscopal.response.recist import target_response
+from abscopal.response.table import LesionTable
 
 I64 = NDArray[np.int64]
 B = NDArray[np.bool_]
 C = NDArray[np.int8]
+F64 = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -54,3 +56,18 @@ def role_responses(tp: Timepoints, window: B, options: ResponseOptions) -> RoleR
         b = np.where(b == len(Code), Code.NE, b)
         best[r] = np.where(tp.role_n_targets[r] > 0, b, NONE)
     return RoleResponses(codes=codes, nadir_um=nadir, best=best)
+
+
+def lesion_pct_change(table: LesionTable) -> F64:
+    """Per row: % change of the lesion's diameter from its own first measurement (§8); NaN where either
+    is missing or the first measurement is 0."""
+    order = np.lexsort((table.day, table.lesion))
+    first_um = np.full(len(table.lesion_ids), -1, dtype=np.int64)
+    measured = order[table.diameter_um[order] >= 0]
+    # the first measured row of each lesion: assign in reverse so that the earliest wins
+    first_um[table.lesion[measured[::-1]]] = table.diameter_um[measured[::-1]]
+    base = first_um[table.lesion]
+    ok = (table.diameter_um >= 0) & (base > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct: F64 = np.where(ok, (table.diameter_um - base) / np.where(base > 0, base, 1) * 100.0, np.nan)
+    return pct

@@ -1,0 +1,467 @@
+"""Read the measurement and subject files of ``abscopal response derive`` and write its outputs
+(formats in docs/response.md; response-rules.md §6-7). Every problem of a file is collected with its line
+(header = line 1) and raised as one :class:`~abscopal.errors.InputFileError`; outputs are written to a
+temporary directory and moved into place only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from abscopal.errors import InputFileError, Problem
+from abscopal.response.codes import NONE, Criteria, label_array
+from abscopal.response.endpoints import NO_DAY, PFS_REASON_TEXT
+from abscopal.response.engine import CohortArrays, role_rates
+from abscopal.response.irecist import trigger_names
+from abscopal.response.lesions import check_table
+from abscopal.response.roles import lesion_pct_change
+from abscopal.response.table import CLASS_CODES, ROLE_CODES, ROLES, STATUS_CODES, UM_PER_MM, LesionTable
+
+REQUIRED = (
+    "subject_id",
+    "assessment_date",
+    "lesion_id",
+    "lesion_class",
+    "organ",
+    "is_node",
+    "diameter_mm",
+    "status",
+)
+OPTIONAL = ("rt_role", "investigator_response")
+SUBJECT_COLUMNS = ("subject_id", "reference_date", "death_date", "new_therapy_date")
+_BOOL = {"true": 1, "false": 0, "1": 1, "0": 0, "yes": 1, "no": 0, "t": 1, "f": 0, "y": 1, "n": 0}
+_MAX_PER_CHECK = 200
+DATE_FORMAT = "%Y-%m-%d"
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """A checked measurement file: the lesion table and, if given, investigator responses per assessment."""
+
+    table: LesionTable
+    investigator: pl.DataFrame | None  # subject_id, assessment_date (day), investigator_response, line
+
+
+def _problems(frame: pl.DataFrame, bad: pl.Expr, field: str, reason: Callable[[str], str]) -> list[Problem]:
+    hits = frame.filter(bad).head(_MAX_PER_CHECK).select(pl.col("__line"), pl.col(field))
+    return [Problem(int(line), field, reason("" if v is None else str(v))) for line, v in hits.iter_rows()]
+
+
+def _is_empty(_value: str) -> str:
+    return "is empty"
+
+
+def _blank(col: str) -> pl.Expr:
+    return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
+
+
+def _read_strings(path: Path, columns: tuple[str, ...], optional: tuple[str, ...]) -> pl.DataFrame:
+    try:
+        frame = pl.read_csv(path, infer_schema=False)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as exc:
+        raise InputFileError(str(path), [Problem(None, "", f"cannot be read as CSV ({exc})")]) from None
+    header = [c.strip() for c in frame.columns]
+    frame.columns = header
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise InputFileError(str(path), [Problem(1, c, "column is missing from the header") for c in missing])
+    keep = [c for c in (*columns, *optional) if c in header]
+    return frame.select(keep).with_row_index("__line", offset=2)
+
+
+def _to_date(col: str) -> pl.Expr:
+    return pl.col(col).str.strip_chars().str.to_date(DATE_FORMAT, strict=False)
+
+
+def _epoch_days(col: str) -> pl.Expr:
+    return _to_date(col).cast(pl.Int32).cast(pl.Int64)
+
+
+def _code(col: str, mapping: Mapping[str, int], blank: int) -> pl.Expr:
+    cleaned = pl.col(col).str.strip_chars().str.to_lowercase()
+    return (
+        pl.when(_blank(col))
+        .then(pl.lit(blank))
+        .otherwise(cleaned.replace_strict(dict(mapping), default=-9, return_dtype=pl.Int64))
+    )
+
+
+def read_measurements(path: Path) -> Measurements:
+    """Read MEAS.csv (response-rules.md §7), check every row and the baseline rules (§1)."""
+    raw = _read_strings(path, REQUIRED, OPTIONAL)
+    role_col = "rt_role" in raw.columns
+    parsed = raw.with_columns(
+        _epoch_days("assessment_date").alias("__day"),
+        _code("lesion_class", CLASS_CODES, -9).alias("__class"),
+        _code("is_node", _BOOL, -9).alias("__node"),
+        pl.col("diameter_mm").str.strip_chars().cast(pl.Float64, strict=False).alias("__mm"),
+        _code("status", STATUS_CODES, -1).alias("__status"),
+        (_code("rt_role", ROLE_CODES, 0) if role_col else pl.lit(0, dtype=pl.Int64)).alias("__role"),
+    )
+    problems: list[Problem] = []
+    for col in ("subject_id", "lesion_id", "organ"):
+        problems += _problems(parsed, _blank(col), col, _is_empty)
+    problems += _problems(
+        parsed,
+        pl.col("__day").is_null(),
+        "assessment_date",
+        lambda v: f"'{v}' is not a valid ISO date (YYYY-MM-DD)",
+    )
+    problems += _problems(
+        parsed,
+        pl.col("__class") == -9,
+        "lesion_class",
+        lambda v: f"'{v}' is not a lesion class (target, non_target, new)",
+    )
+    problems += _problems(parsed, pl.col("__node") == -9, "is_node", lambda v: f"'{v}' is not true or false")
+    problems += _problems(
+        parsed,
+        ~_blank("diameter_mm") & (pl.col("__mm").is_null() | ~pl.col("__mm").is_finite()),
+        "diameter_mm",
+        lambda v: f"'{v}' is not a number",
+    )
+    problems += _problems(
+        parsed,
+        pl.col("__mm") < 0,
+        "diameter_mm",
+        lambda v: f"{v} is negative (a diameter is 0 or more mm)",
+    )
+    problems += _problems(
+        parsed,
+        pl.col("__status") == -9,
+        "status",
+        lambda v: f"'{v}' is not a status (absent, present, increased, unequivocal_progression)",
+    )
+    if role_col:
+        problems += _problems(
+            parsed,
+            pl.col("__role") == -9,
+            "rt_role",
+            lambda v: f"'{v}' is not a radiotherapy role (conventional, low_dose, observation, none)",
+        )
+    if problems:
+        raise InputFileError(str(path), sorted(problems, key=lambda p: (p.line or 0, p.field)))
+
+    sid = pl.col("subject_id").str.strip_chars()
+    lid = pl.col("lesion_id").str.strip_chars()
+    coded = parsed.with_columns(
+        (sid.rank("dense") - 1).cast(pl.Int64).alias("__subject"),
+        pl.col("organ")
+        .str.strip_chars()
+        .str.to_lowercase()
+        .cast(pl.Categorical)
+        .to_physical()
+        .cast(pl.Int64)
+        .alias("__organ"),
+        lid.cast(pl.Categorical).to_physical().cast(pl.Int64).alias("__lid"),
+    ).with_columns(
+        ((pl.col("__subject") * (pl.col("__lid").max() + 1) + pl.col("__lid")).rank("dense") - 1)
+        .cast(pl.Int64)
+        .alias("__lesion")
+    )
+    subjects = coded.select(sid.alias("s"), "__subject").unique("__subject").sort("__subject")
+    lesions = coded.select(lid.alias("l"), "__lesion").unique("__lesion").sort("__lesion")
+    mm = coded["__mm"].to_numpy()
+    um = np.where(np.isnan(mm), -1, np.rint(np.nan_to_num(mm, nan=0.0) * UM_PER_MM)).astype(np.int64)
+    table = LesionTable(
+        subject=coded["__subject"].to_numpy().astype(np.int64),
+        day=coded["__day"].to_numpy().astype(np.int64),
+        lesion=coded["__lesion"].to_numpy().astype(np.int64),
+        lesion_class=coded["__class"].to_numpy().astype(np.int8),
+        organ=coded["__organ"].to_numpy().astype(np.int64),
+        is_node=coded["__node"].to_numpy().astype(np.bool_),
+        diameter_um=um,
+        status=coded["__status"].to_numpy().astype(np.int8),
+        role=coded["__role"].to_numpy().astype(np.int8),
+        line=coded["__line"].to_numpy().astype(np.int64),
+        subject_ids=tuple(subjects["s"].to_list()),
+        lesion_ids=tuple(lesions["l"].to_list()),
+    )
+    row_problems = check_table(table)
+    if row_problems:
+        raise InputFileError(str(path), [Problem(int(table.line[p.row]), p.field, p.reason) for p in row_problems])
+    investigator = None
+    if "investigator_response" in coded.columns:
+        investigator = (
+            coded.filter(~_blank("investigator_response"))
+            .select(
+                sid.alias("subject_id"),
+                pl.col("__day").alias("day"),
+                pl.col("investigator_response").str.strip_chars(),
+                pl.col("__line").alias("line"),
+            )
+            .unique(["subject_id", "day"], keep="first", maintain_order=True)
+        )
+    return Measurements(table=table, investigator=investigator)
+
+
+@dataclass(frozen=True)
+class SubjectDays:
+    """Subject-level days aligned with a table's subjects (-1 / NO_DAY when not given)."""
+
+    reference_day: NDArray[np.int64]
+    death_day: NDArray[np.int64]
+    new_therapy_day: NDArray[np.int64]
+
+
+def read_subjects(path: Path, subject_ids: tuple[str, ...]) -> SubjectDays:
+    """Read SUBJECTS.csv (response-rules.md §6): subject_id, reference_date, death_date, new_therapy_date."""
+    raw = _read_strings(path, SUBJECT_COLUMNS, ())
+    problems = _problems(raw, _blank("subject_id"), "subject_id", lambda _v: "subject_id is empty")
+    problems += _problems(
+        raw,
+        pl.col("subject_id").str.strip_chars().is_duplicated() & ~_blank("subject_id"),
+        "subject_id",
+        lambda v: f"subject {v} appears more than once",
+    )
+    for col in SUBJECT_COLUMNS[1:]:
+        problems += _problems(
+            raw,
+            ~_blank(col) & _to_date(col).is_null(),
+            col,
+            lambda v: f"'{v}' is not a valid ISO date (YYYY-MM-DD)",
+        )
+    if problems:
+        raise InputFileError(str(path), sorted(problems, key=lambda p: (p.line or 0, p.field)))
+    index = {sid: i for i, sid in enumerate(subject_ids)}
+    n = len(subject_ids)
+    ref, death, therapy = np.full(n, -1), np.full(n, NO_DAY), np.full(n, NO_DAY)
+    rows = raw.select(
+        pl.col("subject_id").str.strip_chars(),
+        _epoch_days("reference_date"),
+        _epoch_days("death_date"),
+        _epoch_days("new_therapy_date"),
+    )
+    for sid, r, d, t in rows.iter_rows():
+        i = index.get(sid)
+        if i is None:
+            continue
+        if r is not None:
+            ref[i] = r
+        if d is not None:
+            death[i] = d
+        if t is not None:
+            therapy[i] = t
+    return SubjectDays(ref.astype(np.int64), death.astype(np.int64), therapy.astype(np.int64))
+
+
+# --- outputs
+
+
+def _dates(days: NDArray[np.int64]) -> pl.Series:
+    return pl.Series(days.astype(np.int64)).cast(pl.Int32).cast(pl.Date)
+
+
+def _mm(values: NDArray[np.int64], ok: NDArray[np.bool_]) -> pl.Series:
+    return pl.Series(np.where(ok, values / UM_PER_MM, np.nan)).fill_nan(None)
+
+
+def _pct(values: NDArray[np.int64], ref: NDArray[np.int64], ok: NDArray[np.bool_]) -> pl.Series:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = np.where(ok & (ref > 0), (values - ref) / np.where(ref > 0, ref, 1) * 100.0, np.nan)
+    return pl.Series(pct).fill_nan(None)
+
+
+def timepoint_frame(a: CohortArrays) -> pl.DataFrame:
+    """timepoints.csv: one row per subject and assessment (baseline included, its responses empty)."""
+    tp = a.tp
+    s_idx, t_idx = np.nonzero(tp.valid)
+    sid = np.array(a.subject_ids, dtype=object)[s_idx]
+    n_t = tp.n_targets[s_idx]
+    total = tp.target_sum[s_idx, t_idx]
+    complete = (n_t > 0) & (tp.target_measured[s_idx, t_idx] == n_t)
+    base = tp.target_sum[s_idx, 0]
+    nadir = a.nadir_um[s_idx, t_idx]
+    trig = a.triggers[s_idx, t_idx]
+    trig_text = np.array([trigger_names(b) for b in range(8)], dtype=object)[trig]
+    new = np.where(t_idx == 0, "", np.where(a.new_lesion[s_idx, t_idx], "yes", "no"))
+    return pl.DataFrame(
+        {
+            "subject_id": pl.Series(sid, dtype=pl.String),
+            "assessment_date": _dates(tp.day[s_idx, t_idx]),
+            "sum_mm": _mm(total, complete),
+            "pct_from_baseline": _pct(total, base, complete),
+            "pct_from_nadir": _pct(total, nadir, complete & (t_idx > 0)),
+            "target_response": label_array(a.target[s_idx, t_idx], Criteria.RECIST11),
+            "nontarget_response": label_array(a.nontarget[s_idx, t_idx], Criteria.RECIST11),
+            "new_lesion_response": new,
+            "overall_response": label_array(a.overall[s_idx, t_idx], a.criteria),
+            "iupd_triggers": pl.Series(trig_text, dtype=pl.String),
+            "icpd_out_of_window": a.out_of_window[s_idx, t_idx].astype(np.int8),
+        }
+    )
+
+
+def subject_frame(a: CohortArrays) -> pl.DataFrame:
+    """subjects.csv: BOR, ORR/DCR flags, PFS and DOR per subject."""
+    start = a.response_start_day
+    has_dor = start >= 0
+    notes = np.where(a.cr_confirmed_as_pr, "CR then PR counted as confirmed PR", "")
+    notes = np.where(a.out_of_window.any(axis=1), np.char.add(notes, " iCPD outside window"), notes)
+    cols: dict[str, Any] = {
+        "subject_id": pl.Series(list(a.subject_ids), dtype=pl.String),
+        "reference_date": _dates(a.reference_day),
+        "bor": label_array(a.bor, a.criteria),
+        "bor_confirmed": label_array(a.bor_confirmed, a.criteria),
+        "orr": a.objective_response.astype(np.int8),
+        "dcr": a.disease_control.astype(np.int8),
+        "pfs_event": a.pfs.event.astype(np.int8),
+        "pfs_date": _dates(a.pfs.day),
+        "pfs_days": a.pfs.day - a.reference_day + 1,
+        "pfs_reason": np.array([PFS_REASON_TEXT[i] for i in range(len(PFS_REASON_TEXT))], dtype=object)[a.pfs.reason],
+        "response_start_date": _dates(np.where(has_dor, start, 0)).set(pl.Series(~has_dor), None),
+        "dor_days": pl.Series(np.where(has_dor, a.dor_days, 0)).set(pl.Series(~has_dor), None),
+        "dor_event": pl.Series(a.pfs.event.astype(np.int8)).set(pl.Series(~has_dor), None),
+    }
+    for r, role in enumerate(ROLES):
+        cols[f"best_{role}"] = label_array(a.roles.best[r], Criteria.RECIST11)
+    cols["notes"] = np.char.strip(notes.astype(str))
+    return pl.DataFrame(cols)
+
+
+NT_STATUS = np.array(["NE", "", "absent", "present", "present", "progression"], dtype=object)  # index worst+2
+
+
+def role_frame(a: CohortArrays) -> pl.DataFrame:
+    """lesion_roles.csv: per subject, assessment and RT role, the role's target sum and response (§8)."""
+    tp = a.tp
+    frames = []
+    for r, role in enumerate(ROLES):
+        keep = tp.valid & ((tp.role_n_targets[r][:, None] > 0) | (tp.role_nt_worst[r] != -1))
+        s_idx, t_idx = np.nonzero(keep)
+        n = tp.role_n_targets[r][s_idx]
+        total = tp.role_sum[r][s_idx, t_idx]
+        complete = (n > 0) & (tp.role_measured[r][s_idx, t_idx] == n)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "subject_id": pl.Series(np.array(a.subject_ids, dtype=object)[s_idx], dtype=pl.String),
+                    "assessment_date": _dates(tp.day[s_idx, t_idx]),
+                    "rt_role": np.full(s_idx.size, str(role)),
+                    "n_targets": n,
+                    "sum_mm": _mm(total, complete),
+                    "pct_from_baseline": _pct(total, tp.role_sum[r][s_idx, 0], complete),
+                    "pct_from_nadir": _pct(total, a.roles.nadir_um[r][s_idx, t_idx], complete & (t_idx > 0)),
+                    "role_response": label_array(a.roles.codes[r][s_idx, t_idx], Criteria.RECIST11),
+                    "nontarget_status": pl.Series(NT_STATUS[tp.role_nt_worst[r][s_idx, t_idx] + 2], dtype=pl.String),
+                    "_r": np.full(s_idx.size, r),
+                }
+            )
+        )
+    return pl.concat(frames).sort(["subject_id", "assessment_date", "_r"]).drop("_r")
+
+
+def lesion_frame(a: CohortArrays) -> pl.DataFrame:
+    """lesions.csv (``--per-lesion``): each measured lesion's % change from its own baseline (§8)."""
+    t = a.table
+    o = np.lexsort((t.lesion, t.day, t.subject))
+    pct = lesion_pct_change(t)[o]
+    names = np.array(["target", "non_target", "new"], dtype=object)
+    roles = np.array(["none", *[str(r) for r in ROLES]], dtype=object)
+    lesion_role = np.zeros(len(t.lesion_ids), dtype=np.int8)
+    first = np.lexsort((t.day, t.lesion))
+    lesion_role[t.lesion[first[::-1]]] = t.role[first[::-1]]
+    return pl.DataFrame(
+        {
+            "subject_id": pl.Series(np.array(t.subject_ids, dtype=object)[t.subject[o]], dtype=pl.String),
+            "assessment_date": _dates(t.day[o]),
+            "lesion_id": pl.Series(np.array(t.lesion_ids, dtype=object)[t.lesion[o]], dtype=pl.String),
+            "lesion_class": pl.Series(names[t.lesion_class[o]], dtype=pl.String),
+            "rt_role": pl.Series(roles[lesion_role[t.lesion[o]]], dtype=pl.String),
+            "diameter_mm": _mm(t.diameter_um[o], t.diameter_um[o] >= 0),
+            "pct_from_baseline": pl.Series(pct).fill_nan(None),
+        }
+    )
+
+
+def discrepancy_frame(a: CohortArrays, investigator: pl.DataFrame) -> pl.DataFrame:
+    """discrepancies.csv: assessments where the investigator's response differs from the derived one."""
+    from abscopal.response.discrepancy import compare
+
+    index = {sid: i for i, sid in enumerate(a.subject_ids)}
+    rows = []
+    for sid, day, given, line in investigator.iter_rows():
+        s = index[sid]
+        cols = np.flatnonzero(a.tp.valid[s] & (a.tp.day[s] == day))
+        derived = int(a.overall[s, cols[0]]) if cols.size else NONE
+        d = compare(sid, int(day), given, derived, a.criteria, baseline=bool(cols.size and cols[0] == 0))
+        if d is not None:
+            rows.append((sid, d.assessment_date, d.investigator, d.derived, d.reason, line))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "subject_id": pl.String,
+            "assessment_date": pl.Date,
+            "investigator": pl.String,
+            "derived": pl.String,
+            "reason": pl.String,
+            "line": pl.Int64,
+        },
+        orient="row",
+    )
+
+
+def write_outputs(
+    output: Path,
+    arrays: CohortArrays,
+    options_used: dict[str, Any],
+    investigator: pl.DataFrame | None = None,
+    per_lesion: bool = False,
+    on_file: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Write every output into a temporary directory next to ``output`` and move them in at the end."""
+    output = output.resolve()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        frames: dict[str, Callable[[], pl.DataFrame]] = {
+            "timepoints.csv": lambda: timepoint_frame(arrays),
+            "subjects.csv": lambda: subject_frame(arrays),
+            "lesion_roles.csv": lambda: role_frame(arrays),
+            "role_rates.csv": lambda: pl.DataFrame(role_rates(arrays)),
+        }
+        if per_lesion:
+            frames["lesions.csv"] = lambda: lesion_frame(arrays)
+        if investigator is not None:
+            frames["discrepancies.csv"] = lambda: discrepancy_frame(arrays, investigator)
+        for name, build in frames.items():
+            frame = build()
+            empty_as_null = [
+                pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c)
+                for c in frame.columns
+                if frame.schema[c] == pl.String
+            ]
+            frame.with_columns(empty_as_null).write_csv(tmp / name, float_precision=4)
+            if on_file:
+                on_file(name)
+        summary = {
+            **options_used,
+            "subjects": len(arrays.subject_ids),
+            "orr": {"responders": int(arrays.objective_response.sum()), "subjects": len(arrays.subject_ids)},
+            "dcr": {"controlled": int(arrays.disease_control.sum()), "subjects": len(arrays.subject_ids)},
+            "role_rates": role_rates(arrays),
+        }
+        (tmp / "options.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        if output.exists() and not output.is_dir():
+            raise InputFileError(str(output), [Problem(None, "", "exists and is not a directory")])
+        if not output.exists():
+            os.replace(tmp, output)
+        else:
+            for f in tmp.iterdir():
+                os.replace(f, output / f.name)
+            tmp.rmdir()
+        return sorted(output.iterdir())
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

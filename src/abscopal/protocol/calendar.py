@@ -1,0 +1,410 @@
+"""The per-patient visit calendar: radiotherapy fractions, immunotherapy cycles, assessments, questionnaires, follow-up.
+
+Working days come from the ``holidays`` package for the protocol's ``[schedule].holidays_country`` (China by
+default), including China's adjusted working days (weekend days worked in exchange for a longer holiday; holidays
+exposes them as ``weekend_workdays``). Treatment series (conventional fractions on consecutive working days,
+low-dose fractions weekly, immunotherapy every 21 days) are recomputed from the actual dates when treatment slips;
+tumour assessments and questionnaires stay anchored on the enrolment date so that a treatment delay does not shift
+the assessment times (avoids evaluation-time bias in PFS; RECIST 1.1 §4.3, Eisenhauer 2009).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import holidays
+
+from abscopal.errors import ValidationError
+from abscopal.protocol.model import Immunotherapy, LowDoseRT, Schedule
+
+ONE_DAY = dt.timedelta(days=1)
+
+
+class WorkingDays:
+    """Working days of a country: not a weekend day and not a public holiday, or an adjusted working weekend day."""
+
+    def __init__(self, country: str = "CN", years: Iterable[int] | None = None) -> None:
+        try:
+            self._holidays: Any = holidays.country_holidays(country, years=list(years or []))
+        except NotImplementedError:
+            raise ValidationError("schedule.holidays_country", f"{country!r} is not a country holidays knows") from None
+        self.country = country
+
+    def _populate(self, day: dt.date) -> None:
+        _ = day in self._holidays  # holidays fills a year (and its adjusted working days) on first use
+
+    def is_working_day(self, day: dt.date) -> bool:
+        self._populate(day)
+        return bool(self._holidays.is_working_day(day))
+
+    def is_adjusted_working_day(self, day: dt.date) -> bool:
+        """A weekend day that is worked (China's 调休), e.g. Sunday 2024-09-29 before National Day."""
+        self._populate(day)
+        return day in self._holidays.weekend_workdays
+
+    def holiday_name(self, day: dt.date) -> str | None:
+        self._populate(day)
+        name = self._holidays.get(day)
+        return str(name) if name else None
+
+    def on_or_after(self, day: dt.date) -> dt.date:
+        """The first working day on or after ``day``."""
+        while not self.is_working_day(day):
+            day += ONE_DAY
+        return day
+
+    def after(self, day: dt.date) -> dt.date:
+        """The first working day strictly after ``day``."""
+        return self.on_or_after(day + ONE_DAY)
+
+    def on_or_before(self, day: dt.date) -> dt.date:
+        while not self.is_working_day(day):
+            day -= ONE_DAY
+        return day
+
+    def nth(self, start: dt.date, n: int) -> dt.date:
+        """The ``n``-th working day counting ``start``'s first working day as 1 (end of an n-fraction course)."""
+        if n < 1:
+            raise ValidationError("fractions", f"must be at least 1, got {n}")
+        day = self.on_or_after(start)
+        for _ in range(n - 1):
+            day = self.after(day)
+        return day
+
+    def count_between(self, start: dt.date, end: dt.date) -> int:
+        """Working days in the half-open interval (start, end]."""
+        count, day = 0, start + ONE_DAY
+        while day <= end:
+            count += self.is_working_day(day)
+            day += ONE_DAY
+        return count
+
+    def nearest_in_window(self, day: dt.date, lo: dt.date, hi: dt.date) -> dt.date:
+        """``day`` moved to a working day: forward if that stays in [lo, hi], else backward, else unchanged."""
+        forward = self.on_or_after(day)
+        if forward <= hi:
+            return forward
+        backward = self.on_or_before(day)
+        return backward if backward >= lo else day
+
+
+class VisitKind(StrEnum):
+    CFRT_FRACTION = "cfrt_fraction"
+    LDRT_FRACTION = "ldrt_fraction"
+    IMMUNOTHERAPY = "immunotherapy"
+    TUMOUR_ASSESSMENT = "tumour_assessment"
+    QUESTIONNAIRE = "questionnaire"
+    FOLLOW_UP = "follow_up"
+
+
+class VisitStatus(StrEnum):
+    DONE = "done"
+    DONE_OUT_OF_WINDOW = "done_out_of_window"
+    OVERDUE = "overdue"
+    DUE = "due"
+    UPCOMING = "upcoming"
+    UNSCHEDULED = "unscheduled"
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """One planned (or unscheduled, when ``planned`` is None) visit and what happened."""
+
+    kind: VisitKind
+    number: int
+    planned: dt.date | None
+    window_start: dt.date | None
+    window_end: dt.date | None
+    actual: dt.date | None = None
+    note: str = ""
+
+    def in_window(self) -> bool:
+        if self.actual is None or self.window_start is None or self.window_end is None:
+            return False
+        return self.window_start <= self.actual <= self.window_end
+
+    def status(self, as_of: dt.date) -> VisitStatus:
+        if self.planned is None:
+            return VisitStatus.UNSCHEDULED
+        assert self.window_start is not None and self.window_end is not None
+        if self.actual is not None:
+            return VisitStatus.DONE if self.in_window() else VisitStatus.DONE_OUT_OF_WINDOW
+        if self.window_end < as_of:
+            return VisitStatus.OVERDUE
+        if self.window_start <= as_of:
+            return VisitStatus.DUE
+        return VisitStatus.UPCOMING
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleInput:
+    """What the calendar needs for one patient: plan and the actual dates so far (the SCHEDULE.json contents)."""
+
+    patient_id: str
+    enrolment_date: dt.date
+    cfrt_fractions: int = 0
+    cfrt_start: dt.date | None = None
+    cfrt_delivered: tuple[dt.date, ...] = ()
+    ldrt_fractions: int = 0
+    ldrt_start: dt.date | None = None
+    ldrt_delivered: tuple[dt.date, ...] = ()
+    immunotherapy_start: dt.date | None = None
+    immunotherapy_given: tuple[dt.date, ...] = ()
+    assessments: tuple[dt.date, ...] = ()
+    questionnaires: tuple[dt.date, ...] = ()
+    follow_ups: tuple[dt.date, ...] = ()
+    end_of_treatment: dt.date | None = None  # progression, withdrawal: no more cycles or on-treatment visits
+
+
+@dataclass(frozen=True)
+class PatientSchedule:
+    patient_id: str
+    as_of: dt.date
+    visits: tuple[Visit, ...]
+    country: str = "CN"
+    notes: tuple[str, ...] = field(default=())
+
+    def status(self, visit: Visit) -> VisitStatus:
+        return visit.status(self.as_of)
+
+    @property
+    def overdue(self) -> list[Visit]:
+        """Visits whose window closed before ``as_of`` without the visit taking place."""
+        return [v for v in self.visits if v.status(self.as_of) is VisitStatus.OVERDUE]
+
+    @property
+    def out_of_window(self) -> list[Visit]:
+        """Visits that took place outside their window."""
+        return [v for v in self.visits if v.status(self.as_of) is VisitStatus.DONE_OUT_OF_WINDOW]
+
+    def of_kind(self, kind: VisitKind) -> list[Visit]:
+        return [v for v in self.visits if v.kind is kind]
+
+
+def _validate(inp: ScheduleInput) -> None:
+    checks: list[tuple[str, Sequence[dt.date]]] = [
+        ("cfrt.delivered", inp.cfrt_delivered),
+        ("ldrt.delivered", inp.ldrt_delivered),
+        ("immunotherapy.given", inp.immunotherapy_given),
+        ("assessments", inp.assessments),
+        ("questionnaires", inp.questionnaires),
+        ("follow_ups", inp.follow_ups),
+    ]
+    for name, dates in checks:
+        for i, d in enumerate(dates):
+            if d < inp.enrolment_date - dt.timedelta(days=30):
+                raise ValidationError(f"{name}[{i}]", f"{d} is more than 30 days before enrolment {inp.enrolment_date}")
+    if len(set(inp.cfrt_delivered)) != len(inp.cfrt_delivered):
+        raise ValidationError("cfrt.delivered", "two conventional fractions on the same day")
+    if inp.cfrt_fractions < 0 or inp.ldrt_fractions < 0:
+        raise ValidationError("fractions", "the number of fractions cannot be negative")
+
+
+def _sequential(
+    kind: VisitKind,
+    count: int | None,
+    start: dt.date,
+    actual: Sequence[dt.date],
+    interval: int,
+    before: int,
+    after: int,
+    as_of: dt.date,
+    wd: WorkingDays,
+    horizon: dt.date,
+    working_days: bool,
+) -> list[Visit]:
+    """A treatment series: each item planned ``interval`` days after the previous ACTUAL one (working days when
+    ``interval`` is 1, i.e. consecutive working days), window [planned - before, planned + after]."""
+    visits: list[Visit] = []
+    done = sorted(actual)
+    previous: dt.date | None = None
+    number = 0
+    past_overdue = False
+    while True:
+        number += 1
+        if count is not None and number > max(count, len(done)):
+            break
+        if previous is None:
+            nominal = start
+        elif interval == 1:
+            nominal = wd.after(previous)
+        else:
+            nominal = previous + dt.timedelta(days=interval)
+        if past_overdue and nominal < as_of:
+            nominal = wd.on_or_after(as_of) if working_days else as_of
+        lo, hi = nominal - dt.timedelta(days=before), nominal + dt.timedelta(days=after)
+        planned = (
+            wd.on_or_after(nominal)
+            if interval == 1
+            else (wd.nearest_in_window(nominal, lo, hi) if working_days else nominal)
+        )
+        if interval == 1:
+            lo = hi = planned
+        if number > len(done) and planned > horizon:
+            break
+        note = ""
+        if planned != nominal and interval != 1:
+            note = f"moved from {nominal} ({wd.holiday_name(nominal) or 'weekend'})"
+        if count is not None and number > count:
+            note = "beyond the prescribed number"
+        got = done[number - 1] if number <= len(done) else None
+        visits.append(Visit(kind, number, planned, lo, hi, got, note))
+        if got is not None:
+            previous = got
+        else:
+            previous = planned
+            if planned < as_of and hi < as_of:
+                past_overdue = True
+    return visits
+
+
+def _anchored(
+    kind: VisitKind,
+    anchor: dt.date,
+    interval: int,
+    window: int,
+    until: dt.date,
+    actual: Sequence[dt.date],
+    first_offset: int | None = None,
+    baseline_window: tuple[int, int] | None = None,
+) -> list[Visit]:
+    """Visits fixed on the calendar from ``anchor`` (every ``interval`` ± ``window`` days); each actual date is
+    matched to the nearest planned visit, in order, and one that matches none is listed as unscheduled."""
+    planned: list[tuple[dt.date, dt.date, dt.date]] = []
+    if baseline_window is not None:
+        planned.append(
+            (anchor, anchor + dt.timedelta(days=baseline_window[0]), anchor + dt.timedelta(days=baseline_window[1]))
+        )
+    k = 1 if first_offset is None else 0
+    while True:
+        offset = (first_offset or 0) + k * interval
+        day = anchor + dt.timedelta(days=offset)
+        if day > until:
+            break
+        planned.append((day, day - dt.timedelta(days=window), day + dt.timedelta(days=window)))
+        k += 1
+    matched: dict[int, dt.date] = {}
+    extra: list[dt.date] = []
+    j = 0
+    for a in sorted(actual):
+        while j + 1 < len(planned) and abs((planned[j + 1][0] - a).days) < abs((planned[j][0] - a).days):
+            j += 1
+        if j < len(planned) and abs((planned[j][0] - a).days) <= max(interval // 2, window):
+            matched[j] = a
+            j += 1
+        else:
+            extra.append(a)
+    visits = [Visit(kind, i + 1, p, lo, hi, matched.get(i)) for i, (p, lo, hi) in enumerate(planned)]
+    visits += [Visit(kind, 0, None, None, None, a, "unscheduled") for a in extra]
+    return visits
+
+
+def build_schedule(
+    inp: ScheduleInput,
+    immunotherapy: Immunotherapy,
+    schedule: Schedule,
+    low_dose: LowDoseRT,
+    as_of: dt.date,
+    working_days: WorkingDays | None = None,
+) -> PatientSchedule:
+    """The patient's calendar from enrolment, recomputed from actual dates, with each visit's status on ``as_of``."""
+    _validate(inp)
+    wd = working_days or WorkingDays(schedule.holidays_country)
+    horizon = inp.enrolment_date + dt.timedelta(days=schedule.max_follow_up_days)
+    treatment_end = min(inp.end_of_treatment or horizon, horizon)
+    visits: list[Visit] = []
+    if inp.cfrt_fractions or inp.cfrt_delivered:
+        start = wd.on_or_after(inp.cfrt_start or inp.enrolment_date)
+        visits += _sequential(
+            VisitKind.CFRT_FRACTION, inp.cfrt_fractions, start, inp.cfrt_delivered, 1, 0, 0, as_of, wd, horizon, True
+        )
+    if inp.ldrt_fractions or inp.ldrt_delivered:
+        start = inp.ldrt_start or inp.cfrt_start or inp.enrolment_date
+        lo = low_dose.interval_days - int(low_dose.interval_window_days.min)
+        hi = int(low_dose.interval_window_days.max) - low_dose.interval_days
+        visits += _sequential(
+            VisitKind.LDRT_FRACTION,
+            inp.ldrt_fractions,
+            start,
+            inp.ldrt_delivered,
+            low_dose.interval_days,
+            lo,
+            hi,
+            as_of,
+            wd,
+            horizon,
+            True,
+        )
+    io_start = inp.immunotherapy_start or inp.enrolment_date
+    io_visits = _sequential(
+        VisitKind.IMMUNOTHERAPY,
+        None,
+        io_start,
+        inp.immunotherapy_given,
+        immunotherapy.interval_days,
+        immunotherapy.window_days,
+        immunotherapy.window_days,
+        as_of,
+        wd,
+        treatment_end,
+        True,
+    )
+    visits += io_visits
+    visits += _anchored(
+        VisitKind.TUMOUR_ASSESSMENT,
+        inp.enrolment_date,
+        schedule.assessment_interval_days,
+        schedule.assessment_window_days,
+        treatment_end,
+        inp.assessments,
+    )
+    visits += _anchored(
+        VisitKind.QUESTIONNAIRE,
+        inp.enrolment_date,
+        schedule.questionnaire_interval_days,
+        schedule.questionnaire_window_days,
+        treatment_end,
+        inp.questionnaires,
+        baseline_window=(-schedule.questionnaire_window_days, 0),
+    )
+    if inp.end_of_treatment is not None:
+        visits += _anchored(
+            VisitKind.FOLLOW_UP,
+            inp.end_of_treatment,
+            schedule.follow_up_interval_days,
+            schedule.follow_up_window_days,
+            horizon,
+            inp.follow_ups,
+        )
+    order = list(VisitKind)
+    visits.sort(key=lambda v: (v.planned or v.actual or dt.date.max, order.index(v.kind), v.number))
+    return PatientSchedule(inp.patient_id, as_of, tuple(visits), wd.country)
+
+
+def as_dict(schedule: PatientSchedule) -> dict[str, Any]:
+    """A JSON-ready calendar (for ``--json`` and the web)."""
+
+    def visit(v: Visit) -> dict[str, Any]:
+        return {
+            "kind": v.kind.value,
+            "number": v.number,
+            "planned": v.planned,
+            "window_start": v.window_start,
+            "window_end": v.window_end,
+            "actual": v.actual,
+            "status": v.status(schedule.as_of).value,
+            "note": v.note,
+        }
+
+    return {
+        "patient_id": schedule.patient_id,
+        "as_of": schedule.as_of,
+        "holidays_country": schedule.country,
+        "overdue": [visit(v) for v in schedule.overdue],
+        "out_of_window": [visit(v) for v in schedule.out_of_window],
+        "visits": [visit(v) for v in schedule.visits],
+    }

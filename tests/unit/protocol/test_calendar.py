@@ -1,0 +1,168 @@
+"""The visit calendar: Chinese working days (holidays + adjusted working days), slipped cycles and visit windows.
+
+Dates of the 2024 National Day holiday come from the State Council notice for 2024 (国办发明电〔2023〕7号):
+1-7 October off; Sunday 29 September and Saturday 12 October worked. `holidays` 0.109 encodes the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from abscopal.errors import ValidationError
+from abscopal.protocol.calendar import (
+    PatientSchedule,
+    ScheduleInput,
+    VisitKind,
+    VisitStatus,
+    WorkingDays,
+    build_schedule,
+)
+from abscopal.protocol.model import Protocol
+
+D = dt.date
+CN = WorkingDays("CN")
+
+
+def schedule(protocol: Protocol, inp: ScheduleInput, as_of: dt.date) -> PatientSchedule:
+    return build_schedule(inp, protocol.immunotherapy, protocol.schedule, protocol.radiotherapy.low_dose, as_of, CN)
+
+
+@pytest.mark.parametrize(
+    ("day", "working"),
+    [
+        (D(2024, 10, 1), False),  # National Day
+        (D(2024, 10, 7), False),  # last day of the Golden Week
+        (D(2024, 9, 29), True),  # Sunday, adjusted working day
+        (D(2024, 10, 12), True),  # Saturday, adjusted working day
+        (D(2024, 10, 13), False),  # ordinary Sunday
+        (D(2024, 10, 8), True),  # ordinary Tuesday
+    ],
+)
+def test_chinese_working_days_include_adjusted_weekend_days_and_exclude_holidays(day: dt.date, working: bool) -> None:
+    assert CN.is_working_day(day) is working
+
+
+def test_conventional_fractions_skip_the_national_day_week(protocol: Protocol) -> None:
+    inp = ScheduleInput("P1", D(2024, 9, 23), cfrt_fractions=10, cfrt_start=D(2024, 9, 23))
+    planned = [v.planned for v in schedule(protocol, inp, D(2024, 9, 20)).of_kind(VisitKind.CFRT_FRACTION)]
+    # Mon 23 - Fri 27, Sun 29 (worked), Mon 30, then Tue 8 - Thu 10 October
+    assert planned == [
+        D(2024, 9, 23), D(2024, 9, 24), D(2024, 9, 25), D(2024, 9, 26), D(2024, 9, 27),
+        D(2024, 9, 29), D(2024, 9, 30), D(2024, 10, 8), D(2024, 10, 9), D(2024, 10, 10),
+    ]  # fmt: skip
+
+
+def test_a_conventional_fraction_is_planned_on_an_adjusted_working_saturday(protocol: Protocol) -> None:
+    inp = ScheduleInput("P1", D(2024, 10, 10), cfrt_fractions=3, cfrt_start=D(2024, 10, 10))
+    planned = [v.planned for v in schedule(protocol, inp, D(2024, 10, 1)).of_kind(VisitKind.CFRT_FRACTION)]
+    assert planned == [D(2024, 10, 10), D(2024, 10, 11), D(2024, 10, 12)]
+
+
+def test_a_course_starting_on_a_holiday_starts_on_the_next_working_day(protocol: Protocol) -> None:
+    inp = ScheduleInput("P1", D(2024, 10, 1), cfrt_fractions=1)
+    (first,) = schedule(protocol, inp, D(2024, 9, 1)).of_kind(VisitKind.CFRT_FRACTION)
+    assert first.planned == D(2024, 10, 8)
+
+
+def test_remaining_fractions_are_recomputed_from_the_last_delivered_one(protocol: Protocol) -> None:
+    # planned Mon 2-Fri 6 Dec 2024; fraction 2 slipped to Wednesday 4th
+    inp = ScheduleInput(
+        "P1", D(2024, 12, 2), cfrt_fractions=5, cfrt_start=D(2024, 12, 2),
+        cfrt_delivered=(D(2024, 12, 2), D(2024, 12, 4)),
+    )  # fmt: skip
+    visits = schedule(protocol, inp, D(2024, 12, 4)).of_kind(VisitKind.CFRT_FRACTION)
+    assert [v.planned for v in visits] == [
+        D(2024, 12, 2),
+        D(2024, 12, 3),
+        D(2024, 12, 5),
+        D(2024, 12, 6),
+        D(2024, 12, 9),
+    ]
+    assert visits[1].status(D(2024, 12, 4)) is VisitStatus.DONE_OUT_OF_WINDOW
+
+
+def test_a_slipped_immunotherapy_cycle_moves_the_next_cycles(protocol: Protocol) -> None:
+    # cycle 1 on Mon 4 March 2024; cycle 2 due 25 March (window 22-28), given 2 April (8 days late)
+    inp = ScheduleInput("P1", D(2024, 3, 4), immunotherapy_given=(D(2024, 3, 4), D(2024, 4, 2)))
+    sched = schedule(protocol, inp, D(2024, 4, 3))
+    cycles = sched.of_kind(VisitKind.IMMUNOTHERAPY)
+    assert cycles[1].planned == D(2024, 3, 25)
+    assert cycles[1].status(sched.as_of) is VisitStatus.DONE_OUT_OF_WINDOW
+    assert cycles[2].planned == D(2024, 4, 23)  # 21 days after the actual 2 April
+    assert cycles[1] in sched.out_of_window
+
+
+def test_a_cycle_given_inside_its_window_is_done(protocol: Protocol) -> None:
+    inp = ScheduleInput("P1", D(2024, 3, 4), immunotherapy_given=(D(2024, 3, 4), D(2024, 3, 28)))
+    sched = schedule(protocol, inp, D(2024, 4, 3))
+    assert sched.of_kind(VisitKind.IMMUNOTHERAPY)[1].status(sched.as_of) is VisitStatus.DONE
+
+
+def test_a_missed_cycle_is_overdue_and_later_cycles_are_planned_from_the_as_of_date(protocol: Protocol) -> None:
+    inp = ScheduleInput("P1", D(2024, 3, 4), immunotherapy_given=(D(2024, 3, 4),))
+    sched = schedule(protocol, inp, D(2024, 4, 15))
+    cycles = sched.of_kind(VisitKind.IMMUNOTHERAPY)
+    assert cycles[1].planned == D(2024, 3, 25)
+    assert [v.number for v in sched.overdue if v.kind is VisitKind.IMMUNOTHERAPY] == [2]
+    assert cycles[2].planned == D(2024, 4, 15)
+
+
+def test_low_dose_fractions_are_weekly_and_a_holiday_moves_one_to_the_next_working_day(protocol: Protocol) -> None:
+    inp = ScheduleInput("P1", D(2024, 9, 23), ldrt_fractions=4, ldrt_start=D(2024, 9, 23))
+    visits = schedule(protocol, inp, D(2024, 9, 20)).of_kind(VisitKind.LDRT_FRACTION)
+    assert [v.planned for v in visits] == [D(2024, 9, 23), D(2024, 9, 30), D(2024, 10, 8), D(2024, 10, 15)]
+    assert visits[2].note.startswith("moved from 2024-10-07")
+    assert (visits[2].window_start, visits[2].window_end) == (D(2024, 10, 5), D(2024, 10, 9))  # 5-9 days
+
+
+def test_tumour_assessments_stay_anchored_on_enrolment_when_treatment_slips(protocol: Protocol) -> None:
+    inp = ScheduleInput("P1", D(2024, 3, 4), immunotherapy_given=(D(2024, 3, 4), D(2024, 4, 2)))
+    first = schedule(protocol, inp, D(2024, 4, 3)).of_kind(VisitKind.TUMOUR_ASSESSMENT)[0]
+    assert (first.planned, first.window_start, first.window_end) == (D(2024, 4, 15), D(2024, 4, 8), D(2024, 4, 22))
+
+
+@pytest.mark.parametrize(
+    ("actual", "status"),
+    [
+        (D(2024, 4, 8), VisitStatus.DONE),
+        (D(2024, 4, 22), VisitStatus.DONE),
+        (D(2024, 4, 23), VisitStatus.DONE_OUT_OF_WINDOW),
+        (D(2024, 4, 7), VisitStatus.DONE_OUT_OF_WINDOW),
+    ],
+)
+def test_an_assessment_inside_42_plus_or_minus_7_days_is_in_window(
+    protocol: Protocol, actual: dt.date, status: VisitStatus
+) -> None:
+    inp = ScheduleInput("P1", D(2024, 3, 4), assessments=(actual,))
+    sched = schedule(protocol, inp, D(2024, 5, 1))
+    assert sched.of_kind(VisitKind.TUMOUR_ASSESSMENT)[0].status(sched.as_of) is status
+
+
+def test_a_missed_assessment_is_overdue_once_its_window_has_closed(protocol: Protocol) -> None:
+    inp = ScheduleInput("P1", D(2024, 3, 4), immunotherapy_given=(D(2024, 3, 4), D(2024, 3, 25), D(2024, 4, 15)))
+    assert not [v for v in schedule(protocol, inp, D(2024, 4, 22)).overdue if v.kind is VisitKind.TUMOUR_ASSESSMENT]
+    overdue = schedule(protocol, inp, D(2024, 4, 23)).overdue
+    assert [(v.kind, v.number) for v in overdue if v.kind is VisitKind.TUMOUR_ASSESSMENT] == [
+        (VisitKind.TUMOUR_ASSESSMENT, 1)
+    ]
+
+
+def test_after_the_end_of_treatment_come_follow_up_visits_and_no_more_cycles(protocol: Protocol) -> None:
+    inp = ScheduleInput("P1", D(2024, 3, 4), end_of_treatment=D(2024, 6, 3))
+    sched = schedule(protocol, inp, D(2024, 6, 3))
+    assert max(v.planned for v in sched.of_kind(VisitKind.IMMUNOTHERAPY) if v.planned) <= D(2024, 6, 3)
+    follow_ups = sched.of_kind(VisitKind.FOLLOW_UP)
+    assert follow_ups[0].planned == D(2024, 9, 1)  # 90 days after 3 June
+    assert follow_ups[-1].planned is not None and follow_ups[-1].planned <= D(2024, 3, 4) + dt.timedelta(days=730)
+
+
+def test_an_unknown_holidays_country_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError, match="holidays_country"):
+        WorkingDays("XX")
+
+
+def test_nth_working_day_counts_the_start_day() -> None:
+    assert CN.nth(D(2024, 9, 27), 3) == D(2024, 9, 30)  # Fri 27, Sun 29 (worked), Mon 30
+    assert CN.count_between(D(2024, 9, 30), D(2024, 10, 8)) == 1

@@ -1,4 +1,4 @@
-"""The packaged CTCAE v5.0 dictionary: counts and grades as NCI published them (shared/data/README.md; ae-qol.md A1, A3)."""
+"""The packaged CTCAE v5.0 dictionary: counts and grades as NCI published them (ae-qol.md A1, A3)."""
 
 from __future__ import annotations
 

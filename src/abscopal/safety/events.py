@@ -184,13 +184,15 @@ def data_queries(ae: AdverseEvent, missing_attribution: Literal["related", "unre
     """Queries to raise on a valid record: missing grade or attribution, SAE without awareness time (A4)."""
     queries: list[str] = []
     if ae.grade is None:
-        queries.append(f"{ae.ae_id}: grade is missing (counted in 'any grade' only)")
+        queries.append(f"{ae.subject_id} AE {ae.ae_id}: grade is missing (counted in 'any grade' only)")
     missing = relatedness(ae, missing_attribution).missing
     if missing:
         parts = ", ".join(c.value for c in missing)
-        queries.append(f"{ae.ae_id}: attribution to {parts} is missing (analysed as {missing_attribution})")
+        queries.append(
+            f"{ae.subject_id} AE {ae.ae_id}: attribution to {parts} is missing (analysed as {missing_attribution})"
+        )
     if is_serious(ae) and ae.awareness_at is None:
-        queries.append(f"{ae.ae_id}: serious event without the time the site became aware of it")
+        queries.append(f"{ae.subject_id} AE {ae.ae_id}: serious event without the time the site became aware of it")
     return queries
 
 

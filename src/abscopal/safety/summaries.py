@@ -62,7 +62,9 @@ def _in_population(
         if population.includes(ae.subject_id):
             kept.append(ae)
         else:
-            queries.append(f"{ae.ae_id}: subject {ae.subject_id} is not in the safety population (not counted)")
+            queries.append(
+                f"{ae.subject_id} AE {ae.ae_id}: {ae.subject_id} is not in the safety population (not counted)"
+            )
     subjects = {ae.subject_id for ae in kept}
     if len(subjects) > population.size:
         raise ValidationError(
@@ -135,7 +137,7 @@ def incidence_by_soc_term(
     for ae in kept:
         term = dictionary.find(ae.term)
         if term is None:
-            raise ValidationError("term", f"{ae.ae_id}: {ae.term!r} is not a CTCAE v5.0 term")
+            raise ValidationError("term", f"{ae.subject_id} AE {ae.ae_id}: {ae.term!r} is not a CTCAE v5.0 term")
         soc_of[term.term] = term.soc
         by_term[term.term][ae.subject_id].append(ae.grade)
     term_worst = {t: {s: _max_grade(g) for s, g in subj.items()} for t, subj in by_term.items()}

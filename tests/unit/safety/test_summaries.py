@@ -207,9 +207,9 @@ def test_serious_listing_names_the_criteria_and_components():
 
 def test_safety_tables_raise_queries_for_missing_grade_attribution_and_outsiders():
     tables = safety_tables(COHORT, POP, OPTIONS, D)
-    assert any("9: subject P6 is not in the safety population" in q for q in tables.queries)
-    assert any("8: grade is missing" in q for q in tables.queries)
-    assert any("5: attribution to CFRT, LDRT, IO is missing" in q for q in tables.queries)
+    assert any("P6 AE 9: P6 is not in the safety population" in q for q in tables.queries)
+    assert any("P4 AE 8: grade is missing" in q for q in tables.queries)
+    assert any("P2 AE 5: attribution to CFRT, LDRT, IO is missing" in q for q in tables.queries)
 
 
 def test_a_population_given_as_a_number_cannot_be_smaller_than_the_patients_with_aes():

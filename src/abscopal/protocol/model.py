@@ -230,6 +230,10 @@ class DeviationThresholds(_Strict):
     ldrt_interval_minor_days: Interval
     cfrt_interruption_minor_working_days: int = Field(ge=0)
     cfrt_interruption_major_working_days: int = Field(ge=0)
+    # not in the spec table (radiotherapy.md §2): abscopal defaults, see docs/radiotherapy.md
+    cfrt_non_working_day_class: Literal["minor", "major"] = "minor"
+    cfrt_extra_fraction_same_day_class: Literal["minor", "major"] = "major"
+    registry_limit_class: Literal["minor", "major"] = "major"
     source: str = ""
 
     @model_validator(mode="after")

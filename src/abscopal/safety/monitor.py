@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from scipy.stats import beta
-
 from abscopal.domain import AdverseEvent
 from abscopal.errors import ValidationError
 from abscopal.protocol.model import SafetyMonitor
@@ -45,6 +43,8 @@ def posterior_check(events: int, patients: int, rule: SafetyMonitor) -> MonitorR
     """Posterior Beta(a + x, b + n - x) and the alert P(rate > threshold) > probability (strictly greater)."""
     if patients < 0 or events < 0 or events > patients:
         raise ValidationError("events", f"{events} events in {patients} patients is impossible")
+    from scipy.stats import beta  # imported here: scipy is slow to load and every CLI start imports this module
+
     a = rule.prior_alpha + events
     b = rule.prior_beta + patients - events
     probability = float(beta.sf(rule.rate_threshold, a, b))

@@ -58,8 +58,8 @@ def check_table(table: LesionTable) -> list[RowProblem]:
     subj, day, les = table.subject[o], table.day[o], table.lesion[o]
     cls, node, um = table.lesion_class[o], table.is_node[o], table.diameter_um[o]
     first_of_subject = np.r_[True, subj[1:] != subj[:-1]]
-    baseline_day = np.maximum.accumulate(np.where(first_of_subject, day, np.iinfo(np.int64).min))
-    # a subject's rows are contiguous and ascending in day, so the running max of "first day" is its baseline
+    # a subject's rows are contiguous and ascending in day: its first row holds its baseline date
+    baseline_day = day[first_of_subject][np.cumsum(first_of_subject) - 1]
     at_baseline = day == baseline_day
     dup = np.r_[False, (subj[1:] == subj[:-1]) & (day[1:] == day[:-1]) & (les[1:] == les[:-1])]
     for i in np.flatnonzero(dup):

@@ -6,13 +6,11 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from abscopal.cli._common import console, fail, print_json, user_errors
 from abscopal.settings import Settings
-from abscopal.store.audit import verify
+from abscopal.store.audit import history, verify
 from abscopal.store.database import make_engine, require_schema
-from abscopal.store.tables import audit_log
 
 app = typer.Typer(help="Verify the audit trail and read the history of a record.", no_args_is_help=True)
 
@@ -68,11 +66,7 @@ def history_cmd(
     engine = make_engine(database_url or Settings().resolved_database_url())
     require_schema(engine)
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(audit_log)
-            .where(audit_log.c.entity == entity, audit_log.c.entity_key == key)
-            .order_by(audit_log.c.seq)
-        ).all()
+        rows = history(conn, entity, key)
     if not rows:
         console.print(f"No audit records for {entity} {key!r}.")
         return

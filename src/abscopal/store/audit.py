@@ -10,32 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, select, update
 
+from abscopal.store.codec import canonical, codec, insert_rows
 from abscopal.store.tables import ENTITIES, audit_head, audit_log
 
 GENESIS = "0" * 64
-ROW = "*"  # the ``field`` of a record that inserts or deletes a whole row
-
-
-def canonical(value: Any) -> str:
-    """Canonical JSON of a value or row: sorted keys, ISO dates, no spaces, so hashes are reproducible."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default, ensure_ascii=False)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"cannot store {type(value).__name__} in the audit trail")
+ROW = "*"  # the ``field`` of a record that inserts or deletes one whole row
+ROWS = "*rows"  # the ``field`` of a record inserting many rows: {"columns": [...], "rows": {key: [...]}}
 
 
 def record_hash(
@@ -56,13 +43,16 @@ def record_hash(
 
 @dataclass(frozen=True)
 class Change:
-    """One change to trial data before it is chained: ``field`` is ``*`` for a whole-row insert or delete."""
+    """One change to trial data before it is chained (``field``: a column, ``*`` one row, ``*rows`` many)."""
 
     entity: str
     entity_key: str
     field: str
     old_value: str | None
     new_value: str | None
+
+
+_AUDIT_COLUMNS = tuple(c.name for c in audit_log.columns)
 
 
 class AuditWriter:
@@ -86,7 +76,7 @@ class AuditWriter:
             self.seq, self.last_hash = 0, GENESIS
         else:
             self.seq, self.last_hash = int(head.last_seq), str(head.last_hash)
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[tuple[Any, ...]] = []
 
     def add(self, changes: Iterable[Change], reason: str | None = None) -> None:
         why = reason or self.reason
@@ -97,27 +87,16 @@ class AuditWriter:
                 why, self.last_hash,
             )  # fmt: skip
             self._pending.append(
-                {
-                    "seq": self.seq,
-                    "at": self.at,
-                    "username": self.username,
-                    "entity": c.entity,
-                    "entity_key": c.entity_key,
-                    "field": c.field,
-                    "old_value": c.old_value,
-                    "new_value": c.new_value,
-                    "reason": why,
-                    "prev_hash": self.last_hash,
-                    "hash": h,
-                }
-            )
+                (self.seq, self.at, self.username, c.entity, c.entity_key, c.field, c.old_value, c.new_value, why,
+                 self.last_hash, h)
+            )  # fmt: skip
             self.last_hash = h
         if len(self._pending) >= 20_000:
             self.flush()
 
     def flush(self) -> None:
         if self._pending:
-            self.conn.execute(audit_log.insert(), self._pending)
+            insert_rows(self.conn, audit_log, _AUDIT_COLUMNS, self._pending)
             self._pending = []
         self.conn.execute(
             update(audit_head).where(audit_head.c.id == 1).values(last_seq=self.seq, last_hash=self.last_hash)
@@ -168,7 +147,7 @@ def verify_chain(conn: Connection) -> tuple[int, list[Finding]]:
             ]
         if r.prev_hash != prev_hash:
             return count, [Finding("chain", r.entity, r.entity_key, f"{where} does not follow the record before it")]
-        at = r.at if r.at.tzinfo else r.at.replace(tzinfo=dt.UTC)
+        at = r.at.astimezone(dt.UTC) if r.at.tzinfo else r.at.replace(tzinfo=dt.UTC)
         h = record_hash(
             r.seq, at, r.username, r.entity, r.entity_key, r.field, r.old_value, r.new_value, r.reason, r.prev_hash
         )
@@ -185,59 +164,109 @@ def verify_chain(conn: Connection) -> tuple[int, list[Finding]]:
     return count, []
 
 
-def row_state(row: Any, entity: str) -> dict[str, Any]:
-    """A table row as the audit trail stores it (all columns except the key), JSON-normalised."""
-    e = ENTITIES[entity]
-    data = {c.name: row._mapping[c.name] for c in e.table.columns if c.name != "key"}
-    state: dict[str, Any] = json.loads(canonical(data))
-    return state
+def _digest(state: Any) -> bytes:
+    return hashlib.blake2b(orjson.dumps(state, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
+def _replay(conn: Connection, entity: str, only: set[str] | None = None) -> dict[str, Any]:
+    """Replay one table's trail: key -> expected state (a dict), or only the keys in ``only``."""
+    expected: dict[str, Any] = {}
+    for r in _iter_audit(conn, entity):
+        if r.field == ROWS:
+            batch = orjson.loads(r.new_value)
+            columns = batch["columns"]
+            for key, values in batch["rows"].items():
+                if only is None or key in only:
+                    expected[key] = dict(zip(columns, values, strict=True))
+        elif only is not None and r.entity_key not in only:
+            continue
+        elif r.field == ROW:
+            if r.new_value is None:
+                expected.pop(r.entity_key, None)
+            else:
+                expected[r.entity_key] = orjson.loads(r.new_value)
+        else:
+            state = expected.setdefault(r.entity_key, {})
+            state[r.field] = None if r.new_value is None else orjson.loads(r.new_value)
+    return expected
 
 
 def verify_data(conn: Connection, limit: int = 50) -> tuple[int, list[Finding]]:
-    """Replay the trail table by table and compare with the rows actually stored."""
+    """Replay the trail table by table (digests only, to bound memory) and compare with the stored rows."""
     findings: list[Finding] = []
     rows = 0
     for entity, e in ENTITIES.items():
-        expected: dict[str, str] = {}
-        for r in _iter_audit(conn, entity):
-            if r.field == ROW:
-                if r.new_value is None:
-                    expected.pop(r.entity_key, None)
-                else:
-                    expected[r.entity_key] = r.new_value
-            else:
-                state = json.loads(expected.get(r.entity_key, "{}"))
-                state[r.field] = None if r.new_value is None else json.loads(r.new_value)
-                expected[r.entity_key] = canonical(state)
-        key_col = e.table.c[e.key_column]
+        c = codec(entity)
+        expected = {k: _digest(v) for k, v in _replay(conn, entity).items()}
+        edited: list[tuple[str, dict[str, Any]]] = []
         for row in conn.execution_options(yield_per=20_000).execute(select(e.table)):
             rows += 1
-            key = str(row._mapping[key_col.name])
-            actual = row_state(row, entity)
+            mapping = row._mapping
+            key = str(mapping[e.key_column])
+            actual = c.state_from_db(mapping)
             want = expected.pop(key, None)
             if want is None:
                 findings.append(Finding("unaudited", entity, key, f"{entity} row {key!r} is not in the audit trail"))
-            else:
-                wanted = json.loads(want)
-                diff = [f for f in sorted(set(actual) | set(wanted)) if actual.get(f) != wanted.get(f)]
-                if diff:
-                    f = diff[0]
-                    findings.append(
-                        Finding(
-                            "edited", entity, key,
-                            f"{entity} row {key!r} field {f!r} is {actual.get(f)!r} but the audit trail says "
-                            f"{wanted.get(f)!r}: edited outside the audit trail",
-                        )
-                    )  # fmt: skip
-            if len(findings) >= limit:
-                return rows, findings
+            elif want != _digest(actual):
+                edited.append((key, actual))
+        if edited:
+            states = _replay(conn, entity, {k for k, _ in edited})
+            for key, actual in edited:
+                wanted = orjson.loads(canonical(states[key]))
+                got = orjson.loads(canonical(actual))
+                diff = [f for f in sorted(set(got) | set(wanted)) if got.get(f) != wanted.get(f)]
+                f = diff[0] if diff else "?"
+                findings.append(
+                    Finding(
+                        "edited", entity, key,
+                        f"{entity} row {key!r} field {f!r} is {got.get(f)!r} but the audit trail says "
+                        f"{wanted.get(f)!r}: edited outside the audit trail",
+                    )
+                )  # fmt: skip
         for key in expected:
             findings.append(
                 Finding("deleted", entity, key, f"{entity} row {key!r} was deleted outside the audit trail")
             )
-            if len(findings) >= limit:
-                return rows, findings
+        if len(findings) >= limit:
+            return rows, findings[:limit]
     return rows, findings
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    seq: int
+    at: dt.datetime
+    username: str
+    field: str
+    old_value: str | None
+    new_value: str | None
+    reason: str
+
+
+def history(conn: Connection, entity: str, key: str) -> list[HistoryEntry]:
+    """Every audited change to one record, oldest first; a bulk insert shows that row's values only."""
+    key_json = orjson.dumps(key).decode()
+    query = (
+        select(audit_log)
+        .where(audit_log.c.entity == entity)
+        .where(
+            (audit_log.c.entity_key == key)
+            | ((audit_log.c.field == ROWS) & audit_log.c.new_value.contains(f"{key_json}:"))
+        )
+        .order_by(audit_log.c.seq)
+    )
+    out: list[HistoryEntry] = []
+    for r in conn.execute(query):
+        new_value = r.new_value
+        field = r.field
+        if r.field == ROWS:
+            batch = orjson.loads(r.new_value)
+            if key not in batch["rows"]:
+                continue
+            new_value = canonical(dict(zip(batch["columns"], batch["rows"][key], strict=True)))
+            field = ROW
+        out.append(HistoryEntry(r.seq, r.at, r.username, field, r.old_value, new_value, r.reason))
+    return out
 
 
 def verify(conn: Connection) -> VerifyReport:

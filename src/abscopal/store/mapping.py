@@ -1,4 +1,4 @@
-"""Domain objects to table rows and back, field by field, from the dataclasses' own type hints."""
+"""Table rows back to domain objects, field by field, from the dataclasses' own type hints (writes: codec.py)."""
 
 from __future__ import annotations
 
@@ -33,19 +33,6 @@ def _field_plan(cls: type[Any], skip: frozenset[str]) -> tuple[tuple[str, Any], 
         plan = tuple((f.name, _base(hints[f.name])) for f in dataclasses.fields(cls) if f.name not in skip)
         _PLANS[(cls, skip)] = plan
     return plan
-
-
-def _to_db(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: (dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v) for k, v in value.items()}
-    return value
-
-
-def to_row(obj: Any, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The column values of a domain object (enums as their value, LabValue dicts as plain dicts)."""
-    return {name: _to_db(getattr(obj, name)) for name, _ in _field_plan(type(obj), skip)}
 
 
 def _from_db(value: Any, hint: Any) -> Any:

@@ -8,8 +8,6 @@ writes nothing and a crash loses nothing that was committed.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from types import TracebackType
@@ -19,22 +17,11 @@ from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from abscopal.errors import NotFound, StoreError, ValidationError
-from abscopal.store.audit import ROW, AuditWriter, Change, canonical
-from abscopal.store.mapping import to_row
+from abscopal.store.audit import ROW, ROWS, AuditWriter, Change
+from abscopal.store.codec import canonical, codec, insert_rows
 from abscopal.store.tables import CHILD_KEYS, CHILD_PARENT_COLUMN, ENTITIES, ENTITY_BY_CLASS
 
 _BATCH = 5_000
-
-
-def _utc(row: dict[str, Any]) -> dict[str, Any]:
-    for k, v in row.items():
-        if isinstance(v, dt.datetime):
-            row[k] = (v if v.tzinfo else v.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
-    return row
-
-
-def _state(row: dict[str, Any]) -> str:
-    return canonical({k: v for k, v in row.items() if k != "key"})
 
 
 class UnitOfWork:
@@ -95,45 +82,64 @@ class UnitOfWork:
         self.add_all([obj], reason)
 
     def add_all(self, objects: Iterable[Any], reason: str | None = None) -> int:
-        """Insert domain objects (any mix of types, children included) with one audit record per row."""
-        by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        """Insert domain objects (any mix of types, children included); return the rows written.
+
+        A single row gets an audit record of its own; many rows of one table get one record per batch
+        (field ``*rows``) holding every row's key and values, so bulk imports stay fast and still replayable.
+        """
+        by_class: dict[type[Any], list[Any]] = defaultdict(list)
         for obj in objects:
-            entity = ENTITY_BY_CLASS.get(type(obj))
+            by_class[type(obj)].append(obj)
+        by_table: dict[str, list[tuple[str, tuple[Any, ...]]]] = defaultdict(list)
+        for cls, objs in by_class.items():
+            entity = ENTITY_BY_CLASS.get(cls)
             if entity is None:
-                raise ValidationError(type(obj).__name__, "is not a kind of trial data the store knows")
+                raise ValidationError(cls.__name__, "is not a kind of trial data the store knows")
             e = ENTITIES[entity]
-            row = _utc(to_row(obj, frozenset(e.children)))
-            key = e.key(obj)
-            if e.key_column == "key":
-                row["key"] = key
-            by_table[entity].append(row)
+            key_of, values_of = e.key, codec(entity).values
+            keyed = [(key_of(obj), obj) for obj in objs]
+            by_table[entity].extend((key, values_of(obj)) for key, obj in keyed)
             for field_name, child_entity in e.children.items():
-                parent_col = CHILD_PARENT_COLUMN[child_entity]
-                for child in getattr(obj, field_name):
-                    crow = _utc(to_row(child))
-                    crow["key"] = CHILD_KEYS[child_entity](key, child)
-                    crow[parent_col] = key
-                    by_table[child_entity].append(crow)
-        # parents before children, in schema order (foreign keys are on)
+                child_key, child_values = CHILD_KEYS[child_entity], codec(child_entity).values
+                by_table[child_entity].extend(
+                    (child_key(key, child), (key, *child_values(child)))
+                    for key, obj in keyed
+                    for child in getattr(obj, field_name)
+                )
         total = 0
-        for entity in ENTITIES:
+        for entity in ENTITIES:  # parents before children, in schema order (foreign keys are on)
             rows = by_table.get(entity)
-            if not rows:
-                continue
-            self._insert(entity, rows, reason)
-            total += len(rows)
+            if rows:
+                self._insert(entity, rows, reason)
+                total += len(rows)
         return total
 
-    def _insert(self, entity: str, rows: list[dict[str, Any]], reason: str | None) -> None:
+    def _insert(self, entity: str, rows: list[tuple[str, tuple[Any, ...]]], reason: str | None) -> None:
+        c = codec(entity)
         e = ENTITIES[entity]
         assert self._audit is not None
+        has_key = e.key_column == "key"
+        state_cols = ((c.parent_column,) if c.parent_column else ()) + c.field_columns
+        columns = (("key",) if has_key else ()) + state_cols
         try:
             for i in range(0, len(rows), _BATCH):
                 batch = rows[i : i + _BATCH]
-                self.connection.execute(e.table.insert(), batch)
-                self._audit.add((Change(entity, str(r[e.key_column]), ROW, None, _state(r)) for r in batch), reason)
+                insert_rows(self.connection, e.table, columns, [((k, *v) if has_key else v) for k, v in batch])
+                if len(batch) == 1:
+                    key, values = batch[0]
+                    state = canonical(dict(zip(state_cols, values, strict=True)))
+                    self._audit.add([Change(entity, key, ROW, None, state)], reason)
+                else:  # {"columns": [...], "rows": {key: [values]}}: one record, every row replayable
+                    label = f"{len(batch)} rows: {batch[0][0]} … {batch[-1][0]}"[:200]
+                    payload = canonical({"columns": state_cols, "rows": dict(batch)})
+                    self._audit.add([Change(entity, label, ROWS, None, payload)], reason)
         except IntegrityError as err:
             raise StoreError(f"Nothing was saved: {_integrity_sentence(err)}") from None
+
+    def _current(self, entity: str, key: str) -> dict[str, Any] | None:
+        e = ENTITIES[entity]
+        row = self.connection.execute(select(e.table).where(e.table.c[e.key_column] == key)).mappings().first()
+        return None if row is None else codec(entity).state_from_db(row)
 
     def update(self, obj: Any, reason: str | None = None) -> list[str]:
         """Store the new version of ``obj``; one audit record per changed field. Returns the changed fields."""
@@ -141,24 +147,19 @@ class UnitOfWork:
         if entity is None:
             raise ValidationError(type(obj).__name__, "is not a kind of trial data the store knows")
         e = ENTITIES[entity]
+        c = codec(entity)
         key = e.key(obj)
-        key_col = e.table.c[e.key_column]
-        current = self.connection.execute(select(e.table).where(key_col == key)).mappings().first()
+        current = self._current(entity, key)
         if current is None:
             raise NotFound(f"No {entity} record {key!r} to change")
-        new = _utc(to_row(obj, frozenset(e.children)))
-        old_state = dict(canonical_row(dict(current)))
-        changes: dict[str, Any] = {}
-        audit: list[Change] = []
-        for name, value in new.items():
-            before, after = old_state.get(name), _json_value(value)
-            if before != after:
-                changes[name] = value
-                audit.append(Change(entity, key, name, canonical(before), canonical(after)))
+        new = dict(zip(c.field_columns, c.values(obj), strict=True))
+        changes = {n: v for n, v in new.items() if canonical(v) != canonical(current.get(n))}
         if changes:
-            self.connection.execute(update(e.table).where(key_col == key).values(**changes))
+            self.connection.execute(update(e.table).where(e.table.c[e.key_column] == key).values(**changes))
             assert self._audit is not None
-            self._audit.add(audit, reason)
+            self._audit.add(
+                [Change(entity, key, n, canonical(current.get(n)), canonical(v)) for n, v in changes.items()], reason
+            )
         return list(changes)
 
     def delete(self, obj: Any, reason: str | None = None) -> None:
@@ -169,26 +170,18 @@ class UnitOfWork:
         e = ENTITIES[entity]
         key = e.key(obj)
         assert self._audit is not None
+        current = self._current(entity, key)
+        if current is None:
+            raise NotFound(f"No {entity} record {key!r} to delete")
         for child_entity in e.children.values():
             ce = ENTITIES[child_entity]
             parent_col = ce.table.c[CHILD_PARENT_COLUMN[child_entity]]
             for crow in self.connection.execute(select(ce.table).where(parent_col == key)).mappings():
-                self._audit.add([Change(child_entity, crow["key"], ROW, _state(dict(crow)), None)], reason)
+                state = codec(child_entity).state_from_db(crow)
+                self._audit.add([Change(child_entity, crow["key"], ROW, canonical(state), None)], reason)
             self.connection.execute(delete(ce.table).where(parent_col == key))
-        key_col = e.table.c[e.key_column]
-        current = self.connection.execute(select(e.table).where(key_col == key)).mappings().first()
-        if current is None:
-            raise NotFound(f"No {entity} record {key!r} to delete")
-        self.connection.execute(delete(e.table).where(key_col == key))
-        self._audit.add([Change(entity, key, ROW, _state(dict(current)), None)], reason)
-
-
-def _json_value(value: Any) -> Any:
-    return json.loads(canonical(value))
-
-
-def canonical_row(row: dict[str, Any]) -> dict[str, Any]:
-    return dict(json.loads(_state(row)))
+        self.connection.execute(delete(e.table).where(e.table.c[e.key_column] == key))
+        self._audit.add([Change(entity, key, ROW, canonical(current), None)], reason)
 
 
 def _integrity_sentence(err: IntegrityError) -> str:

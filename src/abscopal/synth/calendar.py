@@ -59,6 +59,7 @@ class WorkingDays:
                 out.append(_after_range(previous + dt.timedelta(days=1)))
         return out
 
+
 def _after_range(day: dt.date) -> dt.date:
     # beyond the precomputed range (only reached past the data cut-off): next Monday-Friday
     while day.weekday() >= 5:

@@ -133,14 +133,10 @@ def iter_cohort_chunks(
     if (cutoff - start).days < 120:
         raise ValidationError("cutoff_date", f"{cutoff} must be at least 120 days after the start date {start}")
     world = _World(protocol, start, cutoff, n_patients)
-    first = True
-    for begin in range(0, max(n_patients, 1) if first else n_patients, chunk_size):
+    staff = Cohort(sites=(SITE,), users=USERS)
+    for begin in range(0, max(n_patients, 1), chunk_size):
         parts = [world.patient(seed, i) for i in range(begin, min(begin + chunk_size, n_patients))]
-        chunk = Cohort.concat(parts)
-        if first:
-            chunk = Cohort.concat([Cohort(sites=(SITE,), users=USERS), chunk])
-            first = False
-        yield chunk
+        yield Cohort.concat([staff, *parts] if begin == 0 else parts)
 
 
 def _add_years(day: dt.date, years: int) -> dt.date:
@@ -183,7 +179,15 @@ class _World:
 
         base = baseline_lesions(r, subject_id, p.radiotherapy)
         screening = eligible_screening(
-            r, subject_id, screening_date, consent, age, sex, len(base.lesions), base.metastatic_organ_count, self.limits
+            r,
+            subject_id,
+            screening_date,
+            consent,
+            age,
+            sex,
+            len(base.lesions),
+            base.metastatic_organ_count,
+            self.limits,
         )
         birth = birth_date_for_age(r, screening_date, age)
         history, resistance = prior_immunotherapy(r, subject_id, screening_date, p.resistance, resistant=True)
@@ -225,9 +229,13 @@ class _World:
         died = death[0] <= end
         withdrew = not died and withdrawal is not None and withdrawal == end
         was_lost = not died and not withdrew and lost is not None and lost == end
-        stop_reason = "died" if died else "withdrew consent" if withdrew else "was lost to follow-up" if was_lost else None
+        stop_reason = (
+            "died" if died else "withdrew consent" if withdrew else "was lost to follow-up" if was_lost else None
+        )
 
-        delivery = deliver(r, subject_id, base.lesions, base.selection, first_day, self.days, p.radiotherapy, end, stop_reason)
+        delivery = deliver(
+            r, subject_id, base.lesions, base.selection, first_day, self.days, p.radiotherapy, end, stop_reason
+        )
         assessments = [a for a in course.assessments if a.assessment_date <= end]
         kept = len(assessments)
         new_ids = {m.lesion_id for a in assessments for m in a.measurements if m.lesion_id.startswith("N")}
@@ -245,7 +253,9 @@ class _World:
         visits = [
             QolVisit(
                 "baseline" if number == 0 else f"week_{number * p.schedule.questionnaire_interval_days // 7}",
-                min(first_day, a.assessment_date + dt.timedelta(days=r.randint(0, 2))) if number == 0 else a.assessment_date,
+                min(first_day, a.assessment_date + dt.timedelta(days=r.randint(0, 2)))
+                if number == 0
+                else a.assessment_date,
                 course.burden[j],
                 course.progressing[j],
                 tuple(
@@ -263,16 +273,22 @@ class _World:
         if new_therapy is not None and new_therapy > end:
             new_therapy = None
         latest = max(
-            [first_day, *(a.assessment_date for a in assessments), *(c.date for c in cycles), *(f.date for f in delivery.fractions)]
+            [
+                first_day,
+                *(a.assessment_date for a in assessments),
+                *(c.date for c in cycles),
+                *(f.date for f in delivery.fractions),
+            ]
         )
+        last_contact: dt.date = end
         if died:
-            status, last_contact = PatientStatus.DIED, death[0]
+            status = PatientStatus.DIED
         elif withdrew:
-            status, last_contact = PatientStatus.WITHDRAWN, withdrawal
+            status = PatientStatus.WITHDRAWN
         elif was_lost:
-            status, last_contact = PatientStatus.LOST_TO_FOLLOW_UP, lost
+            status = PatientStatus.LOST_TO_FOLLOW_UP
         elif end == study_end and study_end <= self.cutoff:
-            status, last_contact = PatientStatus.COMPLETED, study_end
+            status = PatientStatus.COMPLETED
         else:
             on_io = io_stop == end
             status = PatientStatus.ON_TREATMENT if on_io else PatientStatus.FOLLOW_UP

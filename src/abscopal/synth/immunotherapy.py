@@ -36,7 +36,7 @@ AGENTS: tuple[tuple[str, float], ...] = (
     ("atezolizumab", 0.04),
 )
 
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 
 
 def _at(day: dt.date, r: random.Random) -> dt.datetime:
@@ -56,9 +56,7 @@ def prior_immunotherapy(
         if r.random() < 0.5:  # too short an exposure to judge
             exposure = r.randint(14, max(15, rules.primary_min_exposure_days - 7))
             start = screening_date - dt.timedelta(days=exposure + r.randint(0, 7))
-            history = ImmunotherapyHistory(
-                subject_id, agent, start, last_dose, BestResponseOnIO.NE, None, None, lines
-            )
+            history = ImmunotherapyHistory(subject_id, agent, start, last_dose, BestResponseOnIO.NE, None, None, lines)
             return history, ResistanceType.UNDETERMINED
         start = screening_date - dt.timedelta(days=r.randint(120, 400))
         return (
@@ -66,16 +64,30 @@ def prior_immunotherapy(
             ResistanceType.NOT_RESISTANT,
         )
     confirmed = screening_date - dt.timedelta(days=r.randint(0, 21))
-    progression = confirmed - dt.timedelta(days=r.randint(rules.confirmation_scan_min_days, rules.confirmation_scan_min_days + 21))
+    progression = confirmed - dt.timedelta(
+        days=r.randint(rules.confirmation_scan_min_days, rules.confirmation_scan_min_days + 21)
+    )
     if r.random() < 0.4:
         kind = ResistanceType.PRIMARY
         exposure = r.randint(rules.primary_min_exposure_days + 1, rules.primary_min_exposure_days + 80)
-        best = pick(r, tuple((BestResponseOnIO(b), w) for b, w in (("PD", 0.45), ("SD", 0.55)) if b in rules.primary_best_responses))
+        best = pick(
+            r,
+            tuple(
+                (BestResponseOnIO(b), w) for b, w in (("PD", 0.45), ("SD", 0.55)) if b in rules.primary_best_responses
+            ),
+        )
     else:
         kind = ResistanceType.ACQUIRED
         low = max(rules.acquired_min_exposure_days, rules.sd_for_acquired_min_days) + 10
         exposure = r.randint(low, low + 540)
-        best = pick(r, tuple((BestResponseOnIO(b), w) for b, w in (("PR", 0.55), ("SD", 0.35), ("CR", 0.1)) if b in rules.acquired_best_responses))
+        best = pick(
+            r,
+            tuple(
+                (BestResponseOnIO(b), w)
+                for b, w in (("PR", 0.55), ("SD", 0.35), ("CR", 0.1))
+                if b in rules.acquired_best_responses
+            ),
+        )
     start = progression - dt.timedelta(days=exposure)
     history = ImmunotherapyHistory(subject_id, agent, start, last_dose, best, progression, confirmed, lines)
     return history, kind

@@ -148,9 +148,7 @@ def baseline_lesions(r: random.Random, subject_id: str, rules: Radiotherapy) -> 
         lesions[conventional] = replace(lesions[conventional], is_symptomatic=True)
     lesions[conventional] = replace(lesions[conventional], rt_role=RtRole.CONVENTIONAL)
 
-    candidates = [
-        j for j, x in enumerate(lesions) if j != conventional and x.measurable and x.organ in _EASY_TO_ASSESS
-    ]
+    candidates = [j for j, x in enumerate(lesions) if j != conventional and x.measurable and x.organ in _EASY_TO_ASSESS]
     if not candidates:
         candidates = [j for j, x in enumerate(lesions) if j != conventional and x.measurable]
     if len(candidates) > 1:  # the primary is irradiated by preference, not left for observation
@@ -194,7 +192,9 @@ def _conventional_index(r: random.Random, lesions: list[Lesion], reason: str, fo
     elif reason == "largest":
         idx = max(range(len(lesions)), key=lambda j: lesions[j].baseline_diameter_mm or 0.0)
     else:
-        symptomatic = [j for j, x in enumerate(lesions) if x.organ in ("bone", "lymph_node", "soft_tissue") and j != forced]
+        symptomatic = [
+            j for j, x in enumerate(lesions) if x.organ in ("bone", "lymph_node", "soft_tissue") and j != forced
+        ]
         others = [j for j in range(len(lesions)) if j != forced]
         pool = symptomatic or others
         idx = r.choice(pool) if pool else None

@@ -18,9 +18,51 @@ from abscopal.domain import Instrument, QuestionnaireAnswer
 N_ITEMS = 43
 # propensity of each item (1..43) to be a problem; high = more often reported
 _OFFSET = np.array(
-    [1.1, 0.7, 0.2, 0.3, -0.6, 0.6, 0.6, 0.7, 0.5, 0.7, 0.5, 0.5, 0.4, -0.3, -0.8, 0.1, -0.4, 0.8, 0.3, 0.0,
-     0.3, 0.7, 0.1, 0.2, 0.0, 0.1, 0.2, 0.8, 0.0, 0.0,
-     0.9, -0.6, 0.0, 0.6, 1.0, -0.2, -0.1, 0.0, -0.5, 0.3, 0.1, 0.3, 0.4],
+    [
+        1.1,
+        0.7,
+        0.2,
+        0.3,
+        -0.6,
+        0.6,
+        0.6,
+        0.7,
+        0.5,
+        0.7,
+        0.5,
+        0.5,
+        0.4,
+        -0.3,
+        -0.8,
+        0.1,
+        -0.4,
+        0.8,
+        0.3,
+        0.0,
+        0.3,
+        0.7,
+        0.1,
+        0.2,
+        0.0,
+        0.1,
+        0.2,
+        0.8,
+        0.0,
+        0.0,
+        0.9,
+        -0.6,
+        0.0,
+        0.6,
+        1.0,
+        -0.2,
+        -0.1,
+        0.0,
+        -0.5,
+        0.3,
+        0.1,
+        0.3,
+        0.4,
+    ],
     dtype=float,
 )
 _LOADING = np.ones(N_ITEMS)
@@ -74,8 +116,16 @@ def answers(rng: np.random.Generator, subject_id: str, visits: list[QolVisit]) -
                 bump[i, item] += 1.0
     score = _OFFSET + np.outer(latent, _LOADING) + bump + item_noise
     four = 1 + (score[:, :, None] > _THRESHOLDS).sum(axis=2)
-    seven = np.clip(np.rint(5.0 - 1.3 * latent[:, None] - 0.4 * bump[:, [28, 29]].sum(axis=1, keepdims=True)
-                            + item_noise[:, [28, 29]] * 1.3), 1, 7)
+    seven = np.clip(
+        np.rint(
+            5.0
+            - 1.3 * latent[:, None]
+            - 0.4 * bump[:, [28, 29]].sum(axis=1, keepdims=True)
+            + item_noise[:, [28, 29]] * 1.3
+        ),
+        1,
+        7,
+    )
     values = four.astype(np.int64)
     values[:, 28:30] = seven.astype(np.int64)
     missing = blank < 0.03

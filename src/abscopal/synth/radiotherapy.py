@@ -86,7 +86,7 @@ def cfrt_schedules(rules: Radiotherapy) -> tuple[tuple[float, int, float], ...]:
     if ok:
         return ok
     d = round((c.dose_per_fraction_gy.min + c.dose_per_fraction_gy.max) / 2, 2)
-    n = int(round((c.total_dose_gy.min + c.total_dose_gy.max) / 2 / d))
+    n = round((c.total_dose_gy.min + c.total_dose_gy.max) / 2 / d)
     return ((d, n, 1.0),)
 
 
@@ -140,7 +140,13 @@ def deliver(
     kept = [f for f in records if f.date <= stop]
     courses.append(
         RadiotherapyCourse(
-            subject_id, conv.lesion_id, RtRole.CONVENTIONAL, dpf, n, first_day, rules.radiobiology.alpha_beta_tumour_gy,
+            subject_id,
+            conv.lesion_id,
+            RtRole.CONVENTIONAL,
+            dpf,
+            n,
+            first_day,
+            rules.radiobiology.alpha_beta_tumour_gy,
             f"CFRT {dpf * n:g} Gy/{n} f ({selection})",
         )
     )
@@ -151,6 +157,7 @@ def deliver(
         prescribed = round(dpf * n, 6)
         cls = total_class(prescribed, delivered, t)
         if cls is not None:
+            change = (delivered - prescribed) / prescribed * 100
             if cut:
                 why = f"course stopped early: patient {stop_reason}"
             elif declined:
@@ -158,15 +165,21 @@ def deliver(
             else:
                 why = "missed fraction not made up"
             deviation(
-                conv.lesion_id, "delivered_total", cls,
-                f"prescribed {prescribed:g} Gy, delivered {delivered:g} Gy ({(delivered - prescribed) / prescribed * 100:+.1f}%)",
-                why, kept[-1].date,
+                conv.lesion_id,
+                "delivered_total",
+                cls,
+                f"prescribed {prescribed:g} Gy, delivered {delivered:g} Gy ({change:+.1f}%)",
+                why,
+                kept[-1].date,
             )
         extra = working_days_spanned(days, kept[0].date, kept[-1].date) - len(kept)
         icls = interruption_class(extra, t)
         if icls is not None:
             deviation(
-                conv.lesion_id, "cfrt_interruption", icls, f"{extra} working days beyond plan",
+                conv.lesion_id,
+                "cfrt_interruption",
+                icls,
+                f"{extra} working days beyond plan",
                 r.choice(("linear accelerator out of service", "intercurrent infection", "patient's family matter")),
                 kept[-1].date,
             )
@@ -187,7 +200,7 @@ def deliver(
         dates = [start]
         for k in range(1, n_ld):
             target = dates[-1] + dt.timedelta(days=ld.interval_days + (late_by if k == late_gap else 0))
-            day = target
+            day: dt.date | None = None
             if k != late_gap:
                 for offset in (0, -1, 1, -2, 2):
                     candidate = target + dt.timedelta(days=offset)
@@ -195,13 +208,21 @@ def deliver(
                     if days.is_working_day(candidate) and ld.interval_window_days.contains(gap):
                         day = candidate
                         break
-            dates.append(days.on_or_after(day))
+                if day is None and r.random() < 0.7:
+                    day = target  # no working day in the window: most departments treat on the holiday
+            dates.append(day if day is not None else days.on_or_after(target))
         kept_dates = [d for d in dates if d <= stop]
         for x in low:
             courses.append(
                 RadiotherapyCourse(
-                    subject_id, x.lesion_id, RtRole.LOW_DOSE, ld.dose_per_fraction_gy, n_ld, start,
-                    rules.radiobiology.alpha_beta_tumour_gy, f"LDRT {ld.dose_per_fraction_gy:g} Gy x {n_ld}",
+                    subject_id,
+                    x.lesion_id,
+                    RtRole.LOW_DOSE,
+                    ld.dose_per_fraction_gy,
+                    n_ld,
+                    start,
+                    rules.radiobiology.alpha_beta_tumour_gy,
+                    f"LDRT {ld.dose_per_fraction_gy:g} Gy x {n_ld}",
                 )
             )
             fractions.extend(
@@ -212,14 +233,27 @@ def deliver(
                 gcls = interval_class(gap, ld, t)
                 if gcls is not None:
                     deviation(
-                        x.lesion_id, "ldrt_interval", gcls, f"{gap} days between fractions {i} and {i + 1}",
-                        r.choice(("public holiday", "patient unwell", "planning CT repeated")) if i == late_gap else "holiday week",
+                        x.lesion_id,
+                        "ldrt_interval",
+                        gcls,
+                        f"{gap} days between fractions {i} and {i + 1}",
+                        r.choice(("public holiday", "patient unwell", "planning CT repeated"))
+                        if i == late_gap
+                        else "holiday week",
                         kept_dates[i],
                     )
-            if kept_dates and len(kept_dates) < len(dates) and stop_reason is not None and not ld.fractions.contains(len(kept_dates)):
+            if (
+                kept_dates
+                and len(kept_dates) < len(dates)
+                and stop_reason is not None
+                and not ld.fractions.contains(len(kept_dates))
+            ):
                 deviation(
-                    x.lesion_id, "ldrt_fraction_count", DeviationClass.MAJOR,
+                    x.lesion_id,
+                    "ldrt_fraction_count",
+                    DeviationClass.MAJOR,
                     f"{len(kept_dates)} fractions delivered (protocol {int(ld.fractions.min)}-{int(ld.fractions.max)})",
-                    f"course stopped early: patient {stop_reason}", kept_dates[-1],
+                    f"course stopped early: patient {stop_reason}",
+                    kept_dates[-1],
                 )
     return Delivery(tuple(courses), tuple(fractions), tuple(deviations), last_cfrt)

@@ -43,30 +43,278 @@ class Term:
 
 # MedDRA codes and grade availability checked against shared/data/ctcae_v5.csv in tests/unit/synth.
 TERMS: tuple[Term, ...] = (
-    Term("Esophagitis", 10015461, ((1, 0.55), (2, 0.37), (3, 0.08)), 0.35, (10, 35), (10, 40), "high", "low", "low", 0.0, "radiation oesophagitis"),
-    Term("Fatigue", 10016256, ((1, 0.6), (2, 0.32), (3, 0.08)), 0.40, (3, 90), (14, 90), "mid", "low", "mid", 0.0, "fatigue"),
-    Term("Dermatitis radiation", 10061103, ((1, 0.72), (2, 0.25), (3, 0.03)), 0.18, (14, 40), (10, 30), "high", "mid", "none", 0.0, "radiation dermatitis"),
-    Term("Cough", 10011224, ((1, 0.65), (2, 0.3), (3, 0.05)), 0.28, (7, 120), (14, 90), "mid", "low", "low", 0.0, "cough"),
-    Term("Pneumonitis", 10035742, ((1, 0.3), (2, 0.42), (3, 0.19), (4, 0.05), (5, 0.04)), 0.17, (35, 200), (21, 90), "high", "low", "mid", 0.4, "pneumonitis"),
-    Term("Hypothyroidism", 10021114, ((1, 0.45), (2, 0.52), (3, 0.03)), 0.09, (40, 250), (60, 400), "none", "none", "high", 1.0, "immune-related hypothyroidism"),
-    Term("Hyperthyroidism", 10020850, ((1, 0.6), (2, 0.4)), 0.05, (20, 120), (20, 60), "none", "none", "high", 1.0, "thyroiditis, hyperthyroid phase"),
-    Term("Alanine aminotransferase increased", 10001551, ((1, 0.6), (2, 0.24), (3, 0.13), (4, 0.03)), 0.10, (14, 200), (14, 60), "none", "none", "mid", 0.5, "ALT raised"),
-    Term("Aspartate aminotransferase increased", 10003481, ((1, 0.65), (2, 0.22), (3, 0.11), (4, 0.02)), 0.08, (14, 200), (14, 60), "none", "none", "mid", 0.5, "AST raised"),
-    Term("Colitis", 10009887, ((1, 0.25), (2, 0.45), (3, 0.25), (4, 0.05)), 0.035, (30, 250), (10, 45), "none", "none", "high", 1.0, "immune-mediated colitis"),
-    Term("Diarrhea", 10012727, ((1, 0.7), (2, 0.24), (3, 0.06)), 0.10, (14, 200), (3, 21), "low", "none", "mid", 0.3, "diarrhoea"),
-    Term("Myocarditis", 10028606, ((2, 0.4), (3, 0.3), (4, 0.15), (5, 0.15)), 0.007, (20, 120), (14, 60), "low", "none", "high", 1.0, "immune myocarditis"),
-    Term("Nausea", 10028813, ((1, 0.72), (2, 0.24), (3, 0.04)), 0.14, (3, 60), (3, 21), "mid", "low", "low", 0.0, "nausea"),
-    Term("Anorexia", 10002646, ((1, 0.6), (2, 0.33), (3, 0.07)), 0.18, (7, 90), (14, 60), "mid", "low", "mid", 0.0, "poor appetite"),
-    Term("Dyspnea", 10013963, ((1, 0.55), (2, 0.33), (3, 0.12)), 0.15, (14, 200), (14, 90), "mid", "low", "low", 0.0, "shortness of breath"),
-    Term("Rash maculo-papular", 10037868, ((1, 0.6), (2, 0.3), (3, 0.1)), 0.10, (14, 150), (14, 45), "none", "none", "high", 0.8, "maculopapular rash"),
-    Term("Pruritus", 10037087, ((1, 0.7), (2, 0.27), (3, 0.03)), 0.08, (14, 150), (14, 60), "none", "none", "high", 0.7, "itching"),
-    Term("Lymphocyte count decreased", 10025256, ((1, 0.2), (2, 0.4), (3, 0.32), (4, 0.08)), 0.25, (7, 42), (30, 120), "high", "mid", "low", 0.0, "lymphopenia"),
-    Term("Dysphagia", 10013950, ((1, 0.65), (2, 0.3), (3, 0.05)), 0.08, (10, 40), (10, 40), "high", "low", "none", 0.0, "painful swallowing"),
-    Term("Chest wall pain", 10008496, ((1, 0.75), (2, 0.25)), 0.05, (30, 200), (30, 120), "high", "low", "none", 0.0, "chest wall pain"),
-    Term("Pulmonary fibrosis", 10037383, ((1, 0.7), (2, 0.28), (3, 0.02)), 0.03, (150, 400), None, "high", "low", "low", 0.0, "radiation fibrosis"),
+    Term(
+        "Esophagitis",
+        10015461,
+        ((1, 0.55), (2, 0.37), (3, 0.08)),
+        0.35,
+        (10, 35),
+        (10, 40),
+        "high",
+        "low",
+        "low",
+        0.0,
+        "radiation oesophagitis",
+    ),
+    Term(
+        "Fatigue",
+        10016256,
+        ((1, 0.6), (2, 0.32), (3, 0.08)),
+        0.40,
+        (3, 90),
+        (14, 90),
+        "mid",
+        "low",
+        "mid",
+        0.0,
+        "fatigue",
+    ),
+    Term(
+        "Dermatitis radiation",
+        10061103,
+        ((1, 0.72), (2, 0.25), (3, 0.03)),
+        0.18,
+        (14, 40),
+        (10, 30),
+        "high",
+        "mid",
+        "none",
+        0.0,
+        "radiation dermatitis",
+    ),
+    Term(
+        "Cough", 10011224, ((1, 0.65), (2, 0.3), (3, 0.05)), 0.28, (7, 120), (14, 90), "mid", "low", "low", 0.0, "cough"
+    ),
+    Term(
+        "Pneumonitis",
+        10035742,
+        ((1, 0.3), (2, 0.42), (3, 0.19), (4, 0.05), (5, 0.04)),
+        0.17,
+        (35, 200),
+        (21, 90),
+        "high",
+        "low",
+        "mid",
+        0.4,
+        "pneumonitis",
+    ),
+    Term(
+        "Hypothyroidism",
+        10021114,
+        ((1, 0.45), (2, 0.52), (3, 0.03)),
+        0.09,
+        (40, 250),
+        (60, 400),
+        "none",
+        "none",
+        "high",
+        1.0,
+        "immune-related hypothyroidism",
+    ),
+    Term(
+        "Hyperthyroidism",
+        10020850,
+        ((1, 0.6), (2, 0.4)),
+        0.05,
+        (20, 120),
+        (20, 60),
+        "none",
+        "none",
+        "high",
+        1.0,
+        "thyroiditis, hyperthyroid phase",
+    ),
+    Term(
+        "Alanine aminotransferase increased",
+        10001551,
+        ((1, 0.6), (2, 0.24), (3, 0.13), (4, 0.03)),
+        0.10,
+        (14, 200),
+        (14, 60),
+        "none",
+        "none",
+        "mid",
+        0.5,
+        "ALT raised",
+    ),
+    Term(
+        "Aspartate aminotransferase increased",
+        10003481,
+        ((1, 0.65), (2, 0.22), (3, 0.11), (4, 0.02)),
+        0.08,
+        (14, 200),
+        (14, 60),
+        "none",
+        "none",
+        "mid",
+        0.5,
+        "AST raised",
+    ),
+    Term(
+        "Colitis",
+        10009887,
+        ((1, 0.25), (2, 0.45), (3, 0.25), (4, 0.05)),
+        0.035,
+        (30, 250),
+        (10, 45),
+        "none",
+        "none",
+        "high",
+        1.0,
+        "immune-mediated colitis",
+    ),
+    Term(
+        "Diarrhea",
+        10012727,
+        ((1, 0.7), (2, 0.24), (3, 0.06)),
+        0.10,
+        (14, 200),
+        (3, 21),
+        "low",
+        "none",
+        "mid",
+        0.3,
+        "diarrhoea",
+    ),
+    Term(
+        "Myocarditis",
+        10028606,
+        ((2, 0.4), (3, 0.3), (4, 0.15), (5, 0.15)),
+        0.007,
+        (20, 120),
+        (14, 60),
+        "low",
+        "none",
+        "high",
+        1.0,
+        "immune myocarditis",
+    ),
+    Term(
+        "Nausea",
+        10028813,
+        ((1, 0.72), (2, 0.24), (3, 0.04)),
+        0.14,
+        (3, 60),
+        (3, 21),
+        "mid",
+        "low",
+        "low",
+        0.0,
+        "nausea",
+    ),
+    Term(
+        "Anorexia",
+        10002646,
+        ((1, 0.6), (2, 0.33), (3, 0.07)),
+        0.18,
+        (7, 90),
+        (14, 60),
+        "mid",
+        "low",
+        "mid",
+        0.0,
+        "poor appetite",
+    ),
+    Term(
+        "Dyspnea",
+        10013963,
+        ((1, 0.55), (2, 0.33), (3, 0.12)),
+        0.15,
+        (14, 200),
+        (14, 90),
+        "mid",
+        "low",
+        "low",
+        0.0,
+        "shortness of breath",
+    ),
+    Term(
+        "Rash maculo-papular",
+        10037868,
+        ((1, 0.6), (2, 0.3), (3, 0.1)),
+        0.10,
+        (14, 150),
+        (14, 45),
+        "none",
+        "none",
+        "high",
+        0.8,
+        "maculopapular rash",
+    ),
+    Term(
+        "Pruritus",
+        10037087,
+        ((1, 0.7), (2, 0.27), (3, 0.03)),
+        0.08,
+        (14, 150),
+        (14, 60),
+        "none",
+        "none",
+        "high",
+        0.7,
+        "itching",
+    ),
+    Term(
+        "Lymphocyte count decreased",
+        10025256,
+        ((1, 0.2), (2, 0.4), (3, 0.32), (4, 0.08)),
+        0.25,
+        (7, 42),
+        (30, 120),
+        "high",
+        "mid",
+        "low",
+        0.0,
+        "lymphopenia",
+    ),
+    Term(
+        "Dysphagia",
+        10013950,
+        ((1, 0.65), (2, 0.3), (3, 0.05)),
+        0.08,
+        (10, 40),
+        (10, 40),
+        "high",
+        "low",
+        "none",
+        0.0,
+        "painful swallowing",
+    ),
+    Term(
+        "Chest wall pain",
+        10008496,
+        ((1, 0.75), (2, 0.25)),
+        0.05,
+        (30, 200),
+        (30, 120),
+        "high",
+        "low",
+        "none",
+        0.0,
+        "chest wall pain",
+    ),
+    Term(
+        "Pulmonary fibrosis",
+        10037383,
+        ((1, 0.7), (2, 0.28), (3, 0.02)),
+        0.03,
+        (150, 400),
+        None,
+        "high",
+        "low",
+        "low",
+        0.0,
+        "radiation fibrosis",
+    ),
 )
 _PRE_EXISTING = {"Fatigue", "Cough", "Dyspnea", "Anorexia"}
-_STOPS_IO = {"Pneumonitis", "Colitis", "Myocarditis", "Alanine aminotransferase increased", "Aspartate aminotransferase increased"}
+_STOPS_IO = {
+    "Pneumonitis",
+    "Colitis",
+    "Myocarditis",
+    "Alanine aminotransferase increased",
+    "Aspartate aminotransferase increased",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +366,7 @@ def draft_events(r: random.Random, consent: dt.date, first_day: dt.date) -> list
         if duration is not None and grade >= 3:
             duration = int(duration * 1.5)
 
-        def attribution(level: str) -> Attribution | None:
+        def attribution(level: str, pre_treatment: bool = pre_treatment) -> Attribution | None:
             if pre_treatment:
                 return pick(r, _LIKELIHOOD["none"])
             return None if r.random() < 0.02 else pick(r, _LIKELIHOOD[level])
@@ -134,7 +382,9 @@ def draft_events(r: random.Random, consent: dt.date, first_day: dt.date) -> list
                 ldrt=attribution(term.ldrt),
                 io=attribution(term.io),
                 immune=not pre_treatment and r.random() < term.immune_related,
-                hospital=grade >= 4 or (grade == 3 and r.random() < 0.6) or (term.term == "Pneumonitis" and grade == 2 and r.random() < 0.1),
+                hospital=grade >= 4
+                or (grade == 3 and r.random() < 0.6)
+                or (term.term == "Pneumonitis" and grade == 2 and r.random() < 0.1),
                 awareness_hours=r.randint(0, 36),
                 report_hours=r.randint(1, 20) if r.random() >= 0.08 else r.randint(25, 72),
                 sequelae=r.random() < 0.15,
@@ -160,7 +410,12 @@ def finalise_events(subject_id: str, drafts: list[_Draft], end: dt.date) -> Safe
     for d in drafts:
         if d.onset > end:
             continue
-        fatal = death is not None and d.grade == 5 and d.term.term == death[1] and d.onset + dt.timedelta(days=d.death_after) == death[0]
+        fatal = (
+            death is not None
+            and d.grade == 5
+            and d.term.term == death[1]
+            and d.onset + dt.timedelta(days=d.death_after) == death[0]
+        )
         grade = d.grade if d.grade < 5 or fatal else 4
         resolution: dt.date | None = None
         if fatal:
@@ -180,10 +435,10 @@ def finalise_events(subject_id: str, drafts: list[_Draft], end: dt.date) -> Safe
             interruptions.append(d.onset)
         serious_medical = d.term.term == "Myocarditis"
         serious = fatal or d.hospital or serious_medical
-        onset_at = dt.datetime(d.onset.year, d.onset.month, d.onset.day, 2, tzinfo=dt.timezone.utc)
+        onset_at = dt.datetime(d.onset.year, d.onset.month, d.onset.day, 2, tzinfo=dt.UTC)
         awareness = onset_at + dt.timedelta(hours=d.awareness_hours) if serious else None
         report_hours = d.report_hours
-        limit = dt.datetime(end.year, end.month, end.day, 15, 59, tzinfo=dt.timezone.utc)
+        limit = dt.datetime(end.year, end.month, end.day, 15, 59, tzinfo=dt.UTC)
         if awareness is not None and awareness + dt.timedelta(hours=report_hours) > limit:
             awareness, report_hours = onset_at, min(report_hours, 13)
         events.append(

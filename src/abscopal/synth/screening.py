@@ -11,7 +11,7 @@ import datetime as dt
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from abscopal.domain import DietLevel, Histology, LabValue, Screening, Sex
 from abscopal.protocol.model import LabMaxUlnCheck, LabMinCheck, OneOfCheck, Protocol, RangeCheck
@@ -114,7 +114,7 @@ def age_on(birth: dt.date, on: dt.date) -> int:
 def eligible_age(r: random.Random, lim: Limits) -> int:
     """Age of an enrolled patient: advanced NSCLC, median near 57 within the protocol's 18-65 window."""
     low, high = int(lim.age[0]), int(lim.age[1])
-    age = int(round(r.gauss(56.0, 7.0)))
+    age = round(r.gauss(56.0, 7.0))
     return min(max(age, low), high)
 
 
@@ -218,7 +218,9 @@ def _too_old(r: random.Random, s: Screening, lim: Limits) -> tuple[Screening, st
 
 def _ecog(r: random.Random, s: Screening, lim: Limits) -> tuple[Screening, str]:
     ecog = int(lim.ecog[1]) + 1 if r.random() < 0.9 else int(lim.ecog[1]) + 2
-    return replace(s, ecog=ecog), f"ECOG performance status {ecog} (protocol allows {int(lim.ecog[0])}-{int(lim.ecog[1])})"
+    return replace(
+        s, ecog=ecog
+    ), f"ECOG performance status {ecog} (protocol allows {int(lim.ecog[0])}-{int(lim.ecog[1])})"
 
 
 def _brain(r: random.Random, s: Screening, lim: Limits) -> tuple[Screening, str]:
@@ -288,18 +290,23 @@ def _histology(r: random.Random, s: Screening, lim: Limits) -> tuple[Screening, 
 
 def _flag(field: str, text: str) -> _Failure:
     def fail(r: random.Random, s: Screening, lim: Limits) -> tuple[Screening, str]:
-        return replace(s, **{field: True}), text
+        values: dict[str, Any] = {field: True}
+        return replace(s, **values), text
 
     return fail
 
 
 def _life_expectancy(r: random.Random, s: Screening, lim: Limits) -> tuple[Screening, str]:
     months = max(1.0, lim.life_expectancy_min - r.choice((0.0, 1.0, 2.0, 3.0)))
-    return replace(s, life_expectancy_months=months), f"Expected survival {months:g} months (protocol requires > {lim.life_expectancy_min:g})"
+    return replace(
+        s, life_expectancy_months=months
+    ), f"Expected survival {months:g} months (protocol requires > {lim.life_expectancy_min:g})"
 
 
 def _missing_pathology(r: random.Random, s: Screening, lim: Limits) -> tuple[Screening, str]:
-    return replace(s, histology=None, histology_confirmed_by=None), "Pathology report not available (key information missing)"
+    return replace(
+        s, histology=None, histology_confirmed_by=None
+    ), "Pathology report not available (key information missing)"
 
 
 FAILURES: tuple[tuple[_Failure, float], ...] = (
@@ -314,7 +321,10 @@ FAILURES: tuple[tuple[_Failure, float], ...] = (
     (_too_many_lesions, 0.05),
     (_too_many_organs, 0.02),
     (_histology, 0.03),
-    (_flag("serious_comorbidity", "Serious comorbidity (uncontrolled diabetes or COPD with respiratory failure)"), 0.04),
+    (
+        _flag("serious_comorbidity", "Serious comorbidity (uncontrolled diabetes or COPD with respiratory failure)"),
+        0.04,
+    ),
     (_flag("severe_infection", "Active severe infection (pneumonia needing intravenous antibiotics)"), 0.02),
     (_flag("refuses_cooperation", "Declined to take part after the screening visit"), 0.02),
     (_flag("other_trial_within_3_months", "Took part in another clinical trial within the last 3 months"), 0.02),

@@ -102,7 +102,7 @@ def disease_course(
     k = 1
     interval, window = schedule.assessment_interval_days, schedule.assessment_window_days
     while True:
-        jitter = max(-window, min(window, int(round(r.gauss(0.0, 3.0)))))
+        jitter = max(-window, min(window, round(r.gauss(0.0, 3.0))))
         day = first_day + dt.timedelta(days=interval * k + jitter)
         if day > horizon:
             break
@@ -185,8 +185,11 @@ def disease_course(
         subject_id,
         baseline_date,
         tuple(
-            _measure(x, x.baseline_diameter_mm if x.lesion_class is LesionClass.TARGET else None,
-                     None if x.lesion_class is LesionClass.TARGET else LesionStatus.PRESENT)
+            _measure(
+                x,
+                x.baseline_diameter_mm if x.lesion_class is LesionClass.TARGET else None,
+                None if x.lesion_class is LesionClass.TARGET else LesionStatus.PRESENT,
+            )
             for x in lesions
         ),
         assessed_by=radiologist,
@@ -240,7 +243,9 @@ def disease_course(
             if v.kind == "reset" or x.lesion_id in absent:
                 absent.add(x.lesion_id)
                 size = new_sizes[x.lesion_id]
-                rows.append(_measure(x, 0.0 if size is not None else None, None if size is not None else LesionStatus.ABSENT))
+                rows.append(
+                    _measure(x, 0.0 if size is not None else None, None if size is not None else LesionStatus.ABSENT)
+                )
             else:
                 size = new_sizes[x.lesion_id]
                 if size is not None and x.label != f"new on {v.date.isoformat()}":
@@ -277,10 +282,7 @@ def _measure(x: Lesion, diameter: float | None, status: LesionStatus | None) -> 
 
 def _new_lesion(r: random.Random, subject_id: str, n: int, day: dt.date, measurable: bool) -> Lesion:
     organ, location, node = r.choice(_NEW_SITES)
-    if measurable:
-        size = float(r.randint(15, 24) if node else r.randint(10, 22))
-    else:
-        size = None
+    size = float(r.randint(15, 24) if node else r.randint(10, 22)) if measurable else None
     return Lesion(
         subject_id=subject_id,
         lesion_id=f"N{n:02d}",

@@ -11,9 +11,7 @@ from rich.table import Table
 from abscopal.cli._common import console, print_json, user_errors
 from abscopal.protocol.model import bundled_protocol_path, load_protocol_file
 
-app = typer.Typer(
-    help="Show the trial's protocol (the rules as data) or check a protocol file.", no_args_is_help=True
-)
+app = typer.Typer(help="Show the trial's protocol (the rules as data) or check a protocol file.", no_args_is_help=True)
 
 FileOpt = Annotated[
     Path | None,

@@ -19,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from abscopal.domain import AdverseEvent, AeAction, Attribution
 from abscopal.errors import ValidationError
@@ -220,3 +222,48 @@ def test_a_population_given_as_a_number_cannot_be_smaller_than_the_patients_with
 def test_a_population_given_as_a_number_counts_every_event():
     got = {r.label: r.count for r in overall_summary(COHORT, SafetyPopulation(10))}
     assert got["Any AE"] == CountPct(5, 50.0)
+
+
+# --- invariants on random cohorts
+
+_TERMS = ["Pneumonitis", "Cough", "Fatigue", "Colitis", "Myocarditis", "Esophagitis"]
+
+
+@st.composite
+def cohorts(draw: st.DrawFn) -> list[AdverseEvent]:
+    events = []
+    for k in range(draw(st.integers(0, 25))):
+        term = D.get(draw(st.sampled_from(_TERMS)))
+        grade = draw(st.one_of(st.none(), st.sampled_from(term.grades)))
+        subject = f"P{draw(st.integers(1, 6))}"
+        events.append(_ae(subject, str(k), term.term, grade, (U, U, draw(st.sampled_from([None, U, PO])))))
+    return events
+
+
+@given(cohorts())
+def test_any_ae_counts_at_least_every_soc_and_every_soc_at_least_each_of_its_terms(events):
+    pop = SafetyPopulation.of(f"P{i}" for i in range(1, 7))
+    rows = incidence_by_soc_term(events, pop, D)
+    any_row = rows[0].counts
+    for r in rows[1:]:
+        assert r.counts.any_grade.n <= any_row.any_grade.n
+        assert r.counts.grade_3_plus.n <= r.counts.any_grade.n
+        assert r.counts.grade_1_2.n + r.counts.grade_3_plus.n <= r.counts.any_grade.n
+    for soc in (r for r in rows if r.level == "soc"):
+        for term in (r for r in rows if r.level == "term" and r.soc == soc.soc):
+            assert term.counts.any_grade.n <= soc.counts.any_grade.n
+            assert term.counts.grade_3_plus.n <= soc.counts.grade_3_plus.n
+
+
+@given(cohorts())
+def test_patients_by_maximum_grade_add_up_to_the_population(events):
+    pop = SafetyPopulation.of(f"P{i}" for i in range(1, 7))
+    table = by_maximum_grade(events, pop)
+    assert sum(v.n for v in table.by_grade.values()) + table.missing.n + table.no_ae.n == 6
+
+
+@given(cohorts())
+def test_related_to_any_component_counts_at_least_each_component(events):
+    pop = SafetyPopulation.of(f"P{i}" for i in range(1, 7))
+    rows = {r.component: r.any_grade.n for r in treatment_related(events, pop)}
+    assert rows["Any study treatment"] >= max(rows["CFRT"], rows["LDRT"], rows["IO"])

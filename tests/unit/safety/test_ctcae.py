@@ -147,3 +147,11 @@ def test_parsing_reads_a_dash_as_not_available():
     t = parse_ctcae(text).get("T")
     assert t.grades == (2, 3, 5)
     assert t.definition is None
+
+
+def test_every_term_the_protocol_names_is_a_ctcae_term():
+    from abscopal.protocol.model import load_bundled
+
+    safety = load_bundled().current.safety
+    named = [t for terms in safety.aesi.values() for t in terms] + [safety.monitor.term]
+    assert [t for t in named if D.find(t) is None] == []

@@ -71,8 +71,9 @@ def main() -> None:
     except Exception as exc:  # last guard: a bug, said plainly, with the way to see details
         if os.environ.get("ABSCOPAL_DEBUG"):
             raise
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
         err_console.print(
-            f"[bold red]Internal error:[/] {exc.__class__.__name__}: {exc}. "
+            f"[bold red]Internal error:[/] {exc.__class__.__name__}: {detail}. "
             "This is a bug in Abscopal; set ABSCOPAL_DEBUG=1 to see the traceback.",
             highlight=False,
         )

@@ -166,8 +166,17 @@ def insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: 
             converted.append(tuple(values))
         rows = converted
     placeholders = ", ".join("?" for _ in columns)
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"
+    sql = f"INSERT INTO {_quoted(conn, table.name)} ({_column_list(conn, columns)}) VALUES ({placeholders})"
     conn.exec_driver_sql(sql, rows)
+
+
+def _quoted(conn: Connection, name: str) -> str:
+    return str(conn.dialect.identifier_preparer.quote(name))
+
+
+def _column_list(conn: Connection, columns: tuple[str, ...]) -> str:
+    """Quoted where needed: some columns are SQL keywords (``check``)."""
+    return ", ".join(_quoted(conn, c) for c in columns)
 
 
 def _json_text(value: Any) -> Any:
@@ -184,7 +193,7 @@ def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: l
     json_idx = [i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
     raw = conn.connection.driver_connection
     assert raw is not None
-    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    statement = f"COPY {_quoted(conn, table.name)} ({_column_list(conn, columns)}) FROM STDIN"
     try:
         with raw.cursor() as cur, cur.copy(statement) as copy:
             for r in rows:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from abscopal import domain as d
+from abscopal.store.tables import ENTITY_BY_CLASS
 from abscopal.store.unit_of_work import UnitOfWork
 
 _SHARED = (d.Site, d.User)
@@ -24,7 +25,7 @@ def store_cohort_chunks(
 ) -> int:
     """Insert every record of every chunk (a dataclass of tuples of domain objects); return rows written.
 
-    Sites and users repeated across chunks are written once. ``on_chunk(patients, rows)`` reports progress.
+    Sites and users repeated across chunks are written once; fields that are not trial data are skipped. ``on_chunk(patients, rows)`` reports progress.
     """
     seen: set[tuple[type[Any], str]] = set()
     total = 0
@@ -32,7 +33,10 @@ def store_cohort_chunks(
         objects: list[Any] = []
         patients = 0
         for f in dataclasses.fields(chunk):
-            for obj in getattr(chunk, f.name):
+            items = getattr(chunk, f.name)
+            if not items or type(items[0]) not in ENTITY_BY_CLASS:
+                continue  # not trial data (e.g. the generator's own record of what it intended)
+            for obj in items:
                 if isinstance(obj, _SHARED):
                     ident = (type(obj), obj.code if isinstance(obj, d.Site) else obj.username)
                     if ident in seen:

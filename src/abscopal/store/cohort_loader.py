@@ -25,7 +25,8 @@ def store_cohort_chunks(
 ) -> int:
     """Insert every record of every chunk (a dataclass of tuples of domain objects); return rows written.
 
-    Sites and users repeated across chunks are written once; fields that are not trial data are skipped. ``on_chunk(patients, rows)`` reports progress.
+    Sites and users repeated across chunks are written once; fields that are not trial data are skipped.
+    ``on_chunk(patients, rows)`` reports progress.
     """
     seen: set[tuple[type[Any], str]] = set()
     total = 0

@@ -199,6 +199,14 @@ def is_effective(adjudication: Adjudication, rules: Resistance) -> bool:
     return len(valid_signers(adjudication, rules)) >= rules.required_signatures
 
 
+def resistance_confirmed(adjudication: Adjudication | None, rules: Resistance) -> bool | None:
+    """Inclusion 10's datum from an adjudication: True once an effective adjudication says primary or acquired,
+    False once an effective one says otherwise, None (unknown) while unsigned or absent."""
+    if adjudication is None or not is_effective(adjudication, rules):
+        return None
+    return adjudication.classification in RESISTANT
+
+
 def can_enrol(checklist: Checklist | None, adjudication: Adjudication | None, rules: Resistance) -> list[str]:
     """Reasons enrolment is refused (an empty list means the patient may be enrolled).
 

@@ -64,7 +64,7 @@ class SyntheticTruth:
     scenario: str  # "screen_failure", "response", "stable", "progression", "pseudo_progression"
     abscopal: bool = False
     pseudo_iupd_date: dt.date | None = None
-    iupd_date: dt.date | None = None  # of the progression confirmed at the next scan
+    iupd_date: dt.date | None = None  # of true progression; icpd_date is None when no scan followed it
     icpd_date: dt.date | None = None
 
 
@@ -308,8 +308,16 @@ class _World:
             new_therapy_date=new_therapy,
             last_contact_date=last_contact,
         )
+        def seen(day: dt.date | None) -> dt.date | None:
+            return day if day is not None and day <= end else None
+
         truth = SyntheticTruth(
-            subject_id, course.scenario, course.abscopal, course.pseudo_iupd_date, course.iupd_date, course.icpd_date
+            subject_id,
+            course.scenario,
+            course.abscopal,
+            seen(course.pseudo_iupd_date),
+            seen(course.iupd_date),
+            seen(course.icpd_date),
         )
         return Cohort(
             patients=(patient,),

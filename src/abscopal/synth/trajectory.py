@@ -56,7 +56,7 @@ class Course:
     progressing: tuple[bool, ...]  # True from an iUPD (unless reset) on
     new_lesions: tuple[Lesion, ...]
     pseudo_iupd_date: dt.date | None
-    iupd_date: dt.date | None  # of the progression that the next scan confirms
+    iupd_date: dt.date | None  # of true progression (confirmed at the next scan, if there is one)
     icpd_date: dt.date | None
     abscopal: bool
 
@@ -270,7 +270,7 @@ def disease_course(
         tuple(progressing),
         tuple(new),
         pseudo_iupd,
-        iupd if icpd is not None else None,
+        iupd,
         icpd,
         abscopal,
     )

@@ -51,8 +51,9 @@ LAB_FAMILY: dict[str, str] = {
 def normalise_unit(unit: str) -> str:
     """Fold the spellings clinicians use into one key: case, spaces, micro signs, x/×, ~ for ^, mm³."""
     u = unit.strip().lower().replace(" ", "")
-    for micro in ("µ", "μ", "mc"):
-        u = u.replace(micro + "l", "ul")
+    for micro in ("µ", "μ"):  # micro sign and Greek mu
+        u = u.replace(micro, "u")
+    u = u.replace("mcl", "ul")
     u = u.replace("×", "x").replace("*", "x").replace("~", "^").replace("mm³", "mm3").replace("mm^3", "mm3")
     u = u.replace("e9/l", "^9/l").replace("e3/ul", "^3/ul").replace("e6/l", "^6/l")
     if u.startswith("x10"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -135,3 +136,16 @@ def test_an_unknown_unit_in_a_column_names_the_column_and_row() -> None:
         evaluate_columns(frame, PROTOCOL.eligibility)
     assert info.value.field == "lab_wbc_unit"
     assert "row 1" in info.value.reason
+
+
+def test_the_vectorised_path_gives_each_verdict_and_the_same_log_as_the_scalar_path(
+    make_screening: Callable[..., Screening],
+) -> None:
+    batch = [
+        make_screening(),  # eligible
+        make_screening(ecog=None),  # incomplete
+        make_screening(brain_metastases=True, labs={}),  # ineligible (and labs unknown)
+    ]
+    result = evaluate_columns(frame_from_screenings(batch), PROTOCOL.eligibility)
+    assert result.verdict.tolist() == [2, 1, 0]
+    assert result.screening_log() == screening_log([evaluate(s, PROTOCOL.eligibility) for s in batch]).as_dict()

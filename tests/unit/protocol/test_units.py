@@ -25,6 +25,9 @@ from abscopal.protocol import units
         ("neutrophils", 1.8, "×10~9/L", "10^9/L", 1.8),
         ("platelets", 150, "10^3/uL", "10^9/L", 150.0),
         ("alt", 1.0, "ukat/L", None, 60.0),
+        ("alt", 1.0, "µkat/L", None, 60.0),
+        ("wbc", 4500, "cells/mcL", "10^9/L", 4.5),
+        ("wbc", 4.5, "10E9/L", "10^9/L", 4.5),
         ("alt", 40, "IU/L", None, 40.0),
     ],
 )

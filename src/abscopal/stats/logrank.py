@@ -97,7 +97,15 @@ def logrank(
         sub = keep[1:]
         diff = (observed - expected)[sub]
         v = variance[np.ix_(sub, sub)]
-        chisq = float(diff @ np.linalg.solve(v, diff))
+        try:
+            chisq = float(diff @ np.linalg.solve(v, diff))
+        except np.linalg.LinAlgError:
+            # survdiff stops here too ("system is exactly singular"): the data cannot tell the groups apart.
+            raise ValidationError(
+                "groups",
+                "the log-rank variance is singular (for example every event at one time), so the groups "
+                "cannot be compared",
+            ) from None
     p = float(chi2.sf(chisq, df)) if df >= 1 else 1.0
     table = tuple(
         GroupEvents(

@@ -30,7 +30,9 @@ def _pct(c: CountPct) -> str:
 @app.command("summary")
 @user_errors
 def summary(
-    input: Annotated[Path, typer.Option("--input", "-i", help="AE.csv (columns in docs/safety.md).")],
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="AE.csv (columns in docs/safety.md); default: the database.")
+    ] = None,
     population: Annotated[
         int | None, typer.Option("--population", "-n", help="Size of the safety population (denominator).")
     ] = None,
@@ -38,29 +40,44 @@ def summary(
         Path | None,
         typer.Option("--safety-population", help="CSV with a subject_id column: patients with >= 1 RT fraction."),
     ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", envvar="ABSCOPAL_DATABASE_URL", help="Database URL.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the tables as JSON.")] = False,
 ) -> None:
     """Print the standard safety tables: overall summary, SOC/term incidence, maximum grade, TRAEs, AESIs, SAEs.
 
-    Each patient counts once per term at the worst grade; percentages are of the safety population, given as
-    a number (--population) or a subject list (--safety-population). Rows with treatment_emergent = N are left
-    out. The protocol's pneumonitis monitoring rule is evaluated on the same data.
+    Each patient counts once per term at the worst grade. Without --input the trial database is read: the
+    safety population is every patient with >= 1 RT fraction and only treatment-emergent events count (anchor
+    and windows from the protocol). With --input AE.csv, give the denominator as a number (--population) or a
+    subject list (--safety-population); rows with treatment_emergent = N are left out. The protocol's
+    pneumonitis monitoring rule is evaluated on the same data.
 
-    Example: abscopal ae summary --input ae.csv --safety-population safety.csv
+    Examples: abscopal ae summary
+              abscopal ae summary --input ae.csv --safety-population safety.csv
     """
-    if (population is None) == (safety_population is None):
-        raise ValidationError("population", "give either --population N or --safety-population FILE")
-    if population is not None and population <= 0:
-        raise ValidationError("population", f"{population} must be a positive number of patients")
-    pop = (
-        SafetyPopulation(population)
-        if population is not None
-        else SafetyPopulation.of(read_safety_population(safety_population))  # type: ignore[arg-type]
-    )
     dictionary = load_ctcae()
     options = load_bundled().current.safety
-    events = read_adverse_events(input, dictionary)
-    tables = safety_tables(events, pop, options, dictionary)
+    exposures = None
+    if input is None:
+        if population is not None or safety_population is not None:
+            raise ValidationError("population", "--population and --safety-population go with --input AE.csv")
+        from abscopal.store.safety_input import load_safety_analysis_set
+
+        analysis = load_safety_analysis_set(options, database_url)
+        events, pop, exposures = analysis.events, analysis.population, analysis.exposures
+    else:
+        if (population is None) == (safety_population is None):
+            raise ValidationError("population", "give either --population N or --safety-population FILE")
+        if population is not None and population <= 0:
+            raise ValidationError("population", f"{population} must be a positive number of patients")
+        pop = (
+            SafetyPopulation(population)
+            if population is not None
+            else SafetyPopulation.of(read_safety_population(safety_population))  # type: ignore[arg-type]
+        )
+        events = read_adverse_events(input, dictionary)
+    tables = safety_tables(events, pop, options, dictionary, exposures)
     check = monitor(events, pop.size, options.monitor)
     if as_json:
         print_json({"tables": dataclasses.asdict(tables), "monitor": dataclasses.asdict(check)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,8 +49,6 @@ def check(
     data = load_patient(patient)
     screening = data.screening
     if screening.immunotherapy_resistance_confirmed is None and data.adjudication is not None:
-        from dataclasses import replace
-
         screening = replace(
             screening,
             immunotherapy_resistance_confirmed=res.resistance_confirmed(data.adjudication, protocol.resistance),

@@ -452,14 +452,6 @@ def screening_log(checklists: Iterable[Checklist]) -> ScreeningLog:
     return log
 
 
-def criterion_ids(eligibility: Eligibility) -> list[str]:
-    return [*eligibility.inclusion, *eligibility.exclusion]
-
-
-def is_exclusion(eligibility: Eligibility, cid: str) -> bool:
-    return cid in eligibility.exclusion
-
-
 def as_dict(checklist: Checklist) -> dict[str, Any]:
     """A JSON-ready view of a checklist (for ``--json`` and the web)."""
     return {

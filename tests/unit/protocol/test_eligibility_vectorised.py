@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from abscopal.protocol.model import load_bundled
 PROTOCOL = load_bundled().current
 
 
-def _opt(strategy: st.SearchStrategy) -> st.SearchStrategy:  # type: ignore[type-arg]
+def _opt(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), strategy)
 
 
@@ -85,7 +86,7 @@ def mostly_eligible(draw: st.DrawFn) -> Screening:
     s = draw(screenings())
     from dataclasses import replace
 
-    keep_false = {
+    keep_false: dict[str, Any] = {
         f: False
         for f in (
             "refuses_cooperation",

@@ -36,7 +36,9 @@ def history(
     progression_day: int | None,
     confirmed_after: int | None = 28,
 ) -> ImmunotherapyHistory:
-    day = lambda n: START + dt.timedelta(days=n)  # noqa: E731
+    def day(n: int) -> dt.date:
+        return START + dt.timedelta(days=n)
+
     progression = day(progression_day) if progression_day is not None else None
     confirmed = (
         progression + dt.timedelta(days=confirmed_after) if progression and confirmed_after is not None else None

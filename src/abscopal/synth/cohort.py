@@ -308,6 +308,7 @@ class _World:
             new_therapy_date=new_therapy,
             last_contact_date=last_contact,
         )
+
         def seen(day: dt.date | None) -> dt.date | None:
             return day if day is not None and day <= end else None
 

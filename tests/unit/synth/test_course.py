@@ -9,6 +9,7 @@ more new lesions; a reset when every trigger has come back below PD.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ from abscopal.domain import LesionClass, LesionStatus, PatientStatus, RtRole, Tu
 from abscopal.protocol.model import Protocol
 from abscopal.synth import Cohort
 
-from .conftest import CUTOFF, Subject  # noqa: TID252
+from .conftest import CUTOFF, Subject
 
 
 @dataclass
@@ -158,9 +159,11 @@ def test_the_generator_truth_agrees_with_a_restatement_of_irecist(enrolled: list
             disagreements.append((s.patient.subject_id, "iupd", t.iupd_date, e.iupd))
         if t.icpd_date is not None and e.icpd != t.icpd_date:
             disagreements.append((s.patient.subject_id, "icpd", t.icpd_date, e.icpd))
-        if t.pseudo_iupd_date is not None and any(
-            a.assessment_date > t.pseudo_iupd_date for a in s.assessments
-        ) and t.pseudo_iupd_date not in e.resets:
+        if (
+            t.pseudo_iupd_date is not None
+            and any(a.assessment_date > t.pseudo_iupd_date for a in s.assessments)
+            and t.pseudo_iupd_date not in e.resets
+        ):
             disagreements.append((s.patient.subject_id, "pseudo", t.pseudo_iupd_date, e.resets))
     assert disagreements == []
 
@@ -201,7 +204,11 @@ def test_complete_responses_have_zero_non_nodal_targets_and_small_nodes(enrolled
 
 def test_non_target_statuses_and_new_lesions_all_occur(enrolled: list[Subject]) -> None:
     statuses = Counter(
-        m.status for s in enrolled for a in s.assessments for m in a.measurements if m.lesion_class is not LesionClass.TARGET
+        m.status
+        for s in enrolled
+        for a in s.assessments
+        for m in a.measurements
+        if m.lesion_class is not LesionClass.TARGET
     )
     assert set(LesionStatus) <= set(statuses)
     new = [x for s in enrolled for x in s.lesions if x.lesion_class is LesionClass.NEW]
@@ -216,7 +223,9 @@ def test_observation_lesions_shrink_by_30_percent_in_a_minority_only(enrolled: l
         observed = {x.lesion_id: x.baseline_diameter_mm for x in s.lesions if x.rt_role is RtRole.OBSERVATION}
         for a in s.assessments[1:]:
             if any(
-                m.lesion_id in observed and m.diameter_mm is not None and m.diameter_mm <= 0.7 * (observed[m.lesion_id] or 0)
+                m.lesion_id in observed
+                and m.diameter_mm is not None
+                and m.diameter_mm <= 0.7 * (observed[m.lesion_id] or 0)
                 for m in a.measurements
             ):
                 shrinking += 1
@@ -230,7 +239,7 @@ def test_measurement_noise_makes_stable_lesions_wobble(enrolled: list[Subject]) 
         if s.truth.scenario != "stable":
             continue
         before = [a for a in s.assessments[1:] if s.truth.iupd_date is None or a.assessment_date < s.truth.iupd_date]
-        for a, b in zip(before, before[1:], strict=False):
+        for a, b in itertools.pairwise(before):
             sa, sb = _sod(a), _sod(b)
             if sa and sb:
                 ratios.append(sb / sa)
@@ -261,14 +270,16 @@ def test_no_scan_after_confirmed_progression(enrolled: list[Subject]) -> None:
             assert s.assessments[-1].assessment_date <= s.truth.icpd_date
 
 
-def test_immunotherapy_is_given_every_three_weeks_until_progression(protocol: Protocol, enrolled: list[Subject]) -> None:
+def test_immunotherapy_is_given_every_three_weeks_until_progression(
+    protocol: Protocol, enrolled: list[Subject]
+) -> None:
     interval = protocol.immunotherapy.interval_days
     for s in enrolled:
         dates = [c.date for c in s.cycles]
         assert [c.cycle_number for c in s.cycles] == list(range(1, len(dates) + 1))
         if dates:
             assert dates[0] >= s.patient.enrolment_date  # type: ignore[operator]
-        for a, b in zip(dates, dates[1:], strict=False):
+        for a, b in itertools.pairwise(dates):
             assert interval - 2 <= (b - a).days <= interval + 2 + 7
         if s.truth.icpd_date is not None and dates:
             assert dates[-1] < s.truth.icpd_date

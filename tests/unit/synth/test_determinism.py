@@ -51,7 +51,9 @@ def test_streaming_equals_generating_for_any_seed_and_chunk(protocol: Protocol, 
         ({"cutoff_date": dt.date(2023, 1, 30)}, "cutoff_date"),
     ],
 )
-def test_bad_arguments_are_refused_with_the_field_named(protocol: Protocol, kwargs: dict[str, object], field: str) -> None:
+def test_bad_arguments_are_refused_with_the_field_named(
+    protocol: Protocol, kwargs: dict[str, object], field: str
+) -> None:
     args: dict[str, object] = {"n_patients": 5, "seed": 1, "protocol": protocol, "chunk_size": 2}
     args.update(kwargs)
     with pytest.raises(ValidationError) as error:

@@ -8,7 +8,7 @@ from collections import Counter
 from abscopal.domain import LesionClass, RtRole
 from abscopal.protocol.model import Protocol
 
-from .conftest import Subject  # noqa: TID252
+from .conftest import Subject
 
 
 def _baseline(s: Subject) -> list:  # type: ignore[type-arg]
@@ -55,9 +55,7 @@ def test_exactly_one_conventional_lesion_and_its_flag_agrees_with_the_data(enrol
         conventional = [x for x in lesions if x.rt_role is RtRole.CONVENTIONAL]
         assert len(conventional) == 1
         c = conventional[0]
-        largest = all(
-            (c.baseline_diameter_mm or 0) > (x.baseline_diameter_mm or 0) for x in lesions if x is not c
-        )
+        largest = all((c.baseline_diameter_mm or 0) > (x.baseline_diameter_mm or 0) for x in lesions if x is not c)
         assert c.is_primary or c.is_symptomatic or largest, s.patient.subject_id
         course = next(k for k in s.courses if k.role is RtRole.CONVENTIONAL)
         reason = (course.plan_label or "").rsplit("(", 1)[-1].rstrip(")")

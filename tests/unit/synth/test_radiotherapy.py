@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import Counter, defaultdict
 
 import holidays
@@ -12,7 +13,7 @@ from abscopal.domain import DeviationClass, FractionStatus, RtRole
 from abscopal.protocol.model import Protocol
 from abscopal.synth.radiotherapy import interruption_class, interval_class, total_class
 
-from .conftest import Subject  # noqa: TID252
+from .conftest import Subject
 
 MINOR, MAJOR = DeviationClass.MINOR, DeviationClass.MAJOR
 
@@ -20,7 +21,15 @@ MINOR, MAJOR = DeviationClass.MINOR, DeviationClass.MAJOR
 # radiotherapy.md §2 table: delivered total vs prescribed: 5-10% off minor, > 10% major
 @pytest.mark.parametrize(
     ("prescribed", "delivered", "expected"),
-    [(60, 60, None), (60, 58, None), (60, 57, MINOR), (60, 56, MINOR), (60, 54, MINOR), (60, 53.8, MAJOR), (40, 38, MINOR)],
+    [
+        (60, 60, None),
+        (60, 58, None),
+        (60, 57, MINOR),
+        (60, 56, MINOR),
+        (60, 54, MINOR),
+        (60, 53.8, MAJOR),
+        (40, 38, MINOR),
+    ],
 )
 def test_delivered_total_classes_follow_the_spec_table(
     protocol: Protocol, prescribed: float, delivered: float, expected: DeviationClass | None
@@ -31,16 +40,31 @@ def test_delivered_total_classes_follow_the_spec_table(
 # LDRT interval: 5-9 days acceptable (window), 3-4 or 10-14 minor, < 3 or > 14 major
 @pytest.mark.parametrize(
     ("days", "expected"),
-    [(7, None), (5, None), (9, None), (4, MINOR), (3, MINOR), (10, MINOR), (11, MINOR), (14, MINOR), (2, MAJOR), (15, MAJOR)],
+    [
+        (7, None),
+        (5, None),
+        (9, None),
+        (4, MINOR),
+        (3, MINOR),
+        (10, MINOR),
+        (11, MINOR),
+        (14, MINOR),
+        (2, MAJOR),
+        (15, MAJOR),
+    ],
 )
-def test_ldrt_interval_classes_follow_the_spec_table(protocol: Protocol, days: int, expected: DeviationClass | None) -> None:
+def test_ldrt_interval_classes_follow_the_spec_table(
+    protocol: Protocol, days: int, expected: DeviationClass | None
+) -> None:
     rt = protocol.radiotherapy
     assert interval_class(days, rt.low_dose, rt.deviations) == expected
 
 
 # CFRT unplanned prolongation: 3-5 working days minor, > 5 major
 @pytest.mark.parametrize(("extra", "expected"), [(0, None), (2, None), (3, MINOR), (5, MINOR), (6, MAJOR)])
-def test_cfrt_interruption_classes_follow_the_spec_table(protocol: Protocol, extra: int, expected: DeviationClass | None) -> None:
+def test_cfrt_interruption_classes_follow_the_spec_table(
+    protocol: Protocol, extra: int, expected: DeviationClass | None
+) -> None:
     assert interruption_class(extra, protocol.radiotherapy.deviations) == expected
 
 
@@ -74,7 +98,7 @@ def test_ldrt_is_1_6_gy_weekly_for_4_to_6_fractions(protocol: Protocol, enrolled
             assert course.dose_per_fraction_gy == low.dose_per_fraction_gy
             assert low.fractions.contains(course.fractions)
             dates = [f.date for f in s.fractions if f.lesion_id == course.lesion_id]
-            gaps.update((b - a).days for a, b in zip(dates, dates[1:], strict=False))
+            gaps.update((b - a).days for a, b in itertools.pairwise(dates))
     assert gaps.most_common(1)[0][0] == low.interval_days
 
 
@@ -94,7 +118,7 @@ def _expected_deviations(s: Subject, protocol: Protocol) -> set[tuple[str, str, 
     for course in s.courses:
         fr = by_lesion.get(course.lesion_id, [])
         if course.role is RtRole.LOW_DOSE:
-            for a, b in zip(fr, fr[1:], strict=False):
+            for a, b in itertools.pairwise(fr):
                 cls = interval_class((b.date - a.date).days, rt.low_dose, rt.deviations)
                 if cls is not None:
                     out.add((course.lesion_id, "ldrt_interval", cls.value))

@@ -29,7 +29,7 @@ from abscopal.protocol.model import (
 )
 from abscopal.synth import Cohort
 
-from .conftest import Subject  # noqa: TID252
+from .conftest import Subject
 
 
 def _complete(s: Screening) -> bool:
@@ -101,9 +101,7 @@ def test_every_screen_failure_fails_a_protocol_check_and_says_why(
 
 def test_screen_failure_reasons_are_varied(subjects: dict[str, Subject]) -> None:
     reasons = Counter(
-        s.screening.screen_failure_reason.split(" ")[0]
-        for s in subjects.values()
-        if s.screening.screen_failure_reason
+        s.screening.screen_failure_reason.split(" ")[0] for s in subjects.values() if s.screening.screen_failure_reason
     )
     assert len(reasons) >= 8
     assert reasons["Age"] >= 5  # the commonest reason with a 65-year age limit
@@ -195,10 +193,8 @@ def test_the_roster_has_every_role_the_trial_needs(cohort: Cohort) -> None:
 
 
 @pytest.mark.parametrize("field", ["consent_date", "screening_date"])
-def test_consent_and_screening_fall_within_the_trial_period(
-    subjects: dict[str, Subject], field: str
-) -> None:
-    from .conftest import CUTOFF, START  # noqa: TID252
+def test_consent_and_screening_fall_within_the_trial_period(subjects: dict[str, Subject], field: str) -> None:
+    from .conftest import CUTOFF, START
 
     dates = [getattr(s.screening, field) for s in subjects.values()]
     assert all(START <= d <= CUTOFF - dt.timedelta(days=60) for d in dates)

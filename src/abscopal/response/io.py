@@ -10,21 +10,22 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import polars as pl
 from numpy.typing import NDArray
 
 from abscopal.errors import InputFileError, Problem
-from abscopal.response.codes import NONE, Criteria, label_array
+from abscopal.response.codes import NONE, Code, Criteria, label
 from abscopal.response.endpoints import NO_DAY, PFS_REASON_TEXT
 from abscopal.response.engine import CohortArrays, role_rates
 from abscopal.response.irecist import trigger_names
-from abscopal.response.lesions import check_table
+from abscopal.response.lesions import check_table, first_rows, sort_order
 from abscopal.response.roles import lesion_pct_change
 from abscopal.response.table import CLASS_CODES, ROLE_CODES, ROLES, STATUS_CODES, UM_PER_MM, LesionTable
 
@@ -98,7 +99,18 @@ def _code(col: str, mapping: Mapping[str, int], blank: int) -> pl.Expr:
 
 
 def read_measurements(path: Path) -> Measurements:
-    """Read MEAS.csv (response-rules.md §7), check every row and the baseline rules (§1)."""
+    """Read MEAS.csv (response-rules.md §7), check every row and the baseline rules (§1). A typed read is
+    tried first; any doubt falls back to a read as text that reports every problem with its line."""
+    read = _read_typed(path) or _read_text(path)
+    table = read.table
+    row_problems = check_table(table)
+    if row_problems:
+        raise InputFileError(str(path), [Problem(int(table.line[p.row]), p.field, p.reason) for p in row_problems])
+    return read
+
+
+def _read_text(path: Path) -> Measurements:
+    """The careful read: every column as text, every problem collected with its line."""
     raw = _read_strings(path, REQUIRED, OPTIONAL)
     role_col = "rt_role" in raw.columns
     parsed = raw.with_columns(
@@ -153,8 +165,8 @@ def read_measurements(path: Path) -> Measurements:
     if problems:
         raise InputFileError(str(path), sorted(problems, key=lambda p: (p.line or 0, p.field)))
 
-    sid = pl.col("subject_id").str.strip_chars()
-    lid = pl.col("lesion_id").str.strip_chars()
+    sid = pl.col("subject_id")
+    lid = pl.col("lesion_id")
     coded = parsed.with_columns(
         (sid.rank("dense") - 1).cast(pl.Int64).alias("__subject"),
         pl.col("organ")
@@ -188,9 +200,6 @@ def read_measurements(path: Path) -> Measurements:
         subject_ids=tuple(subjects["s"].to_list()),
         lesion_ids=tuple(lesions["l"].to_list()),
     )
-    row_problems = check_table(table)
-    if row_problems:
-        raise InputFileError(str(path), [Problem(int(table.line[p.row]), p.field, p.reason) for p in row_problems])
     investigator = None
     if "investigator_response" in coded.columns:
         investigator = (
@@ -200,6 +209,114 @@ def read_measurements(path: Path) -> Measurements:
                 pl.col("__day").alias("day"),
                 pl.col("investigator_response").str.strip_chars(),
                 pl.col("__line").alias("line"),
+            )
+            .unique(["subject_id", "day"], keep="first", maintain_order=True)
+        )
+    return Measurements(table=table, investigator=investigator)
+
+
+_TYPED: dict[str, pl.DataType | type[pl.DataType]] = {
+    "subject_id": pl.Categorical,
+    "assessment_date": pl.Date,
+    "lesion_id": pl.Categorical,
+    "lesion_class": pl.Categorical,
+    "organ": pl.Categorical,
+    "is_node": pl.Categorical,
+    "diameter_mm": pl.Float64,
+    "status": pl.Categorical,
+    "rt_role": pl.Categorical,
+    "investigator_response": pl.String,
+}
+
+
+def _category_codes(column: pl.Series, code: Callable[[str], int], blank: int) -> NDArray[np.int64]:
+    """Map a categorical column to integer codes by mapping its (few) distinct values only."""
+    uniques = column.unique()
+    phys = uniques.to_physical()
+    size = int(phys.max() or 0) + 2  # type: ignore[arg-type]
+    lookup = np.full(size, blank, dtype=np.int64)
+    for p, text in zip(phys.to_list(), uniques.cast(pl.String).to_list(), strict=True):
+        if p is not None and text is not None:
+            lookup[p] = blank if not text.strip() else code(text)
+    codes: NDArray[np.int64] = lookup[column.to_physical().fill_null(size - 1).to_numpy()]
+    return codes
+
+
+def _read_typed(path: Path) -> Measurements | None:
+    """The fast read of a clean file (typed columns, categories mapped once); None when anything is off."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            header = f.readline().rstrip("\r\n").split(",")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if any(c not in header for c in REQUIRED) or len(set(header)) != len(header):
+        return None
+    keep = [c for c in (*REQUIRED, *OPTIONAL) if c in header]
+    try:
+        frame = pl.read_csv(path, columns=keep, schema_overrides={c: _TYPED[c] for c in keep})
+    except Exception:  # any parse problem: the text read reports it with its line
+        return None
+
+    def lower(mapping: Mapping[str, int]) -> Callable[[str], int]:
+        return lambda text: mapping.get(text.strip().lower(), -9)
+
+    cls = _category_codes(frame["lesion_class"], lower(CLASS_CODES), -9)
+    node = _category_codes(frame["is_node"], lower(_BOOL), -9)
+    status = _category_codes(frame["status"], lower(STATUS_CODES), -1)
+    role = (
+        _category_codes(frame["rt_role"], lower(ROLE_CODES), 0)
+        if "rt_role" in keep
+        else np.zeros(frame.height, np.int64)
+    )
+    organ_names: dict[str, int] = {}
+    organ = _category_codes(frame["organ"], lambda t: organ_names.setdefault(t.strip().lower(), len(organ_names)), -9)
+    subject_names = sorted(t for t in frame["subject_id"].unique().cast(pl.String).to_list() if t and t.strip())
+    rank = {t: i for i, t in enumerate(subject_names)}
+    subject = _category_codes(frame["subject_id"], lambda t: rank[t], -9)
+    lesion_phys = frame["lesion_id"].to_physical().fill_null(0).to_numpy().astype(np.int64)
+    mm = frame["diameter_mm"].to_numpy()
+    if (
+        frame["assessment_date"].null_count()
+        or frame["lesion_id"].null_count()
+        or (subject < 0).any()
+        or (organ < 0).any()
+        or (cls < 0).any()
+        or (node < 0).any()
+        or (status == -9).any()
+        or (role < 0).any()
+        or bool(np.any(np.isfinite(mm) & (mm < 0)) or np.any(np.isinf(mm)))
+    ):
+        return None
+    key = subject * (int(lesion_phys.max()) + 1) + lesion_phys
+    lesion = pd.factorize(key)[0].astype(np.int64)
+    first = np.full(int(lesion.max()) + 1, lesion.size, dtype=np.int64)
+    np.minimum.at(first, lesion, np.arange(lesion.size, dtype=np.int64))
+    lesion_ids = frame["lesion_id"].cast(pl.String).gather(pl.Series(first)).to_list()
+    um = np.where(np.isnan(mm), -1, np.rint(np.nan_to_num(mm, nan=0.0) * UM_PER_MM)).astype(np.int64)
+    table = LesionTable(
+        subject=subject,
+        day=frame["assessment_date"].cast(pl.Int32).to_numpy().astype(np.int64),
+        lesion=lesion,
+        lesion_class=cls.astype(np.int8),
+        organ=organ,
+        is_node=node.astype(np.bool_),
+        diameter_um=um,
+        status=status.astype(np.int8),
+        role=role.astype(np.int8),
+        line=np.arange(2, frame.height + 2, dtype=np.int64),
+        subject_ids=tuple(subject_names),
+        lesion_ids=tuple(lesion_ids),
+    )
+    investigator = None
+    if "investigator_response" in keep:
+        investigator = (
+            frame.with_row_index("line", offset=2)
+            .filter(pl.col("investigator_response").str.strip_chars().str.len_chars() > 0)
+            .select(
+                pl.col("subject_id").cast(pl.String),
+                pl.col("assessment_date").cast(pl.Int32).cast(pl.Int64).alias("day"),
+                pl.col("investigator_response").str.strip_chars(),
+                "line",
             )
             .unique(["subject_id", "day"], keep="first", maintain_order=True)
         )
@@ -259,6 +376,17 @@ def read_subjects(path: Path, subject_ids: tuple[str, ...]) -> SubjectDays:
 # --- outputs
 
 
+def _take(values: Sequence[str], index: NDArray[Any]) -> pl.Series:
+    """``values[index]`` as a polars string column, gathered in Rust (no Python strings per row)."""
+    return pl.Series(list(values), dtype=pl.String).gather(pl.Series(np.asarray(index, dtype=np.int64)))
+
+
+def _labels(codes: NDArray[np.int8], criteria: Criteria) -> pl.Series:
+    """Response codes as their labels ('' where there is no response)."""
+    names = [str(label(c, criteria)) for c in range(len(Code))] + [""]
+    return _take(names, np.where(codes < 0, len(Code), codes))
+
+
 def _dates(days: NDArray[np.int64]) -> pl.Series:
     return pl.Series(days.astype(np.int64)).cast(pl.Int32).cast(pl.Date)
 
@@ -277,27 +405,25 @@ def timepoint_frame(a: CohortArrays) -> pl.DataFrame:
     """timepoints.csv: one row per subject and assessment (baseline included, its responses empty)."""
     tp = a.tp
     s_idx, t_idx = np.nonzero(tp.valid)
-    sid = np.array(a.subject_ids, dtype=object)[s_idx]
     n_t = tp.n_targets[s_idx]
     total = tp.target_sum[s_idx, t_idx]
     complete = (n_t > 0) & (tp.target_measured[s_idx, t_idx] == n_t)
     base = tp.target_sum[s_idx, 0]
     nadir = a.nadir_um[s_idx, t_idx]
     trig = a.triggers[s_idx, t_idx]
-    trig_text = np.array([trigger_names(b) for b in range(8)], dtype=object)[trig]
-    new = np.where(t_idx == 0, "", np.where(a.new_lesion[s_idx, t_idx], "yes", "no"))
+    new = np.where(t_idx == 0, 0, np.where(a.new_lesion[s_idx, t_idx], 1, 2))
     return pl.DataFrame(
         {
-            "subject_id": pl.Series(sid, dtype=pl.String),
+            "subject_id": _take(a.subject_ids, s_idx),
             "assessment_date": _dates(tp.day[s_idx, t_idx]),
             "sum_mm": _mm(total, complete),
             "pct_from_baseline": _pct(total, base, complete),
             "pct_from_nadir": _pct(total, nadir, complete & (t_idx > 0)),
-            "target_response": label_array(a.target[s_idx, t_idx], Criteria.RECIST11),
-            "nontarget_response": label_array(a.nontarget[s_idx, t_idx], Criteria.RECIST11),
-            "new_lesion_response": new,
-            "overall_response": label_array(a.overall[s_idx, t_idx], a.criteria),
-            "iupd_triggers": pl.Series(trig_text, dtype=pl.String),
+            "target_response": _labels(a.target[s_idx, t_idx], Criteria.RECIST11),
+            "nontarget_response": _labels(a.nontarget[s_idx, t_idx], Criteria.RECIST11),
+            "new_lesion_response": _take(["", "yes", "no"], new),
+            "overall_response": _labels(a.overall[s_idx, t_idx], a.criteria),
+            "iupd_triggers": _take([trigger_names(b) for b in range(8)], trig),
             "icpd_out_of_window": a.out_of_window[s_idx, t_idx].astype(np.int8),
         }
     )
@@ -307,30 +433,35 @@ def subject_frame(a: CohortArrays) -> pl.DataFrame:
     """subjects.csv: BOR, ORR/DCR flags, PFS and DOR per subject."""
     start = a.response_start_day
     has_dor = start >= 0
-    notes = np.where(a.cr_confirmed_as_pr, "CR then PR counted as confirmed PR", "")
-    notes = np.where(a.out_of_window.any(axis=1), np.char.add(notes, " iCPD outside window"), notes)
+    note_texts = [
+        "",
+        "CR then PR counted as confirmed PR",
+        "iCPD outside window",
+        "CR then PR counted as confirmed PR; iCPD outside window",
+    ]
+    notes = a.cr_confirmed_as_pr.astype(np.int64) + 2 * a.out_of_window.any(axis=1)
     cols: dict[str, Any] = {
         "subject_id": pl.Series(list(a.subject_ids), dtype=pl.String),
         "reference_date": _dates(a.reference_day),
-        "bor": label_array(a.bor, a.criteria),
-        "bor_confirmed": label_array(a.bor_confirmed, a.criteria),
+        "bor": _labels(a.bor, a.criteria),
+        "bor_confirmed": _labels(a.bor_confirmed, a.criteria),
         "orr": a.objective_response.astype(np.int8),
         "dcr": a.disease_control.astype(np.int8),
         "pfs_event": a.pfs.event.astype(np.int8),
         "pfs_date": _dates(a.pfs.day),
         "pfs_days": a.pfs.day - a.reference_day + 1,
-        "pfs_reason": np.array([PFS_REASON_TEXT[i] for i in range(len(PFS_REASON_TEXT))], dtype=object)[a.pfs.reason],
+        "pfs_reason": _take([PFS_REASON_TEXT[i] for i in range(len(PFS_REASON_TEXT))], a.pfs.reason),
         "response_start_date": _dates(np.where(has_dor, start, 0)).set(pl.Series(~has_dor), None),
         "dor_days": pl.Series(np.where(has_dor, a.dor_days, 0)).set(pl.Series(~has_dor), None),
         "dor_event": pl.Series(a.pfs.event.astype(np.int8)).set(pl.Series(~has_dor), None),
     }
     for r, role in enumerate(ROLES):
-        cols[f"best_{role}"] = label_array(a.roles.best[r], Criteria.RECIST11)
-    cols["notes"] = np.char.strip(notes.astype(str))
+        cols[f"best_{role}"] = _labels(a.roles.best[r], Criteria.RECIST11)
+    cols["notes"] = _take(note_texts, notes)
     return pl.DataFrame(cols)
 
 
-NT_STATUS = np.array(["NE", "", "absent", "present", "present", "progression"], dtype=object)  # index worst+2
+NT_STATUS = ["NE", "", "absent", "present", "present", "progression"]  # index: worst status + 2
 
 
 def role_frame(a: CohortArrays) -> pl.DataFrame:
@@ -346,39 +477,42 @@ def role_frame(a: CohortArrays) -> pl.DataFrame:
         frames.append(
             pl.DataFrame(
                 {
-                    "subject_id": pl.Series(np.array(a.subject_ids, dtype=object)[s_idx], dtype=pl.String),
+                    "subject_id": _take(a.subject_ids, s_idx),
                     "assessment_date": _dates(tp.day[s_idx, t_idx]),
-                    "rt_role": np.full(s_idx.size, str(role)),
+                    "rt_role": _take([str(role)], np.zeros(s_idx.size, dtype=np.int64)),
                     "n_targets": n,
                     "sum_mm": _mm(total, complete),
                     "pct_from_baseline": _pct(total, tp.role_sum[r][s_idx, 0], complete),
                     "pct_from_nadir": _pct(total, a.roles.nadir_um[r][s_idx, t_idx], complete & (t_idx > 0)),
-                    "role_response": label_array(a.roles.codes[r][s_idx, t_idx], Criteria.RECIST11),
-                    "nontarget_status": pl.Series(NT_STATUS[tp.role_nt_worst[r][s_idx, t_idx] + 2], dtype=pl.String),
+                    "role_response": _labels(a.roles.codes[r][s_idx, t_idx], Criteria.RECIST11),
+                    "nontarget_status": _take(NT_STATUS, tp.role_nt_worst[r][s_idx, t_idx] + 2),
+                    "_s": s_idx,
+                    "_t": t_idx,
                     "_r": np.full(s_idx.size, r),
                 }
             )
         )
-    return pl.concat(frames).sort(["subject_id", "assessment_date", "_r"]).drop("_r")
+    return pl.concat(frames).sort(["_s", "_t", "_r"]).drop(["_s", "_t", "_r"])
 
 
 def lesion_frame(a: CohortArrays) -> pl.DataFrame:
     """lesions.csv (``--per-lesion``): each measured lesion's % change from its own baseline (§8)."""
     t = a.table
-    o = np.lexsort((t.lesion, t.day, t.subject))
+    o = sort_order(t)
     pct = lesion_pct_change(t)[o]
-    names = np.array(["target", "non_target", "new"], dtype=object)
-    roles = np.array(["none", *[str(r) for r in ROLES]], dtype=object)
+    names = ["target", "non_target", "new"]
+    roles = ["none", *[str(r) for r in ROLES]]
     lesion_role = np.zeros(len(t.lesion_ids), dtype=np.int8)
-    first = np.lexsort((t.day, t.lesion))
-    lesion_role[t.lesion[first[::-1]]] = t.role[first[::-1]]
+    ordered_lesion = t.lesion[o]
+    first = first_rows(ordered_lesion, len(t.lesion_ids))
+    lesion_role[ordered_lesion[first]] = t.role[o][first]
     return pl.DataFrame(
         {
-            "subject_id": pl.Series(np.array(t.subject_ids, dtype=object)[t.subject[o]], dtype=pl.String),
+            "subject_id": _take(t.subject_ids, t.subject[o]),
             "assessment_date": _dates(t.day[o]),
-            "lesion_id": pl.Series(np.array(t.lesion_ids, dtype=object)[t.lesion[o]], dtype=pl.String),
-            "lesion_class": pl.Series(names[t.lesion_class[o]], dtype=pl.String),
-            "rt_role": pl.Series(roles[lesion_role[t.lesion[o]]], dtype=pl.String),
+            "lesion_id": _take(t.lesion_ids, t.lesion[o]),
+            "lesion_class": _take(names, t.lesion_class[o]),
+            "rt_role": _take(roles, lesion_role[t.lesion[o]]),
             "diameter_mm": _mm(t.diameter_um[o], t.diameter_um[o] >= 0),
             "pct_from_baseline": pl.Series(pct).fill_nan(None),
         }

@@ -44,8 +44,26 @@ class RowProblem:
 
 
 def sort_order(table: LesionTable) -> I64:
-    """Row order by subject, date, lesion: every later step reads rows in this order."""
-    return np.lexsort((table.lesion, table.day, table.subject)).astype(np.int64)
+    """Row order by subject, date, lesion: every later step reads rows in this order (no sort when the
+    rows already come in that order, as exports usually do)."""
+    s, d, le = table.subject, table.day, table.lesion
+    if s.size < 2:
+        return np.arange(s.size, dtype=np.int64)
+    ds, dd, dl = s[1:] - s[:-1], d[1:] - d[:-1], le[1:] - le[:-1]
+    if bool(np.all((ds > 0) | ((ds == 0) & ((dd > 0) | ((dd == 0) & (dl >= 0)))))):
+        return np.arange(s.size, dtype=np.int64)
+    return np.lexsort((le, d, s)).astype(np.int64)
+
+
+def first_rows(lesion: I64, n_lesions: int, mask: B | None = None) -> I64:
+    """Position of each lesion's first row (rows sorted by subject and date), ``lesion.size`` if none."""
+    first = np.full(n_lesions, lesion.size, dtype=np.int64)
+    pos = np.arange(lesion.size, dtype=np.int64)
+    if mask is None:
+        np.minimum.at(first, lesion, pos)
+    else:
+        np.minimum.at(first, lesion[mask], pos[mask])
+    return first
 
 
 def check_table(table: LesionTable) -> list[RowProblem]:
@@ -65,13 +83,10 @@ def check_table(table: LesionTable) -> list[RowProblem]:
     for i in np.flatnonzero(dup):
         problems.append(RowProblem(int(o[i]), "lesion_id", f"{_who(table, o[i])} appears twice on this date"))
     # lesion-level: class at first sight, first date
-    lo = np.lexsort((day, les))
-    first_row = np.r_[True, les[lo][1:] != les[lo][:-1]]
-    first_idx = lo[first_row]  # positions (in sorted rows) of each lesion's first row
+    first = first_rows(les, len(table.lesion_ids))
+    first_idx = first[first < les.size]  # positions (in sorted rows) of each lesion's first row
     lesion_first_class = np.full(len(table.lesion_ids), -1, dtype=np.int8)
     lesion_first_class[les[first_idx]] = cls[first_idx]
-    lesion_first_day = np.zeros(len(table.lesion_ids), dtype=np.int64)
-    lesion_first_day[les[first_idx]] = day[first_idx]
     names = {TARGET: "target", NON_TARGET: "non_target", NEW: "new"}
     for i in np.flatnonzero(cls != lesion_first_class[les]):
         problems.append(
@@ -82,27 +97,27 @@ def check_table(table: LesionTable) -> list[RowProblem]:
                 f"to {names[int(cls[i])]} (a lesion keeps the class it had when first seen)",
             )
         )
-    for i in first_idx:
-        if at_baseline[i] and cls[i] == NEW:
-            problems.append(
-                RowProblem(int(o[i]), "lesion_class", f"{_who(table, o[i])} is 'new' at the baseline assessment")
+    base_first = at_baseline[first_idx]
+    for i in first_idx[base_first & (cls[first_idx] == NEW)]:
+        problems.append(
+            RowProblem(int(o[i]), "lesion_class", f"{_who(table, o[i])} is 'new' at the baseline assessment")
+        )
+    for i in first_idx[~base_first & (cls[first_idx] == TARGET)]:
+        problems.append(
+            RowProblem(
+                int(o[i]),
+                "lesion_class",
+                f"{_who(table, o[i])} is a target lesion missing at baseline (targets are chosen at baseline)",
             )
-        elif not at_baseline[i] and cls[i] == TARGET:
-            problems.append(
-                RowProblem(
-                    int(o[i]),
-                    "lesion_class",
-                    f"{_who(table, o[i])} is a target lesion missing at baseline (targets are chosen at baseline)",
-                )
+        )
+    for i in first_idx[~base_first & (cls[first_idx] == NON_TARGET)]:
+        problems.append(
+            RowProblem(
+                int(o[i]),
+                "lesion_class",
+                f"{_who(table, o[i])} is first seen after baseline; a lesion first seen after baseline is 'new'",
             )
-        elif not at_baseline[i] and cls[i] == NON_TARGET:
-            problems.append(
-                RowProblem(
-                    int(o[i]),
-                    "lesion_class",
-                    f"{_who(table, o[i])} is first seen after baseline; a lesion first seen after baseline is 'new'",
-                )
-            )
+        )
     base_target = at_baseline & (cls == TARGET)
     for i in np.flatnonzero(base_target & (um < 0)):
         problems.append(
@@ -227,8 +242,8 @@ def aggregate(table: LesionTable) -> Timepoints:
 
     # lesion bookkeeping: role from a lesion's first row; new lesions' appearance and NLT selection
     n_les = len(table.lesion_ids)
-    lo = np.lexsort((day, les))
-    first = lo[np.r_[True, les[lo][1:] != les[lo][:-1]]] if n else lo
+    first = first_rows(les, n_les)
+    first = first[first < n]
     lesion_role = np.zeros(n_les, dtype=np.int8)
     lesion_role[les[first]] = table.role[o][first]
     role = lesion_role[les]
@@ -239,10 +254,10 @@ def aggregate(table: LesionTable) -> Timepoints:
     # appearance: the first row where a new lesion is present
     appear_tp = np.full(n_les, np.iinfo(np.int64).max, dtype=np.int64)
     appear_um = np.full(n_les, -1, dtype=np.int64)
-    cand = np.flatnonzero(is_new & present)
-    if cand.size:
-        co = cand[np.lexsort((tp[cand], les[cand]))]
-        firsts = co[np.r_[True, les[co][1:] != les[co][:-1]]]
+    cand = is_new & present
+    if cand.any():
+        firsts = first_rows(les, n_les, cand)
+        firsts = firsts[firsts < n]
         appear_tp[les[firsts]] = tp[firsts]
         appear_um[les[firsts]] = um[firsts]
     appeared = is_new & (tp >= appear_tp[les])

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from abscopal.protocol.model import ResponseOptions
 from abscopal.response.best import confirmations
 from abscopal.response.codes import NONE, Code
-from abscopal.response.lesions import Timepoints, running_min_before
+from abscopal.response.lesions import Timepoints, first_rows, running_min_before, sort_order
 from abscopal.response.recist import target_response
 from abscopal.response.table import LesionTable
 
@@ -61,11 +61,12 @@ def role_responses(tp: Timepoints, window: B, options: ResponseOptions) -> RoleR
 def lesion_pct_change(table: LesionTable) -> F64:
     """Per row: % change of the lesion's diameter from its own first measurement (§8); NaN where either
     is missing or the first measurement is 0."""
-    order = np.lexsort((table.day, table.lesion))
+    o = sort_order(table)
+    measured = table.diameter_um[o] >= 0
+    first = first_rows(table.lesion[o], len(table.lesion_ids), measured)
     first_um = np.full(len(table.lesion_ids), -1, dtype=np.int64)
-    measured = order[table.diameter_um[order] >= 0]
-    # the first measured row of each lesion: assign in reverse so that the earliest wins
-    first_um[table.lesion[measured[::-1]]] = table.diameter_um[measured[::-1]]
+    has = first < o.size
+    first_um[has] = table.diameter_um[o][first[has]]
     base = first_um[table.lesion]
     ok = (table.diameter_um >= 0) & (base > 0)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -172,3 +172,25 @@ def test_investigator_response_that_agrees_is_not_a_discrepancy() -> None:
     assessments[1] = TumourAssessment("S1", assessments[1].assessment_date, assessments[1].measurements, "iPR")
     derived = derive_subject(assessments, SubjectFacts("S1"), ResponseOptions(), "irecist")
     assert find_discrepancies(assessments, derived) == []
+
+
+def test_typed_fast_read_and_careful_text_read_give_the_same_table(tmp_path: Path) -> None:
+    from abscopal.response.io import _read_text, _read_typed
+
+    src = tmp_path / "meas.csv"
+    src.write_text("\n".join([HEADER, *GOOD[3:], *GOOD[:3]]) + "\n")  # follow-up rows first
+    fast, careful = _read_typed(src), _read_text(src)
+    assert fast is not None
+    for name in ("subject", "day", "lesion_class", "is_node", "diameter_um", "status", "role", "line"):
+        assert (getattr(fast.table, name) == getattr(careful.table, name)).all(), name
+    names = lambda t: [t.lesion_ids[i] for i in t.lesion]  # noqa: E731
+    assert names(fast.table) == names(careful.table)
+
+
+def test_per_lesion_output_gives_change_from_each_lesions_own_baseline(tmp_path: Path) -> None:
+    result, out = _run(tmp_path, GOOD, "--per-lesion")
+    assert result.exit_code == 0, result.output
+    rows = (out / "lesions.csv").read_text().splitlines()
+    # T1 30 -> 10 mm: -66.6667 %; T2 20 -> 12 mm: -40 % (hand-worked)
+    assert any(r.startswith("S1,2025-02-17,T1,target,conventional,10.0000,-66.6667") for r in rows), rows
+    assert any(r.startswith("S1,2025-02-17,T2,target,observation,12.0000,-40.0000") for r in rows), rows

@@ -48,7 +48,9 @@ def generate(n_patients: int, seed: int = 20250106) -> pl.DataFrame:
     missing[:, 0, :] = False
     # non-target statuses
     u = rng.random((p, v, k))
-    status = np.where(u < 0.03, "unequivocal_progression", np.where(u < 0.08, "increased", np.where(u < 0.15, "absent", "present")))
+    status = np.where(
+        u < 0.03, "unequivocal_progression", np.where(u < 0.08, "increased", np.where(u < 0.15, "absent", "present"))
+    )
     status[:, 0, :] = "present"
     new_mm = np.round(rng.uniform(5, 25, size=(p, v)), 1)
 

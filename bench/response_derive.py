@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from make_measurements import generate  # noqa: E402
+from make_measurements import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python")
@@ -35,7 +35,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores (nproc {os.sched_getaffinity(0).__len__()}), {cpu}, Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} cores (nproc {os.sched_getaffinity(0).__len__()}), {cpu}, Python {platform.python_version()}"
+    )
 
 
 def timed(cmd: list[str]) -> tuple[float, float, str]:
@@ -97,12 +99,24 @@ def main() -> None:
     results = {}
     for criteria in ("irecist", "recist11"):
         with tempfile.TemporaryDirectory(dir=args.workdir) as outdir:
-            cmd = [str(ROOT / ".venv" / "bin" / "abscopal"), "response", "derive", "--input", str(src),
-                   "--output", str(Path(outdir) / "out"), "--criteria", criteria, "--json"]
+            cmd = [
+                str(ROOT / ".venv" / "bin" / "abscopal"),
+                "response",
+                "derive",
+                "--input",
+                str(src),
+                "--output",
+                str(Path(outdir) / "out"),
+                "--criteria",
+                criteria,
+                "--json",
+            ]
             wall, rss, _ = timed(cmd)
             results[criteria] = wall
-            print(f"abscopal response derive {criteria:8s}: {wall:6.2f} s wall, {rss:7.0f} MB peak"
-                  f"  (target <= 10 s, <= 3072 MB: {'met' if wall <= 10 and rss <= 3072 else 'MISSED'})")
+            print(
+                f"abscopal response derive {criteria:8s}: {wall:6.2f} s wall, {rss:7.0f} MB peak"
+                f"  (target <= 10 s, <= 3072 MB: {'met' if wall <= 10 and rss <= 3072 else 'MISSED'})"
+            )
     if args.pyrecist_patients:
         m = min(args.pyrecist_patients, n)
         with tempfile.TemporaryDirectory(dir=args.workdir) as d:
@@ -110,9 +124,11 @@ def main() -> None:
         secs, rows = out.split()
         py_per = float(secs) / m
         ours_per = results["recist11"] / n
-        print(f"pyrecist 0.1.0 on {m:,} patients (targets only): {float(secs):.2f} s for {int(rows):,} follow-ups "
-              f"= {py_per * 1000:.2f} ms/patient; abscopal (all lesions, recist11, end to end) "
-              f"{ours_per * 1000:.4f} ms/patient: ratio {py_per / ours_per:,.0f}x")
+        print(
+            f"pyrecist 0.1.0 on {m:,} patients (targets only): {float(secs):.2f} s for {int(rows):,} follow-ups "
+            f"= {py_per * 1000:.2f} ms/patient; abscopal (all lesions, recist11, end to end) "
+            f"{ours_per * 1000:.4f} ms/patient: ratio {py_per / ours_per:,.0f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -290,6 +290,14 @@ class ResponseOptions(_Strict):
     icpd_window_days: Interval = Interval(min=28, max=56)
     enforce_icpd_window: bool = False
     too_small_to_measure_mm: float = Field(default=5.0, ge=0)
+    # response-rules.md §6: "> 2 x interval + window" (2 x 42 + 7) between the last adequate assessment and PD
+    missed_visits_gap_days: int = Field(default=91, gt=0)
+    # §5 reset after a new-lesion iUPD: SOD decreased or all new lesions absent (default), or absent only
+    new_lesion_reset: Literal["sod_decrease_or_absent", "absent_only"] = "sod_decrease_or_absent"
+    # §4: ORR counts confirmed responses by default
+    orr_requires_confirmation: bool = True
+    # §8: best response per RT role, unconfirmed by default
+    role_confirmation: bool = False
 
 
 class SafetyMonitor(_Strict):

@@ -59,7 +59,7 @@ def schedule(
     """Print the patient's calendar from enrolment: fractions, immunotherapy cycles, assessments, questionnaires,
     follow-up, each with its window and status; overdue and out-of-window visits are listed at the end.
 
-    Example: abscopal schedule P-001 --input docs/examples/schedule.json --as-of 2024-10-09
+    Example: abscopal schedule QFS-0001 --input docs/examples/schedule.json --as-of 2024-10-16
     """
     day = _parse_date(as_of) if as_of else dt.date.today()
     protocol = load_bundled().current

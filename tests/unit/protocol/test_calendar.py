@@ -7,8 +7,11 @@ Dates of the 2024 National Day holiday come from the State Council notice for 20
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from abscopal.errors import ValidationError
 from abscopal.protocol.calendar import (
@@ -19,7 +22,7 @@ from abscopal.protocol.calendar import (
     WorkingDays,
     build_schedule,
 )
-from abscopal.protocol.model import Protocol
+from abscopal.protocol.model import Protocol, load_bundled
 
 D = dt.date
 CN = WorkingDays("CN")
@@ -166,3 +169,20 @@ def test_an_unknown_holidays_country_is_a_validation_error() -> None:
 def test_nth_working_day_counts_the_start_day() -> None:
     assert CN.nth(D(2024, 9, 27), 3) == D(2024, 9, 30)  # Fri 27, Sun 29 (worked), Mon 30
     assert CN.count_between(D(2024, 9, 30), D(2024, 10, 8)) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dates(D(2023, 1, 1), D(2026, 10, 1)), st.integers(20, 33), st.integers(4, 6))
+def test_planned_fractions_are_on_working_days_in_order_and_low_dose_ones_stay_in_their_window(
+    start: dt.date, n_cfrt: int, n_ldrt: int
+) -> None:
+    protocol = load_bundled().current
+    inp = ScheduleInput("P1", start, cfrt_fractions=n_cfrt, ldrt_fractions=n_ldrt)
+    sched = schedule(protocol, inp, start)
+    cfrt = [v.planned for v in sched.of_kind(VisitKind.CFRT_FRACTION)]
+    assert len(cfrt) == n_cfrt
+    assert all(d is not None and CN.is_working_day(d) for d in cfrt)
+    assert all(a < b for a, b in itertools.pairwise(cfrt))  # type: ignore[operator]
+    for v in sched.of_kind(VisitKind.LDRT_FRACTION):
+        assert v.planned is not None and v.window_start is not None and v.window_end is not None
+        assert v.window_start <= v.planned <= v.window_end

@@ -110,11 +110,15 @@ def _sf_table(p: float, nmax: int) -> list[FloatArray]:
     return out
 
 
-def _reject_probability(pmf1: FloatArray, sf2: FloatArray, n1: int, n2: int, rows: int, cols: int) -> FloatArray:
-    """P(X1 > r1 and X1 + X2 > r) for r1 = 0..rows - 1 and r = 0..cols - 1 (Simon 1989, equation 1)."""
+def _stage2_index(n1: int, n2: int, cols: int) -> npt.NDArray[np.intp]:
+    """Stage-2 responses needed, X2 >= r - x1 + 1, for x1 = 0..n1 (rows) and r = 0..cols - 1, clipped to 0..n2 + 1."""
     x1 = np.arange(n1 + 1)[:, None]
     r = np.arange(cols)[None, :]
-    need = np.clip(r - x1 + 1, 0, n2 + 1)  # stage-2 responses needed: X2 >= r - x1 + 1
+    return np.clip(r - x1 + 1, 0, n2 + 1).astype(np.intp)
+
+
+def _reject_probability(pmf1: FloatArray, sf2: FloatArray, need: npt.NDArray[np.intp], rows: int) -> FloatArray:
+    """P(X1 > r1 and X1 + X2 > r) for r1 = 0..rows - 1 and the columns r of ``need`` (Simon 1989, equation 1)."""
     term = pmf1[:, None] * sf2[need]
     tail = np.cumsum(term[::-1], axis=0)[::-1]  # tail[x] = sum over x1 >= x
     return tail[1 : rows + 1, :]  # row r1 = sum over x1 >= r1 + 1
@@ -154,12 +158,16 @@ def _search(p0: float, p1: float, alpha: float, beta: float, nmax: int) -> tuple
             rows = min(int(np.count_nonzero(cdf1[n1][:n1] < beta + _PRUNE_SLACK)), n1)
             if rows == 0 or n1 + (1.0 - float(cdf0[n1][rows - 1])) * n2 >= best_en:
                 continue
-            a = _reject_probability(pmf0[n1], sf0[n2], n1, n2, rows, cols)
-            pw = _reject_probability(pmf1[n1], sf1[n2], n1, n2, rows, cols)
+            need = _stage2_index(n1, n2, cols)
+            a = _reject_probability(pmf0[n1], sf0[n2], need, rows)
             # Feasible r for each r1 lie in r1..r1 + n2 with type I error < alpha and type II error < beta.
             r1s = np.arange(rows)[:, None]
             rs = np.arange(cols)[None, :]
-            feasible = (a < alpha) & ((1.0 - pw) < beta) & (rs >= r1s) & (rs <= r1s + n2)
+            feasible = (a < alpha) & (rs >= r1s) & (rs <= r1s + n2)
+            if not feasible.any():
+                continue
+            pw = _reject_probability(pmf1[n1], sf1[n2], need, rows)
+            feasible &= (1.0 - pw) < beta
             found = np.flatnonzero(feasible.any(axis=1))
             if found.size == 0:
                 continue

@@ -194,7 +194,7 @@ class Timepoints:
     target_cr_ok: I64  # measured targets at CR size (non-nodal 0, nodal < 10 mm)
     nt_assessed: I64
     nt_present: I64  # present, increased or unequivocal progression
-    nt_increased: I64  # increased or unequivocal progression
+    nt_increased: I64  # recorded 'increased' (a further increase; a repeated 'unequivocal' is not one)
     nt_unequivocal: I64
     new_present: I64  # new lesions present at this assessment
     new_seen: I64  # distinct new lesions that have appeared so far
@@ -202,7 +202,7 @@ class Timepoints:
     nlt_sum: I64  # iRECIST new-lesion targets: sum of measured
     nlt_seen: I64  # NLT seen so far
     nlt_measured: I64
-    nlnt_increased: I64  # iRECIST new-lesion non-targets increased or in unequivocal progression
+    nlnt_increased: I64  # iRECIST new-lesion non-targets recorded 'increased'
     nlnt_unequivocal: I64
     role_sum: I64  # (roles, subjects, assessments): per RT role, like target_sum
     role_measured: I64
@@ -338,7 +338,7 @@ def aggregate(table: LesionTable) -> Timepoints:
         target_cr_ok=pad(count(cr_ok)),
         nt_assessed=pad(count(nt & (st >= 0))),
         nt_present=pad(count(nt & (st >= PRESENT))),
-        nt_increased=pad(count(nt & (st >= INCREASED))),
+        nt_increased=pad(count(nt & (st == INCREASED))),
         nt_unequivocal=pad(count(nt & (st == UNEQUIVOCAL))),
         new_present=pad(count(is_new & present)),
         new_seen=new_seen,
@@ -346,7 +346,7 @@ def aggregate(table: LesionTable) -> Timepoints:
         nlt_sum=pad(total(nlt & (um >= 0), um)),
         nlt_seen=nlt_seen,
         nlt_measured=pad(count(nlt & (um >= 0))),
-        nlnt_increased=pad(count(nlnt & (st >= INCREASED))),
+        nlnt_increased=pad(count(nlnt & (st == INCREASED))),
         nlnt_unequivocal=pad(count(nlnt & (st == UNEQUIVOCAL))),
         role_sum=role_sum,
         role_measured=role_measured,

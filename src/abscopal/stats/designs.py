@@ -114,7 +114,8 @@ def _stage2_index(n1: int, n2: int, cols: int) -> npt.NDArray[np.intp]:
     """Stage-2 responses needed, X2 >= r - x1 + 1, for x1 = 0..n1 (rows) and r = 0..cols - 1, clipped to 0..n2 + 1."""
     x1 = np.arange(n1 + 1)[:, None]
     r = np.arange(cols)[None, :]
-    return np.clip(r - x1 + 1, 0, n2 + 1).astype(np.intp)
+    need: npt.NDArray[np.intp] = np.minimum(np.maximum(r - x1 + 1, 0), n2 + 1).astype(np.intp)
+    return need
 
 
 def _reject_probability(pmf1: FloatArray, sf2: FloatArray, need: npt.NDArray[np.intp], rows: int) -> FloatArray:

@@ -36,6 +36,7 @@ from abscopal.domain import (
 from abscopal.errors import ValidationError
 from abscopal.protocol.model import Protocol
 from abscopal.synth.calendar import WorkingDays
+from abscopal.synth.draws import randint
 from abscopal.synth.immunotherapy import adjudication, prior_immunotherapy, trial_cycles
 from abscopal.synth.lesions import baseline_lesions
 from abscopal.synth.qol import QolVisit, answers
@@ -170,8 +171,8 @@ class _World:
         r, rng = _streams(seed, index)
         p = self.protocol
         subject_id = f"{SITE.code}-{index + 1:06d}"
-        screening_date = self.start + dt.timedelta(days=7 + index * self.accrual_days // self.n + r.randint(0, 3))
-        consent = screening_date - dt.timedelta(days=r.randint(0, 5))
+        screening_date = self.start + dt.timedelta(days=7 + index * self.accrual_days // self.n + randint(r, 0, 3))
+        consent = screening_date - dt.timedelta(days=randint(r, 0, 5))
         sex = Sex.MALE if r.random() < 0.7 else Sex.FEMALE
         age = eligible_age(r, self.limits)
         if r.random() < SCREEN_FAILURE_RATE:
@@ -191,9 +192,9 @@ class _World:
         )
         birth = birth_date_for_age(r, screening_date, age)
         history, resistance = prior_immunotherapy(r, subject_id, screening_date, p.resistance, resistant=True)
-        baseline_date = screening_date + dt.timedelta(days=r.randint(0, 6))
-        enrolment = baseline_date + dt.timedelta(days=r.randint(1, 7))
-        first_day = self.days.on_or_after(enrolment + dt.timedelta(days=r.randint(2, 9)))
+        baseline_date = screening_date + dt.timedelta(days=randint(r, 0, 6))
+        enrolment = baseline_date + dt.timedelta(days=randint(r, 1, 7))
+        first_day = self.days.on_or_after(enrolment + dt.timedelta(days=randint(r, 2, 9)))
         adj = adjudication(
             r, subject_id, resistance, screening_date, enrolment - dt.timedelta(days=1), p.resistance, confirmed=True
         )
@@ -202,13 +203,13 @@ class _World:
         death: tuple[dt.date, str] | None = None
         u = r.random()
         if u < 0.025:
-            death = (first_day + dt.timedelta(days=r.randint(5, 38)), "disease progression (clinical deterioration)")
+            death = (first_day + dt.timedelta(days=randint(r, 5, 38)), "disease progression (clinical deterioration)")
         else:
             days_to_death = int(r.expovariate(1 / 1500.0)) + 20
             death = (first_day + dt.timedelta(days=days_to_death), r.choice(("disease progression", "other cause")))
-        withdrawal = first_day + dt.timedelta(days=r.randint(14, 450)) if r.random() < 0.05 else None
-        lost = first_day + dt.timedelta(days=r.randint(30, 540)) if r.random() < 0.03 else None
-        new_therapy = first_day + dt.timedelta(days=r.randint(60, 300)) if r.random() < 0.02 else None
+        withdrawal = first_day + dt.timedelta(days=randint(r, 14, 450)) if r.random() < 0.05 else None
+        lost = first_day + dt.timedelta(days=randint(r, 30, 540)) if r.random() < 0.03 else None
+        new_therapy = first_day + dt.timedelta(days=randint(r, 60, 300)) if r.random() < 0.02 else None
         study_end = enrolment + dt.timedelta(days=p.schedule.max_follow_up_days)
         horizon = min(d for d in (self.cutoff, study_end, death[0], withdrawal, lost) if d is not None)
         scan_horizon = min(horizon, new_therapy - dt.timedelta(days=1)) if new_therapy else horizon
@@ -220,7 +221,7 @@ class _World:
             if after < death[0]:
                 death = (after, "disease progression")
             if new_therapy is None and r.random() < 0.55:
-                new_therapy = course.icpd_date + dt.timedelta(days=r.randint(7, 35))
+                new_therapy = course.icpd_date + dt.timedelta(days=randint(r, 7, 35))
         end = min(d for d in (self.cutoff, study_end, death[0], withdrawal, lost) if d is not None)
         drafts = draft_events(r, consent, first_day)
         safety = finalise_events(subject_id, drafts, end)
@@ -246,14 +247,14 @@ class _World:
         for d in (course.icpd_date, safety.io_discontinued, new_therapy):
             if d is not None:
                 io_stop = min(io_stop, d - dt.timedelta(days=1))
-        io_first = max(first_day + dt.timedelta(days=r.randint(-2, 3)), enrolment)
+        io_first = max(first_day + dt.timedelta(days=randint(r, -2, 3)), enrolment)
         cycles = trial_cycles(r, subject_id, history.agent, io_first, io_stop, safety.io_interruptions, p.immunotherapy)
 
         # questionnaires at baseline and at each scan visit
         visits = [
             QolVisit(
                 "baseline" if number == 0 else f"week_{number * p.schedule.questionnaire_interval_days // 7}",
-                min(first_day, a.assessment_date + dt.timedelta(days=r.randint(0, 2)))
+                min(first_day, a.assessment_date + dt.timedelta(days=randint(r, 0, 2)))
                 if number == 0
                 else a.assessment_date,
                 course.burden[j],
@@ -292,7 +293,7 @@ class _World:
         else:
             on_io = io_stop == end
             status = PatientStatus.ON_TREATMENT if on_io else PatientStatus.FOLLOW_UP
-            contact = end - dt.timedelta(days=r.randint(0, 45))
+            contact = end - dt.timedelta(days=randint(r, 0, 45))
             last_contact = max(contact, latest)
         patient = Patient(
             subject_id=subject_id,
@@ -352,7 +353,7 @@ class _World:
         history, resistance = prior_immunotherapy(r, subject_id, screening_date, self.protocol.resistance, resistant)
         adjudications: tuple[Adjudication, ...] = ()
         if not resistant or r.random() < 0.5:
-            sign_by = screening_date + dt.timedelta(days=r.randint(1, 5))
+            sign_by = screening_date + dt.timedelta(days=randint(r, 1, 5))
             adjudications = (
                 adjudication(r, subject_id, resistance, screening_date, sign_by, self.protocol.resistance, resistant),
             )

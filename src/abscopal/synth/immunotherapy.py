@@ -21,7 +21,7 @@ from abscopal.domain import (
     Signature,
 )
 from abscopal.protocol.model import Immunotherapy, Resistance
-from abscopal.synth.screening import pick
+from abscopal.synth.draws import pick, randint
 from abscopal.synth.staff import usernames
 
 # PD-1/PD-L1 antibodies in use for NSCLC in China (domestic agents dominate).
@@ -41,7 +41,7 @@ _UTC = dt.UTC
 
 def _at(day: dt.date, r: random.Random) -> dt.datetime:
     """A time in office hours at the site (08:30-17:30 China Standard Time, stored in UTC)."""
-    minutes = r.randint(30, 570)  # minutes after 08:00 local = 00:00 UTC
+    minutes = randint(r, 30, 570)  # minutes after 08:00 local = 00:00 UTC
     return dt.datetime(day.year, day.month, day.day, tzinfo=_UTC) + dt.timedelta(minutes=minutes)
 
 
@@ -51,25 +51,25 @@ def prior_immunotherapy(
     """The pre-trial immunotherapy course; resistant patients meet the protocol's primary or acquired rule."""
     agent = pick(r, AGENTS)
     lines = pick(r, ((1, 0.6), (2, 0.3), (3, 0.1)))
-    last_dose = screening_date - dt.timedelta(days=r.randint(3, 20))
+    last_dose = screening_date - dt.timedelta(days=randint(r, 3, 20))
     if not resistant:
         if r.random() < 0.5:  # too short an exposure to judge
-            exposure = r.randint(14, max(15, rules.primary_min_exposure_days - 7))
-            start = screening_date - dt.timedelta(days=exposure + r.randint(0, 7))
+            exposure = randint(r, 14, max(15, rules.primary_min_exposure_days - 7))
+            start = screening_date - dt.timedelta(days=exposure + randint(r, 0, 7))
             history = ImmunotherapyHistory(subject_id, agent, start, last_dose, BestResponseOnIO.NE, None, None, lines)
             return history, ResistanceType.UNDETERMINED
-        start = screening_date - dt.timedelta(days=r.randint(120, 400))
+        start = screening_date - dt.timedelta(days=randint(r, 120, 400))
         return (
             ImmunotherapyHistory(subject_id, agent, start, last_dose, BestResponseOnIO.PR, None, None, lines),
             ResistanceType.NOT_RESISTANT,
         )
-    confirmed = screening_date - dt.timedelta(days=r.randint(0, 21))
+    confirmed = screening_date - dt.timedelta(days=randint(r, 0, 21))
     progression = confirmed - dt.timedelta(
-        days=r.randint(rules.confirmation_scan_min_days, rules.confirmation_scan_min_days + 21)
+        days=randint(r, rules.confirmation_scan_min_days, rules.confirmation_scan_min_days + 21)
     )
     if r.random() < 0.4:
         kind = ResistanceType.PRIMARY
-        exposure = r.randint(rules.primary_min_exposure_days + 1, rules.primary_min_exposure_days + 80)
+        exposure = randint(r, rules.primary_min_exposure_days + 1, rules.primary_min_exposure_days + 80)
         best = pick(
             r,
             tuple(
@@ -79,7 +79,7 @@ def prior_immunotherapy(
     else:
         kind = ResistanceType.ACQUIRED
         low = max(rules.acquired_min_exposure_days, rules.sd_for_acquired_min_days) + 10
-        exposure = r.randint(low, low + 540)
+        exposure = randint(r, low, low + 540)
         best = pick(
             r,
             tuple(
@@ -110,13 +110,13 @@ def adjudication(
     if confirmed:
         n = min(len(signers), rules.required_signatures + (1 if r.random() < 0.1 else 0))
     else:
-        n = r.randint(0, max(0, rules.required_signatures - 1))
+        n = randint(r, 0, max(0, rules.required_signatures - 1))
     signatures: list[Signature] = []
     last = proposed_at
     span = max(0, (sign_by - proposed_on).days)
     for username in signers[:n]:
-        day = proposed_on + dt.timedelta(days=r.randint(0, span))
-        signed = max(_at(day, r), last + dt.timedelta(minutes=r.randint(5, 240)))
+        day = proposed_on + dt.timedelta(days=randint(r, 0, span))
+        signed = max(_at(day, r), last + dt.timedelta(minutes=randint(r, 5, 240)))
         last = signed
         signatures.append(Signature(username, Role(rules.signer_role), signed))
     return Adjudication(subject_id, classification, proposer, proposed_at, tuple(signatures))
@@ -143,7 +143,7 @@ def trial_cycles(
         given = not any(0 <= (day - h).days <= 14 for h in held)
         cycles.append(ImmunotherapyCycle(subject_id, number, day, agent, given))
         number += 1
-        step = rules.interval_days + r.randint(-small, small)
+        step = rules.interval_days + randint(r, -small, small)
         if r.random() < 0.06:  # delayed a week (holiday, infection, patient's choice)
             step += 7
         day += dt.timedelta(days=step)

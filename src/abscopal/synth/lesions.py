@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from abscopal.domain import Lesion, LesionClass, RtRole
 from abscopal.protocol.model import Radiotherapy
-from abscopal.synth.screening import pick
+from abscopal.synth.draws import pick, randint
 
 # Metastatic sites of NSCLC (weights of how often an organ is involved) and typical locations.
 _ORGANS: tuple[tuple[str, float], ...] = (
@@ -57,6 +57,22 @@ _SIZE: dict[str, tuple[float, float, float, float]] = {
     "soft_tissue": (3.0, 0.4, 8.0, 50.0),
 }
 _EASY_TO_ASSESS = ("lung", "lymph_node", "liver", "adrenal", "soft_tissue", "pleura")
+
+
+@dataclass(slots=True)
+class _Draft:
+    """A lesion while its role and class are being decided (mutable; frozen into a Lesion at the end)."""
+
+    lesion_id: str
+    organ: str
+    location: str
+    is_node: bool
+    measurable: bool
+    baseline_diameter_mm: float | None
+    rt_role: RtRole
+    lesion_class: LesionClass
+    is_primary: bool
+    is_symptomatic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +126,11 @@ def baseline_lesions(r: random.Random, subject_id: str, rules: Radiotherapy) -> 
             diameter = None  # blastic or lytic without a soft-tissue mass: not measurable
         if k == 0:
             floor = rules.observation.measurable_node_short_axis_min_mm if node else rules.observation.measurable_min_mm
-            diameter = max(diameter or 0.0, floor + float(r.randint(0, 12)))
+            diameter = max(diameter or 0.0, floor + float(randint(r, 0, 12)))
         raw.append((organ, node, diameter, False))
 
     lesions = [
-        Lesion(
-            subject_id=subject_id,
+        _Draft(
             lesion_id=f"L{i + 1:02d}",
             organ=organ,
             location=r.choice(_LOCATIONS[organ]),
@@ -143,10 +158,10 @@ def baseline_lesions(r: random.Random, subject_id: str, rules: Radiotherapy) -> 
     if selection == "largest":  # make the largest strictly largest so the flag is unambiguous
         top = lesions[conventional].baseline_diameter_mm or 0.0
         if any((x.baseline_diameter_mm or 0.0) >= top for j, x in enumerate(lesions) if j != conventional):
-            lesions[conventional] = replace(lesions[conventional], baseline_diameter_mm=top + 1.0)
+            lesions[conventional].baseline_diameter_mm = top + 1.0
     if selection == "symptomatic":
-        lesions[conventional] = replace(lesions[conventional], is_symptomatic=True)
-    lesions[conventional] = replace(lesions[conventional], rt_role=RtRole.CONVENTIONAL)
+        lesions[conventional].is_symptomatic = True
+    lesions[conventional].rt_role = RtRole.CONVENTIONAL
 
     candidates = [j for j, x in enumerate(lesions) if j != conventional and x.measurable and x.organ in _EASY_TO_ASSESS]
     if not candidates:
@@ -162,9 +177,9 @@ def baseline_lesions(r: random.Random, subject_id: str, rules: Radiotherapy) -> 
         if j == conventional:
             continue
         if j in observation:
-            lesions[j] = replace(x, rt_role=RtRole.OBSERVATION)
+            x.rt_role = RtRole.OBSERVATION
         elif low_dose_left > 0 and r.random() < 0.9:
-            lesions[j] = replace(x, rt_role=RtRole.LOW_DOSE)
+            x.rt_role = RtRole.LOW_DOSE
             low_dose_left -= 1
 
     # RECIST targets: observation lesions first (the abscopal question), then the rest by size
@@ -178,14 +193,30 @@ def baseline_lesions(r: random.Random, subject_id: str, rules: Radiotherapy) -> 
         x = lesions[j]
         organ_key = "lymph_node" if x.is_node else x.organ
         if x.measurable and targets < 5 and per_organ[organ_key] < 2:
-            lesions[j] = replace(x, lesion_class=LesionClass.TARGET)
+            x.lesion_class = LesionClass.TARGET
             per_organ[organ_key] += 1
             targets += 1
     organ_count = len({x.organ for x in lesions if not x.is_primary})
-    return Baseline(tuple(lesions), selection, organ_count)
+    final = tuple(
+        Lesion(
+            subject_id,
+            x.lesion_id,
+            x.organ,
+            x.location,
+            x.is_node,
+            x.measurable,
+            x.baseline_diameter_mm,
+            x.rt_role,
+            x.lesion_class,
+            x.is_primary,
+            x.is_symptomatic,
+        )
+        for x in lesions
+    )
+    return Baseline(final, selection, organ_count)
 
 
-def _conventional_index(r: random.Random, lesions: list[Lesion], reason: str, forced: int) -> int | None:
+def _conventional_index(r: random.Random, lesions: list[_Draft], reason: str, forced: int) -> int | None:
     """The lesion chosen for CFRT by ``reason``, if choosing it leaves a measurable lesion to observe."""
     if reason == "primary":
         idx = next((j for j, x in enumerate(lesions) if x.is_primary), None)

@@ -24,7 +24,7 @@ from abscopal.domain import (
 )
 from abscopal.protocol.model import DeviationThresholds, LowDoseRT, Radiotherapy
 from abscopal.synth.calendar import WorkingDays, working_days_spanned
-from abscopal.synth.screening import pick
+from abscopal.synth.draws import pick, randint
 from abscopal.synth.staff import usernames
 
 # Common CFRT schedules (dose per fraction Gy, fractions, weight); those outside the protocol are dropped.
@@ -125,14 +125,14 @@ def deliver(
     event = r.random()
     if event < 0.08:  # unplanned interruption (machine service, intercurrent illness)
         skip = r.choice((1, 2, 3, 3, 4, 5, 6, 7))
-        skip_after = r.randint(5, n - 5)
+        skip_after = randint(r, 5, n - 5)
     planned = days.consecutive(first_day, n, skip_after, skip)
     statuses = [FractionStatus.DELIVERED] * n
     declined = 0
     if 0.08 <= event < 0.11:  # one fraction missed and not made up
-        statuses[r.randint(3, n - 2)] = FractionStatus.MISSED
+        statuses[randint(r, 3, n - 2)] = FractionStatus.MISSED
     elif 0.11 <= event < 0.15:  # patient stops early (oesophagitis, fatigue)
-        declined = r.randint(1, max(1, n // 8))
+        declined = randint(r, 1, max(1, n // 8))
     records = [
         Fraction(subject_id, conv.lesion_id, i + 1, day, 0.0 if s is FractionStatus.MISSED else dpf, s)
         for i, (day, s) in enumerate(zip(planned[: n - declined], statuses[: n - declined], strict=True))
@@ -191,11 +191,11 @@ def deliver(
         ld = rules.low_dose
         counts = tuple(range(int(ld.fractions.min), int(ld.fractions.max) + 1))
         n_ld = pick(r, tuple((c, 1.0 + 0.3 * k) for k, c in enumerate(counts)))
-        start = first_day if r.random() < 0.7 else days.consecutive(first_day, 1 + r.randint(1, 3))[-1]
+        start = first_day if r.random() < 0.7 else days.consecutive(first_day, 1 + randint(r, 1, 3))[-1]
         late_gap = -1
         late_by = 0
         if r.random() < 0.07 and n_ld > 1:
-            late_gap = r.randint(1, n_ld - 1)
+            late_gap = randint(r, 1, n_ld - 1)
             late_by = r.choice((3, 4, 5)) if r.random() < 0.8 else r.choice((8, 9, 10))
         dates = [start]
         for k in range(1, n_ld):

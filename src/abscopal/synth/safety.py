@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 
 from abscopal.domain import AdverseEvent, AeAction, AeOutcome, Attribution
-from abscopal.synth.screening import pick
+from abscopal.synth.draws import pick, randint
 
 _A = Attribution
 _LIKELIHOOD: dict[str, tuple[tuple[Attribution, float], ...]] = {
@@ -308,6 +308,8 @@ TERMS: tuple[Term, ...] = (
     ),
 )
 _PRE_EXISTING = {"Fatigue", "Cough", "Dyspnea", "Anorexia"}
+# grade 2 events that still lead to admission (seriousness is not severity, ICH E2A)
+_GRADE2_ADMITTED = {"Pneumonitis": 0.25, "Colitis": 0.3, "Myocarditis": 1.0}
 _STOPS_IO = {
     "Pneumonitis",
     "Colitis",
@@ -357,12 +359,14 @@ def draft_events(r: random.Random, consent: dt.date, first_day: dt.date) -> list
         if term.term in _PRE_EXISTING and r.random() < 0.25:
             baseline = term.grades[0][0]
             grade = max(grade, baseline)
-        pre_treatment = r.random() < 0.04 and term.cfrt != "high" and (first_day - consent).days > 1
+        pre_treatment = (
+            r.random() < 0.04 and term.cfrt != "high" and term.immune_related == 0 and (first_day - consent).days > 1
+        )
         if pre_treatment:
-            onset = consent + dt.timedelta(days=r.randint(1, (first_day - consent).days - 1))
+            onset = consent + dt.timedelta(days=randint(r, 1, (first_day - consent).days - 1))
         else:
-            onset = first_day + dt.timedelta(days=r.randint(*term.onset_days))
-        duration = r.randint(*term.duration_days) if term.duration_days else None
+            onset = first_day + dt.timedelta(days=randint(r, *term.onset_days))
+        duration = randint(r, *term.duration_days) if term.duration_days else None
         if duration is not None and grade >= 3:
             duration = int(duration * 1.5)
 
@@ -384,12 +388,12 @@ def draft_events(r: random.Random, consent: dt.date, first_day: dt.date) -> list
                 immune=not pre_treatment and r.random() < term.immune_related,
                 hospital=grade >= 4
                 or (grade == 3 and r.random() < 0.6)
-                or (term.term == "Pneumonitis" and grade == 2 and r.random() < 0.1),
-                awareness_hours=r.randint(0, 36),
-                report_hours=r.randint(1, 20) if r.random() >= 0.08 else r.randint(25, 72),
+                or (grade == 2 and r.random() < _GRADE2_ADMITTED.get(term.term, 0.0)),
+                awareness_hours=randint(r, 0, 36),
+                report_hours=randint(r, 1, 20) if r.random() >= 0.08 else randint(r, 25, 72),
                 sequelae=r.random() < 0.15,
                 recovering=r.random() < 0.4,
-                death_after=r.randint(1, 14),
+                death_after=randint(r, 1, 14),
             )
         )
     drafts.sort(key=lambda d: (d.onset, d.term.term))

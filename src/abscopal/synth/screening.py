@@ -11,10 +11,11 @@ import datetime as dt
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from abscopal.domain import DietLevel, Histology, LabValue, Screening, Sex
 from abscopal.protocol.model import LabMaxUlnCheck, LabMinCheck, OneOfCheck, Protocol, RangeCheck
+from abscopal.synth.draws import pick, randint
 
 # Histology mix of advanced NSCLC (adenocarcinoma about half, squamous about a third).
 _HISTOLOGY: tuple[tuple[Histology, float], ...] = (
@@ -87,24 +88,11 @@ def limits_from(protocol: Protocol) -> Limits:
     )
 
 
-T = TypeVar("T")
-
-
-def pick(r: random.Random, table: tuple[tuple[T, float], ...]) -> T:
-    """A weighted choice from ``(value, weight)`` pairs."""
-    x = r.random() * sum(w for _, w in table)
-    for value, w in table:
-        x -= w
-        if x < 0:
-            return value
-    return table[-1][0]
-
-
 def birth_date_for_age(r: random.Random, on: dt.date, age: int) -> dt.date:
     """A birth date giving exactly ``age`` completed years on ``on``."""
     year = on.year - age
     last_birthday = dt.date(year, on.month, 28 if (on.month, on.day) == (2, 29) else on.day)
-    return last_birthday - dt.timedelta(days=r.randint(0, 364))
+    return last_birthday - dt.timedelta(days=randint(r, 0, 364))
 
 
 def age_on(birth: dt.date, on: dt.date) -> int:
@@ -212,7 +200,7 @@ _Failure = Callable[[random.Random, Screening, Limits], tuple[Screening, str]]
 
 
 def _too_old(r: random.Random, s: Screening, lim: Limits) -> tuple[Screening, str]:
-    age = int(lim.age[1]) + r.randint(1, 12)
+    age = int(lim.age[1]) + randint(r, 1, 12)
     return replace(s, age_years=age), f"Age {age} years is above the protocol maximum of {int(lim.age[1])}"
 
 
@@ -259,12 +247,12 @@ def _prior_rt(r: random.Random, s: Screening, lim: Limits) -> tuple[Screening, s
 
 
 def _too_many_lesions(r: random.Random, s: Screening, lim: Limits) -> tuple[Screening, str]:
-    n = lim.lesions_max + r.randint(1, 8)
+    n = lim.lesions_max + randint(r, 1, 8)
     return replace(s, lesion_count=n), f"{n} lesions exceed the protocol maximum of {lim.lesions_max}"
 
 
 def _too_many_organs(r: random.Random, s: Screening, lim: Limits) -> tuple[Screening, str]:
-    n = lim.organs_max + r.randint(1, 2)
+    n = lim.organs_max + randint(r, 1, 2)
     return (
         replace(s, metastatic_organ_count=n, lesion_count=max(s.lesion_count or 0, n + 1)),
         f"Metastases in {n} organs exceed the protocol maximum of {lim.organs_max}",

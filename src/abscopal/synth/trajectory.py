@@ -24,7 +24,7 @@ from abscopal.domain import (
     TumourAssessment,
 )
 from abscopal.protocol.model import ResponseOptions, Schedule
-from abscopal.synth.screening import pick
+from abscopal.synth.draws import pick, randint
 from abscopal.synth.staff import usernames
 
 RESPONSE = "response"
@@ -204,25 +204,41 @@ def disease_course(
     absent: set[str] = set()
     nt_progressor = r.choice(non_targets).lesion_id if non_targets else ""
     pseudo_iupd = iupd = icpd = None
+    real_nadir = sod0
+    iupd_sod: float | None = None
     for j, v in enumerate(visits):
         t = (v.date - first_day).days / 365.25
         raw = {x.lesion_id: (x.baseline_diameter_mm or 0.0) * math.exp(rate[x.lesion_id] * t) for x in targets}
         scale = sod0 * v.f / sum(raw.values()) if raw and sum(raw.values()) > 0 else 0.0
         critical = v.kind != "" or (j + 1 < len(visits) and visits[j + 1].kind != "")
         missing = "" if critical or r.random() >= 0.015 or not targets else r.choice(targets).lesion_id
-        rows: list[LesionMeasurement] = []
+        sizes: dict[str, float | None] = {}
         for x in targets:
-            d: float | None
             if x.lesion_id == missing:
-                d = None
+                sizes[x.lesion_id] = None
             elif v.cr:
-                d = float(round(r.uniform(4.0, 9.4))) if x.is_node else 0.0
+                sizes[x.lesion_id] = float(round(r.uniform(4.0, 9.4))) if x.is_node else 0.0
             else:
-                d = raw[x.lesion_id] * scale * math.exp(r.gauss(0.0, 0.05))
-                d = float(round(d))
-                if not x.is_node and d < options.too_small_to_measure_mm:
-                    d = options.too_small_to_measure_mm
-            rows.append(_measure(x, d, None))
+                d = float(round(raw[x.lesion_id] * scale * math.exp(r.gauss(0.0, 0.05))))
+                sizes[x.lesion_id] = d if x.is_node else max(d, options.too_small_to_measure_mm)
+        if targets and not missing:
+            if not v.cr:
+                threshold = max(1.2 * real_nadir, real_nadir + 5.0)  # RECIST 1.1 PD over the nadir
+                below = math.ceil(threshold) - 1.0
+                if v.kind == "iupd" and v.mode == "target":
+                    low, high = math.ceil(threshold) + 1.0, math.inf
+                elif v.kind == "icpd" and v.mode == "target":
+                    low, high = max(math.ceil(threshold) + 1.0, (iupd_sod or 0.0) + 6.0), math.inf
+                elif v.kind == "reset" and v.mode == "new":
+                    low, high = 0.0, min(below, (iupd_sod or math.inf) - 1.0)
+                else:
+                    low, high = 0.0, below
+                _fit(sizes, targets, low, high, options.too_small_to_measure_mm)
+            sod = sum(d for d in sizes.values() if d is not None)
+            real_nadir = min(real_nadir, sod)
+            if v.kind == "iupd":
+                iupd_sod = sod
+        rows: list[LesionMeasurement] = [_measure(x, sizes[x.lesion_id], None) for x in targets]
         if v.cr:
             absent.update(x.lesion_id for x in non_targets)
         elif v.f <= 0.6:
@@ -276,13 +292,34 @@ def disease_course(
     )
 
 
+def _fit(sizes: dict[str, float | None], targets: list[Lesion], low: float, high: float, floor_mm: float) -> None:
+    """Move the target sum into [low, high] by changing the largest lesions (whole mm, RECIST's 'too small' floor).
+
+    The plan keeps clear of the thresholds; this only absorbs measurement noise that would cross one, so the
+    category the generator intended is the one the data show.
+    """
+    total = sum(d for d in sizes.values() if d is not None)
+    if low <= total <= high:
+        return
+    goal = high if total > high else low
+    for x in sorted(targets, key=lambda t: -(sizes[t.lesion_id] or 0.0)):
+        d = sizes[x.lesion_id]
+        if d is None:
+            continue
+        new = max(d + (goal - total), 0.0 if x.is_node else floor_mm)
+        sizes[x.lesion_id] = new
+        total += new - d
+        if low <= total <= high:
+            return
+
+
 def _measure(x: Lesion, diameter: float | None, status: LesionStatus | None) -> LesionMeasurement:
     return LesionMeasurement(x.lesion_id, x.lesion_class, x.organ, x.is_node, diameter, status, x.rt_role)
 
 
 def _new_lesion(r: random.Random, subject_id: str, n: int, day: dt.date, measurable: bool) -> Lesion:
     organ, location, node = r.choice(_NEW_SITES)
-    size = float(r.randint(15, 24) if node else r.randint(10, 22)) if measurable else None
+    size = float(randint(r, 15, 24) if node else randint(r, 10, 22)) if measurable else None
     return Lesion(
         subject_id=subject_id,
         lesion_id=f"N{n:02d}",

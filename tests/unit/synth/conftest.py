@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,8 @@ from abscopal.protocol.model import Protocol, load_bundled
 from abscopal.synth import Cohort, generate_cohort
 from abscopal.synth.cohort import SyntheticTruth
 
-SEED = 20240611
+# ABSCOPAL_SYNTH_SEED runs the same rules on another cohort (the rules must hold for every seed).
+SEED = int(os.environ.get("ABSCOPAL_SYNTH_SEED", "20240611"))
 N = 500
 START = dt.date(2022, 12, 31)
 CUTOFF = dt.date(2024, 12, 31)

@@ -7,6 +7,7 @@ Prints wall time of building the columns and of evaluating them, rows per second
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import platform
 import resource
@@ -15,8 +16,12 @@ import time
 import numpy as np
 import pandas as pd
 
+from abscopal.domain import LabValue, Screening
+from abscopal.protocol.eligibility import VERDICT_OF_CODE, evaluate
 from abscopal.protocol.eligibility_vectorised import evaluate_columns
 from abscopal.protocol.model import load_bundled
+
+LABS = ("haemoglobin", "wbc", "neutrophils", "platelets", "ast", "alt", "alp")
 
 
 def _cpu_model() -> str:
@@ -92,6 +97,35 @@ def synthetic_columns(n: int, seed: int = 20240301) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
+def screenings_from_columns(frame: pd.DataFrame, k: int) -> list[Screening]:
+    """The first ``k`` synthetic candidates as Screening objects, for the scalar path."""
+
+    def plain(v: object) -> object:
+        return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+    out = []
+    for i, row in enumerate(frame.head(k).to_dict(orient="records")):
+        labs = {}
+        for lab in LABS:
+            value = plain(row[f"lab_{lab}"])
+            if value is not None:
+                labs[lab] = LabValue(float(value), str(row[f"lab_{lab}_unit"]), plain(row.get(f"lab_{lab}_uln")))  # type: ignore[arg-type]
+        fields = {
+            name: plain(row[name]) for name in frame.columns if not name.startswith("lab_") and name != "consent_date"
+        }
+        for name in ("age_years", "ecog", "lesion_count", "metastatic_organ_count"):
+            if fields[name] is not None:
+                fields[name] = int(fields[name])  # type: ignore[call-overload]
+        for name, value in list(fields.items()):
+            if isinstance(value, float) and name not in ("life_expectancy_months",):
+                fields[name] = bool(value)
+        consent = dt.date(2024, 3, 1) if plain(row["consent_date"]) is not None else None
+        out.append(
+            Screening(f"S{i}", dt.date(2024, 3, 1), consent_date=consent, labs=labs, **fields)  # type: ignore[arg-type]
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="100,000 rows instead of 1,000,000")
@@ -108,12 +142,27 @@ def main() -> None:
     log = result.screening_log()
     t3 = time.perf_counter()
 
+    k = min(n, 2_000)
+    sample = screenings_from_columns(frame, k)
+    t4 = time.perf_counter()
+    scalar = [evaluate(s, eligibility) for s in sample]
+    t5 = time.perf_counter()
+    agree = all(
+        c.verdict is VERDICT_OF_CODE[int(result.verdict[i])]
+        and all(r.status.value == result.status(r.criterion_id, i) for r in c.results)
+        for i, c in enumerate(scalar)
+    )
+
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {_cpu_model()}")
     print(f"rows: {n:,}; criteria: {len(result.criteria)}")
     print(f"build synthetic columns: {t1 - t0:.2f} s")
     print(f"evaluate (vectorised): {t2 - t1:.2f} s ({n / (t2 - t1):,.0f} candidates/s); target <= 10 s for 1,000,000")
     print(f"screening log: {t3 - t2:.2f} s")
+    print(
+        f"scalar path on the first {k:,}: {t5 - t4:.2f} s ({k / (t5 - t4):,.0f} candidates/s); "
+        f"agrees with vectorised: {agree}"
+    )
     print(f"peak RSS: {peak_mib:.0f} MiB")
     print(f"verdicts: eligible {log['eligible']:,}, ineligible {log['ineligible']:,}, incomplete {log['incomplete']:,}")
     print("top screen-failure reasons:", dict(sorted(log["reasons"].items(), key=lambda kv: -kv[1])[:5]))

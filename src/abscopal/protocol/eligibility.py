@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from abscopal.domain import Screening
 from abscopal.errors import ValidationError
@@ -85,7 +84,19 @@ DERIVED_KINDS = ("complete_data", "missing_data")
 
 
 def _tri(known: npt.NDArray[np.bool_], passed: npt.NDArray[np.bool_]) -> Codes:
-    return np.where(known, np.where(passed, MET, NOT_MET), UNKNOWN).astype(np.int8)
+    codes: Codes = np.full(known.shape, UNKNOWN, dtype=np.int8)
+    codes[known & passed] = MET
+    codes[known & ~passed] = NOT_MET
+    return codes
+
+
+_NONE = np.array(None, dtype=object)
+
+
+def _recorded(datum: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """Elements of an object array that are recorded (None marks "not recorded")."""
+    recorded: npt.NDArray[np.bool_] = np.not_equal(datum, _NONE).astype(bool)
+    return recorded
 
 
 def decide(check: Check, datum: npt.NDArray[Any]) -> Codes:
@@ -93,46 +104,45 @@ def decide(check: Check, datum: npt.NDArray[Any]) -> Codes:
 
     ``datum`` is: bool (recorded?) for ``present``; float for ``range``, ``is_true``, ``is_false``; the value in
     the protocol's unit for ``lab_min``; value / ULN for ``lab_max_uln``; objects (None if missing) for
-    ``one_of`` and ``at_least_level``.
+    ``one_of`` and ``at_least_level``. Plain numpy throughout, so one element or a million cost little.
     """
-    if isinstance(check, PresentCheck):
+    kind = check.kind
+    if kind == "present":
         return np.where(datum.astype(bool), MET, UNKNOWN).astype(np.int8)
-    if isinstance(check, RangeCheck):
-        x = datum.astype(np.float64)
-        known = ~np.isnan(x)
-        with np.errstate(invalid="ignore"):
+    if kind in ("one_of", "at_least_level"):
+        known = _recorded(datum)
+        if isinstance(check, OneOfCheck):
+            member = np.zeros(datum.shape, dtype=bool)
+            for value in check.values:
+                member |= np.equal(datum, value).astype(bool)
+            return _tri(known, member)
+        assert isinstance(check, AtLeastLevelCheck)
+        rank = np.full(datum.shape, -1, dtype=np.int64)
+        for i, level in enumerate(check.order):
+            rank[np.equal(datum, level).astype(bool)] = i
+        bad = known & (rank < 0)
+        if bad.any():
+            value = datum[np.flatnonzero(bad)[0]]
+            raise ValidationError(check.field, f"{str(value)!r} is not one of {', '.join(check.order)}")
+        return _tri(known, rank >= check.order.index(check.level))
+    x = np.asarray(datum, dtype=np.float64)
+    known = ~np.isnan(x)
+    with np.errstate(invalid="ignore"):
+        if isinstance(check, RangeCheck):
             ok = np.ones(x.shape, dtype=bool)
             if check.min is not None:
                 ok &= (x >= check.min) if check.min_inclusive else (x > check.min)
             if check.max is not None:
                 ok &= (x <= check.max) if check.max_inclusive else (x < check.max)
-        return _tri(known, ok)
-    if isinstance(check, IsTrueCheck | IsFalseCheck):
-        x = datum.astype(np.float64)
-        expected = 1.0 if isinstance(check, IsTrueCheck) else 0.0
-        return _tri(~np.isnan(x), x == expected)
-    if isinstance(check, LabMinCheck):
-        x = datum.astype(np.float64)
-        with np.errstate(invalid="ignore"):
-            return _tri(~np.isnan(x), x >= check.min)
-    if isinstance(check, LabMaxUlnCheck):
-        x = datum.astype(np.float64)
-        with np.errstate(invalid="ignore"):
-            return _tri(~np.isnan(x), x <= check.max_x_uln)
-    if isinstance(check, OneOfCheck):
-        s = pd.Series(datum, dtype=object)
-        known = s.notna().to_numpy()
-        return _tri(known, s.isin(check.values).to_numpy())
-    if isinstance(check, AtLeastLevelCheck):
-        s = pd.Series(datum, dtype=object)
-        known = s.notna().to_numpy()
-        rank = {level: i for i, level in enumerate(check.order)}
-        bad = sorted({str(v) for v in pd.unique(s[known]) if v not in rank})
-        if bad:
-            raise ValidationError(check.field, f"{bad[0]!r} is not one of {', '.join(check.order)}")
-        idx = s.map(rank).astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
-        with np.errstate(invalid="ignore"):
-            return _tri(known, idx >= rank[check.level])
+            return _tri(known, ok)
+        if isinstance(check, IsTrueCheck):
+            return _tri(known, x == 1.0)
+        if isinstance(check, IsFalseCheck):
+            return _tri(known, x == 0.0)
+        if isinstance(check, LabMinCheck):
+            return _tri(known, x >= check.min)
+        if isinstance(check, LabMaxUlnCheck):
+            return _tri(known, x <= check.max_x_uln)
     raise ValueError(f"check kind {check.kind!r} is derived; use derive_completeness")  # pragma: no cover
 
 

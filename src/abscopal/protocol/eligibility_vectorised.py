@@ -4,7 +4,7 @@ Only the inputs are read differently (columns instead of one :class:`~abscopal.d
 every check kind, the combination into criteria, IN8/EX1 and the verdict are the array operations of
 :mod:`abscopal.protocol.eligibility`, and lab units go through the one table of :mod:`abscopal.protocol.units`.
 
-Columns (a pandas DataFrame or a mapping of equal-length arrays): one per Screening field named by the checks
+Columns (a pandas or polars DataFrame, or a mapping of equal-length arrays): one per Screening field named by the checks
 (``age_years``, ``ecog``, ``diet``, ``brain_metastases``, ...; NaN/None when not recorded), and per lab
 ``lab_<name>`` (value), ``lab_<name>_unit`` (unit as written) and ``lab_<name>_uln`` (the site's ULN).
 """
@@ -42,7 +42,7 @@ from abscopal.protocol.model import (
     RangeCheck,
 )
 
-Columns = pd.DataFrame | Mapping[str, Any]
+Columns = pd.DataFrame | Mapping[str, Any] | Any  # Any: a polars DataFrame
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,10 @@ def column_datum(frame: Columns, check: Check, n: int) -> npt.NDArray[Any]:
 
 
 def evaluate_columns(frame: Columns, eligibility: Eligibility) -> ColumnResult:
-    """Evaluate every criterion for every row of ``frame``."""
+    """Evaluate every criterion for every row of ``frame`` (pandas, polars, or a mapping of arrays)."""
+    if not isinstance(frame, pd.DataFrame | Mapping) and hasattr(frame, "columns") and hasattr(frame, "to_dict"):
+        # a polars DataFrame: one numpy array per column (nulls become NaN or None)
+        frame = {str(c): frame[c].to_numpy() for c in frame.columns}
     n = _length(frame)
     _, crit_codes, verdict = evaluate_codes(eligibility, lambda c: column_datum(frame, c, n))
     return ColumnResult(crit_codes, verdict, frozenset(eligibility.exclusion))

@@ -150,3 +150,17 @@ def test_the_vectorised_path_gives_each_verdict_and_the_same_log_as_the_scalar_p
     result = evaluate_columns(frame_from_screenings(batch), PROTOCOL.eligibility)
     assert result.verdict.tolist() == [2, 1, 0]
     assert result.screening_log() == screening_log([evaluate(s, PROTOCOL.eligibility) for s in batch]).as_dict()
+
+
+def test_a_polars_frame_gives_the_same_result_as_pandas(make_screening: Callable[..., Screening]) -> None:
+    import polars as pl
+
+    batch = [make_screening(), make_screening(ecog=None), make_screening(diet=DietLevel.NONE, labs={})]
+    frame = frame_from_screenings(batch)
+    as_polars = pl.DataFrame({c: frame[c].tolist() for c in frame.columns}, strict=False)
+    via_pandas = evaluate_columns(frame, PROTOCOL.eligibility)
+    via_polars = evaluate_columns(as_polars, PROTOCOL.eligibility)
+    assert via_polars.verdict.tolist() == via_pandas.verdict.tolist() == [2, 1, 0]
+    assert {k: v.tolist() for k, v in via_polars.criteria.items()} == {
+        k: v.tolist() for k, v in via_pandas.criteria.items()
+    }

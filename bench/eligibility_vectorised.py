@@ -12,6 +12,7 @@ import os
 import platform
 import resource
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,10 +48,10 @@ def synthetic_columns(n: int, seed: int = 20240301) -> pd.DataFrame:
     def flag(p_true: float) -> np.ndarray:
         return missing((rng.random(n) < p_true).astype(np.float64))
 
-    def categorical(values: list[str], p: list[float]) -> pd.Categorical:
+    def categorical(values: list[str], p: list[float]) -> Any:
         codes = rng.choice(len(values), size=n, p=p)
         codes[rng.random(n) < 0.02] = -1
-        return pd.Categorical.from_codes(codes, categories=values)
+        return pd.Categorical.from_codes(codes.tolist(), categories=pd.Index(values))
 
     cols: dict[str, object] = {
         "consent_date": np.where(rng.random(n) < 0.99, 1.0, np.nan),

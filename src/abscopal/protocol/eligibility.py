@@ -397,7 +397,10 @@ def evaluate(screening: Screening, eligibility: Eligibility, protocol_version: s
                 sentence = _check_sentence(check, screening, code, unknown_ids)
                 checks.append(CheckResult(name, check.kind, STATUS_OF_CODE[code], sentence))
             status = STATUS_OF_CODE[int(crit_codes[cid][0])]
-            reason = "; ".join(c.sentence for c in checks) + f": {_STATUS_WORDS[status]}"
+            # the sentence gives the checks that decided: the failing ones of a criterion not met, the unknown
+            # ones of an unknown criterion, all of a criterion met (for an exclusion, the conditions present)
+            deciding = [c.sentence for c in checks if c.status is status]
+            reason = "; ".join(deciding) + f": {_STATUS_WORDS[status]}"
             results.append(CriterionResult(cid, section, crit.label, status, reason, tuple(checks)))
     return Checklist(screening.subject_id, VERDICT_OF_CODE[int(verdict[0])], tuple(results), protocol_version)
 
@@ -477,7 +480,9 @@ def as_dict(checklist: Checklist) -> dict[str, Any]:
                 "label": r.label,
                 "status": r.status.value,
                 "reason": r.reason,
-                "checks": [{"name": c.name, "kind": c.kind, "status": c.status.value} for c in r.checks],
+                "checks": [
+                    {"name": c.name, "kind": c.kind, "status": c.status.value, "sentence": c.sentence} for c in r.checks
+                ],
             }
             for r in checklist.results
         ],

@@ -203,11 +203,16 @@ def test_the_neutrophil_sentence_states_value_threshold_and_outcome(
     checklist = evaluate(make_screening(labs=_labs(neutrophils=LabValue(1.5, "x10^9/L"))), protocol.eligibility)
     sentences = {c.name: c.sentence for c in checklist.result("IN6").checks}
     assert sentences["neutrophils"] == "Neutrophils 1.5 x10^9/L < 1.8 x10^9/L"
-    assert checklist.result("IN6").reason.endswith(
-        "Neutrophils 1.5 x10^9/L < 1.8 x10^9/L; Platelets 200 x10^9/L >= 10 x10^9/L; "
-        "AST 30 U/L = 0.75 x ULN (40 U/L) <= 2.5 x ULN; ALT 30 U/L = 0.75 x ULN (40 U/L) <= 2.5 x ULN; "
-        "ALP (AKP) 100 U/L = 0.833 x ULN (120 U/L) <= 2.5 x ULN: not met"
-    )
+    assert checklist.result("IN6").reason == "Neutrophils 1.5 x10^9/L < 1.8 x10^9/L: not met"
+
+
+def test_a_met_criterion_gives_every_check_and_an_unknown_one_gives_the_missing_data(
+    protocol: Protocol, make_screening: Callable[..., Screening]
+) -> None:
+    met = evaluate(make_screening(ecog=0, life_expectancy_months=12), protocol.eligibility).result("IN3")
+    assert met.reason == "ECOG performance status 0 in 0-1; Life expectancy 12 months > 6 months: met"
+    unknown = evaluate(make_screening(ecog=None), protocol.eligibility).result("IN3")
+    assert unknown.reason == "ECOG performance status not recorded: unknown (data missing)"
 
 
 def test_a_converted_lab_shows_the_value_as_written_and_in_the_protocol_unit(

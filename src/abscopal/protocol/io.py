@@ -235,6 +235,7 @@ class CourseModel(_Model):
     role: RtRole | None = None
     dose_per_fraction_gy: float = Field(gt=0)
     fractions: int = Field(gt=0)
+    total_dose_gy: float | None = Field(default=None, gt=0)
     start_date: dt.date
     alpha_beta_gy: float | None = Field(default=None, gt=0)
     completed: bool | None = None
@@ -317,6 +318,17 @@ def plan_from_model(m: PlanModel, alpha_beta_tumour_gy: float, path: str = "<pla
                 )
             )
             continue
+        if c.total_dose_gy is not None and abs(c.dose_per_fraction_gy * c.fractions - c.total_dose_gy) > (
+            0.01 * c.total_dose_gy
+        ):
+            problems.append(
+                Problem(
+                    None,
+                    f"courses[{i}].total_dose_gy",
+                    f"{c.total_dose_gy:g} Gy is not {c.dose_per_fraction_gy:g} Gy x {c.fractions} = "
+                    f"{c.dose_per_fraction_gy * c.fractions:g} Gy (fractions = total / dose per fraction)",
+                )
+            )
         courses.append(
             RadiotherapyCourse(
                 m.subject_id,

@@ -135,6 +135,14 @@ def test_rt_check_of_an_unknown_role_names_the_field(tmp_path: Path) -> None:
     assert "lesions[2].rt_role" in result.output
 
 
+def test_rt_check_of_a_total_dose_that_is_not_dose_times_fractions_names_the_course(tmp_path: Path) -> None:
+    plan = _example("plan.json")
+    plan["courses"][0]["total_dose_gy"] = 50
+    result = runner.invoke(app, ["rt", "check", str(_write(tmp_path, "plan.json", plan))])
+    assert result.exit_code == 1
+    assert "courses[0].total_dose_gy: 50 Gy is not 2 Gy x 30 = 60 Gy" in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -205,6 +205,7 @@ def disease_course(
     nt_progressor = r.choice(non_targets).lesion_id if non_targets else ""
     pseudo_iupd = iupd = icpd = None
     real_nadir = sod0
+    cr_nodes: dict[str, float] = {}
     iupd_sod: float | None = None
     for j, v in enumerate(visits):
         t = (v.date - first_day).days / 365.25
@@ -216,8 +217,9 @@ def disease_course(
         for x in targets:
             if x.lesion_id == missing:
                 sizes[x.lesion_id] = None
-            elif v.cr:
-                sizes[x.lesion_id] = float(round(r.uniform(4.0, 9.4))) if x.is_node else 0.0
+            elif v.cr:  # a node in CR keeps one normal short axis (< 10 mm), so its sum cannot creep to PD
+                cr_size = cr_nodes.setdefault(x.lesion_id, float(round(r.uniform(4.0, 9.4))))
+                sizes[x.lesion_id] = cr_size if x.is_node else 0.0
             else:
                 d = float(round(raw[x.lesion_id] * scale * math.exp(r.gauss(0.0, 0.05))))
                 sizes[x.lesion_id] = d if x.is_node else max(d, options.too_small_to_measure_mm)

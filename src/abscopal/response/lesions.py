@@ -32,6 +32,7 @@ NORMAL_NODE_UM = 10 * UM_PER_MM  # RECIST 1.1 §4.3.1: a node < 10 mm is normal 
 MAX_TARGETS = 5  # RECIST 1.1 §4.2
 MAX_TARGETS_PER_ORGAN = 2  # RECIST 1.1 §4.2
 N_ROLES = 4  # none, conventional, low_dose, observation
+N_SLOTS = 9  # row kinds counted per assessment and role (see aggregate)
 
 
 @dataclass(frozen=True)
@@ -229,11 +230,15 @@ def aggregate(table: LesionTable) -> Timepoints:
     pos = _rank_within(tp_subj)
     width = int(pos.max()) + 1 if n_tp else 1
 
-    def count(mask: B) -> I64:
-        return np.bincount(tp, weights=mask, minlength=n_tp).astype(np.int64)
+    new_rows = np.flatnonzero(cls == NEW)
+    new_row_tp = tp[new_rows]
 
-    def total(mask: B, values: I64) -> I64:
-        return np.bincount(tp, weights=np.where(mask, values, 0), minlength=n_tp).astype(np.int64)
+    def count_new(mask: B) -> I64:
+        """Per assessment, the new-lesion rows where ``mask`` holds (new lesions are few: count only them)."""
+        return np.bincount(new_row_tp, weights=mask[new_rows], minlength=n_tp).astype(np.int64)
+
+    def total_new(mask: B, values: I64) -> I64:
+        return np.bincount(new_row_tp, weights=np.where(mask, values, 0)[new_rows], minlength=n_tp).astype(np.int64)
 
     def pad(flat: I64, fill: int = 0) -> I64:
         out = np.full((n_subj, width), fill, dtype=np.int64)
@@ -300,29 +305,34 @@ def aggregate(table: LesionTable) -> Timepoints:
     cr_ok = tmeas & np.where(node, tum < NORMAL_NODE_UM, tum == 0)
     nt = cls == NON_TARGET
 
-    target_measured = pad(count(tmeas))
-    valid = pad(np.ones(n_tp, dtype=np.int64)) == 1
-    n_targets = target_measured[:, 0].copy()
-    n_nontargets = pad(count(nt))[:, 0].copy()
+    # one counting pass: rows per (assessment, RT role, slot); slots 0-2 targets (missing, measured,
+    # measured at CR size), 3 other, 4-8 non-targets by status (missing, absent, present, increased, unequivocal)
+    slot = np.where(tgt, tmeas.astype(np.int64) + cr_ok, np.where(nt, 5 + st.astype(np.int64), 3))
+    per = np.bincount((tp * N_ROLES + role) * N_SLOTS + slot, minlength=n_tp * N_ROLES * N_SLOTS)
+    per = per.reshape(n_tp, N_ROLES, N_SLOTS)
+    every = per.sum(axis=1)
+    sums = np.bincount(tp * N_ROLES + role, weights=np.where(tmeas, tum, 0), minlength=n_tp * N_ROLES)
+    sums = sums.astype(np.int64).reshape(n_tp, N_ROLES)
 
-    # per RT role (targets), one more dimension
+    valid = pad(np.ones(n_tp, dtype=np.int64)) == 1
+    target_measured = pad(every[:, 1] + every[:, 2])
+    n_targets = target_measured[:, 0].copy()
+    n_nontargets = pad(every[:, 4:].sum(axis=1))[:, 0].copy()
+
+    # per RT role (axis 0: conventional, low-dose, observation)
     role_sum = np.zeros((N_ROLES - 1, n_subj, width), dtype=np.int64)
     role_measured = np.zeros_like(role_sum)
     role_cr_ok = np.zeros_like(role_sum)
     role_nt_worst = np.full_like(role_sum, -1)
     for r in range(1, N_ROLES):
-        m = role == r
-        role_sum[r - 1] = pad(total(tmeas & m, tum))
-        role_measured[r - 1] = pad(count(tmeas & m))
-        role_cr_ok[r - 1] = pad(count(cr_ok & m))
-        ntr = nt & m
-        has = pad(count(ntr))
-        missing = pad(count(ntr & (st < 0)))
-        worst = np.full(n_tp, -1, dtype=np.int64)
-        rows = np.flatnonzero(ntr & (st >= 0))
-        np.maximum.at(worst, tp[rows], st[rows].astype(np.int64))
-        w = pad(worst, -1)
-        role_nt_worst[r - 1] = np.where((has > 0) & (missing > 0) & (w < UNEQUIVOCAL), -2, w)
+        c = per[:, r, :]
+        role_sum[r - 1] = pad(sums[:, r])
+        role_measured[r - 1] = pad(c[:, 1] + c[:, 2])
+        role_cr_ok[r - 1] = pad(c[:, 2])
+        worst = np.select([c[:, 8] > 0, c[:, 7] > 0, c[:, 6] > 0, c[:, 5] > 0], [3, 2, 1, 0], default=-1)
+        # -2: some non-target of the role not assessed and none in unequivocal progression (NE)
+        worst = np.where((c[:, 4] > 0) & (worst < UNEQUIVOCAL), -2, worst)
+        role_nt_worst[r - 1] = pad(worst.astype(np.int64), -1)
     role_n_targets = role_measured[:, :, 0].copy()
 
     new_seen = pad(first_appear)
@@ -333,21 +343,21 @@ def aggregate(table: LesionTable) -> Timepoints:
         day=pad(day[tp_first_row]),
         n_targets=n_targets,
         n_nontargets=n_nontargets,
-        target_sum=pad(total(tmeas, tum)),
+        target_sum=pad(sums.sum(axis=1)),
         target_measured=target_measured,
-        target_cr_ok=pad(count(cr_ok)),
-        nt_assessed=pad(count(nt & (st >= 0))),
-        nt_present=pad(count(nt & (st >= PRESENT))),
-        nt_increased=pad(count(nt & (st == INCREASED))),
-        nt_unequivocal=pad(count(nt & (st == UNEQUIVOCAL))),
-        new_present=pad(count(is_new & present)),
+        target_cr_ok=pad(every[:, 2]),
+        nt_assessed=pad(every[:, 5:].sum(axis=1)),
+        nt_present=pad(every[:, 6:].sum(axis=1)),
+        nt_increased=pad(every[:, 7]),
+        nt_unequivocal=pad(every[:, 8]),
+        new_present=pad(count_new(is_new & present)),
         new_seen=new_seen,
-        new_absent=pad(count(appeared & absent)),
-        nlt_sum=pad(total(nlt & (um >= 0), um)),
+        new_absent=pad(count_new(appeared & absent)),
+        nlt_sum=pad(total_new(nlt & (um >= 0), um)),
         nlt_seen=nlt_seen,
-        nlt_measured=pad(count(nlt & (um >= 0))),
-        nlnt_increased=pad(count(nlnt & (st == INCREASED))),
-        nlnt_unequivocal=pad(count(nlnt & (st == UNEQUIVOCAL))),
+        nlt_measured=pad(count_new(nlt & (um >= 0))),
+        nlnt_increased=pad(count_new(nlnt & (st == INCREASED))),
+        nlnt_unequivocal=pad(count_new(nlnt & (st == UNEQUIVOCAL))),
         role_sum=role_sum,
         role_measured=role_measured,
         role_cr_ok=role_cr_ok,

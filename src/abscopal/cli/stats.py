@@ -11,8 +11,8 @@ from rich.table import Table
 
 from abscopal.cli._common import console, print_json, user_errors
 from abscopal.errors import ValidationError
+from abscopal.stats.comparison import LogRankResult, logrank
 from abscopal.stats.io import read_survival_csv
-from abscopal.stats.logrank import LogRankResult, logrank
 from abscopal.stats.proportions import PROPORTION_METHODS, ProportionMethod, proportion_ci
 from abscopal.stats.survival import CONF_TYPES, ConfType, KMResult, kaplan_meier, median_follow_up
 

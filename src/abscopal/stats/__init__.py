@@ -4,6 +4,7 @@ Pure functions and small frozen result objects over plain numbers; reference val
 ``tests/fixtures/stats/README.md`` and the methods in ``docs/statistics.md``.
 """
 
+from abscopal.stats.comparison import GroupEvents, LogRankResult, logrank
 from abscopal.stats.designs import (
     FinalDecision,
     InterimDecision,
@@ -12,7 +13,6 @@ from abscopal.stats.designs import (
     simon_interim_decision,
     simon_two_stage,
 )
-from abscopal.stats.logrank import GroupEvents, LogRankResult, logrank
 from abscopal.stats.proportions import PROPORTION_METHODS, ProportionCI, ProportionMethod, proportion_ci
 from abscopal.stats.survival import (
     CONF_TYPES,

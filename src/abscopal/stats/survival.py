@@ -97,6 +97,25 @@ def validate_survival_data(
     return t, e_raw.astype(np.int64)
 
 
+def merge_near_ties(durations: FloatArray, tolerance: float = _QUANTILE_TOLERANCE) -> FloatArray:
+    """Treat times that differ only by rounding as tied, as R's ``aeqSurv`` does (survfit and survdiff, timefix).
+
+    Distinct sorted times closer than ``tolerance`` in absolute value, or relative to the mean absolute time, are
+    merged into the first of their run (so 0.1 + 0.2 and 0.3 are one time, as in R).
+    """
+    unique = np.unique(durations)
+    if unique.size < 2:
+        return durations
+    gaps = np.diff(unique)
+    scale = float(np.mean(np.abs(unique)))
+    tied = (gaps <= tolerance) | (gaps / scale <= tolerance if scale > 0 else np.zeros_like(gaps, dtype=bool))
+    if not tied.any():
+        return durations
+    cuts = unique[np.concatenate(([True], ~tied))]
+    merged: FloatArray = cuts[np.searchsorted(cuts, durations, side="right") - 1]
+    return merged
+
+
 def _confidence_band(
     surv: FloatArray, se_log: FloatArray, conf_type: ConfType, conf_level: float
 ) -> tuple[FloatArray, FloatArray]:
@@ -174,7 +193,7 @@ def _quantile_time(times: FloatArray, curve: FloatArray, p: float, tol: float = 
     return quant
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class KMResult:
     """A fitted Kaplan-Meier curve; read ``median``, ``median_ci``, ``table``, ``survival_at(...)``, ``at_risk(...)``.
 
@@ -297,6 +316,7 @@ def kaplan_meier(
     The median and its Brookmeyer-Crowley CI follow R's ``quantile.survfit``; ``log-log`` is the default as in SAS.
     """
     t, e = validate_survival_data(durations, events)
+    t = merge_near_ties(t)
     kind = _check_conf_type(conf_type)
     level = check_conf_level(conf_level)
     fitter = KaplanMeierFitter().fit(t, event_observed=e)

@@ -47,7 +47,10 @@ SUBSETS = {
 
 def _data(case: dict[str, Any]) -> tuple[list[float], list[int]]:
     if "data" in case:
-        return [float(t) for t in case["data"]["time"]], [int(e) for e in case["data"]["event"]]
+        times = [float(t) for t in case["data"]["time"]]
+        if case["dataset"] == "near_tied_times":
+            times[0] = 0.1 + 0.2  # as in make_reference.R; the JSON keeps 15 digits, which hides the near-tie
+        return times, [int(e) for e in case["data"]["event"]]
     rows, keep = SUBSETS[case["dataset"]]
     chosen = [r for r in rows if keep(r)]
     return [float(r[case["time_col"]]) for r in chosen], [int(r[case["event_col"]]) for r in chosen]
@@ -137,6 +140,13 @@ def test_the_upper_limit_is_missing_when_the_upper_band_never_reaches_one_half()
     # R: quantile(survfit(Surv(time, status) ~ 1, conf.type = "log-log"), 0.5) with ties -> 8 (2, NA).
     fit = kaplan_meier([2, 2, 2, 3, 3, 5, 5, 8, 8, 8, 10, 12], [1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 0, 1])
     assert (fit.median, fit.median_ci) == (8.0, (2.0, None))
+
+
+def test_times_that_differ_only_by_rounding_are_tied_as_in_r() -> None:
+    # R 4.2.2: survfit(Surv(c(0.1 + 0.2, 0.3, 1, 2, 2.5), c(1, 1, 1, 0, 1)) ~ 1)$n.event -> 2 1 0 1 (aeqSurv).
+    fit = kaplan_meier([0.1 + 0.2, 0.3, 1, 2, 2.5], [1, 1, 1, 0, 1])
+    assert [row.n_event for row in fit.table] == [2, 1, 0, 1]
+    assert fit.table[0].surv == pytest.approx(0.6)
 
 
 def test_greenwood_standard_error_matches_the_formula_by_hand() -> None:

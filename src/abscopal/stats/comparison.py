@@ -15,7 +15,7 @@ import numpy.typing as npt
 from scipy.stats import chi2
 
 from abscopal.errors import ValidationError
-from abscopal.stats.survival import validate_survival_data
+from abscopal.stats.survival import merge_near_ties, validate_survival_data
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ def logrank(
 ) -> LogRankResult:
     """Log-rank test of equal survival across ``groups``; chisq, df and p equal R ``survdiff(Surv(t, e) ~ g)``."""
     t, e = validate_survival_data(durations, events)
+    t = merge_near_ties(t)
     labels = [str(g) for g in groups]
     if len(labels) != t.size:
         raise ValidationError("groups", f"has {len(labels)} values but durations has {t.size}; they must pair up")

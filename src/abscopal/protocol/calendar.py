@@ -187,8 +187,8 @@ class PatientSchedule:
 
 def _validate(inp: ScheduleInput) -> None:
     checks: list[tuple[str, Sequence[dt.date]]] = [
-        ("cfrt.delivered", inp.cfrt_delivered),
-        ("ldrt.delivered", inp.ldrt_delivered),
+        ("conventional.delivered", inp.cfrt_delivered),
+        ("low_dose.delivered", inp.ldrt_delivered),
         ("immunotherapy.given", inp.immunotherapy_given),
         ("assessments", inp.assessments),
         ("questionnaires", inp.questionnaires),
@@ -199,7 +199,7 @@ def _validate(inp: ScheduleInput) -> None:
             if d < inp.enrolment_date - dt.timedelta(days=30):
                 raise ValidationError(f"{name}[{i}]", f"{d} is more than 30 days before enrolment {inp.enrolment_date}")
     if len(set(inp.cfrt_delivered)) != len(inp.cfrt_delivered):
-        raise ValidationError("cfrt.delivered", "two conventional fractions on the same day")
+        raise ValidationError("conventional.delivered", "two conventional fractions on the same day")
     if inp.cfrt_fractions < 0 or inp.ldrt_fractions < 0:
         raise ValidationError("fractions", "the number of fractions cannot be negative")
 

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from abscopal.domain import Adjudication, BestResponseOnIO, ImmunotherapyHistory, ResistanceType, Role, Screening
 from abscopal.errors import PermissionDenied, ValidationError
 from abscopal.protocol.eligibility import evaluate
-from abscopal.protocol.model import Protocol
+from abscopal.protocol.model import Protocol, load_bundled
 from abscopal.protocol.resistance import can_enrol, classify, is_effective, propose, sign
 
 START = dt.date(2023, 1, 2)
@@ -189,3 +191,20 @@ def test_enrolment_is_refused_for_an_ineligible_patient(
     for user in ("dcp1", "dcp2"):
         adj = sign(adj, user, Role.DEPUTY_CHIEF_PHYSICIAN, AT, protocol.resistance)
     assert can_enrol(checklist, adj, protocol.resistance) == ["The patient is ineligible (EX4)"]
+
+
+@given(
+    st.one_of(st.none(), st.integers(0, 400)),
+    st.one_of(st.none(), st.sampled_from(list(BestResponseOnIO))),
+    st.one_of(st.none(), st.integers(0, 500)),
+    st.one_of(st.none(), st.integers(0, 60)),
+)
+def test_resistance_is_never_classified_without_a_progression_confirmed_28_days_later(
+    last: int | None, best: BestResponseOnIO | None, prog: int | None, gap: int | None
+) -> None:
+    rules = load_bundled().current.resistance
+    assessment = classify(history(last, best, prog, gap), rules)
+    if assessment.classification in (ResistanceType.PRIMARY, ResistanceType.ACQUIRED):
+        assert prog is not None and gap is not None and gap >= rules.confirmation_scan_min_days
+        assert assessment.exposure_days is not None
+        assert assessment.exposure_days >= rules.primary_min_exposure_days

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from abscopal.domain import Screening
-from abscopal.errors import ValidationError
+from abscopal.errors import ProtocolError, ValidationError
 from abscopal.protocol import units
 from abscopal.protocol.model import (
     AtLeastLevelCheck,
@@ -78,6 +78,7 @@ VERDICT_OF_CODE: dict[int, Verdict] = {
 }
 
 DERIVED_KINDS = ("complete_data", "missing_data")
+SCREENING_FIELDS = frozenset(Screening.__slots__) - {"labs", "subject_id", "screening_date"}
 
 
 # ----------------------------------------------------------------------------- the rules, as array operations
@@ -195,6 +196,12 @@ def evaluate_codes(
     crit_codes: dict[str, Codes] = {}
     sections = [(cid, c, False) for cid, c in eligibility.inclusion.items()]
     sections += [(cid, c, True) for cid, c in eligibility.exclusion.items()]
+    for cid, crit, exclusion in sections:
+        for name, check in crit.checks.items():
+            field_name = getattr(check, "field", None)
+            if field_name is not None and field_name not in SCREENING_FIELDS:
+                where = f"eligibility.{'exclusion' if exclusion else 'inclusion'}.{cid}.checks.{name}.field"
+                raise ProtocolError(where, f"{field_name!r} is not a screening field")
     for cid, crit, exclusion in sections:
         if is_derived(crit):
             continue

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from abscopal.domain import DietLevel, Histology, LabValue, Screening
-from abscopal.errors import ValidationError
+from abscopal.errors import ProtocolError, ValidationError
 from abscopal.protocol.eligibility import Status, Verdict, as_dict, evaluate, screening_log
 from abscopal.protocol.model import Protocol, bundled_protocol_path, parse_protocol
 
@@ -273,3 +273,11 @@ def test_the_json_view_lists_every_criterion_in_protocol_order(
     ids = [c["id"] for c in data["criteria"]]
     assert ids == [*protocol.eligibility.inclusion, *protocol.eligibility.exclusion]
     assert len(ids) == 20
+
+
+def test_a_protocol_check_on_a_field_the_screening_does_not_have_is_a_protocol_error(
+    make_screening: Callable[..., Screening],
+) -> None:
+    text = bundled_protocol_path().read_text(encoding="utf-8").replace('field = "ecog"', 'field = "ecgo"')
+    with pytest.raises(ProtocolError, match=r"eligibility\.inclusion\.IN3\.checks\.ecog\.field: 'ecgo'"):
+        evaluate(make_screening(), parse_protocol(text).current.eligibility)

@@ -186,3 +186,13 @@ def test_planned_fractions_are_on_working_days_in_order_and_low_dose_ones_stay_i
     for v in sched.of_kind(VisitKind.LDRT_FRACTION):
         assert v.planned is not None and v.window_start is not None and v.window_end is not None
         assert v.window_start <= v.planned <= v.window_end
+
+
+def test_a_late_low_dose_fraction_moves_the_next_one_a_week_after_it(protocol: Protocol) -> None:
+    # fraction 1 Mon 4 March 2024, fraction 2 given Wed 13 March (9 days: last day of the 5-9 day window)
+    inp = ScheduleInput("P1", D(2024, 3, 4), ldrt_fractions=4, ldrt_delivered=(D(2024, 3, 4), D(2024, 3, 13)))
+    sched = schedule(protocol, inp, D(2024, 3, 13))
+    visits = sched.of_kind(VisitKind.LDRT_FRACTION)
+    assert visits[1].status(sched.as_of) is VisitStatus.DONE
+    assert visits[2].planned == D(2024, 3, 20)
+    assert (visits[2].window_start, visits[2].window_end) == (D(2024, 3, 18), D(2024, 3, 22))

@@ -1,7 +1,7 @@
 """Response proportions (ORR, DCR) with exact or score confidence intervals.
 
-Clopper-Pearson (1934) is the default: the exact interval R's ``binom.test`` reports. Wilson (1927) is the
-score interval R's ``prop.test(correct = FALSE)`` reports. Both come from SciPy's ``binomtest``.
+Clopper-Pearson (1934) is the default: the exact interval R's ``binom.test`` reports, from SciPy's beta quantiles
+(R's ``qbeta``). Wilson (1927) is the score interval R's ``prop.test(correct = FALSE)`` reports, in closed form.
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ import math
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from scipy.stats import binomtest
+from scipy.stats import beta, norm
 
 from abscopal.errors import ValidationError
 
 ProportionMethod = Literal["clopper-pearson", "wilson"]
 PROPORTION_METHODS: tuple[str, ...] = get_args(ProportionMethod)
-
-_SCIPY_METHOD = {"clopper-pearson": "exact", "wilson": "wilson"}
 
 
 @dataclass(frozen=True)
@@ -67,12 +65,19 @@ def proportion_ci(
         raise ValidationError("n", "must be at least 1 (no patients, no proportion)")
     if x > n:
         raise ValidationError("x", f"{x} responders cannot exceed the {n} patients evaluated")
-    if method not in _SCIPY_METHOD:
+    if method not in PROPORTION_METHODS:
         raise ValidationError("method", f"must be one of {', '.join(PROPORTION_METHODS)}, got {method!r}")
     level = check_conf_level(conf_level)
-    ci = binomtest(x, n).proportion_ci(confidence_level=level, method=_SCIPY_METHOD[method])
-    lower = 0.0 if x == 0 else float(ci.low)
-    upper = 1.0 if x == n else float(ci.high)
+    tail = (1.0 - level) / 2.0
+    if method == "clopper-pearson":
+        lower = 0.0 if x == 0 else float(beta.ppf(tail, x, n - x + 1))
+        upper = 1.0 if x == n else float(beta.ppf(1.0 - tail, x + 1, n - x))
+    else:
+        z = float(norm.ppf(1.0 - tail))
+        centre = x + z * z / 2.0
+        half = z * math.sqrt(x * (n - x) / n + z * z / 4.0)
+        lower = 0.0 if x == 0 else (centre - half) / (n + z * z)
+        upper = 1.0 if x == n else (centre + half) / (n + z * z)
     return ProportionCI(
         x=x, n=n, estimate=x / n, lower=max(0.0, lower), upper=min(1.0, upper), method=method, conf_level=level
     )

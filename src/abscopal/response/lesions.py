@@ -8,6 +8,7 @@ the rules in :mod:`recist`, :mod:`irecist` and :mod:`best` read these matrices.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +25,7 @@ from abscopal.response.table import (
 )
 
 I64 = NDArray[np.int64]
+T_ = TypeVar("T_", bound=np.generic)
 B = NDArray[np.bool_]
 
 MEASURABLE_UM = 10 * UM_PER_MM  # RECIST 1.1 §3.1.1: longest diameter >= 10 mm
@@ -44,16 +46,21 @@ class RowProblem:
     reason: str
 
 
-def sort_order(table: LesionTable) -> I64:
-    """Row order by subject, date, lesion: every later step reads rows in this order (no sort when the
-    rows already come in that order, as exports usually do)."""
+def row_order(table: LesionTable) -> tuple[I64, bool]:
+    """Row order by subject, date, lesion, which every later step reads rows in, and whether the rows
+    already come in that order (as exports usually do; then nothing is sorted or copied)."""
     s, d, le = table.subject, table.day, table.lesion
     if s.size < 2:
-        return np.arange(s.size, dtype=np.int64)
+        return np.arange(s.size, dtype=np.int64), True
     ds, dd, dl = s[1:] - s[:-1], d[1:] - d[:-1], le[1:] - le[:-1]
     if bool(np.all((ds > 0) | ((ds == 0) & ((dd > 0) | ((dd == 0) & (dl >= 0)))))):
-        return np.arange(s.size, dtype=np.int64)
-    return np.lexsort((le, d, s)).astype(np.int64)
+        return np.arange(s.size, dtype=np.int64), True
+    return np.lexsort((le, d, s)).astype(np.int64), False
+
+
+def sort_order(table: LesionTable) -> I64:
+    """Row order by subject, date, lesion (see :func:`row_order`)."""
+    return row_order(table)[0]
 
 
 def first_rows(lesion: I64, n_lesions: int, mask: B | None = None) -> I64:
@@ -73,9 +80,13 @@ def check_table(table: LesionTable) -> list[RowProblem]:
     problems: list[RowProblem] = []
     if len(table) == 0:
         return problems
-    o = sort_order(table)
-    subj, day, les = table.subject[o], table.day[o], table.lesion[o]
-    cls, node, um = table.lesion_class[o], table.is_node[o], table.diameter_um[o]
+    o, in_order = row_order(table)
+
+    def take(values: NDArray[T_]) -> NDArray[T_]:
+        return values if in_order else values[o]
+
+    subj, day, les = take(table.subject), take(table.day), take(table.lesion)
+    cls, node, um = take(table.lesion_class), take(table.is_node), take(table.diameter_um)
     first_of_subject = np.r_[True, subj[1:] != subj[:-1]]
     # a subject's rows are contiguous and ascending in day: its first row holds its baseline date
     baseline_day = day[first_of_subject][np.cumsum(first_of_subject) - 1]
@@ -144,8 +155,9 @@ def check_table(table: LesionTable) -> list[RowProblem]:
                 int(o[i]), "lesion_class", f"subject {table.subject_ids[subj[i]]} has more than 5 target lesions"
             )
         )
-    by_organ = bt[np.lexsort((np.arange(bt.size), table.organ[o][bt], subj[bt]))]
-    key = subj[by_organ] * (int(table.organ.max()) + 1) + table.organ[o][by_organ]
+    organ = take(table.organ)
+    by_organ = bt[np.lexsort((np.arange(bt.size), organ[bt], subj[bt]))]
+    key = subj[by_organ] * (int(table.organ.max()) + 1) + organ[by_organ]
     for i in by_organ[_rank_within(key) >= MAX_TARGETS_PER_ORGAN]:
         problems.append(
             RowProblem(
@@ -216,10 +228,14 @@ class Timepoints:
 
 def aggregate(table: LesionTable) -> Timepoints:
     """Sum and count the rows of each subject and assessment (assumes :func:`check_table` found nothing)."""
-    o = sort_order(table)
-    subj, day, les = table.subject[o], table.day[o], table.lesion[o]
-    cls, node, um, st = table.lesion_class[o], table.is_node[o], table.diameter_um[o], table.status[o]
-    organ = table.organ[o]
+    o, in_order = row_order(table)
+
+    def take(values: NDArray[T_]) -> NDArray[T_]:
+        return values if in_order else values[o]
+
+    subj, day, les = take(table.subject), take(table.day), take(table.lesion)
+    cls, node, um, st = take(table.lesion_class), take(table.is_node), take(table.diameter_um), take(table.status)
+    organ = take(table.organ)
     n = subj.size
     new_tp = np.r_[True, (subj[1:] != subj[:-1]) | (day[1:] != day[:-1])] if n else np.zeros(0, np.bool_)
     tp = np.cumsum(new_tp) - 1
@@ -250,7 +266,7 @@ def aggregate(table: LesionTable) -> Timepoints:
     first = first_rows(les, n_les)
     first = first[first < n]
     lesion_role = np.zeros(n_les, dtype=np.int8)
-    lesion_role[les[first]] = table.role[o][first]
+    lesion_role[les[first]] = take(table.role)[first]
     role = lesion_role[les]
 
     is_new = cls == NEW

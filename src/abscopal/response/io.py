@@ -44,6 +44,7 @@ SUBJECT_COLUMNS = ("subject_id", "reference_date", "death_date", "new_therapy_da
 _BOOL = {"true": 1, "false": 0, "1": 1, "0": 0, "yes": 1, "no": 0, "t": 1, "f": 0, "y": 1, "n": 0}
 _MAX_PER_CHECK = 200
 DATE_FORMAT = "%Y-%m-%d"
+PCT_DECIMALS = 4  # percentages are written rounded to 0.0001 % (computed unrounded)
 
 
 @dataclass(frozen=True)
@@ -392,13 +393,13 @@ def _dates(days: NDArray[np.int64]) -> pl.Series:
 
 
 def _mm(values: NDArray[np.int64], ok: NDArray[np.bool_]) -> pl.Series:
-    return pl.Series(np.where(ok, values / UM_PER_MM, np.nan)).fill_nan(None)
+    return pl.Series(np.where(ok, values / UM_PER_MM, np.nan)).fill_nan(None)  # exact to 0.001 mm
 
 
 def _pct(values: NDArray[np.int64], ref: NDArray[np.int64], ok: NDArray[np.bool_]) -> pl.Series:
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(ok & (ref > 0), (values - ref) / np.where(ref > 0, ref, 1) * 100.0, np.nan)
-    return pl.Series(pct).fill_nan(None)
+    return pl.Series(np.round(pct, PCT_DECIMALS)).fill_nan(None)
 
 
 def timepoint_frame(a: CohortArrays) -> pl.DataFrame:
@@ -514,7 +515,7 @@ def lesion_frame(a: CohortArrays) -> pl.DataFrame:
             "lesion_class": _take(names, t.lesion_class[o]),
             "rt_role": _take(roles, lesion_role[t.lesion[o]]),
             "diameter_mm": _mm(t.diameter_um[o], t.diameter_um[o] >= 0),
-            "pct_from_baseline": pl.Series(pct).fill_nan(None),
+            "pct_from_baseline": pl.Series(np.round(pct, PCT_DECIMALS)).fill_nan(None),
         }
     )
 
@@ -576,7 +577,7 @@ def write_outputs(
                 for c in frame.columns
                 if frame.schema[c] == pl.String
             ]
-            frame.with_columns(empty_as_null).write_csv(tmp / name, float_precision=4)
+            frame.with_columns(empty_as_null).write_csv(tmp / name)
             if on_file:
                 on_file(name)
         summary = {

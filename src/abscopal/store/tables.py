@@ -197,7 +197,7 @@ _define("adverse_events", d.AdverseEvent, lambda o: f"{o.subject_id}/{o.ae_id}",
 _define(
     "questionnaire_answers",
     d.QuestionnaireAnswer,
-    lambda o: f"{o.subject_id}/{o.visit}/{o.instrument.value}/{o.item}",
+    lambda o: f"{o.subject_id}/{o.visit}/{o.instrument}/{o.item}",
     indexes=("subject_id",),
 )
 _define(

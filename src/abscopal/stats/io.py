@@ -28,7 +28,7 @@ def read_survival_csv(path: Path, time_col: str, event_col: str, group_col: str 
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except FileNotFoundError:
-        raise InputFileError(str(path), [Problem(None, "", "the file does not exist")]) from None
+        raise InputFileError(str(path), [Problem(None, "", "does not exist")]) from None
     except OSError as exc:
         raise InputFileError(str(path), [Problem(None, "", f"cannot be read ({exc.strerror})")]) from None
     with handle:

@@ -175,7 +175,7 @@ def test_the_reader_refuses_a_file_with_a_header_and_no_rows(tmp_path: Path) -> 
 
 
 def test_the_reader_refuses_a_file_that_does_not_exist(tmp_path: Path) -> None:
-    with pytest.raises(InputFileError, match="does not exist"):
+    with pytest.raises(InputFileError, match="file: does not exist"):
         read_survival_csv(tmp_path / "nope.csv", "days", "progressed")
 
 

@@ -104,6 +104,8 @@ def read_measurements(path: Path) -> Measurements:
     tried first; any doubt falls back to a read as text that reports every problem with its line."""
     read = _read_typed(path) or _read_text(path)
     table = read.table
+    if len(table) == 0:
+        raise InputFileError(str(path), [Problem(None, "", "has a header but no measurement rows")])
     row_problems = check_table(table)
     if row_problems:
         raise InputFileError(str(path), [Problem(int(table.line[p.row]), p.field, p.reason) for p in row_problems])
@@ -256,6 +258,8 @@ def _read_typed(path: Path) -> Measurements | None:
     try:
         frame = pl.read_csv(path, columns=keep, schema_overrides={c: _TYPED[c] for c in keep})
     except Exception:  # any parse problem: the text read reports it with its line
+        return None
+    if frame.height == 0:
         return None
 
     def lower(mapping: Mapping[str, int]) -> Callable[[str], int]:

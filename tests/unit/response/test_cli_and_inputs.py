@@ -194,3 +194,9 @@ def test_per_lesion_output_gives_change_from_each_lesions_own_baseline(tmp_path:
     # T1 30 -> 10 mm: -66.6667 %; T2 20 -> 12 mm: -40 % (hand-worked)
     assert any(r.startswith("S1,2025-02-17,T1,target,conventional,10.0,-66.6667") for r in rows), rows
     assert any(r.startswith("S1,2025-02-17,T2,target,observation,12.0,-40.0") for r in rows), rows
+
+
+def test_file_with_only_a_header_is_an_error_and_nothing_is_written(tmp_path: Path) -> None:
+    result, out = _run(tmp_path, [])
+    assert result.exit_code == 1 and "no measurement rows" in result.output.replace("\n", " ")
+    assert not out.exists()

@@ -43,7 +43,7 @@ def derive(
     input: Annotated[Path, typer.Option("--input", "-i", help="Measurement CSV (one row per lesion per assessment).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the CSV outputs and options.json.")],
     criteria: Annotated[
-        Criteria | None, typer.Option(help="irecist or recist11 (default: the protocol's [response] criteria).")
+        Criteria | None, typer.Option(help="irecist or recist11 (default: the protocol's response.criteria).")
     ] = None,
     subjects: Annotated[
         Path | None,
@@ -51,7 +51,7 @@ def derive(
     ] = None,
     option: Annotated[
         list[str] | None,
-        typer.Option("--option", help="Override a [response] option, e.g. --option sd_min_days=35 (repeatable)."),
+        typer.Option("--option", help="Override a protocol response option, e.g. --option sd_min_days=35 (repeatable)."),
     ] = None,
     per_lesion: Annotated[
         bool, typer.Option("--per-lesion", help="Also write lesions.csv (% change per lesion).")
@@ -60,8 +60,8 @@ def derive(
 ) -> None:
     """Derive timepoint responses, best overall response, ORR/DCR, PFS and DOR, and response by RT role.
 
-    Writes timepoints.csv, subjects.csv, lesion_roles.csv, role_rates.csv and options.json (the options
-    used); nothing is written when the input has a problem.
+    Writes timepoints.csv, subjects.csv, lesion_roles.csv, role_rates.csv and options.json (the options used);
+    nothing is written when the input has a problem. Formats and codes: docs/response.md.
 
     Example: abscopal response derive --input meas.csv --output out/ --criteria irecist --subjects subj.csv
     """

@@ -129,6 +129,24 @@ def _reject_probability(pmf1: FloatArray, sf2: FloatArray, need: npt.NDArray[np.
 _PRUNE_SLACK = 1e-9
 
 
+def _most_powerful_test_power(pmf0: FloatArray, pmf1: FloatArray, alpha: float) -> float:
+    """Power at p1 of the randomised Neyman-Pearson test of size alpha on the total responses S ~ Bin(n, p).
+
+    Given S, a two-stage design's chance to reject does not depend on p (X1 | S is hypergeometric), so no design
+    with n patients is more powerful than this test: if it cannot reach 1 - beta, no design of size n can.
+    """
+    tail0 = np.cumsum(pmf0[::-1])  # tail0[j] = P0(S >= n - j); the likelihood ratio increases with S
+    tail1 = np.cumsum(pmf1[::-1])
+    j = int(np.searchsorted(tail0, alpha, side="right"))  # first j with P0(S >= n - j) > alpha
+    if j >= tail0.size:
+        return 1.0
+    taken0 = float(tail0[j - 1]) if j > 0 else 0.0
+    taken1 = float(tail1[j - 1]) if j > 0 else 0.0
+    k = pmf0.size - 1 - j
+    gamma = (alpha - taken0) / float(pmf0[k]) if pmf0[k] > 0 else 0.0
+    return taken1 + gamma * float(pmf1[k])
+
+
 Row = tuple[int, int, int, int, float, float, float, float]  # n1, r1, n, r, EN(p0), PET(p0), alpha, power
 
 
@@ -149,7 +167,7 @@ def _search(p0: float, p1: float, alpha: float, beta: float, nmax: int) -> tuple
     for n in range(2, nmax + 1):
         # Power of a two-stage design <= P(Bin(n, p1) > r), so r above this bound cannot reach 1 - beta.
         cols = int(np.count_nonzero(binom.sf(np.arange(n), n, p1) > 1.0 - beta - _PRUNE_SLACK))
-        if cols == 0:
+        if cols == 0 or _most_powerful_test_power(pmf0[n], pmf1[n], alpha) <= 1.0 - beta - _PRUNE_SLACK:
             continue
         best_en = float(n) if optimal is None else optimal[4]
         chosen: Row | None = None

@@ -141,3 +141,14 @@ def test_impossible_design_parameters_are_refused_naming_the_field(args: tuple[f
 def test_no_design_within_nmax_is_reported_with_advice_to_raise_it() -> None:
     with pytest.raises(ValidationError, match="raise nmax"):
         simon_two_stage(0.2, 0.3, 0.05, 0.1, nmax=30)
+
+
+def test_the_neyman_pearson_bound_used_to_skip_sample_sizes_matches_a_hand_worked_case() -> None:
+    # Hand-worked: S ~ Bin(2, p). Under p0 = 0.5, P(S = 2) = 0.25 > alpha = 0.05, so the size-0.05 test rejects at
+    # S = 2 with probability 0.05 / 0.25 = 0.2; under p1 = 0.8 its power is 0.2 * 0.64 = 0.128.
+    from abscopal.stats.designs import _most_powerful_test_power
+
+    pmf0, pmf1 = binom.pmf([0, 1, 2], 2, 0.5), binom.pmf([0, 1, 2], 2, 0.8)
+    assert _most_powerful_test_power(pmf0, pmf1, 0.05) == pytest.approx(0.128, rel=1e-12)
+    # alpha = 0.5 takes S = 2 whole (0.25) and (0.5 - 0.25) / 0.5 = half of S = 1: power 0.64 + 0.5 * 0.32 = 0.8.
+    assert _most_powerful_test_power(pmf0, pmf1, 0.5) == pytest.approx(0.8, rel=1e-12)

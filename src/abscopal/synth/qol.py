@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from abscopal.domain import Instrument, QuestionnaireAnswer
+from abscopal.synth.records import questionnaire_answers
 
 N_ITEMS = 43
 # propensity of each item (1..43) to be a problem; high = more often reported
@@ -131,24 +132,17 @@ def answers(rng: np.random.Generator, subject_id: str, visits: list[QolVisit]) -
     missing = blank < 0.03
     missing[:, 34] |= blank[:, 34] < 0.08
     missing[:, 42] |= no_pain_medicine
-    out: list[QuestionnaireAnswer] = []
-    rows = values.tolist()
-    holes = missing.tolist()
-    for i, v in enumerate(visits):
-        if skipped[i] < (0.02 if i == 0 else 0.05):
-            continue
-        row = rows[i]
-        hole = holes[i]
-        answers_i = [None if hole[j] else row[j] for j in range(N_ITEMS)]
-        out.extend(
-            map(
-                QuestionnaireAnswer,
-                [subject_id] * N_ITEMS,
-                [v.label] * N_ITEMS,
-                _INSTRUMENT,
-                _ITEMS,
-                answers_i,
-                [v.date] * N_ITEMS,
-            )
-        )
-    return out
+    keep = [i for i in range(n) if skipped[i] >= (0.02 if i == 0 else 0.05)]
+    if not keep:
+        return []
+    cells = values[keep].astype(object)
+    cells[missing[keep]] = None
+    labels: list[str] = []
+    dates: list[dt.date] = []
+    for i in keep:
+        labels += [visits[i].label] * N_ITEMS
+        dates += [visits[i].date] * N_ITEMS
+    k = len(keep)
+    return questionnaire_answers(
+        [subject_id] * (k * N_ITEMS), labels, _INSTRUMENT * k, _ITEMS * k, cells.ravel().tolist(), dates
+    )

@@ -472,32 +472,25 @@ NT_STATUS = ["NE", "", "absent", "present", "present", "progression"]  # index: 
 def role_frame(a: CohortArrays) -> pl.DataFrame:
     """lesion_roles.csv: per subject, assessment and RT role, the role's target sum and response (§8)."""
     tp = a.tp
-    frames = []
-    for r, role in enumerate(ROLES):
-        keep = tp.valid & ((tp.role_n_targets[r][:, None] > 0) | (tp.role_nt_worst[r] != -1))
-        s_idx, t_idx = np.nonzero(keep)
-        n = tp.role_n_targets[r][s_idx]
-        total = tp.role_sum[r][s_idx, t_idx]
-        complete = (n > 0) & (tp.role_measured[r][s_idx, t_idx] == n)
-        frames.append(
-            pl.DataFrame(
-                {
-                    "subject_id": _take(a.subject_ids, s_idx),
-                    "assessment_date": _dates(tp.day[s_idx, t_idx]),
-                    "rt_role": _take([str(role)], np.zeros(s_idx.size, dtype=np.int64)),
-                    "n_targets": n,
-                    "sum_mm": _mm(total, complete),
-                    "pct_from_baseline": _pct(total, tp.role_sum[r][s_idx, 0], complete),
-                    "pct_from_nadir": _pct(total, a.roles.nadir_um[r][s_idx, t_idx], complete & (t_idx > 0)),
-                    "role_response": _labels(a.roles.codes[r][s_idx, t_idx], Criteria.RECIST11),
-                    "nontarget_status": _take(NT_STATUS, tp.role_nt_worst[r][s_idx, t_idx] + 2),
-                    "_s": s_idx,
-                    "_t": t_idx,
-                    "_r": np.full(s_idx.size, r),
-                }
-            )
-        )
-    return pl.concat(frames).sort(["_s", "_t", "_r"]).drop(["_s", "_t", "_r"])
+    has_role = (tp.role_n_targets[:, :, None] > 0) | (tp.role_nt_worst != -1)  # (roles, subjects, assessments)
+    keep = np.moveaxis(has_role & tp.valid[None, :, :], 0, -1)  # (subjects, assessments, roles): rows in order
+    s_idx, t_idx, r_idx = np.nonzero(keep)
+    n = tp.role_n_targets[r_idx, s_idx]
+    total = tp.role_sum[r_idx, s_idx, t_idx]
+    complete = (n > 0) & (tp.role_measured[r_idx, s_idx, t_idx] == n)
+    return pl.DataFrame(
+        {
+            "subject_id": _take(a.subject_ids, s_idx),
+            "assessment_date": _dates(tp.day[s_idx, t_idx]),
+            "rt_role": _take([str(role) for role in ROLES], r_idx),
+            "n_targets": n,
+            "sum_mm": _mm(total, complete),
+            "pct_from_baseline": _pct(total, tp.role_sum[r_idx, s_idx, 0], complete),
+            "pct_from_nadir": _pct(total, a.roles.nadir_um[r_idx, s_idx, t_idx], complete & (t_idx > 0)),
+            "role_response": _labels(a.roles.codes[r_idx, s_idx, t_idx], Criteria.RECIST11),
+            "nontarget_status": _take(NT_STATUS, tp.role_nt_worst[r_idx, s_idx, t_idx] + 2),
+        }
+    )
 
 
 def lesion_frame(a: CohortArrays) -> pl.DataFrame:

@@ -200,3 +200,18 @@ def test_file_with_only_a_header_is_an_error_and_nothing_is_written(tmp_path: Pa
     result, out = _run(tmp_path, [])
     assert result.exit_code == 1 and "no measurement rows" in result.output.replace("\n", " ")
     assert not out.exists()
+
+
+def test_lesion_roles_csv_gives_each_roles_sum_change_and_response(tmp_path: Path) -> None:
+    result, out = _run(tmp_path, GOOD, "--criteria", "recist11")
+    assert result.exit_code == 0, result.output
+    rows = (out / "lesion_roles.csv").read_text().splitlines()[1:]
+    # conventional T1 30 -> 10 mm (-66.7 %, PR); observation T2 20 -> 12 mm (-40 %, PR): hand-worked
+    assert rows == [
+        "S1,2025-01-06,conventional,1,30.0,0.0,,,",
+        "S1,2025-01-06,observation,1,20.0,0.0,,,",
+        "S1,2025-02-17,conventional,1,10.0,-66.6667,-66.6667,PR,",
+        "S1,2025-02-17,observation,1,12.0,-40.0,-40.0,PR,",
+    ]
+    rates = (out / "role_rates.csv").read_text().splitlines()
+    assert "observation,1,1,1.0" in rates

@@ -39,7 +39,7 @@ from abscopal.synth.calendar import WorkingDays
 from abscopal.synth.draws import randint
 from abscopal.synth.immunotherapy import adjudication, prior_immunotherapy, trial_cycles
 from abscopal.synth.lesions import baseline_lesions
-from abscopal.synth.qol import QolVisit, answers
+from abscopal.synth.qol import QolPlan, QolVisit, plan_answers, score_answers
 from abscopal.synth.radiotherapy import deliver
 from abscopal.synth.safety import draft_events, finalise_events
 from abscopal.synth.screening import (
@@ -136,8 +136,10 @@ def iter_cohort_chunks(
     world = _World(protocol, start, cutoff, n_patients)
     staff = Cohort(sites=(SITE,), users=USERS)
     for begin in range(0, max(n_patients, 1), chunk_size):
-        parts = [world.patient(seed, i) for i in range(begin, min(begin + chunk_size, n_patients))]
-        yield Cohort.concat([staff, *parts] if begin == 0 else parts)
+        made = [world.patient(seed, i) for i in range(begin, min(begin + chunk_size, n_patients))]
+        parts = [cohort for cohort, _ in made]
+        qol = Cohort(questionnaire_answers=tuple(score_answers([plan for _, plan in made if plan is not None])))
+        yield Cohort.concat([staff, *parts, qol] if begin == 0 else [*parts, qol])
 
 
 def _add_years(day: dt.date, years: int) -> dt.date:
@@ -167,7 +169,7 @@ class _World:
         self.accrual_days = max(1, int(span * 0.75) - 40)
         self.days = WorkingDays(start, cutoff + dt.timedelta(days=400), protocol.schedule.holidays_country)
 
-    def patient(self, seed: int, index: int) -> Cohort:
+    def patient(self, seed: int, index: int) -> tuple[Cohort, QolPlan | None]:
         r, rng = _streams(seed, index)
         p = self.protocol
         subject_id = f"{SITE.code}-{index + 1:06d}"
@@ -176,7 +178,7 @@ class _World:
         sex = Sex.MALE if r.random() < 0.7 else Sex.FEMALE
         age = eligible_age(r, self.limits)
         if r.random() < SCREEN_FAILURE_RATE:
-            return self._screen_failure(r, subject_id, screening_date, consent, sex, age)
+            return self._screen_failure(r, subject_id, screening_date, consent, sex, age), None
 
         base = baseline_lesions(r, subject_id, p.radiotherapy)
         screening = eligible_screening(
@@ -269,7 +271,7 @@ class _World:
             )
             for j, (a, number) in enumerate(zip(assessments, course.visit_numbers[:kept], strict=True))
         ]
-        qol = answers(rng, subject_id, visits)
+        qol = plan_answers(rng, subject_id, visits)
 
         if new_therapy is not None and new_therapy > end:
             new_therapy = None
@@ -333,9 +335,8 @@ class _World:
             protocol_deviations=delivery.deviations,
             tumour_assessments=tuple(assessments),
             adverse_events=safety.events,
-            questionnaire_answers=tuple(qol),
             truths=(truth,),
-        )
+        ), qol
 
     def _screen_failure(
         self, r: random.Random, subject_id: str, screening_date: dt.date, consent: dt.date, sex: Sex, age: int

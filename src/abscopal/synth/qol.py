@@ -9,6 +9,7 @@ blank (answer None), item 35 (stairs) more often, as the LC13 manual anticipates
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,53 +97,98 @@ class QolVisit:
     active_terms: tuple[str, ...]  # adverse events ongoing on that date (grade >= 2)
 
 
-def answers(rng: np.random.Generator, subject_id: str, visits: list[QolVisit]) -> list[QuestionnaireAnswer]:
-    """Answers for each visit not skipped as a whole (about 5% are missing; baseline 2%)."""
+@dataclass(frozen=True, slots=True)
+class QolPlan:
+    """One patient's questionnaire visits and random draws; scored with the rest of the chunk in one pass."""
+
+    subject_id: str
+    labels: tuple[str, ...]
+    dates: tuple[dt.date, ...]
+    latent: tuple[float, ...]  # how bad the patient feels at each visit
+    bumps: tuple[tuple[int, int], ...]  # (visit, item index) raised by an ongoing adverse event
+    item_noise: np.ndarray  # (visits, 43) standard normal
+    uniforms: np.ndarray  # (visits, 45): item blanks, then pain-medicine use, then whole-visit skip
+
+
+def plan_answers(rng: np.random.Generator, subject_id: str, visits: list[QolVisit]) -> QolPlan | None:
+    """Draw everything random for one patient's questionnaires from the patient's own stream."""
     n = len(visits)
     if n == 0:
-        return []
-    level = rng.normal(0.0, 0.5)
-    visit_noise = rng.normal(0.0, 0.25, n)
-    item_noise = rng.normal(0.0, 0.6, (n, N_ITEMS))
-    blank = rng.random((n, N_ITEMS))
-    skipped = rng.random(n)
-    no_pain_medicine = rng.random(n) < 0.45
-    burden = np.log(np.clip(np.array([v.burden for v in visits]), 0.3, 4.0))
-    progressing = np.array([v.progressing for v in visits], dtype=float)
-    latent = level + 0.9 * burden + 0.6 * progressing + visit_noise
-    bump = np.zeros((n, N_ITEMS))
-    for i, v in enumerate(visits):
-        for term in v.active_terms:
-            for item in _AE_ITEMS.get(term, ()):
-                bump[i, item] += 1.0
-    score = _OFFSET + np.outer(latent, _LOADING) + bump + item_noise
-    four = 1 + (score[:, :, None] > _THRESHOLDS).sum(axis=2)
-    seven = np.clip(
-        np.rint(
-            5.0
-            - 1.3 * latent[:, None]
-            - 0.4 * bump[:, [28, 29]].sum(axis=1, keepdims=True)
-            + item_noise[:, [28, 29]] * 1.3
-        ),
-        1,
-        7,
+        return None
+    normal = rng.standard_normal(1 + n + n * N_ITEMS)
+    uniforms = rng.random(n * (N_ITEMS + 2)).reshape(n, N_ITEMS + 2)
+    level = 0.5 * float(normal[0])
+    latent = tuple(
+        level
+        + 0.9 * math.log(min(max(v.burden, 0.3), 4.0))
+        + (0.6 if v.progressing else 0.0)
+        + 0.25 * float(normal[1 + i])
+        for i, v in enumerate(visits)
     )
-    values = four.astype(np.int64)
-    values[:, 28:30] = seven.astype(np.int64)
-    missing = blank < 0.03
-    missing[:, 34] |= blank[:, 34] < 0.08
-    missing[:, 42] |= no_pain_medicine
-    keep = [i for i in range(n) if skipped[i] >= (0.02 if i == 0 else 0.05)]
-    if not keep:
+    bumps = tuple(
+        (i, item) for i, v in enumerate(visits) for term in v.active_terms for item in _AE_ITEMS.get(term, ())
+    )
+    return QolPlan(
+        subject_id,
+        tuple(v.label for v in visits),
+        tuple(v.date for v in visits),
+        latent,
+        bumps,
+        normal[1 + n :].reshape(n, N_ITEMS),
+        uniforms,
+    )
+
+
+def score_answers(plans: list[QolPlan]) -> list[QuestionnaireAnswer]:
+    """Answers for every visit of every plan not skipped as a whole (~5%; baseline 2%), in plan order.
+
+    Element-wise arithmetic only, so a patient's answers do not depend on which patients share the chunk.
+    """
+    if not plans:
         return []
+    latent = np.array([x for p in plans for x in p.latent])
+    noise = 0.6 * np.concatenate([p.item_noise for p in plans])
+    uniforms = np.concatenate([p.uniforms for p in plans])
+    first_rows = []
+    bump = np.zeros_like(noise)
+    row = 0
+    for p in plans:
+        first_rows.append(row)
+        for i, item in p.bumps:
+            bump[row + i, item] += 1.0
+        row += len(p.labels)
+    score = _OFFSET + latent[:, None] * _LOADING + bump + noise
+    values = 1 + (score[:, :, None] > _THRESHOLDS).sum(axis=2)
+    seven = (
+        5.0 - 1.3 * latent[:, None] - 0.4 * (bump[:, 28:30].sum(axis=1, keepdims=True)) + noise[:, 28:30] * (1.3 / 0.6)
+    )
+    values[:, 28:30] = np.clip(np.rint(seven), 1, 7).astype(values.dtype)
+    blank = uniforms[:, :N_ITEMS]
+    missing = blank < 0.03
+    missing[:, 34] |= blank[:, 34] < 0.08  # stairs: skipped by those who never climb them (LC13 manual)
+    missing[:, 42] |= uniforms[:, N_ITEMS] < 0.45  # no pain medicine taken: item 43 not applicable
+    skip_limit = np.full(len(latent), 0.05)
+    skip_limit[first_rows] = 0.02
+    keep = uniforms[:, N_ITEMS + 1] >= skip_limit
     cells = values[keep].astype(object)
     cells[missing[keep]] = None
+    subjects: list[str] = []
     labels: list[str] = []
     dates: list[dt.date] = []
-    for i in keep:
-        labels += [visits[i].label] * N_ITEMS
-        dates += [visits[i].date] * N_ITEMS
-    k = len(keep)
-    return questionnaire_answers(
-        [subject_id] * (k * N_ITEMS), labels, _INSTRUMENT * k, _ITEMS * k, cells.ravel().tolist(), dates
-    )
+    kept = keep.tolist()
+    row = 0
+    for p in plans:
+        for label, day in zip(p.labels, p.dates, strict=True):
+            if kept[row]:
+                subjects += [p.subject_id] * N_ITEMS
+                labels += [label] * N_ITEMS
+                dates += [day] * N_ITEMS
+            row += 1
+    k = int(keep.sum())
+    return questionnaire_answers(subjects, labels, _INSTRUMENT * k, _ITEMS * k, cells.ravel().tolist(), dates)
+
+
+def answers(rng: np.random.Generator, subject_id: str, visits: list[QolVisit]) -> list[QuestionnaireAnswer]:
+    """One patient's answers (the generator scores a whole chunk at once with :func:`score_answers`)."""
+    plan = plan_answers(rng, subject_id, visits)
+    return score_answers([plan]) if plan else []

@@ -59,8 +59,8 @@ def test_designs_reproduce_the_published_clinfun_examples(
 
 
 def test_the_design_for_p0_5_percent_p1_25_percent_alpha_5_beta_20_is_0_of_9_then_2_of_17() -> None:
-    # Simon (1989) Table 1 row p0 = 0.05, p1 = 0.25, alpha = 0.05, beta = 0.20: optimal 0/9, 2/17 (EN 12.0,
-    # PET 0.63); minimax 0/12, 2/16 (EN 13.8, PET 0.54); the same as clinfun in reference.json.
+    # Simon (1989) Table 1 row, as commonly cited: p0 = 0.05, p1 = 0.25, alpha = 0.05, beta = 0.20: optimal 0/9,
+    # 2/17 (EN 12.0, PET 0.63); minimax 0/12, 2/16 (EN 13.8, PET 0.54); the same as clinfun in reference.json.
     d = simon_two_stage(0.05, 0.25, 0.05, 0.20)
     assert (d.optimal.r1, d.optimal.n1, d.optimal.r, d.optimal.n) == (0, 9, 2, 17)
     assert (round(d.optimal.en0, 1), round(d.optimal.pet0, 2)) == (12.0, 0.63)

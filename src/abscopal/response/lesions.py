@@ -246,22 +246,12 @@ def aggregate(table: LesionTable) -> Timepoints:
     pos = _rank_within(tp_subj)
     width = int(pos.max()) + 1 if n_tp else 1
 
-    new_rows = np.flatnonzero(cls == NEW)
-    new_row_tp = tp[new_rows]
-
-    def count_new(mask: B) -> I64:
-        """Per assessment, the new-lesion rows where ``mask`` holds (new lesions are few: count only them)."""
-        return np.bincount(new_row_tp, weights=mask[new_rows], minlength=n_tp).astype(np.int64)
-
-    def total_new(mask: B, values: I64) -> I64:
-        return np.bincount(new_row_tp, weights=np.where(mask, values, 0)[new_rows], minlength=n_tp).astype(np.int64)
-
     def pad(flat: I64, fill: int = 0) -> I64:
         out = np.full((n_subj, width), fill, dtype=np.int64)
         out[tp_subj, pos] = flat
         return out
 
-    # lesion bookkeeping: role from a lesion's first row; new lesions' appearance and NLT selection
+    # lesion bookkeeping: role from a lesion's first row
     n_les = len(table.lesion_ids)
     first = first_rows(les, n_les)
     first = first[first < n]
@@ -269,28 +259,36 @@ def aggregate(table: LesionTable) -> Timepoints:
     lesion_role[les[first]] = take(table.role)[first]
     role = lesion_role[les]
 
-    is_new = cls == NEW
-    present = np.where(um >= 0, um > 0, st >= PRESENT)
-    absent = np.where(um >= 0, um == 0, st == 0)
+    # new lesions (few rows: worked on apart): appearance, iRECIST new-lesion targets (NLT) and non-targets
+    nr = np.flatnonzero(cls == NEW)
+    les_n, tp_n, um_n, st_n = les[nr], tp[nr], um[nr], st[nr]
+    present = np.where(um_n >= 0, um_n > 0, st_n >= PRESENT)
+    absent = np.where(um_n >= 0, um_n == 0, st_n == 0)
+
+    def count_new(mask: B) -> I64:
+        """Per assessment, the new-lesion rows where ``mask`` (over new rows) holds."""
+        return np.bincount(tp_n, weights=mask, minlength=n_tp).astype(np.int64)
+
+    def total_new(mask: B, values: I64) -> I64:
+        return np.bincount(tp_n, weights=np.where(mask, values, 0), minlength=n_tp).astype(np.int64)
+
     # appearance: the first row where a new lesion is present
     appear_tp = np.full(n_les, np.iinfo(np.int64).max, dtype=np.int64)
     appear_um = np.full(n_les, -1, dtype=np.int64)
-    cand = is_new & present
-    if cand.any():
-        firsts = first_rows(les, n_les, cand)
-        firsts = firsts[firsts < n]
-        appear_tp[les[firsts]] = tp[firsts]
-        appear_um[les[firsts]] = um[firsts]
-    appeared = is_new & (tp >= appear_tp[les])
-    # new-lesion targets (iRECIST, Seymour 2017): measurable at appearance, in order of appearance then size,
-    # at most 5 in total and 2 per organ
+    if present.any():
+        firsts = first_rows(les_n, n_les, present)
+        firsts = firsts[firsts < nr.size]
+        appear_tp[les_n[firsts]] = tp_n[firsts]
+        appear_um[les_n[firsts]] = um_n[firsts]
+    appeared = tp_n >= appear_tp[les_n]
+    # NLT (Seymour 2017): measurable at appearance, in order of appearance then size, at most 5 and 2 per organ
     is_nlt_lesion = np.zeros(n_les, dtype=np.bool_)
     lesion_node = np.zeros(n_les, dtype=np.bool_)
-    lesion_node[les] = node
+    lesion_node[les_n] = node[nr]
     lesion_organ = np.zeros(n_les, dtype=np.int64)
-    lesion_organ[les] = organ
+    lesion_organ[les_n] = organ[nr]
     lesion_subj = np.zeros(n_les, dtype=np.int64)
-    lesion_subj[les] = subj
+    lesion_subj[les_n] = subj[nr]
     seen_lesions = np.flatnonzero(appear_tp < np.iinfo(np.int64).max)
     if seen_lesions.size:
         meas = np.where(
@@ -306,8 +304,8 @@ def aggregate(table: LesionTable) -> Timepoints:
         organ_ok[by_organ[_rank_within(organ_key) < MAX_TARGETS_PER_ORGAN]] = True
         kept = order[organ_ok[order]]
         is_nlt_lesion[kept[_rank_within(lesion_subj[kept]) < MAX_TARGETS]] = True
-    nlt = appeared & is_nlt_lesion[les]
-    nlnt = appeared & ~is_nlt_lesion[les]
+    nlt = appeared & is_nlt_lesion[les_n]
+    nlnt = appeared & ~is_nlt_lesion[les_n]
     first_appear = np.zeros(n_tp, dtype=np.int64)
     nlt_first = np.zeros(n_tp, dtype=np.int64)
     if seen_lesions.size:
@@ -366,14 +364,14 @@ def aggregate(table: LesionTable) -> Timepoints:
         nt_present=pad(every[:, 6:].sum(axis=1)),
         nt_increased=pad(every[:, 7]),
         nt_unequivocal=pad(every[:, 8]),
-        new_present=pad(count_new(is_new & present)),
+        new_present=pad(count_new(present)),
         new_seen=new_seen,
         new_absent=pad(count_new(appeared & absent)),
-        nlt_sum=pad(total_new(nlt & (um >= 0), um)),
+        nlt_sum=pad(total_new(nlt & (um_n >= 0), um_n)),
         nlt_seen=nlt_seen,
-        nlt_measured=pad(count_new(nlt & (um >= 0))),
-        nlnt_increased=pad(count_new(nlnt & (st == INCREASED))),
-        nlnt_unequivocal=pad(count_new(nlnt & (st == UNEQUIVOCAL))),
+        nlt_measured=pad(count_new(nlt & (um_n >= 0))),
+        nlnt_increased=pad(count_new(nlnt & (st_n == INCREASED))),
+        nlnt_unequivocal=pad(count_new(nlnt & (st_n == UNEQUIVOCAL))),
         role_sum=role_sum,
         role_measured=role_measured,
         role_cr_ok=role_cr_ok,

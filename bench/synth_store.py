@@ -59,9 +59,7 @@ def main() -> None:
         start = time.perf_counter()
         chunks = iter_cohort_chunks(args.patients, args.seed, protocol, chunk_size=args.chunk_size)
         if url is None:
-            rows = sum(
-                len(getattr(c, f)) for c in chunks for f in c.__dataclass_fields__ if f != "truths"
-            )
+            rows = sum(len(getattr(c, f)) for c in chunks for f in c.__dataclass_fields__ if f != "truths")
         else:
             engine = make_engine(url)
             upgrade(engine)

@@ -9,8 +9,10 @@ nothing is dated after ``cutoff_date`` or after a patient's death, withdrawal or
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import random
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -136,10 +138,28 @@ def iter_cohort_chunks(
     world = _World(protocol, start, cutoff, n_patients)
     staff = Cohort(sites=(SITE,), users=USERS)
     for begin in range(0, max(n_patients, 1), chunk_size):
-        made = [world.patient(seed, i) for i in range(begin, min(begin + chunk_size, n_patients))]
-        parts = [cohort for cohort, _ in made]
-        qol = Cohort(questionnaire_answers=tuple(score_answers([plan for _, plan in made if plan is not None])))
-        yield Cohort.concat([staff, *parts, qol] if begin == 0 else [*parts, qol])
+        with _gc_paused():
+            made = [world.patient(seed, i) for i in range(begin, min(begin + chunk_size, n_patients))]
+            parts = [cohort for cohort, _ in made]
+            qol = Cohort(questionnaire_answers=tuple(score_answers([plan for _, plan in made if plan is not None])))
+            chunk = Cohort.concat([staff, *parts, qol] if begin == 0 else [*parts, qol])
+        yield chunk
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a chunk is built (not across yields).
+
+    A chunk is hundreds of thousands of acyclic records; without the pause the collector re-scans them over
+    and over as they are allocated (about a quarter of the run time). Collection resumes afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _add_years(day: dt.date, years: int) -> dt.date:

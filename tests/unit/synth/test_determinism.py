@@ -65,3 +65,17 @@ def test_an_empty_cohort_still_lists_the_site_and_staff(protocol: Protocol) -> N
     empty = generate_cohort(0, 1, protocol)
     assert empty.patients == ()
     assert len(empty.users) > 0
+
+
+def test_generation_leaves_the_garbage_collector_as_it_found_it(protocol: Protocol) -> None:
+    import gc
+
+    was = gc.isenabled()
+    try:
+        for state in (True, False):
+            (gc.enable if state else gc.disable)()
+            for _ in iter_cohort_chunks(3, 1, protocol, chunk_size=2):
+                assert gc.isenabled() is state  # the pause never leaks into the caller's code
+            assert gc.isenabled() is state
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -256,7 +256,10 @@ def _read_typed(path: Path) -> Measurements | None:
         return None
     keep = [c for c in (*REQUIRED, *OPTIONAL) if c in header]
     try:
-        frame = pl.read_csv(path, columns=keep, schema_overrides={c: _TYPED[c] for c in keep})
+        # text as String then cast to categories: measured faster than reading Categorical or using columns=
+        text = {c: pl.String for c in keep if _TYPED[c] == pl.Categorical}
+        frame = pl.read_csv(path, schema_overrides={**{c: _TYPED[c] for c in keep}, **text})
+        frame = frame.select(keep).with_columns(pl.col(c).cast(pl.Categorical) for c in text)
     except Exception:  # any parse problem: the text read reports it with its line
         return None
     if frame.height == 0:

@@ -18,10 +18,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from abscopal import domain as d
+from abscopal.errors import ValidationError
 from abscopal.protocol.eligibility import evaluate, screening_log
 from abscopal.protocol.model import Protocol, ProtocolFile, ResponseOptions
-from abscopal.qol import PatientAssessments, QolAssessment, TtdSpec, score_answers, time_to_deterioration
-from abscopal.qol.eortc import SCALES
+from abscopal.qol import PatientAssessments, QolAssessment, TtdSpec, time_to_deterioration
+from abscopal.qol.eortc import SCALES, ScaleScore, scale, score_scale
 from abscopal.reports.plots import ConsortFlow, QolSeries, SpiderSeries, SwimmerLane, WaterfallBar
 from abscopal.response.codes import Criteria
 from abscopal.response.engine import SubjectFacts, SubjectResponse, derive_cohort
@@ -630,6 +631,26 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float,
     return mean, mean - half, mean + half
 
 
+def score_scales(answers: Iterable[d.QuestionnaireAnswer], codes: Iterable[str]) -> list[ScaleScore]:
+    """The chosen scales of every questionnaire, scored by the QoL engine's :func:`score_scale` (the report
+    shows a few scales; :func:`~abscopal.qol.score_answers` scores all of them). Duplicate items are refused."""
+    wanted = [scale(c) for c in dict.fromkeys(codes)]
+    forms: dict[tuple[str, str, d.Instrument], dict[int, int | None]] = {}
+    for a in answers:
+        form = forms.setdefault((a.subject_id, a.visit, a.instrument), {})
+        if a.item in form:
+            raise ValidationError(
+                "item", f"{a.subject_id} {a.visit} {a.instrument.value}: item {a.item} is answered twice"
+            )
+        form[a.item] = a.answer
+    rows = []
+    for (subject, visit, instrument), form in forms.items():
+        for definition in wanted:
+            if definition.instrument is instrument:
+                rows.append(ScaleScore(subject, visit, instrument, definition.code, score_scale(form, definition)))
+    return rows
+
+
 def qol_analysis(
     data: TrialData, subjects: Sequence[str], protocol: Protocol
 ) -> tuple[tuple[QolSeries, ...], SurvivalSummary, str]:
@@ -640,7 +661,7 @@ def qol_analysis(
     spec = TtdSpec.from_options(TTD_SCALES, protocol.qol)
     if not answers:
         return (), SurvivalSummary("Time to deterioration", None, note="No questionnaire answered."), spec.describe()
-    scores = score_answers(answers)
+    scores = score_scales(answers, (*QOL_PLOT_SCALES, *spec.scales))
     by_scale_visit: dict[tuple[str, float], list[float]] = defaultdict(list)
     form_scores: dict[tuple[str, str], dict[str, float | None]] = defaultdict(dict)
     for s in scores:

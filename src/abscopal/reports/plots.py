@@ -9,12 +9,14 @@ access here: :mod:`abscopal.reports.analysis` assembles the data.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
@@ -141,6 +143,9 @@ def _nice_step(horizon: float) -> float:
 # --- waterfall
 
 
+WATERFALL_MAX_PATCHES = 150  # above this, the bars are one PolyCollection
+
+
 @dataclass(frozen=True)
 class WaterfallBar:
     """One patient: best % change of the target sum of diameters from baseline, and the BOR code."""
@@ -162,7 +167,11 @@ def waterfall_plot(bars: Sequence[WaterfallBar], *, title: str | None = None, ax
     x = np.arange(len(ordered))
     heights = [max(min(b.best_pct, 100.0), -100.0) for b in ordered]
     colours = [response_colour(b.response) for b in ordered]
-    ax.bar(x, heights, color=colours, width=0.85 if len(ordered) < 80 else 1.0, linewidth=0)
+    if len(ordered) <= WATERFALL_MAX_PATCHES:
+        ax.bar(x, heights, color=colours, width=0.85 if len(ordered) < 80 else 1.0, linewidth=0)
+    else:  # one collection of rectangles: thousands of bars draw in milliseconds
+        quads = [[(i - 0.5, 0.0), (i - 0.5, h), (i + 0.5, h), (i + 0.5, 0.0)] for i, h in enumerate(heights)]
+        ax.add_collection(PolyCollection(quads, facecolors=colours, linewidths=0, gid="bars"))
     ax.axhline(20, color=style.RESPONSE_COLOURS["PD"], linestyle="--", linewidth=0.9, gid="ref+20")
     ax.axhline(-30, color=style.RESPONSE_COLOURS["PR"], linestyle="--", linewidth=0.9, gid="ref-30")
     ax.axhline(0, color=style.MUTED, linewidth=0.6)
@@ -183,6 +192,9 @@ def waterfall_plot(bars: Sequence[WaterfallBar], *, title: str | None = None, ax
 # --- spider
 
 
+SPIDER_MAX_LINES = 80  # above this, one LineCollection without markers (fast, and as readable)
+
+
 @dataclass(frozen=True)
 class SpiderSeries:
     """One patient's % change of the target sum from baseline at each assessment (weeks from reference)."""
@@ -201,8 +213,17 @@ def spider_plot(series: Sequence[SpiderSeries], *, title: str | None = None, ax:
     if not drawn:
         _empty(ax, "No patient with a measured post-baseline target sum")
         return fig
-    alpha = 0.9 if len(drawn) <= 60 else 0.45
-    for s in drawn:
+    if len(drawn) > SPIDER_MAX_LINES:
+        segments = [
+            np.column_stack(([0.0, *s.weeks], [0.0, *(max(min(p, 150.0), -100.0) for p in s.pct)])) for s in drawn
+        ]
+        collection = LineCollection(
+            segments, colors=[response_colour(s.response) for s in drawn], linewidths=0.7, alpha=0.45, gid="patients"
+        )
+        ax.add_collection(collection)
+        ax.set_xlim(0, max(max(s.weeks) for s in drawn) * 1.03)
+    alpha = 0.9
+    for s in drawn if len(drawn) <= SPIDER_MAX_LINES else ():
         ax.plot(
             [0.0, *s.weeks],
             [0.0, *(max(min(p, 150.0), -100.0) for p in s.pct)],
@@ -259,24 +280,45 @@ def swimmer_plot(lanes: Sequence[SwimmerLane], *, title: str | None = None, ax: 
         _empty(ax, "No treated patient")
         return fig
     ordered = sorted(lanes, key=lambda lane: (lane.end, lane.subject_id))
+    ys = np.arange(len(ordered))
+    for patch in ax.barh(
+        ys,
+        [lane.end for lane in ordered],
+        height=0.6,
+        color=[response_colour(lane.best_response) for lane in ordered],
+        alpha=0.35,
+        linewidth=0,
+    ):
+        patch.set_gid("lane")
+    with_rt = [(y, lane.rt) for y, lane in enumerate(ordered) if lane.rt is not None]
+    if with_rt:
+        rt_bars = ax.barh(
+            [y for y, _ in with_rt],
+            [rt[1] - rt[0] for _, rt in with_rt],
+            left=[rt[0] for _, rt in with_rt],
+            height=0.6,
+            color=style.RT_COLOUR,
+            linewidth=0,
+        )
+        for patch in rt_bars:
+            patch.set_gid("rt")
+    # one artist per kind of mark (not per lane): hundreds of lanes stay fast to draw
+    marks: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     for y, lane in enumerate(ordered):
-        ax.barh(y, lane.end, height=0.6, color=response_colour(lane.best_response), alpha=0.35, linewidth=0)
-        if lane.rt is not None:
-            ax.barh(
-                y, lane.rt[1] - lane.rt[0], left=lane.rt[0], height=0.6, color=style.RT_COLOUR, linewidth=0, gid="rt"
-            )
-        if lane.io:
-            ax.plot(
-                list(lane.io), [y] * len(lane.io), linestyle="none", marker="|", markersize=6, color=style.IO_COLOUR
-            )
+        for week in lane.io:
+            marks["io"][0].append(week)
+            marks["io"][1].append(y)
         for week, code in lane.responses:
             key = response_key(code)
             if key in ("CR", "PR"):
-                ax.plot(week, y, marker="^" if key == "PR" else "*", markersize=6, color=response_colour(code))
+                marks[key][0].append(week)
+                marks[key][1].append(y)
         if lane.progression is not None:
-            ax.plot(lane.progression, y, marker="D", markersize=4.5, color=style.RESPONSE_COLOURS["PD"])
+            marks["progression"][0].append(lane.progression)
+            marks["progression"][1].append(y)
         if lane.death is not None:
-            ax.plot(lane.death, y, marker="X", markersize=6, color=style.DEATH_COLOUR)
+            marks["death"][0].append(lane.death)
+            marks["death"][1].append(y)
         if lane.ongoing:
             ax.annotate(
                 "",
@@ -284,6 +326,17 @@ def swimmer_plot(lanes: Sequence[SwimmerLane], *, title: str | None = None, ax: 
                 xytext=(lane.end, y),
                 arrowprops={"arrowstyle": "->", "color": style.INK, "lw": 0.9},
             )
+    kinds = {
+        "io": ("|", 6.0, style.IO_COLOUR),
+        "CR": ("*", 6.0, style.RESPONSE_COLOURS["CR"]),
+        "PR": ("^", 6.0, style.RESPONSE_COLOURS["PR"]),
+        "progression": ("D", 4.5, style.RESPONSE_COLOURS["PD"]),
+        "death": ("X", 6.0, style.DEATH_COLOUR),
+    }
+    for kind, (marker, size, colour) in kinds.items():
+        if kind in marks:
+            mark_x, mark_y = marks[kind]
+            ax.plot(mark_x, mark_y, linestyle="none", marker=marker, markersize=size, color=colour, gid=kind)
     ax.set_yticks(range(len(ordered)))
     ax.set_yticklabels([lane.subject_id for lane in ordered], fontsize=6 if len(ordered) > 40 else 7)
     ax.set_ylim(-0.8, len(ordered) - 0.2)

@@ -137,6 +137,18 @@ def test_waterfall_has_reference_lines_at_minus_30_and_plus_20_percent() -> None
     assert refs == {"ref+20": 20, "ref-30": -30}
 
 
+def test_waterfall_with_many_patients_draws_one_collection_in_the_same_order() -> None:
+    from abscopal.reports.plots import WATERFALL_MAX_PATCHES
+
+    n = WATERFALL_MAX_PATCHES + 1
+    fig = waterfall_plot([WaterfallBar(f"S{i:03d}", -float(i % 90), "iPR" if i % 90 > 30 else "iSD") for i in range(n)])
+    (collection,) = [c for c in fig.axes[0].collections if c.get_gid() == "bars"]
+    paths = collection.get_paths()
+    assert len(paths) == n
+    tops = [p.vertices[1, 1] for p in paths]
+    assert tops == sorted(tops, reverse=True)  # sorted from increase to decrease
+
+
 def test_waterfall_without_patients_says_so() -> None:
     fig = waterfall_plot([])
     assert "No patient" in fig.axes[0].texts[0].get_text()
@@ -153,6 +165,15 @@ def test_spider_draws_one_line_per_patient_starting_at_zero() -> None:
     assert len(lines) == 2
     assert list(lines[0].get_xdata()) == [0.0, 6, 12] and list(lines[0].get_ydata()) == [0.0, -35, -50]
     assert to_hex(lines[1].get_color()) == style.RESPONSE_COLOURS["PD"]
+
+
+def test_spider_with_many_patients_draws_one_collection_of_lines() -> None:
+    from abscopal.reports.plots import SPIDER_MAX_LINES
+
+    n = SPIDER_MAX_LINES + 1
+    fig = spider_plot([SpiderSeries(f"S{i}", [6], [-i / 2], "iSD") for i in range(n)])
+    (collection,) = [c for c in fig.axes[0].collections if c.get_gid() == "patients"]
+    assert len(collection.get_segments()) == n
 
 
 # --- swimmer

@@ -198,6 +198,8 @@ class TimepointResponse:
     overall: Response | None
     iupd_triggers: str = ""
     out_of_window: bool = False
+    new_lesions_seen: int = 0  # distinct new lesions that have appeared so far (iRECIST §5)
+    nlt_sum_mm: float | None = None  # sum of the new-lesion targets (iRECIST §5), None if none or not measured
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +286,10 @@ def subject_result(arrays: CohortArrays, s: int) -> SubjectResponse:
                 overall=label(int(arrays.overall[s, t]), crit),
                 iupd_triggers=trigger_names(int(arrays.triggers[s, t])),
                 out_of_window=bool(arrays.out_of_window[s, t]),
+                new_lesions_seen=int(tp.new_seen[s, t]),
+                nlt_sum_mm=int(tp.nlt_sum[s, t]) / UM_PER_MM
+                if tp.nlt_seen[s, t] > 0 and tp.nlt_measured[s, t] == tp.nlt_seen[s, t]
+                else None,
             )
         )
         for r, role in enumerate(ROLES):

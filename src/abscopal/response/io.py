@@ -433,6 +433,11 @@ def timepoint_frame(a: CohortArrays) -> pl.DataFrame:
             "overall_response": _labels(a.overall[s_idx, t_idx], a.criteria),
             "iupd_triggers": _take([trigger_names(b) for b in range(8)], trig),
             "icpd_out_of_window": a.out_of_window[s_idx, t_idx].astype(np.int8),
+            "new_lesions_seen": tp.new_seen[s_idx, t_idx],
+            "nlt_sum_mm": _mm(
+                tp.nlt_sum[s_idx, t_idx],
+                (tp.nlt_seen[s_idx, t_idx] > 0) & (tp.nlt_measured[s_idx, t_idx] == tp.nlt_seen[s_idx, t_idx]),
+            ),
         }
     )
 

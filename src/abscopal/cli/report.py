@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from abscopal.cli._common import console, user_errors
 from abscopal.errors import ValidationError
+from abscopal.store.database import _redact
 
 _STEP_TEXT = {
     "read": "Reading the trial from the database",
@@ -57,7 +57,13 @@ def register(app: typer.Typer) -> None:
         cut = _parse_cutoff(cutoff)
         from abscopal.reports.report import STEPS, build_report
 
-        command_line = shlex.join(["abscopal", *sys.argv[1:]])
+        # the command that reproduces this report: options as resolved (cut-off fixed, password hidden)
+        words = ["abscopal", "report", "--output", str(output), "--cutoff", (cut or dt.date.today()).isoformat()]
+        if database_url:
+            words += ["--database-url", _redact(database_url)]
+        if title:
+            words += ["--title", title]
+        command_line = shlex.join(words)
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

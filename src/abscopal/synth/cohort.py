@@ -46,7 +46,6 @@ from abscopal.synth.radiotherapy import deliver
 from abscopal.synth.safety import draft_events, finalise_events
 from abscopal.synth.screening import (
     Limits,
-    age_on,
     birth_date_for_age,
     eligible_age,
     eligible_screening,
@@ -369,7 +368,6 @@ class _World:
         screening, _ = screen_failure(r, eligible, self.limits)
         real_age = screening.age_years if screening.age_years is not None else age
         birth = birth_date_for_age(r, screening_date, real_age)
-        assert age_on(birth, screening_date) == real_age
         resistant = bool(screening.immunotherapy_resistance_confirmed)
         history, resistance = prior_immunotherapy(r, subject_id, screening_date, self.protocol.resistance, resistant)
         adjudications: tuple[Adjudication, ...] = ()

@@ -205,6 +205,7 @@ def disease_course(
     nt_progressor = r.choice(non_targets).lesion_id if non_targets else ""
     pseudo_iupd = iupd = icpd = None
     real_nadir = sod0
+    position = {x.lesion_id: i for i, x in enumerate(lesions)}
     cr_nodes: dict[str, float] = {}
     iupd_sod: float | None = None
     for j, v in enumerate(visits):
@@ -270,6 +271,7 @@ def disease_course(
                     size = float(round(size * r.uniform(1.0, 1.15)))
                     new_sizes[x.lesion_id] = size
                 rows.append(_measure(x, size, None if size is not None else new_status[x.lesion_id]))
+        rows.sort(key=lambda m: position.get(m.lesion_id, len(position)))  # baseline order, then new lesions
         assessments.append(TumourAssessment(subject_id, v.date, tuple(rows), assessed_by=radiologist))
         numbers.append(v.number)
         burden.append(v.f)

@@ -142,6 +142,14 @@ def test_every_scan_reports_every_baseline_lesion_targets_by_size_others_by_stat
                     assert m.status is None and m.diameter_mm >= 0
 
 
+def test_measurements_are_listed_in_lesion_order_with_new_lesions_last(enrolled: list[Subject]) -> None:
+    for s in enrolled:
+        order = [x.lesion_id for x in s.lesions]  # baseline lesions, then new lesions as they appear
+        for a in s.assessments:
+            ids = [m.lesion_id for m in a.measurements]
+            assert ids == sorted(ids, key=order.index)
+
+
 def test_baseline_target_sizes_are_the_lesion_baseline_diameters(enrolled: list[Subject]) -> None:
     for s in enrolled:
         size = {x.lesion_id: x.baseline_diameter_mm for x in s.lesions}

@@ -346,7 +346,7 @@ def read_subjects(path: Path, subject_ids: tuple[str, ...]) -> SubjectDays:
     problems = _problems(raw, _blank("subject_id"), "subject_id", lambda _v: "subject_id is empty")
     problems += _problems(
         raw,
-        pl.col("subject_id").str.strip_chars().is_duplicated() & ~_blank("subject_id"),
+        pl.col("subject_id").is_duplicated() & ~_blank("subject_id"),
         "subject_id",
         lambda v: f"subject {v} appears more than once",
     )
@@ -363,7 +363,7 @@ def read_subjects(path: Path, subject_ids: tuple[str, ...]) -> SubjectDays:
     n = len(subject_ids)
     ref, death, therapy = np.full(n, -1), np.full(n, NO_DAY), np.full(n, NO_DAY)
     rows = raw.select(
-        pl.col("subject_id").str.strip_chars(),
+        pl.col("subject_id"),  # verbatim, as in MEAS.csv
         _epoch_days("reference_date"),
         _epoch_days("death_date"),
         _epoch_days("new_therapy_date"),

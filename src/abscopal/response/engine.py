@@ -145,7 +145,8 @@ def derive_table(
         first_pd = tp.valid & (overall == Code.PD)
         progression_day = np.where(first_pd.any(axis=1), tp.day[np.arange(n_subj), first_pd.argmax(axis=1)], NO_DAY)
 
-    window = evaluation_window(ranked, tp.valid)
+    # BOR, ORR, DCR and DOR read assessments up to the first PD/iCPD and on or before new anticancer therapy
+    window = evaluation_window(ranked, tp.valid) & (tp.day <= therapy[:, None])
     bor = best_unconfirmed(ranked, tp.day, ref, window, options.sd_min_days)
     conf = confirmations(ranked, tp.day, window, options)
     bor_confirmed = best_confirmed(ranked, tp.day, ref, window, tp.n_targets > 0, conf, options)

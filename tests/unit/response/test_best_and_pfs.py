@@ -132,3 +132,11 @@ def test_pfs_unconfirmed_iupd_at_last_assessment_is_an_event_by_default() -> Non
 def test_pfs_reference_date_from_subject_facts() -> None:
     r = derive((0, [T("a", 50)]), (42, [T("a", 70)]), reference_date=day(-10))
     assert r.pfs.event and r.pfs.days == 42 + 10 + 1
+
+
+def test_assessments_after_new_anticancer_therapy_do_not_count_for_bor() -> None:
+    # PR at day 42, new therapy at day 50, PR again at day 84: the second PR cannot confirm the first
+    visits = ((0, [T("a", 50)]), (42, [T("a", 30)]), (84, [T("a", 30)]))
+    assert str(derive(*visits).bor_confirmed) == "PR"
+    r = derive(*visits, new_therapy_date=day(50))
+    assert str(r.bor_confirmed) == "SD" and not r.objective_response

@@ -51,7 +51,7 @@ def derive(
     ] = None,
     option: Annotated[
         list[str] | None,
-        typer.Option("--option", help="Override a protocol response option, e.g. --option sd_min_days=35 (repeatable)."),
+        typer.Option("--option", help="Override a response option, e.g. --option sd_min_days=35 (repeatable)."),
     ] = None,
     per_lesion: Annotated[
         bool, typer.Option("--per-lesion", help="Also write lesions.csv (% change per lesion).")

@@ -5,6 +5,7 @@ The only module of :mod:`abscopal.reports` that touches the database (through th
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 
@@ -34,14 +35,28 @@ def load_trial(conn: Connection) -> TrialData:
 
 
 def questionnaire_answers(conn: Connection) -> list[d.QuestionnaireAnswer]:
-    """Every questionnaire answer, read column by column: the same objects as ``Repository.all`` builds, about
-    five times faster (an adapter: answers are most of a trial's rows and the generic mapping is per field)."""
+    """Every questionnaire answer, the same objects ``Repository.all`` builds, about four times faster: answers
+    are most of a trial's rows, so this adapter reads them with one plain SELECT (no per-field type mapping)."""
     t = ENTITIES["questionnaire_answers"].table
+    quote = conn.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(c) for c in ("subject_id", "visit", "instrument", "item", "answer", "completed_on"))
+    rows = conn.exec_driver_sql(f"SELECT {columns} FROM {quote(t.name)} ORDER BY {quote('key')}").fetchall()
     instruments = {i.value: i for i in d.Instrument}
-    query = select(t.c.subject_id, t.c.visit, t.c.instrument, t.c.item, t.c.answer, t.c.completed_on).order_by(t.c.key)
+    dates: dict[object, dt.date | None] = {None: None}
+
+    def date(value: object) -> dt.date | None:
+        if value in dates:
+            return dates[value]
+        # SQLite gives ISO text, PostgreSQL a date
+        parsed = (
+            dt.date.fromisoformat(value) if isinstance(value, str) else value if isinstance(value, dt.date) else None
+        )
+        dates[value] = parsed
+        return parsed
+
     return [
-        d.QuestionnaireAnswer(sid, visit, instruments[instrument], item, answer, completed_on)
-        for sid, visit, instrument, item, answer, completed_on in conn.execute(query)
+        d.QuestionnaireAnswer(sid, visit, instruments[instrument], int(item), answer, date(completed))
+        for sid, visit, instrument, item, answer, completed in rows
     ]
 
 

@@ -24,14 +24,14 @@ SECTIONS = ("title", "consort", "baseline", "response", "orr", "bor", "time-to-e
 
 
 @pytest.fixture(scope="module")
-def demo_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def demo_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     root = tmp_path_factory.mktemp("report")
     url = f"sqlite:///{root / 'demo.sqlite'}"
     build_demo_database(url, 60, 20221231)
     out = root / "out"
     result = runner.invoke(app, ["report", "--output", str(out), "--database-url", url, "--cutoff", "2030-01-01"])
     assert result.exit_code == 0, result.output
-    return out, result.output
+    return out, result.output, url
 
 
 def page_images(pdf_path: Path) -> list[np.ndarray]:
@@ -42,13 +42,13 @@ def page_images(pdf_path: Path) -> list[np.ndarray]:
         pdf.close()
 
 
-def test_report_writes_html_and_pdf_and_says_where(demo_report: tuple[Path, str]) -> None:
-    out, output = demo_report
+def test_report_writes_html_and_pdf_and_says_where(demo_report: tuple[Path, str, str]) -> None:
+    out, output, _ = demo_report
     assert (out / "report.html").stat().st_size > 10_000 and (out / "report.pdf").stat().st_size > 10_000
     assert "report.html" in output and "pages" in output
 
 
-def test_report_html_is_self_contained(demo_report: tuple[Path, str]) -> None:
+def test_report_html_is_self_contained(demo_report: tuple[Path, str, str]) -> None:
     html = (demo_report[0] / "report.html").read_text(encoding="utf-8")
     references = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html)
     assert references, "the report has images and links"
@@ -56,7 +56,7 @@ def test_report_html_is_self_contained(demo_report: tuple[Path, str]) -> None:
     assert "<link" not in html and "@import" not in html and "url(" not in html
 
 
-def test_report_html_has_every_section_and_the_key_numbers(demo_report: tuple[Path, str]) -> None:
+def test_report_html_has_every_section_and_the_key_numbers(demo_report: tuple[Path, str, str]) -> None:
     html = (demo_report[0] / "report.html").read_text(encoding="utf-8")
     for section in SECTIONS:
         assert f'id="{section}"' in html, section
@@ -68,12 +68,39 @@ def test_report_html_has_every_section_and_the_key_numbers(demo_report: tuple[Pa
     assert "sd_min_days" in html and "unconfirmed_iupd" in html  # the options used
 
 
-def test_every_pdf_page_has_content_and_the_page_count_is_plausible(demo_report: tuple[Path, str]) -> None:
+def test_every_pdf_page_has_content_and_the_page_count_is_plausible(demo_report: tuple[Path, str, str]) -> None:
     pages = page_images(demo_report[0] / "report.pdf")
     assert 8 <= len(pages) <= 40
     for number, page in enumerate(pages, start=1):
         # a blank page has standard deviation 0; a page with one line of text ~2 at this scale
         assert page.std() > 3.0, f"page {number} looks blank"
+
+
+def test_the_report_reads_the_same_answers_as_the_repository(demo_report: tuple[Path, str, str]) -> None:
+    from abscopal import domain as d
+    from abscopal.reports.io import questionnaire_answers
+    from abscopal.store.repository import Repository
+
+    engine = make_engine(demo_report[2])
+    with engine.connect() as conn:
+        fast = questionnaire_answers(conn)
+        assert fast and fast == Repository(conn).all(d.QuestionnaireAnswer)
+    engine.dispose()
+
+
+def test_the_content_hash_is_stable_and_changes_with_the_data(demo_report: tuple[Path, str, str]) -> None:
+    from abscopal.reports.io import content_hash
+
+    engine = make_engine(demo_report[2])
+    with engine.connect() as conn:
+        first, second = content_hash(conn), content_hash(conn)
+    engine.dispose()
+    assert first == second and re.fullmatch(r"[0-9a-f]{64}", first)
+    empty = make_engine(f"sqlite:///{demo_report[0].parent / 'other.sqlite'}")
+    upgrade(empty)
+    with empty.connect() as conn:
+        assert content_hash(conn) != first
+    empty.dispose()
 
 
 def test_report_of_an_empty_database_says_so_in_every_section(tmp_path: Path) -> None:

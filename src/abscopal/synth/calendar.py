@@ -1,8 +1,8 @@
 """Working days for synthetic radiotherapy schedules: Monday-Friday minus public holidays.
 
-Holidays come from the ``holidays`` package for the protocol's country (``schedule.holidays_country``), so
-CFRT fractions fall on working days as radiotherapy.md §2 requires. Adjusted weekend working days (China's
-"make-up" Saturdays) are never used for treatment here, which keeps every fraction on an ordinary working day.
+Holidays come from the ``holidays`` package for the protocol's country (``schedule.holidays_country``),
+including China's adjusted weekend working days (调休), so CFRT fractions fall on working days as
+radiotherapy.md §2 requires and as ``abscopal.protocol.calendar`` counts them.
 """
 
 from __future__ import annotations
@@ -19,21 +19,26 @@ class WorkingDays:
     def __init__(self, first: dt.date, last: dt.date, country: str) -> None:
         years = range(first.year, last.year + 1)
         try:
-            closed = set(holidays.country_holidays(country, years=years))
+            calendar: holidays.HolidayBase | None = holidays.country_holidays(country, years=years)
         except NotImplementedError:
-            closed = set()
+            calendar = None
         days: list[int] = []
         day = first
         one = dt.timedelta(days=1)
         while day <= last:
-            if day.weekday() < 5 and day not in closed:
+            if (calendar is not None and calendar.is_working_day(day)) or (calendar is None and day.weekday() < 5):
                 days.append(day.toordinal())
             day += one
         self._ordinals = days
-        self._holidays = closed
+        self._set = set(days)
+        self._first, self._last = first.toordinal(), last.toordinal()
 
     def is_working_day(self, day: dt.date) -> bool:
-        return day.weekday() < 5 and day not in self._holidays
+        """Monday-Friday except public holidays, plus the adjusted weekend working days the calendar lists."""
+        o = day.toordinal()
+        if self._first <= o <= self._last:
+            return o in self._set
+        return day.weekday() < 5
 
     def index(self, day: dt.date) -> int:
         """Position of ``day`` among the working days (that of the next working day if it is not one)."""

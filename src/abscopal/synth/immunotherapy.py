@@ -57,7 +57,7 @@ def prior_immunotherapy(
             exposure = randint(r, 14, max(15, rules.primary_min_exposure_days - 7))
             start = screening_date - dt.timedelta(days=exposure + randint(r, 0, 7))
             history = ImmunotherapyHistory(subject_id, agent, start, last_dose, BestResponseOnIO.NE, None, None, lines)
-            return history, ResistanceType.UNDETERMINED
+            return history, ResistanceType.NOT_RESISTANT
         start = screening_date - dt.timedelta(days=randint(r, 120, 400))
         return (
             ImmunotherapyHistory(subject_id, agent, start, last_dose, BestResponseOnIO.PR, None, None, lines),

@@ -3,7 +3,8 @@
 Regimens are those of the registry record (radiotherapy.md §1-2): CFRT 1.8-2.0 Gy once a day on working days
 to 40-60 Gy on the conventional lesion; LDRT 1.6 Gy once a week, 4-6 fractions, on the low-dose lesions.
 Deviations are classed with the protocol's thresholds (radiotherapy.md §2 table; ``radiotherapy.deviations``)
-from what the fractions show, so a deviation check over the same data finds the same deviations.
+from what the fractions show, under the check names of ``abscopal.protocol.radiotherapy`` (``delivered_total``,
+``cfrt.overall_time``, ``ldrt.interval``, ``ldrt.fractions``), so that engine finds the same deviations.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def deliver(
         if icls is not None:
             deviation(
                 conv.lesion_id,
-                "cfrt_interruption",
+                "cfrt.overall_time",
                 icls,
                 f"{extra} working days beyond plan",
                 r.choice(("linear accelerator out of service", "intercurrent infection", "patient's family matter")),
@@ -234,7 +235,7 @@ def deliver(
                 if gcls is not None:
                     deviation(
                         x.lesion_id,
-                        "ldrt_interval",
+                        "ldrt.interval",
                         gcls,
                         f"{gap} days between fractions {i} and {i + 1}",
                         r.choice(("public holiday", "patient unwell", "planning CT repeated"))
@@ -242,15 +243,24 @@ def deliver(
                         else "holiday week",
                         kept_dates[i],
                     )
-            if (
-                kept_dates
-                and len(kept_dates) < len(dates)
-                and stop_reason is not None
-                and not ld.fractions.contains(len(kept_dates))
-            ):
+            stopped = bool(kept_dates) and len(kept_dates) < len(dates) and stop_reason is not None
+            if stopped:
+                prescribed_ld = round(ld.dose_per_fraction_gy * n_ld, 6)
+                delivered_ld = round(ld.dose_per_fraction_gy * len(kept_dates), 6)
+                tcls = total_class(prescribed_ld, delivered_ld, t)
+                if tcls is not None:
+                    deviation(
+                        x.lesion_id,
+                        "delivered_total",
+                        tcls,
+                        f"prescribed {prescribed_ld:g} Gy, delivered {delivered_ld:g} Gy",
+                        f"course stopped early: patient {stop_reason}",
+                        kept_dates[-1],
+                    )
+            if stopped and not ld.fractions.contains(len(kept_dates)):
                 deviation(
                     x.lesion_id,
-                    "ldrt_fraction_count",
+                    "ldrt.fractions",
                     DeviationClass.MAJOR,
                     f"{len(kept_dates)} fractions delivered (protocol {int(ld.fractions.min)}-{int(ld.fractions.max)})",
                     f"course stopped early: patient {stop_reason}",

@@ -53,6 +53,18 @@ def compare(
     )
 
 
+def explain(
+    target: object | None, non_target: object | None, new_lesions: bool, sum_mm: float | None, pct: float | None
+) -> str:
+    """The category responses behind a derived response, for a data query's reason."""
+    text = (
+        f" (target {target or 'none'}, non-target {non_target or 'none'}, new lesions {'yes' if new_lesions else 'no'}"
+    )
+    if sum_mm is not None and pct is not None:
+        text += f", sum {sum_mm:g} mm, {pct:+.1f}% from baseline"
+    return text + ")"
+
+
 def find_discrepancies(assessments: Sequence[TumourAssessment], derived: SubjectResponse) -> list[ResponseDiscrepancy]:
     """Every assessment of ``derived.subject_id`` with an investigator response that differs; the reason
     names the category responses that the derivation used."""
@@ -77,16 +89,7 @@ def find_discrepancies(assessments: Sequence[TumourAssessment], derived: Subject
         if d is None:
             continue
         if t.overall is not None and parse_response(a.investigator_response) is not None:
-            detail = (
-                f" (target {t.target or 'none'}, non-target {t.non_target or 'none'}, "
-                f"new lesions {'yes' if t.new_lesions else 'no'}"
-                + (
-                    f", sum {t.sum_mm:g} mm, {t.pct_from_baseline:+.1f}% from baseline"
-                    if t.sum_mm is not None and t.pct_from_baseline is not None
-                    else ""
-                )
-                + ")"
-            )
+            detail = explain(t.target, t.non_target, t.new_lesions, t.sum_mm, t.pct_from_baseline)
             d = ResponseDiscrepancy(d.subject_id, d.assessment_date, d.investigator, d.derived, d.reason + detail)
         out.append(d)
     return out

@@ -21,7 +21,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from abscopal.errors import InputFileError, Problem
-from abscopal.response.codes import NONE, Code, Criteria, label
+from abscopal.response.codes import NONE, Code, Criteria, label, parse_response
 from abscopal.response.endpoints import NO_DAY, PFS_REASON_TEXT
 from abscopal.response.engine import CohortArrays, role_rates
 from abscopal.response.irecist import trigger_names
@@ -385,8 +385,10 @@ def read_subjects(path: Path, subject_ids: tuple[str, ...]) -> SubjectDays:
 
 
 def _take(values: Sequence[str], index: NDArray[Any]) -> pl.Series:
-    """``values[index]`` as a polars string column, gathered in Rust (no Python strings per row)."""
-    return pl.Series(list(values), dtype=pl.String).gather(pl.Series(np.asarray(index, dtype=np.int64)))
+    """``values[index]`` as a polars string column, gathered in Rust (no Python strings per row); '' is
+    written as an empty field (null)."""
+    lookup = pl.Series([v if v else None for v in values], dtype=pl.String)
+    return lookup.gather(pl.Series(np.asarray(index, dtype=np.int64)))
 
 
 def _labels(codes: NDArray[np.int8], criteria: Criteria) -> pl.Series:
@@ -527,7 +529,7 @@ def lesion_frame(a: CohortArrays) -> pl.DataFrame:
 
 def discrepancy_frame(a: CohortArrays, investigator: pl.DataFrame) -> pl.DataFrame:
     """discrepancies.csv: assessments where the investigator's response differs from the derived one."""
-    from abscopal.response.discrepancy import compare
+    from abscopal.response.discrepancy import compare, explain
 
     index = {sid: i for i, sid in enumerate(a.subject_ids)}
     rows = []
@@ -536,8 +538,22 @@ def discrepancy_frame(a: CohortArrays, investigator: pl.DataFrame) -> pl.DataFra
         cols = np.flatnonzero(a.tp.valid[s] & (a.tp.day[s] == day))
         derived = int(a.overall[s, cols[0]]) if cols.size else NONE
         d = compare(sid, int(day), given, derived, a.criteria, baseline=bool(cols.size and cols[0] == 0))
-        if d is not None:
-            rows.append((sid, d.assessment_date, d.investigator, d.derived, d.reason, line))
+        if d is None:
+            continue
+        reason = d.reason
+        if cols.size and parse_response(given) is not None:
+            t = int(cols[0])
+            n_t = int(a.tp.n_targets[s])
+            complete = n_t > 0 and int(a.tp.target_measured[s, t]) == n_t
+            total, base = int(a.tp.target_sum[s, t]), int(a.tp.target_sum[s, 0])
+            reason += explain(
+                label(int(a.target[s, t]), Criteria.RECIST11),
+                label(int(a.nontarget[s, t]), Criteria.RECIST11),
+                bool(a.new_lesion[s, t]),
+                total / UM_PER_MM if complete else None,
+                (total - base) / base * 100.0 if complete and base > 0 else None,
+            )
+        rows.append((sid, d.assessment_date, d.investigator, d.derived, reason, line))
     return pl.DataFrame(
         rows,
         schema={
@@ -576,13 +592,7 @@ def write_outputs(
         if investigator is not None:
             frames["discrepancies.csv"] = lambda: discrepancy_frame(arrays, investigator)
         for name, build in frames.items():
-            frame = build()
-            empty_as_null = [
-                pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c)
-                for c in frame.columns
-                if frame.schema[c] == pl.String
-            ]
-            frame.with_columns(empty_as_null).write_csv(tmp / name)
+            build().write_csv(tmp / name)
             if on_file:
                 on_file(name)
         summary = {

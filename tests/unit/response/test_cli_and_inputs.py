@@ -215,3 +215,13 @@ def test_lesion_roles_csv_gives_each_roles_sum_change_and_response(tmp_path: Pat
     ]
     rates = (out / "role_rates.csv").read_text().splitlines()
     assert "observation,1,1,1.0" in rates
+
+
+def test_investigator_column_gives_discrepancies_csv_with_line_and_reason(tmp_path: Path) -> None:
+    rows = [r + ("," if i != 3 else ",CR") for i, r in enumerate(GOOD)]  # line 5: the investigator says CR
+    result, out = _run(tmp_path, rows, "--criteria", "recist11", header=HEADER + ",investigator_response")
+    assert result.exit_code == 0, result.output
+    lines = (out / "discrepancies.csv").read_text().splitlines()
+    assert len(lines) == 2
+    assert lines[1].startswith("S1,2025-02-17,CR,PR,") and lines[1].endswith(",5")
+    assert "target PR" in lines[1]

@@ -66,3 +66,23 @@ def test_the_radiotherapy_engine_proposes_exactly_the_recorded_deviations(
         proposed = {(d.lesion_id, d.check, d.deviation_class) for d in report.deviations}
         recorded = {(d.lesion_id, d.check, d.deviation_class) for d in s.deviations}
         assert proposed == recorded, s.patient.subject_id
+
+
+def test_the_response_engine_sees_the_intended_irecist_events(protocol: Protocol, enrolled: list[Subject]) -> None:
+    engine = pytest.importorskip("abscopal.response.engine")
+    facts = [
+        engine.SubjectFacts(s.patient.subject_id, s.first_fraction, s.patient.death_date, s.patient.new_therapy_date)
+        for s in enrolled
+    ]
+    results = engine.derive_cohort([a for s in enrolled for a in s.assessments], facts, protocol.response)
+    for s in enrolled:
+        t = s.truth
+        overall = {tp.assessment_date: str(tp.overall) for tp in results[s.patient.subject_id].timepoints}
+        if t.iupd_date is not None:
+            assert overall[t.iupd_date] == "iUPD", s.patient.subject_id
+        if t.icpd_date is not None:
+            assert overall[t.icpd_date] == "iCPD", s.patient.subject_id
+        if t.pseudo_iupd_date is not None:
+            assert overall[t.pseudo_iupd_date] == "iUPD", s.patient.subject_id
+            after = [v for d, v in sorted(overall.items()) if d > t.pseudo_iupd_date]
+            assert not after or after[0] not in ("iUPD", "iCPD"), s.patient.subject_id  # reset, not confirmed

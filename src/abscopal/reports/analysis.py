@@ -283,7 +283,7 @@ def consort_flow(data: TrialData, pops: Populations, protocol_file: ProtocolFile
     )
 
 
-def _short(text: str, limit: int = 44) -> str:
+def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 

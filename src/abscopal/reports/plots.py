@@ -505,7 +505,9 @@ class ConsortFlow:
     discontinued: Sequence[tuple[str, int]] = ()
 
 
-def _box(ax: Axes, x: float, y: float, w: float, h: float, text: str, *, fill: str = "white") -> None:
+def _box(
+    ax: Axes, x: float, y: float, w: float, h: float, text: str, *, fill: str = "white", left: bool = False
+) -> None:
     ax.add_patch(
         FancyBboxPatch(
             (x - w / 2, y - h / 2),
@@ -518,7 +520,10 @@ def _box(ax: Axes, x: float, y: float, w: float, h: float, text: str, *, fill: s
             gid="box",
         )
     )
-    ax.text(x, y, text, ha="center", va="center", fontsize=7.5, wrap=True)
+    if left:
+        ax.text(x - w / 2 + 0.015, y, text, ha="left", va="center", fontsize=7.0)
+    else:
+        ax.text(x, y, text, ha="center", va="center", fontsize=7.5)
 
 
 def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float]) -> None:
@@ -538,23 +543,23 @@ def consort_plot(flow: ConsortFlow, *, title: str | None = None, ax: Axes | None
     lines = [f"Excluded (n={flow.excluded})"] + [f"  {label}: {n}" for label, n in shown]
     if rest:
         lines.append(f"  other reasons: {rest}")
-    excl_h = 0.05 + 0.032 * len(lines)
-    left, right = 0.30, 0.76
-    _box(ax, left, 0.92, 0.40, 0.08, f"Assessed for eligibility\n(n={flow.screened})", fill="#eef3f8")
-    _box(ax, right, 0.74, 0.44, excl_h, "\n".join(lines))
-    _box(ax, left, 0.56, 0.40, 0.08, f"Enrolled\n(n={flow.enrolled})", fill="#eef3f8")
-    _box(ax, left, 0.36, 0.40, 0.08, f"Received study treatment\n(n={flow.treated})")
-    _box(ax, right, 0.46, 0.40, 0.07, f"Not treated (n={flow.not_treated})")
+    excl_h = 0.04 + 0.028 * len(lines)
+    left, right = 0.26, 0.735
+    _box(ax, left, 0.92, 0.36, 0.08, f"Assessed for eligibility\n(n={flow.screened})", fill="#eef3f8")
+    _box(ax, right, 0.74, 0.51, excl_h, "\n".join(lines), left=True)
+    _box(ax, left, 0.56, 0.36, 0.08, f"Enrolled\n(n={flow.enrolled})", fill="#eef3f8")
+    _box(ax, left, 0.36, 0.36, 0.08, f"Received study treatment\n(n={flow.treated})")
+    _box(ax, right, 0.46, 0.36, 0.07, f"Not treated (n={flow.not_treated})")
     disc = [f"{label}: {n}" for label, n in flow.discontinued]
-    _box(ax, left, 0.13, 0.40, 0.10, f"Analysed for efficacy and safety\n(n={flow.analysed})", fill="#eef3f8")
+    _box(ax, left, 0.13, 0.36, 0.10, f"Analysed for efficacy\n(n={flow.analysed})", fill="#eef3f8")
     if disc or flow.not_analysed:
         text = "\n".join([f"Not in analysis (n={flow.not_analysed})", *disc])
-        _box(ax, right, 0.24, 0.44, 0.05 + 0.032 * (len(disc) + 1), text)
+        _box(ax, right, 0.24, 0.44, 0.04 + 0.028 * (len(disc) + 1), text)
         _arrow(ax, (left, 0.24), (right - 0.22, 0.24))
     _arrow(ax, (left, 0.88), (left, 0.60))
-    _arrow(ax, (left, 0.74), (right - 0.22, 0.74))
+    _arrow(ax, (left, 0.74), (right - 0.255, 0.74))
     _arrow(ax, (left, 0.52), (left, 0.40))
-    _arrow(ax, (left, 0.46), (right - 0.20, 0.46))
+    _arrow(ax, (left, 0.46), (right - 0.18, 0.46))
     _arrow(ax, (left, 0.32), (left, 0.18))
     if title:
         ax.set_title(title, loc="left")

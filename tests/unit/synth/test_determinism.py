@@ -79,3 +79,25 @@ def test_generation_leaves_the_garbage_collector_as_it_found_it(protocol: Protoc
             assert gc.isenabled() is state
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_the_cohort_does_not_depend_on_the_interpreter_hash_seed() -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib; from abscopal.protocol.model import load_bundled; from abscopal.synth import generate_cohort;"
+        "print(hashlib.sha256(repr(generate_cohort(60, 42, load_bundled().current)).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": str(h)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for h in (1, 2)
+    }
+    assert len(digests) == 1

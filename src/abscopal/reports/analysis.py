@@ -204,6 +204,7 @@ class Analysis:
     ttd: SurvivalSummary
     ttd_definition: str
     options: tuple[OptionRow, ...]
+    other_options: tuple[OptionRow, ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -757,6 +758,29 @@ def option_rows(options: ResponseOptions) -> tuple[OptionRow, ...]:
     return tuple(rows)
 
 
+def safety_qol_option_rows(protocol: Protocol) -> tuple[OptionRow, ...]:
+    """The safety and QoL options behind the safety tables and the time to deterioration (ae-qol.md A4, B6)."""
+    safety = protocol.safety
+    rows = [
+        OptionRow("safety.teae_anchor", safety.teae_anchor, "start of treatment emergence (ae-qol.md A4)"),
+        OptionRow("safety.teae_window_days", str(safety.teae_window_days), "TEAE window after the last dose"),
+        OptionRow(
+            "safety.teae_window_days_sae_irae",
+            str(safety.teae_window_days_sae_irae),
+            "TEAE window for serious and immune-related events",
+        ),
+        OptionRow(
+            "safety.missing_attribution",
+            safety.missing_attribution,
+            "a missing attribution counts as related or unrelated (queried either way)",
+        ),
+    ]
+    for name, value in protocol.qol.model_dump().items():
+        shown = ", ".join(value) if isinstance(value, list) else str(value)
+        rows.append(OptionRow(f"qol.{name}", shown, "time to deterioration definition (SISAQOL; docs/qol.md)"))
+    return tuple(rows)
+
+
 # --- everything
 
 
@@ -828,5 +852,6 @@ def analyse(data: TrialData, protocol_file: ProtocolFile, cutoff: dt.date) -> An
         ttd=ttd,
         ttd_definition=ttd_definition,
         options=option_rows(protocol.response),
+        other_options=safety_qol_option_rows(protocol),
         notes=tuple(notes),
     )

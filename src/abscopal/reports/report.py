@@ -19,7 +19,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 import abscopal
-from abscopal.errors import StoreError, ValidationError
+from abscopal.errors import ValidationError
 from abscopal.reports import plots, style
 from abscopal.reports.analysis import BOR_RANKS, DAYS_PER_MONTH, DAYS_PER_WEEK, Analysis, SurvivalSummary
 from abscopal.stats import KMResult, ProportionCI
@@ -228,9 +228,7 @@ def build_report(
         with engine.connect() as conn:
             data = load_trial(conn)
             digest = content_hash(conn)
-        url = _redact(str(engine.url.render_as_string(hide_password=True)))
-    except StoreError:
-        raise
+        url = _redact(engine.url.render_as_string(hide_password=True))
     finally:
         engine.dispose()
     step("analyse")

@@ -17,6 +17,8 @@ import datetime as dt
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from abscopal import domain as d
 from abscopal.protocol.model import load_bundled
@@ -328,3 +330,39 @@ def test_the_html_is_self_contained_and_has_every_section(analysis) -> None:
     sources = re.findall(r'(?:src|href)="([^"]*)"', html)
     assert sources and all(s.startswith(("data:image/png;base64,", "#")) for s in sources)
     assert "1/4 = 25.0%" in html  # the ORR
+
+
+# --- invariants over the cut-off date (hypothesis)
+
+cutoffs = st.dates(min_value=dt.date(2023, 12, 1), max_value=dt.date(2024, 12, 31))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cutoff=cutoffs)
+def test_applying_the_same_cutoff_twice_changes_nothing(cutoff: dt.date) -> None:
+    once = apply_cutoff(cohort(), cutoff)
+    assert apply_cutoff(once, cutoff) == once
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cutoff=cutoffs)
+def test_at_any_cutoff_the_populations_nest_and_the_tables_add_up(cutoff: dt.date) -> None:
+    a = analyse(cohort(), load_bundled(), cutoff)
+    p = a.populations
+    assert set(p.efficacy) <= set(p.treated) <= set(p.enrolled) <= set(p.screened)
+    for r in a.responses:
+        assert sum(n for _, n in r.bor_counts) == r.n == len(p.efficacy)
+        if r.n:
+            assert r.orr.x <= r.dcr.x <= r.n  # a responder is also disease-controlled
+    assert len(a.waterfall) <= len(p.efficacy) and len(a.swimmer) <= len(p.efficacy)
+    assert a.consort.screened - a.consort.excluded == a.consort.enrolled
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(early=cutoffs, late=cutoffs)
+def test_a_later_cutoff_never_knows_fewer_patients_or_deaths(early: dt.date, late: dt.date) -> None:
+    early, late = min(early, late), max(early, late)
+    a, b = analyse(cohort(), load_bundled(), early), analyse(cohort(), load_bundled(), late)
+    assert set(a.populations.enrolled) <= set(b.populations.enrolled)
+    deaths = [s.os.km.events if s.os.km else 0 for s in (a, b)]
+    assert deaths[0] <= deaths[1]

@@ -218,18 +218,32 @@ def _read_text(path: Path) -> Measurements:
     return Measurements(table=table, investigator=investigator)
 
 
-_TYPED: dict[str, pl.DataType | type[pl.DataType]] = {
-    "subject_id": pl.Categorical,
-    "assessment_date": pl.Date,
-    "lesion_id": pl.Categorical,
-    "lesion_class": pl.Categorical,
-    "organ": pl.Categorical,
-    "is_node": pl.Categorical,
-    "diameter_mm": pl.Float64,
-    "status": pl.Categorical,
-    "rt_role": pl.Categorical,
-    "investigator_response": pl.String,
+# the fast read: the canonical spellings of the coded columns as enums (codes by position; anything else,
+# e.g. "Target", makes the fast read give way to the text read, which accepts any case and spacing)
+_ENUMS: dict[str, tuple[list[str], list[int]]] = {
+    "lesion_class": (["target", "non_target", "new"], [0, 1, 2]),
+    "is_node": (["true", "false", "", "1", "0"], [1, 0, -9, 1, 0]),
+    "status": (["", "absent", "present", "increased", "unequivocal_progression"], [-1, 0, 1, 2, 3]),
+    "rt_role": (["", "none", "conventional", "low_dose", "observation"], [0, 0, 1, 2, 3]),
 }
+_BLANK = {"lesion_class": -9, "is_node": -9, "status": -1, "rt_role": 0}
+_TYPED: dict[str, pl.DataType | type[pl.DataType]] = {
+    "subject_id": pl.String,
+    "assessment_date": pl.Date,
+    "lesion_id": pl.String,
+    "organ": pl.String,
+    "diameter_mm": pl.Float64,
+    "investigator_response": pl.String,
+    **{c: pl.Enum(values) for c, (values, _codes) in _ENUMS.items()},
+}
+
+
+def _enum_codes(column: pl.Series) -> NDArray[np.int64]:
+    """The engine's codes of an enum column read by the fast path (null: the column's blank code)."""
+    _values, codes = _ENUMS[column.name]
+    lookup = np.array([*codes, _BLANK[column.name]], dtype=np.int64)
+    out: NDArray[np.int64] = lookup[column.to_physical().fill_null(len(codes)).to_numpy()]
+    return out
 
 
 def _category_codes(column: pl.Series, code: Callable[[str], int], blank: int) -> NDArray[np.int64]:
@@ -256,26 +270,18 @@ def _read_typed(path: Path) -> Measurements | None:
         return None
     keep = [c for c in (*REQUIRED, *OPTIONAL) if c in header]
     try:
-        # text as String then cast to categories: measured faster than reading Categorical or using columns=
-        text = {c: pl.String for c in keep if _TYPED[c] == pl.Categorical}
-        frame = pl.read_csv(path, schema_overrides={**{c: _TYPED[c] for c in keep}, **text})
-        frame = frame.select(keep).with_columns(pl.col(c).cast(pl.Categorical) for c in text)
+        # ids read as String then cast: measured faster than parsing them as Categorical or using columns=
+        frame = pl.read_csv(path, schema_overrides={c: _TYPED[c] for c in keep})
+        ids = ("subject_id", "lesion_id", "organ")
+        frame = frame.select(keep).with_columns(pl.col(c).cast(pl.Categorical) for c in ids)
     except Exception:  # any parse problem: the text read reports it with its line
         return None
     if frame.height == 0:
         return None
-
-    def lower(mapping: Mapping[str, int]) -> Callable[[str], int]:
-        return lambda text: mapping.get(text.strip().lower(), -9)
-
-    cls = _category_codes(frame["lesion_class"], lower(CLASS_CODES), -9)
-    node = _category_codes(frame["is_node"], lower(_BOOL), -9)
-    status = _category_codes(frame["status"], lower(STATUS_CODES), -1)
-    role = (
-        _category_codes(frame["rt_role"], lower(ROLE_CODES), 0)
-        if "rt_role" in keep
-        else np.zeros(frame.height, np.int64)
-    )
+    cls = _enum_codes(frame["lesion_class"])
+    node = _enum_codes(frame["is_node"])
+    status = _enum_codes(frame["status"])
+    role = _enum_codes(frame["rt_role"]) if "rt_role" in keep else np.zeros(frame.height, np.int64)
     organ_names: dict[str, int] = {}
     organ = _category_codes(frame["organ"], lambda t: organ_names.setdefault(t.strip().lower(), len(organ_names)), -9)
     subject_names = sorted(t for t in frame["subject_id"].unique().cast(pl.String).to_list() if t and t.strip())

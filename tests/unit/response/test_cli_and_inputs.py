@@ -225,3 +225,16 @@ def test_investigator_column_gives_discrepancies_csv_with_line_and_reason(tmp_pa
     assert len(lines) == 2
     assert lines[1].startswith("S1,2025-02-17,CR,PR,") and lines[1].endswith(",5")
     assert "target PR" in lines[1]
+
+
+def test_codes_in_other_case_and_spacing_are_read_the_same(tmp_path: Path) -> None:
+    from abscopal.response.io import read_measurements
+
+    clean, loose = tmp_path / "clean.csv", tmp_path / "loose.csv"
+    clean.write_text("\n".join([HEADER, *GOOD]) + "\n")
+    loose.write_text(
+        "\n".join([HEADER, *(r.replace(",target,", ", Target ,").replace(",false,", ",FALSE,") for r in GOOD)]) + "\n"
+    )
+    a, b = read_measurements(clean).table, read_measurements(loose).table
+    for name in ("lesion_class", "is_node", "diameter_um", "status", "role"):
+        assert (getattr(a, name) == getattr(b, name)).all(), name

@@ -332,6 +332,13 @@ def test_the_html_is_self_contained_and_has_every_section(analysis) -> None:
     assert "1/4 = 25.0%" in html  # the ORR
 
 
+def test_the_style_sheet_is_inlined_verbatim_not_escaped(analysis) -> None:
+    meta = ReportMeta("T", dt.datetime(2025, 1, 1, tzinfo=dt.UTC), "0.1.0", "ab" * 32, "abscopal report", "sqlite://")
+    html = render_html(analysis, meta, {})
+    style_block = html[html.index("<style>") : html.index("</style>")]
+    assert 'font-family: "DejaVu Sans"' in style_block and "&#34;" not in style_block
+
+
 # --- invariants over the cut-off date (hypothesis)
 
 cutoffs = st.dates(min_value=dt.date(2023, 12, 1), max_value=dt.date(2024, 12, 31))

@@ -40,15 +40,18 @@ def machine() -> str:
     )
 
 
-def timed(cmd: list[str]) -> tuple[float, float, str]:
-    """Run ``cmd`` under /usr/bin/time -v: (wall seconds, peak RSS in MB, stdout)."""
+def timed(cmd: list[str]) -> tuple[float, float, str, str]:
+    """Run ``cmd`` under /usr/bin/time -v: (wall seconds, peak RSS in MB, stdout); prints CPU seconds too,
+    which depend less than wall time on other work sharing the machine."""
     t0 = time.perf_counter()
     done = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{done.stderr[-2000:]}")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
-    return wall, (int(rss.group(1)) / 1024 if rss else float("nan")), done.stdout
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", done.stderr))
+    note = f"[{cpu:.2f} s CPU user+sys; load average {os.getloadavg()[0]:.1f}]"
+    return wall, (int(rss.group(1)) / 1024 if rss else float("nan")), done.stdout, note
 
 
 BARE_READ = "import polars as pl, sys; f = pl.read_csv(sys.argv[1]); print(f.height)"
@@ -94,8 +97,8 @@ def main() -> None:
     size = src.stat().st_size / 1e6
     print(f"input: {src} ({size:,.0f} MB)")
 
-    wall, rss, out = timed([PY, "-c", BARE_READ, str(src)])
-    print(f"bare polars read_csv:             {wall:6.2f} s wall, {rss:7.0f} MB peak ({int(out):,} rows)")
+    wall, rss, out, note = timed([PY, "-c", BARE_READ, str(src)])
+    print(f"bare polars read_csv:             {wall:6.2f} s wall, {rss:7.0f} MB peak ({int(out):,} rows) {note}")
     results = {}
     for criteria in ("irecist", "recist11"):
         with tempfile.TemporaryDirectory(dir=args.workdir) as outdir:
@@ -111,16 +114,16 @@ def main() -> None:
                 criteria,
                 "--json",
             ]
-            wall, rss, _ = timed(cmd)
+            wall, rss, _, note = timed(cmd)
             results[criteria] = wall
             print(
-                f"abscopal response derive {criteria:8s}: {wall:6.2f} s wall, {rss:7.0f} MB peak"
+                f"abscopal response derive {criteria:8s}: {wall:6.2f} s wall, {rss:7.0f} MB peak {note}"
                 f"  (target <= 10 s, <= 3072 MB: {'met' if wall <= 10 and rss <= 3072 else 'MISSED'})"
             )
     if args.pyrecist_patients:
         m = min(args.pyrecist_patients, n)
         with tempfile.TemporaryDirectory(dir=args.workdir) as d:
-            _, _, out = timed([PY, "-c", PYRECIST, str(src), str(m), str(Path(d) / "pyrecist.csv")])
+            _, _, out, _ = timed([PY, "-c", PYRECIST, str(src), str(m), str(Path(d) / "pyrecist.csv")])
         secs, rows = out.split()
         py_per = float(secs) / m
         ours_per = results["recist11"] / n

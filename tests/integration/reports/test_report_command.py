@@ -76,15 +76,43 @@ def test_every_pdf_page_has_content_and_the_page_count_is_plausible(demo_report:
         assert page.std() > 3.0, f"page {number} looks blank"
 
 
-def test_the_report_reads_the_same_answers_as_the_repository(demo_report: tuple[Path, str, str]) -> None:
+FLAT = ("Patient", "Lesion", "RadiotherapyCourse", "Fraction", "ImmunotherapyCycle", "AdverseEvent",
+        "QuestionnaireAnswer")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FLAT)
+def test_the_report_reads_the_same_objects_as_the_repository(demo_report: tuple[Path, str, str], name: str) -> None:
     from abscopal import domain as d
-    from abscopal.reports.io import questionnaire_answers
+    from abscopal.reports.io import flat_records
     from abscopal.store.repository import Repository
 
+    cls = getattr(d, name)
     engine = make_engine(demo_report[2])
     with engine.connect() as conn:
-        fast = questionnaire_answers(conn)
-        assert fast and fast == Repository(conn).all(d.QuestionnaireAnswer)
+        fast = flat_records(conn, cls)
+        assert fast and fast == Repository(conn).all(cls)
+    engine.dispose()
+
+
+def test_the_fast_reader_keeps_timestamps_in_utc_and_refuses_tables_with_children(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from abscopal import domain as d
+    from abscopal.reports.io import flat_records
+    from abscopal.store.repository import Repository
+    from abscopal.store.unit_of_work import UnitOfWork
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'one.sqlite'}")
+    upgrade(engine)
+    at = dt.datetime(2024, 3, 1, 8, 30, tzinfo=dt.UTC)
+    event = d.AdverseEvent("S1", "S1-AE1", "Fatigue", 10016256, 2, dt.date(2024, 3, 1), awareness_at=at, reported_at=at)
+    with UnitOfWork(engine, user="test", reason="fixture") as uow:
+        uow.add_all([d.Site("QFS", "Site"), d.Patient("S1", "QFS", d.Sex.MALE, dt.date(1960, 1, 1), "1.0"), event])
+    with engine.connect() as conn:
+        (read,) = flat_records(conn, d.AdverseEvent)
+        assert read == event == Repository(conn).all(d.AdverseEvent)[0] and read.awareness_at == at
+        with pytest.raises(TypeError, match="child rows"):
+            flat_records(conn, d.TumourAssessment)
     engine.dispose()
 
 

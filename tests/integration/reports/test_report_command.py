@@ -3,6 +3,7 @@ HTML file and a PDF whose every page has content; an empty database; errors as o
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -94,7 +95,8 @@ def test_the_report_reads_the_same_objects_as_the_repository(demo_report: tuple[
     engine.dispose()
 
 
-def test_the_fast_reader_keeps_timestamps_in_utc_and_refuses_tables_with_children(tmp_path: Path) -> None:
+@pytest.mark.postgres
+def test_the_fast_reader_gives_the_repository_objects_on_sqlite_and_postgresql(engine) -> None:
     import datetime as dt
 
     from abscopal import domain as d
@@ -102,18 +104,23 @@ def test_the_fast_reader_keeps_timestamps_in_utc_and_refuses_tables_with_childre
     from abscopal.store.repository import Repository
     from abscopal.store.unit_of_work import UnitOfWork
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'one.sqlite'}")
-    upgrade(engine)
     at = dt.datetime(2024, 3, 1, 8, 30, tzinfo=dt.UTC)
-    event = d.AdverseEvent("S1", "S1-AE1", "Fatigue", 10016256, 2, dt.date(2024, 3, 1), awareness_at=at, reported_at=at)
+    records = [
+        d.Site("QFS", "Site"),
+        d.Patient("S1", "QFS", d.Sex.MALE, dt.date(1960, 1, 1), "1.0", d.PatientStatus.DIED, dt.date(2024, 1, 5)),
+        d.AdverseEvent("S1", "S1-AE1", "Fatigue", 10016256, 2, dt.date(2024, 3, 1), serious_hospitalisation=True,
+                       attribution_io=d.Attribution.POSSIBLE, awareness_at=at, reported_at=at),
+        d.Fraction("S1", "L1", 1, dt.date(2024, 1, 8), 1.6, d.FractionStatus.PARTIAL),
+        d.QuestionnaireAnswer("S1", "baseline", d.Instrument.QLQ_C30, 29, None, dt.date(2024, 1, 6)),
+    ]  # fmt: skip
     with UnitOfWork(engine, user="test", reason="fixture") as uow:
-        uow.add_all([d.Site("QFS", "Site"), d.Patient("S1", "QFS", d.Sex.MALE, dt.date(1960, 1, 1), "1.0"), event])
+        uow.add_all(records)
     with engine.connect() as conn:
-        (read,) = flat_records(conn, d.AdverseEvent)
-        assert read == event == Repository(conn).all(d.AdverseEvent)[0] and read.awareness_at == at
+        for record in records[1:]:
+            cls = type(record)
+            assert flat_records(conn, cls) == [record] == Repository(conn).all(cls)
         with pytest.raises(TypeError, match="child rows"):
             flat_records(conn, d.TumourAssessment)
-    engine.dispose()
 
 
 def test_the_content_hash_is_stable_and_changes_with_the_data(demo_report: tuple[Path, str, str]) -> None:
@@ -156,3 +163,21 @@ def test_an_output_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
     upgrade(make_engine(url))
     result = runner.invoke(app, ["report", "-o", str(target), "--database-url", url])
     assert result.exit_code == 1 and "not a directory" in result.output
+
+
+@pytest.mark.postgres
+def test_report_runs_on_postgresql(postgres_server, tmp_path: Path) -> None:
+    if postgres_server is None:
+        pytest.skip("PostgreSQL not available (ABSCOPAL_TEST_POSTGRES=0 or no server)")
+    name = f"report_{os.getpid()}"
+    url = postgres_server.create_database(name)
+    try:
+        build_demo_database(url, 20, 7)
+        out = tmp_path / "out"
+        result = runner.invoke(app, ["report", "-o", str(out), "--database-url", url, "--cutoff", "2030-01-01"])
+        assert result.exit_code == 0, result.output
+        html = (out / "report.html").read_text(encoding="utf-8")
+        assert 'id="fig-consort"' in html and "postgresql" in html
+        assert len(page_images(out / "report.pdf")) >= 8
+    finally:
+        postgres_server.drop_database(name)

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from enum import IntEnum, StrEnum
 
-import numpy as np
-from numpy.typing import NDArray
-
 
 class Criteria(StrEnum):
     """Which response criteria a derivation applies."""
@@ -85,14 +82,6 @@ def label(code: int, criteria: Criteria) -> Response | None:
     if code == NONE:
         return None
     return IRECIST_LABELS[code] if criteria is Criteria.IRECIST else RECIST_LABELS[code]
-
-
-def label_array(codes: NDArray[np.int8], criteria: Criteria) -> NDArray[np.str_]:
-    """Vectorised :func:`label`: an array of code strings, '' where there is no response."""
-    table = IRECIST_LABELS if criteria is Criteria.IRECIST else RECIST_LABELS
-    lookup = np.array([str(table[c]) for c in range(len(Code))] + [""], dtype=object)
-    out: NDArray[np.str_] = lookup[np.where(codes < 0, len(Code), codes)].astype(str)
-    return out
 
 
 def parse_response(text: str) -> Code | None:

@@ -20,16 +20,21 @@ from abscopal.store.migrate import upgrade
 from abscopal.store.pgserver import PostgresUnavailable, TemporaryPostgres
 
 _counter = itertools.count()
+_PORT = "ABSCOPAL_TEST_PG_PORT"
+_WHY = "ABSCOPAL_TEST_PG_UNAVAILABLE"
 
 
 def _postgres_wanted() -> bool:
     return os.environ.get("ABSCOPAL_TEST_POSTGRES", "1") != "0"
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[TemporaryPostgres | None]:
-    if not _postgres_wanted():
-        yield None
+def pytest_configure(config: pytest.Config) -> None:
+    """Start one throw-away PostgreSQL server for the whole run, in the controlling process.
+
+    xdist workers inherit its port through the environment. Under CI=true a server that cannot start
+    stops the run at once with the reason (no silent skip).
+    """
+    if hasattr(config, "workerinput") or not _postgres_wanted() or _PORT in os.environ:
         return
     server = TemporaryPostgres()
     try:
@@ -37,11 +42,28 @@ def postgres_server() -> Iterator[TemporaryPostgres | None]:
     except PostgresUnavailable as exc:
         server.stop()
         if os.environ.get("CI", "").lower() == "true":
-            pytest.exit(f"PostgreSQL could not be started under CI=true: {exc}", returncode=3)
-        yield None
+            pytest.exit(f"PostgreSQL could not be started under CI=true, so the suite cannot run: {exc}", returncode=3)
+        os.environ[_WHY] = str(exc)
         return
-    yield server
-    server.stop()
+    config.stash[_server_key] = server
+    os.environ[_PORT] = str(server.port)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = config.stash.get(_server_key, None)
+    if server is not None:
+        server.stop()
+        os.environ.pop(_PORT, None)
+
+
+_server_key = pytest.StashKey[TemporaryPostgres]()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> TemporaryPostgres | None:
+    """The session's PostgreSQL server, or None when it is disabled or (outside CI) unavailable."""
+    port = os.environ.get(_PORT)
+    return TemporaryPostgres.running_on(int(port)) if port else None
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -52,7 +74,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     server = request.getfixturevalue("postgres_server")
     if server is None:
-        pytest.skip("PostgreSQL not available (set up by `make test`; ABSCOPAL_TEST_POSTGRES=0 disables it)")
+        why = os.environ.get(_WHY, "disabled by ABSCOPAL_TEST_POSTGRES=0")
+        pytest.skip(f"PostgreSQL not available ({why}); `make test` installs and starts it")
     name = f"test_{os.getpid()}_{next(_counter)}"
     yield server.create_database(name)
     server.drop_database(name)

@@ -42,21 +42,30 @@ class TemporaryPostgres:
     """``with TemporaryPostgres() as pg: pg.url("mydb")``; the data directory is thrown away afterwards."""
 
     def __init__(self, port: int | None = None) -> None:
-        self.bin = find_bin_dir()
         self.port = port or _free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="abscopal-pg-"))
-        self.data = self.root / "data"
-        self.socket_dir = self.root / "sock"
+        self.root: Path | None = None
         self.as_postgres = os.geteuid() == 0
         self.started = False
+
+    @classmethod
+    def running_on(cls, port: int) -> TemporaryPostgres:
+        """A handle on a server another process started (e.g. the test session's controller)."""
+        return cls(port)
 
     def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         cmd = list(args)
         if self.as_postgres:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=self.root)
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=self.root)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PostgresUnavailable(f"cannot run {cmd[0]}: {exc}") from None
 
     def start(self) -> TemporaryPostgres:
+        self.bin = find_bin_dir()
+        self.root = Path(tempfile.mkdtemp(prefix="abscopal-pg-"))
+        self.data = self.root / "data"
+        self.socket_dir = self.root / "sock"
         self.socket_dir.mkdir(parents=True)
         if self.as_postgres:
             shutil.chown(self.root, "postgres")
@@ -105,7 +114,9 @@ class TemporaryPostgres:
         if self.started:
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop", timeout=60)
             self.started = False
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
 
     def __enter__(self) -> TemporaryPostgres:
         return self.start()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import resource
 import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from _machine import cpu_model as _cpu_model
 
 from abscopal.domain import LabValue, Screening
 from abscopal.protocol.eligibility import VERDICT_OF_CODE, evaluate
@@ -23,17 +23,6 @@ from abscopal.protocol.eligibility_vectorised import evaluate_columns
 from abscopal.protocol.model import load_bundled
 
 LABS = ("haemoglobin", "wbc", "neutrophils", "platelets", "ast", "alt", "alp")
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def synthetic_columns(n: int, seed: int = 20240301) -> pd.DataFrame:

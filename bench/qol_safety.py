@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_model as _cpu_model
+
 from abscopal.domain import AdverseEvent, Attribution
 from abscopal.protocol.model import load_bundled
 from abscopal.qol.eortc import ITEMS, score_answers
@@ -24,17 +26,6 @@ from abscopal.qol.io import read_item_answers, write_scores
 from abscopal.safety.ctcae import load_ctcae
 from abscopal.safety.monitor import monitor
 from abscopal.safety.summaries import SafetyPopulation, safety_tables
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _items_csv(path: Path, forms: int, rng: random.Random) -> int:

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_model as _cpu_model
+
 CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
@@ -33,17 +35,6 @@ files = build_report(Path(sys.argv[1]), database_url=sys.argv[2], cutoff=dt.date
 marks.append(("done", time.perf_counter() - t0))
 print(json.dumps({"marks": marks, "pages": files.pages, "enrolled": len(files.analysis.populations.enrolled)}))
 """
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_model
+
 sys.path.insert(0, str(Path(__file__).parent))
 from make_measurements import generate
 
@@ -27,14 +29,7 @@ PY = str(ROOT / ".venv" / "bin" / "python")
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return (
         f"{os.cpu_count()} cores (nproc {os.sched_getaffinity(0).__len__()}), {cpu}, Python {platform.python_version()}"
     )

@@ -15,19 +15,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from _machine import cpu_model as _cpu_model
 
 from abscopal.stats import designs, kaplan_meier, logrank, proportion_ci, simon_two_stage
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _time(label: str, func: Callable[[], object], repeats: int) -> None:

@@ -14,7 +14,8 @@ import platform
 import resource
 import tempfile
 import time
-from pathlib import Path
+
+from _machine import cpu_model
 
 from abscopal.protocol.model import load_bundled
 from abscopal.store.cohort_loader import store_cohort_chunks
@@ -25,14 +26,7 @@ from abscopal.synth.cohort import iter_cohort_chunks
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 

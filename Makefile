@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PATIENTS ?= 200
 SEED ?= 20221231
 
-.PHONY: help venv demo test test-fast lint bench postgres clean
+.PHONY: help venv demo test test-fast lint bench system-packages clean
 
 help:
 	@echo "make demo   build the virtualenv, create a demo database with a synthetic cohort and summarise it"
@@ -26,10 +26,10 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/abscopal demo --patients $(PATIENTS) --seed $(SEED)
 
-postgres:
-	@bash scripts/ensure-postgres.sh
+system-packages:
+	@bash scripts/ensure-system-packages.sh
 
-test: venv postgres
+test: venv system-packages
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
 # SQLite only, no PostgreSQL: for a quick loop while developing.
@@ -41,7 +41,7 @@ lint: venv
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-bench: venv postgres
+bench: venv system-packages
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/run_all.py
 

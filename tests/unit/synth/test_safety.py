@@ -6,23 +6,18 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from abscopal.domain import AeAction, AeOutcome
 from abscopal.synth.safety import TERMS
 
 from .conftest import Subject
 
-CTCAE = Path("/work/shared/data/ctcae_v5.csv")  # the shared copy, if the packaged one moves
+# The dictionary packaged with Abscopal (copied from shared/data with its provenance, PROVENANCE.md there).
+CTCAE = Path(__file__).resolve().parents[3] / "src/abscopal/safety/data/ctcae_v5.csv"
 
 
 def _allowed() -> dict[tuple[str, int], set[int]]:
     """(term, MedDRA code) -> grades whose cell is not '-' (NCI CTCAE v5.0, 27 Nov 2017)."""
-    candidates = [Path(__file__).resolve().parents[3] / "src/abscopal/safety/data/ctcae_v5.csv", CTCAE]
-    path = next((p for p in candidates if p.exists()), None)
-    if path is None:
-        pytest.skip("the CTCAE v5.0 CSV is not available")
-    with path.open(encoding="utf-8") as f:
+    with CTCAE.open(encoding="utf-8") as f:
         return {
             (row["term"], int(row["meddra_code"])): {g for g in range(1, 6) if row[f"grade{g}"] != "-"}
             for row in csv.DictReader(f)

@@ -35,6 +35,7 @@ from abscopal.domain import (
     Signature,
 )
 from abscopal.errors import InputFileError, Problem, ValidationError
+from abscopal.inputs import read_input_text
 from abscopal.protocol import units
 from abscopal.protocol.calendar import ScheduleInput
 from abscopal.protocol.eligibility import age_on
@@ -143,12 +144,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _parse(model: type[M], path: Path) -> M:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFileError(str(path), [Problem(None, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(str(path), [Problem(None, "", f"cannot be read ({exc.__class__.__name__})")]) from None
+    text = read_input_text(path)
     try:
         return model.model_validate_json(text)
     except pydantic.ValidationError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from abscopal.domain import Instrument, QuestionnaireAnswer
 from abscopal.errors import InputFileError, Problem, ValidationError
+from abscopal.inputs import read_input_text
 from abscopal.qol.eortc import ScaleScore, check_answer, item_definition
 
 ITEM_COLUMNS = ("subject_id", "visit", "instrument", "item", "answer")
@@ -32,14 +33,7 @@ def _integer(text: str) -> int | None:
 
 def read_item_answers(path: str | Path) -> list[QuestionnaireAnswer]:
     """Parse and check ITEMS.csv; raise :class:`InputFileError` listing every bad line."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputFileError(str(p), [Problem(None, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(str(p), [Problem(None, "", f"cannot be read ({exc.__class__.__name__})")]) from None
-    return parse_item_answers(text, str(p))
+    return parse_item_answers(read_input_text(path), str(path))
 
 
 def parse_item_answers(text: str, source: str = "<items>") -> list[QuestionnaireAnswer]:

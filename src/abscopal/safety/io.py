@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from abscopal.domain import AdverseEvent, AeAction, AeOutcome, Attribution
 from abscopal.errors import InputFileError, Problem
+from abscopal.inputs import read_input_text
 from abscopal.safety.ctcae import CtcaeDictionary
 from abscopal.safety.events import check_adverse_event
 
@@ -111,12 +112,7 @@ class _Row:
 
 def _read_rows(path: str | Path, required: tuple[str, ...]) -> tuple[str, list[str], list[tuple[int, dict[str, str]]]]:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputFileError(str(p), [Problem(None, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(str(p), [Problem(None, "", f"cannot be read ({exc.__class__.__name__})")]) from None
+    text = read_input_text(p)
     rows = list(csv.reader(text.splitlines()))
     if not rows:
         raise InputFileError(str(p), [Problem(1, "", f"the header is missing (expected {', '.join(required)})")])

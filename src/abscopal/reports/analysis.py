@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 import re
 import statistics
 from collections import Counter, defaultdict
@@ -29,6 +28,7 @@ from abscopal.response.engine import SubjectFacts, SubjectResponse, derive_cohor
 from abscopal.safety import MonitorResult, SafetyTables, load_ctcae, monitor, safety_tables
 from abscopal.safety.summaries import worst_grades
 from abscopal.stats import KMResult, ProportionCI, SurvivalAt, kaplan_meier, median_follow_up, proportion_ci
+from abscopal.stats.means import mean_ci
 from abscopal.store.safety_input import safety_analysis_set
 
 DAYS_PER_MONTH = 30.4375  # 365.25 / 12, the usual conversion of survival times to months
@@ -618,18 +618,6 @@ def visit_week(visit: str) -> float | None:
         return 0.0
     m = _VISIT.match(v)
     return float(m.group(1)) if m else None
-
-
-def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean with its t-based confidence interval (mean +/- t(n-1) s / sqrt(n)); the mean itself when n = 1."""
-    n = len(values)
-    mean = statistics.fmean(values)
-    if n < 2:
-        return mean, mean, mean
-    from scipy.stats import t
-
-    half = float(t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(values) / math.sqrt(n)
-    return mean, mean - half, mean + half
 
 
 def score_scales(answers: Iterable[d.QuestionnaireAnswer], codes: Iterable[str]) -> list[ScaleScore]:

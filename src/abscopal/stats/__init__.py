@@ -13,6 +13,7 @@ from abscopal.stats.designs import (
     simon_interim_decision,
     simon_two_stage,
 )
+from abscopal.stats.means import mean_ci
 from abscopal.stats.proportions import PROPORTION_METHODS, ProportionCI, ProportionMethod, proportion_ci
 from abscopal.stats.survival import (
     CONF_TYPES,
@@ -43,6 +44,7 @@ __all__ = [
     "duration_of_response",
     "kaplan_meier",
     "logrank",
+    "mean_ci",
     "median_follow_up",
     "proportion_ci",
     "simon_interim_decision",

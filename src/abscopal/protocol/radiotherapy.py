@@ -28,7 +28,7 @@ from abscopal.domain import (
 )
 from abscopal.errors import ValidationError
 from abscopal.protocol.calendar import WorkingDays
-from abscopal.protocol.model import Radiobiology, Radiotherapy
+from abscopal.protocol.model import DeviationThresholds, Radiobiology, Radiotherapy
 
 _EPS = 1e-9
 
@@ -377,6 +377,23 @@ def _band(pct: float, minor: float, major: float) -> DeviationClass | None:
     return None
 
 
+def delivered_total_class(
+    prescribed_gy: float, delivered_gy: float, deviations: DeviationThresholds
+) -> DeviationClass | None:
+    """Delivered vs prescribed total: 5-10% off minor, more than 10% off major (radiotherapy.md §2)."""
+    pct = _pct_off(delivered_gy, prescribed_gy)
+    return _band(pct, deviations.delivered_total_minor_pct, deviations.delivered_total_major_pct)
+
+
+def cfrt_interruption_class(extra_working_days: int, deviations: DeviationThresholds) -> DeviationClass | None:
+    """Unplanned CFRT prolongation: 3-5 working days minor, more than 5 major (radiotherapy.md §2)."""
+    if extra_working_days > deviations.cfrt_interruption_major_working_days:
+        return DeviationClass.MAJOR
+    if extra_working_days >= deviations.cfrt_interruption_minor_working_days:
+        return DeviationClass.MINOR
+    return None
+
+
 def check_prescription(course: RadiotherapyCourse, rules: Radiotherapy) -> list[RtCheck]:
     """Dose per fraction, total dose and number of fractions against the role's regimen (spec §2)."""
     d, n, total = course.dose_per_fraction_gy, course.fractions, course.total_dose_gy
@@ -446,7 +463,7 @@ def check_delivery(
     if completed:
         prescribed = course.total_dose_gy
         pct = _pct_off(delivered, prescribed)
-        cls = _band(pct, dev.delivered_total_minor_pct, dev.delivered_total_major_pct)
+        cls = delivered_total_class(prescribed, delivered, dev)
         out.append(
             RtCheck(
                 "delivered_total",
@@ -522,11 +539,7 @@ def _cfrt_delivery(
         remaining = max(course.fractions - len(given), 0)
         end = last if completed or remaining == 0 else wd.nth(wd.after(last), remaining)
         extra = wd.count_between(planned_end, end)
-        cls = None
-        if extra > dev.cfrt_interruption_major_working_days:
-            cls = DeviationClass.MAJOR
-        elif extra >= dev.cfrt_interruption_minor_working_days:
-            cls = DeviationClass.MINOR
+        cls = cfrt_interruption_class(extra, dev)
         word = "ended" if completed or remaining == 0 else "projected to end"
         out.append(
             RtCheck(

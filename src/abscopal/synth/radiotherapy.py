@@ -23,7 +23,8 @@ from abscopal.domain import (
     Role,
     RtRole,
 )
-from abscopal.protocol.model import DeviationThresholds, LowDoseRT, Radiotherapy
+from abscopal.protocol.model import Radiotherapy
+from abscopal.protocol.radiotherapy import cfrt_interruption_class, delivered_total_class, ldrt_interval_class
 from abscopal.synth.calendar import WorkingDays, working_days_spanned
 from abscopal.synth.draws import pick, randint
 from abscopal.synth.staff import usernames
@@ -46,34 +47,6 @@ class Delivery:
     fractions: tuple[Fraction, ...]
     deviations: tuple[ProtocolDeviation, ...]
     last_cfrt: dt.date | None
-
-
-def total_class(prescribed: float, delivered: float, t: DeviationThresholds) -> DeviationClass | None:
-    """Delivered vs prescribed total: minor when 5-10% off, major when > 10% off (radiotherapy.md §2)."""
-    pct = round(abs(delivered - prescribed) / prescribed * 100.0, 9)
-    if pct > t.delivered_total_major_pct:
-        return DeviationClass.MAJOR
-    if pct >= t.delivered_total_minor_pct:
-        return DeviationClass.MINOR
-    return None
-
-
-def interval_class(days: int, low: LowDoseRT, t: DeviationThresholds) -> DeviationClass | None:
-    """LDRT interval: acceptable inside the window (5-9 d), minor inside 3-14 d, major outside (§2)."""
-    if low.interval_window_days.contains(days):
-        return None
-    if t.ldrt_interval_minor_days.contains(days):
-        return DeviationClass.MINOR
-    return DeviationClass.MAJOR
-
-
-def interruption_class(extra_working_days: int, t: DeviationThresholds) -> DeviationClass | None:
-    """Unplanned CFRT prolongation: minor at 3-5 working days, major beyond 5 (§2)."""
-    if extra_working_days > t.cfrt_interruption_major_working_days:
-        return DeviationClass.MAJOR
-    if extra_working_days >= t.cfrt_interruption_minor_working_days:
-        return DeviationClass.MINOR
-    return None
 
 
 def cfrt_schedules(rules: Radiotherapy) -> tuple[tuple[float, int, float], ...]:
@@ -156,7 +129,7 @@ def deliver(
     if kept and (not cut or stop_reason is not None):
         delivered = round(sum(f.dose_gy for f in kept if f.status is not FractionStatus.MISSED), 6)
         prescribed = round(dpf * n, 6)
-        cls = total_class(prescribed, delivered, t)
+        cls = delivered_total_class(prescribed, delivered, t)
         if cls is not None:
             change = (delivered - prescribed) / prescribed * 100
             if cut:
@@ -174,7 +147,7 @@ def deliver(
                 kept[-1].date,
             )
         extra = working_days_spanned(days, kept[0].date, kept[-1].date) - len(kept)
-        icls = interruption_class(extra, t)
+        icls = cfrt_interruption_class(extra, t)
         if icls is not None:
             deviation(
                 conv.lesion_id,
@@ -231,7 +204,7 @@ def deliver(
             )
             for i in range(1, len(kept_dates)):
                 gap = (kept_dates[i] - kept_dates[i - 1]).days
-                gcls = interval_class(gap, ld, t)
+                gcls = ldrt_interval_class(gap, rules)
                 if gcls is not None:
                     deviation(
                         x.lesion_id,
@@ -247,7 +220,7 @@ def deliver(
             if stopped:
                 prescribed_ld = round(ld.dose_per_fraction_gy * n_ld, 6)
                 delivered_ld = round(ld.dose_per_fraction_gy * len(kept_dates), 6)
-                tcls = total_class(prescribed_ld, delivered_ld, t)
+                tcls = delivered_total_class(prescribed_ld, delivered_ld, t)
                 if tcls is not None:
                     deviation(
                         x.lesion_id,

@@ -11,7 +11,9 @@ import pytest
 
 from abscopal.domain import DeviationClass, FractionStatus, RtRole
 from abscopal.protocol.model import Protocol
-from abscopal.synth.radiotherapy import interruption_class, interval_class, total_class
+from abscopal.protocol.radiotherapy import cfrt_interruption_class as interruption_class
+from abscopal.protocol.radiotherapy import delivered_total_class as total_class
+from abscopal.protocol.radiotherapy import ldrt_interval_class
 
 from .conftest import Subject
 
@@ -57,7 +59,7 @@ def test_ldrt_interval_classes_follow_the_spec_table(
     protocol: Protocol, days: int, expected: DeviationClass | None
 ) -> None:
     rt = protocol.radiotherapy
-    assert interval_class(days, rt.low_dose, rt.deviations) == expected
+    assert ldrt_interval_class(days, rt) == expected
 
 
 # CFRT unplanned prolongation: 3-5 working days minor, > 5 major
@@ -119,7 +121,7 @@ def _expected_deviations(s: Subject, protocol: Protocol) -> set[tuple[str, str, 
         fr = by_lesion.get(course.lesion_id, [])
         if course.role is RtRole.LOW_DOSE:
             for a, b in itertools.pairwise(fr):
-                cls = interval_class((b.date - a.date).days, rt.low_dose, rt.deviations)
+                cls = ldrt_interval_class((b.date - a.date).days, rt)
                 if cls is not None:
                     out.add((course.lesion_id, "ldrt.interval", cls.value))
             if fr and len(fr) < course.fractions and ended_early:

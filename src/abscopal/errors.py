@@ -81,3 +81,60 @@ class PermissionDenied(AbscopalError):
 
 class AuditError(AbscopalError):
     """The audit trail is broken: a row was edited or deleted. Names the first bad record."""
+
+
+@dataclass(frozen=True)
+class ConcurrentChange:
+    """One field another user changed after the version a write was based on (for :class:`ConflictError`)."""
+
+    username: str
+    at: str  # ISO 8601, UTC
+    field: str
+    new_value: str | None = None
+
+
+class ConflictError(StoreError):
+    """A write was based on a version of the record that someone else has changed since (optimistic concurrency).
+
+    Names who changed which fields and when, so the web can answer 409 and show their values beside yours.
+    """
+
+    def __init__(
+        self,
+        entity: str,
+        record_id: str,
+        based_on: int,
+        current: int,
+        changes: Sequence[ConcurrentChange] = (),
+    ) -> None:
+        self.entity = entity
+        self.record_id = record_id
+        self.based_on = based_on
+        self.current = current
+        self.changes = list(changes)
+        who: dict[str, list[str]] = {}
+        for c in self.changes:
+            who.setdefault(f"{c.username} at {c.at}", [])
+            if c.field not in who[f"{c.username} at {c.at}"]:
+                who[f"{c.username} at {c.at}"].append(c.field)
+        detail = "; ".join(f"{k} changed {', '.join(v)}" for k, v in who.items()) or "it was changed"
+        super().__init__(
+            f"Nothing was saved: {entity} record {record_id} was changed after you opened it "
+            f"(you had version {based_on}, it is now version {current}): {detail}. Reload it and apply your change again."
+        )
+
+
+class RecordLocked(StoreError):
+    """The record (or its patient) is locked by a data manager; says who locked it and when."""
+
+
+class DuplicateRecord(StoreError):
+    """A record with the same natural key (e.g. the same patient and lesion id) already exists."""
+
+
+class MissingParent(StoreError):
+    """A record refers to something that does not exist (an unknown patient, lesion or assessment)."""
+
+
+class DatabaseBusy(StoreError):
+    """The database stayed locked by other writers for longer than the busy timeout; nothing was saved."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
@@ -21,6 +21,7 @@ from abscopal.domain import (
     DeviationClass,
     Fraction,
     FractionStatus,
+    ImmunotherapyCycle,
     Lesion,
     ProtocolDeviation,
     RadiotherapyCourse,
@@ -31,6 +32,60 @@ from abscopal.protocol.calendar import WorkingDays
 from abscopal.protocol.model import DeviationThresholds, Radiobiology, Radiotherapy
 
 _EPS = 1e-9
+
+# ----------------------------------------------------------------------------- what was given
+# The one definition of a delivered fraction and of the first study treatment; the safety, response, QoL and
+# schedule engines, the store, the synthetic cohort and the report import these instead of testing statuses.
+
+
+def is_delivered(fraction: Fraction) -> bool:
+    """A fraction that was given, in full or in part (status delivered or partial); a missed fraction was not."""
+    return fraction.status is not FractionStatus.MISSED
+
+
+def is_fully_delivered(fraction: Fraction) -> bool:
+    """A fraction given in full (status delivered): only these are checked against the dose per fraction."""
+    return fraction.status is FractionStatus.DELIVERED
+
+
+def delivered_fractions(fractions: Iterable[Fraction]) -> list[Fraction]:
+    """The fractions that were given (:func:`is_delivered`), in their input order."""
+    return [f for f in fractions if is_delivered(f)]
+
+
+def delivered_dose_gy(fractions: Iterable[Fraction]) -> float:
+    """Physical dose given: the sum of the recorded doses of the delivered fractions (missed ones give none)."""
+    return sum((f.dose_gy for f in fractions if is_delivered(f)), 0.0)
+
+
+def irradiated_lesions(fractions: Iterable[Fraction]) -> set[str]:
+    """Lesions that received dose: at least one delivered fraction with a dose above 0 Gy."""
+    return {f.lesion_id for f in fractions if is_delivered(f) and f.dose_gy > 0}
+
+
+def first_rt_fraction(fractions: Iterable[Fraction]) -> dt.date | None:
+    """Date of the first delivered RT fraction (the TEAE and TTD origin ``first_rt_fraction``), None if none."""
+    return min((f.date for f in fractions if is_delivered(f)), default=None)
+
+
+def study_treatment_dates(
+    fractions: Iterable[Fraction], cycles: Iterable[ImmunotherapyCycle], enrolment_date: dt.date | None = None
+) -> list[dt.date]:
+    """Every date a study treatment was given, sorted: delivered RT fractions and immunotherapy cycles given on
+    or after enrolment (a cycle before enrolment is prior therapy, not study treatment; ae-qol.md A4)."""
+    rt = [f.date for f in fractions if is_delivered(f)]
+    io = [c.date for c in cycles if c.given and (enrolment_date is None or c.date >= enrolment_date)]
+    return sorted(rt + io)
+
+
+def first_study_treatment(
+    fractions: Iterable[Fraction], cycles: Iterable[ImmunotherapyCycle], enrolment_date: dt.date | None = None
+) -> dt.date | None:
+    """The first study treatment: the earliest of :func:`study_treatment_dates` (the response reference date of
+    response-rules.md §4 and §6, the OS origin, and the TEAE anchor ``first_study_treatment``); None if none."""
+    dates = study_treatment_dates(fractions, cycles, enrolment_date)
+    return dates[0] if dates else None
+
 
 # ----------------------------------------------------------------------------- radiobiology
 
@@ -130,12 +185,18 @@ class PlanReport:
 
 def measurable_by_size(lesion: Lesion, rules: Radiotherapy) -> bool:
     """RECIST 1.1 measurability from the data: >= 10 mm, or a node with short axis >= 15 mm."""
-    if not lesion.measurable or lesion.baseline_diameter_mm is None:
+    if not lesion.measurable:
         return False
-    limit = (
-        rules.observation.measurable_node_short_axis_min_mm if lesion.is_node else rules.observation.measurable_min_mm
-    )
-    return lesion.baseline_diameter_mm >= limit
+    return measurable_size(lesion.baseline_diameter_mm, lesion.is_node, rules)
+
+
+def measurable_size(diameter_mm: float | None, is_node: bool, rules: Radiotherapy) -> bool:
+    """Measurable by size with the protocol's limits: long axis >= ``measurable_min_mm``, or a node's short axis
+    >= ``measurable_node_short_axis_min_mm`` (the RECIST 1.1 §3.1.1 values; a test keeps them equal)."""
+    if diameter_mm is None:
+        return False
+    obs = rules.observation
+    return diameter_mm >= (obs.measurable_node_short_axis_min_mm if is_node else obs.measurable_min_mm)
 
 
 def validate_roles(lesions: Sequence[Lesion], courses: Sequence[RadiotherapyCourse]) -> None:
@@ -455,26 +516,24 @@ def check_delivery(
 ) -> list[RtCheck]:
     """What was delivered on one lesion against its prescription and the role's timing rules (spec §2)."""
     lid, dev = course.lesion_id, rules.deviations
-    given = sorted(
-        (f for f in fractions if f.status is not FractionStatus.MISSED), key=lambda f: (f.date, f.fraction_number)
-    )
+    given = sorted(delivered_fractions(fractions), key=lambda f: (f.date, f.fraction_number))
     out: list[RtCheck] = []
-    delivered = sum(f.dose_gy for f in given)
+    total = delivered_dose_gy(given)
     if completed:
         prescribed = course.total_dose_gy
-        pct = _pct_off(delivered, prescribed)
-        cls = delivered_total_class(prescribed, delivered, dev)
+        pct = _pct_off(total, prescribed)
+        cls = delivered_total_class(prescribed, total, dev)
         out.append(
             RtCheck(
                 "delivered_total",
                 lid,
                 cls is None,
-                f"delivered {delivered:g} Gy of {prescribed:g} Gy prescribed ({pct:.1f}% off)",
+                f"delivered {total:g} Gy of {prescribed:g} Gy prescribed ({pct:.1f}% off)",
                 cls,
-                f"delivered {delivered:g} Gy vs prescribed {prescribed:g} Gy ({pct:.1f}%)",
+                f"delivered {total:g} Gy vs prescribed {prescribed:g} Gy ({pct:.1f}%)",
             )
         )
-    full = [f for f in given if f.status is FractionStatus.DELIVERED]
+    full = [f for f in given if is_fully_delivered(f)]
     if course.role is RtRole.CONVENTIONAL:
         out += _cfrt_delivery(course, given, full, rules, working_days, completed)
     else:
@@ -640,7 +699,7 @@ def lesion_doses(
         prescribed = sum(c.total_dose_gy for c in lesion_courses)
         p_bed = sum(bed(c.dose_per_fraction_gy, c.fractions, ab) for c in lesion_courses)
         p_bed_late = sum(bed(c.dose_per_fraction_gy, c.fractions, rb.alpha_beta_late_gy) for c in lesion_courses)
-        given = [f for f in fractions if f.lesion_id == lid and f.status is not FractionStatus.MISSED]
+        given = delivered_fractions(f for f in fractions if f.lesion_id == lid)
         doses = [f.dose_gy for f in given]
         d_bed = bed_of_doses(doses, ab)
         loss = 0.0
@@ -712,7 +771,7 @@ def check_plan(
         numbers.add((f.lesion_id, f.fraction_number))
         if f.dose_gy < 0:
             raise ValidationError(f"fractions[{i}].dose_gy", "cannot be negative")
-    irradiated = {f.lesion_id for f in fractions if f.status is not FractionStatus.MISSED and f.dose_gy > 0}
+    irradiated = irradiated_lesions(fractions)
     checks = check_lesion_roles(lesions, rules, conventional_selection, irradiated)
     prescribed = {c.lesion_id for c in courses}
     role_of = {lesion.lesion_id: lesion.rt_role for lesion in lesions}
@@ -733,7 +792,7 @@ def check_plan(
         mine = [f for f in fractions if f.lesion_id == course.lesion_id]
         if not mine:
             continue
-        n_given = sum(1 for f in mine if f.status is not FractionStatus.MISSED)
+        n_given = len(delivered_fractions(mine))
         done = course.lesion_id in completed if completed is not None else n_given >= course.fractions
         checks += check_delivery(course, mine, rules, working_days, done)
     doses = lesion_doses(courses, fractions, rules, working_days)

@@ -13,10 +13,12 @@ from abscopal.response.engine import (
     SubjectFacts,
     SubjectResponse,
     TimepointResponse,
+    cohort_role_rates,
     derive_cohort,
     derive_subject,
     role_rates,
 )
+from abscopal.response.roles import RoleRate
 
 __all__ = [
     "Criteria",
@@ -26,10 +28,12 @@ __all__ = [
     "RecistResponse",
     "Response",
     "ResponseDiscrepancy",
+    "RoleRate",
     "RoleTimepoint",
     "SubjectFacts",
     "SubjectResponse",
     "TimepointResponse",
+    "cohort_role_rates",
     "derive_cohort",
     "derive_subject",
     "find_discrepancies",

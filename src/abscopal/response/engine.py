@@ -8,7 +8,7 @@ response by RT role (response-rules.md §1-8). Pure: plain data in, plain data o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,12 +27,12 @@ from abscopal.response.best import (
     in_confirmed_run,
     stable_reached,
 )
-from abscopal.response.codes import NONE, Code, Criteria, Response, label
+from abscopal.response.codes import NONE, Code, Criteria, Response, label, parse_response
 from abscopal.response.endpoints import NO_DAY, PFS_REASON_TEXT, Pfs, duration_days, progression_free_survival
 from abscopal.response.irecist import irecist_overall, trigger_names
 from abscopal.response.lesions import Timepoints, aggregate, check_table, running_min_before
 from abscopal.response.recist import nontarget_response, overall_response, target_response
-from abscopal.response.roles import RoleResponses, role_responses
+from abscopal.response.roles import RoleRate, RoleResponses, role_rates_of, role_responses
 from abscopal.response.table import ROLES, UM_PER_MM, LesionTable, day_number, from_assessments, to_date
 
 I64 = NDArray[np.int64]
@@ -395,15 +395,24 @@ def derive_subject(
 
 
 def role_rates(arrays: CohortArrays) -> list[dict[str, object]]:
-    """Cohort rate per RT role (§8): subjects whose best role response is CR or PR, among those with a
-    target of that role. The observation role's rate is the out-of-field (abscopal) response rate."""
-    out: list[dict[str, object]] = []
-    for r, role in enumerate(ROLES):
-        best = arrays.roles.best[r]
-        n = int((best != NONE).sum())
-        k = int(np.isin(best, (Code.CR, Code.PR)).sum())
-        out.append({"rt_role": str(role), "subjects": n, "responders": k, "rate": k / n if n else None})
-    return out
+    """Cohort rate per RT role (§8, :func:`~abscopal.response.roles.role_rates_of`) as rows of role_rates.csv."""
+    return [
+        {"rt_role": str(x.role), "subjects": x.subjects, "responders": x.responders, "rate": x.rate}
+        for x in role_rates_of(arrays.roles.best)
+    ]
+
+
+def cohort_role_rates(responses: Iterable[SubjectResponse]) -> tuple[RoleRate, ...]:
+    """The same rates from derived subjects (their ``best_role_response``), for callers holding typed results."""
+    subjects = list(responses)
+    best = np.full((len(ROLES), len(subjects)), NONE, dtype=np.int8)
+    for s, r in enumerate(subjects):
+        for i, role in enumerate(ROLES):
+            response = r.best_role_response.get(role)
+            code = parse_response(str(response)) if response is not None else None
+            if code is not None:
+                best[i, s] = code
+    return role_rates_of(best)
 
 
 __all__ = [
@@ -415,6 +424,7 @@ __all__ = [
     "SubjectFacts",
     "SubjectResponse",
     "TimepointResponse",
+    "cohort_role_rates",
     "derive_cohort",
     "derive_subject",
     "derive_table",

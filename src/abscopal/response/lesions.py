@@ -13,6 +13,13 @@ from typing import TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from abscopal.response.recist import (
+    MEASURABLE_MIN_MM,
+    MEASURABLE_NODE_MIN_MM,
+    MEASURABLE_NODE_UM,
+    MEASURABLE_UM,
+    NORMAL_NODE_UM,
+)
 from abscopal.response.table import (
     INCREASED,
     NEW,
@@ -28,9 +35,6 @@ I64 = NDArray[np.int64]
 T_ = TypeVar("T_", bound=np.generic)
 B = NDArray[np.bool_]
 
-MEASURABLE_UM = 10 * UM_PER_MM  # RECIST 1.1 §3.1.1: longest diameter >= 10 mm
-MEASURABLE_NODE_UM = 15 * UM_PER_MM  # RECIST 1.1 §3.1.1: node short axis >= 15 mm
-NORMAL_NODE_UM = 10 * UM_PER_MM  # RECIST 1.1 §4.3.1: a node < 10 mm is normal (counts as CR)
 MAX_TARGETS = 5  # RECIST 1.1 §4.2
 MAX_TARGETS_PER_ORGAN = 2  # RECIST 1.1 §4.2
 N_ROLES = 4  # none, conventional, low_dose, observation
@@ -137,7 +141,11 @@ def check_table(table: LesionTable) -> list[RowProblem]:
         )
     too_small = base_target & (um >= 0) & np.where(node, um < MEASURABLE_NODE_UM, um < MEASURABLE_UM)
     for i in np.flatnonzero(too_small):
-        need = "short axis >= 15 mm for a node" if node[i] else "longest diameter >= 10 mm"
+        need = (
+            f"short axis >= {MEASURABLE_NODE_MIN_MM} mm for a node"
+            if node[i]
+            else f"longest diameter >= {MEASURABLE_MIN_MM} mm"
+        )
         problems.append(
             RowProblem(
                 int(o[i]),

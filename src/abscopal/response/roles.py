@@ -4,17 +4,19 @@ the targets of each role (conventional, low-dose, observation), and the cohort's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from abscopal.domain import RtRole
 from abscopal.protocol.model import ResponseOptions
 from abscopal.response.best import confirmations
 from abscopal.response.codes import NONE, Code
 from abscopal.response.lesions import Timepoints, first_rows, running_min_before, sort_order
 from abscopal.response.recist import target_response
-from abscopal.response.table import LesionTable
+from abscopal.response.table import ROLES, LesionTable
 
 I64 = NDArray[np.int64]
 B = NDArray[np.bool_]
@@ -72,3 +74,30 @@ def lesion_pct_change(table: LesionTable) -> F64:
     with np.errstate(divide="ignore", invalid="ignore"):
         pct: F64 = np.where(ok, (table.diameter_um - base) / np.where(base > 0, base, 1) * 100.0, np.nan)
     return pct
+
+
+#: Best role responses that count as a response of that role's lesions (response-rules.md §8).
+ROLE_RESPONDER_CODES = (Code.CR, Code.PR)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRate:
+    """The response rate of one RT role: responders among the subjects with a target of that role."""
+
+    role: RtRole
+    subjects: int  # with at least one target lesion of this role (evaluable)
+    responders: int  # best role response CR or PR
+
+    @property
+    def rate(self) -> float | None:
+        return self.responders / self.subjects if self.subjects else None
+
+
+def role_rates_of(best: C, roles: Sequence[RtRole] = ROLES) -> tuple[RoleRate, ...]:
+    """Cohort rate per RT role (§8) from best role responses (axis 0: ``roles``, axis 1: subjects; NONE where
+    the subject has no target of that role). The observation role's rate is the abscopal response rate."""
+    out = []
+    for r, role in enumerate(roles):
+        row = best[r]
+        out.append(RoleRate(role, int((row != NONE).sum()), int(np.isin(row, ROLE_RESPONDER_CODES).sum())))
+    return tuple(out)

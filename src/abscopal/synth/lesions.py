@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from abscopal.domain import Lesion, LesionClass, RtRole
 from abscopal.protocol.model import Radiotherapy
+from abscopal.protocol.radiotherapy import measurable_size
 from abscopal.synth.draws import pick, randint
 
 # Metastatic sites of NSCLC (weights of how often an organ is involved) and typical locations.
@@ -84,14 +85,6 @@ class Baseline:
     metastatic_organ_count: int
 
 
-def is_measurable(organ: str, is_node: bool, diameter: float | None, rules: Radiotherapy) -> bool:
-    """RECIST 1.1 measurability with the protocol's thresholds (node short axis, other long axis)."""
-    if diameter is None:
-        return False
-    obs = rules.observation
-    return diameter >= (obs.measurable_node_short_axis_min_mm if is_node else obs.measurable_min_mm)
-
-
 def _size(r: random.Random, organ: str) -> float:
     mu, sigma, low, high = _SIZE[organ]
     return float(round(min(max(r.lognormvariate(mu, sigma), low), high)))
@@ -135,7 +128,7 @@ def baseline_lesions(r: random.Random, subject_id: str, rules: Radiotherapy) -> 
             organ=organ,
             location=r.choice(_LOCATIONS[organ]),
             is_node=node,
-            measurable=is_measurable(organ, node, d, rules),
+            measurable=measurable_size(d, node, rules),
             baseline_diameter_mm=d,
             rt_role=RtRole.NONE,
             lesion_class=LesionClass.NON_TARGET,

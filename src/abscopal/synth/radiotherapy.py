@@ -24,7 +24,12 @@ from abscopal.domain import (
     RtRole,
 )
 from abscopal.protocol.model import Radiotherapy
-from abscopal.protocol.radiotherapy import cfrt_interruption_class, delivered_total_class, ldrt_interval_class
+from abscopal.protocol.radiotherapy import (
+    cfrt_interruption_class,
+    delivered_dose_gy,
+    delivered_total_class,
+    ldrt_interval_class,
+)
 from abscopal.synth.calendar import WorkingDays, working_days_spanned
 from abscopal.synth.draws import pick, randint
 from abscopal.synth.staff import usernames
@@ -101,15 +106,17 @@ def deliver(
         skip = r.choice((1, 2, 3, 3, 4, 5, 6, 7))
         skip_after = randint(r, 5, n - 5)
     planned = days.consecutive(first_day, n, skip_after, skip)
-    statuses = [FractionStatus.DELIVERED] * n
+    missed = -1
     declined = 0
     if 0.08 <= event < 0.11:  # one fraction missed and not made up
-        statuses[randint(r, 3, n - 2)] = FractionStatus.MISSED
+        missed = randint(r, 3, n - 2)
     elif 0.11 <= event < 0.15:  # patient stops early (oesophagitis, fatigue)
         declined = randint(r, 1, max(1, n // 8))
     records = [
-        Fraction(subject_id, conv.lesion_id, i + 1, day, 0.0 if s is FractionStatus.MISSED else dpf, s)
-        for i, (day, s) in enumerate(zip(planned[: n - declined], statuses[: n - declined], strict=True))
+        Fraction(subject_id, conv.lesion_id, i + 1, day, 0.0, FractionStatus.MISSED)
+        if i == missed
+        else Fraction(subject_id, conv.lesion_id, i + 1, day, dpf)
+        for i, day in enumerate(planned[: n - declined])
     ]
     kept = [f for f in records if f.date <= stop]
     courses.append(
@@ -127,7 +134,7 @@ def deliver(
     fractions.extend(kept)
     cut = len(kept) < len(records)
     if kept and (not cut or stop_reason is not None):
-        delivered = round(sum(f.dose_gy for f in kept if f.status is not FractionStatus.MISSED), 6)
+        delivered = round(delivered_dose_gy(kept), 6)
         prescribed = round(dpf * n, 6)
         cls = delivered_total_class(prescribed, delivered, t)
         if cls is not None:

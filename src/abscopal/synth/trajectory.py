@@ -24,6 +24,7 @@ from abscopal.domain import (
     TumourAssessment,
 )
 from abscopal.protocol.model import ResponseOptions, Schedule
+from abscopal.response.recist import pd_threshold_mm
 from abscopal.synth.draws import pick, randint
 from abscopal.synth.staff import usernames
 
@@ -226,7 +227,7 @@ def disease_course(
                 sizes[x.lesion_id] = d if x.is_node else max(d, options.too_small_to_measure_mm)
         if targets and not missing:
             if not v.cr:
-                threshold = max(1.2 * real_nadir, real_nadir + 5.0)  # RECIST 1.1 PD over the nadir
+                threshold = pd_threshold_mm(real_nadir)  # RECIST 1.1 PD over the nadir
                 below = math.ceil(threshold) - 1.0
                 if v.kind == "iupd" and v.mode == "target":
                     low, high = math.ceil(threshold) + 1.0, math.inf

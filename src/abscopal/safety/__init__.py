@@ -3,6 +3,7 @@
 See docs/safety.md. Engines are pure; ``abscopal.safety.io`` reads CSV files.
 """
 
+from abscopal.safety.analysis_set import SafetyAnalysisSet, safety_analysis_set, safety_population
 from abscopal.safety.ctcae import CtcaeDictionary, CtcaeTerm, SearchHit, load_ctcae
 from abscopal.safety.events import (
     Component,
@@ -10,6 +11,7 @@ from abscopal.safety.events import (
     check_adverse_event,
     check_grade,
     exposure_for,
+    in_safety_population,
     is_serious,
     is_treatment_emergent,
     relatedness,
@@ -25,12 +27,14 @@ __all__ = [
     "CtcaeTerm",
     "Exposure",
     "MonitorResult",
+    "SafetyAnalysisSet",
     "SafetyPopulation",
     "SafetyTables",
     "SearchHit",
     "check_adverse_event",
     "check_grade",
     "exposure_for",
+    "in_safety_population",
     "is_serious",
     "is_treatment_emergent",
     "load_ctcae",
@@ -38,6 +42,8 @@ __all__ = [
     "posterior_check",
     "relatedness",
     "sae_report_status",
+    "safety_analysis_set",
+    "safety_population",
     "safety_tables",
     "treatment_emergence",
 ]

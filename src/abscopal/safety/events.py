@@ -18,11 +18,11 @@ from abscopal.domain import (
     AeOutcome,
     Attribution,
     Fraction,
-    FractionStatus,
     ImmunotherapyCycle,
 )
 from abscopal.errors import ValidationError
 from abscopal.protocol.model import SafetyOptions
+from abscopal.protocol.radiotherapy import delivered_fractions, first_rt_fraction, first_study_treatment
 from abscopal.safety.ctcae import CtcaeDictionary, CtcaeTerm
 
 # --- grade
@@ -219,20 +219,27 @@ def exposure_for(
     The anchor follows the protocol's ``teae_anchor`` (default: first study RT fraction, ae-qol.md A4); the last
     dose is the last RT fraction or immunotherapy cycle given on or after the anchor.
     """
-    rt_dates = sorted(f.date for f in fractions if f.status is not FractionStatus.MISSED)
-    io_dates = sorted(c.date for c in io_cycles if c.given)
-    if not rt_dates:
+    fractions, io_cycles = list(fractions), list(io_cycles)
+    if not in_safety_population(fractions):
         return None
+    start: dt.date | None
     if anchor == "first_rt_fraction":
-        start = rt_dates[0]
+        start = first_rt_fraction(fractions)
     elif anchor == "enrolment":
         if enrolment_date is None:
             raise ValidationError("enrolment_date", "the TEAE anchor is enrolment but no enrolment date is recorded")
         start = enrolment_date
     else:
-        start = min([rt_dates[0], *(d for d in io_dates if enrolment_date is None or d >= enrolment_date)])
-    doses = [d for d in (*rt_dates, *io_dates) if d >= start]
+        start = first_study_treatment(fractions, io_cycles, enrolment_date)
+    assert start is not None  # an RT fraction was given
+    given = [*(f.date for f in delivered_fractions(fractions)), *(c.date for c in io_cycles if c.given)]
+    doses = [d for d in given if d >= start]
     return Exposure(start, None if on_treatment else max(doses, default=start))
+
+
+def in_safety_population(fractions: Iterable[Fraction]) -> bool:
+    """The safety population is every patient given at least one study RT fraction (ae-qol.md A4)."""
+    return first_rt_fraction(fractions) is not None
 
 
 @dataclass(frozen=True, slots=True)

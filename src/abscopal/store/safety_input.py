@@ -1,54 +1,14 @@
-"""The safety analysis set from the database: treatment-emergent AEs and the safety population.
-
-The population is every patient with at least one RT fraction given (ae-qol.md A4); the TEAE rule and its
-anchor are the safety engine's (:func:`abscopal.safety.events.treatment_emergence`), read from the protocol.
+"""The safety analysis set from the database: reads the records and calls the safety engine's pure
+:func:`abscopal.safety.analysis_set.safety_analysis_set` (population, exposures, TEAEs; ae-qol.md A4).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
-
 from abscopal import domain as d
 from abscopal.protocol.model import SafetyOptions
-from abscopal.safety.events import Exposure, exposure_for, is_treatment_emergent
-from abscopal.safety.summaries import SafetyPopulation
+from abscopal.safety.analysis_set import SafetyAnalysisSet, safety_analysis_set
 from abscopal.store.database import make_engine, require_schema
 from abscopal.store.repository import Repository
-
-
-@dataclass(frozen=True)
-class SafetyAnalysisSet:
-    events: list[d.AdverseEvent]  # treatment-emergent, in the safety population
-    population: SafetyPopulation
-    exposures: dict[str, Exposure]
-    excluded_not_emergent: int
-
-
-def safety_analysis_set(
-    patients: list[d.Patient],
-    fractions: list[d.Fraction],
-    cycles: list[d.ImmunotherapyCycle],
-    events: list[d.AdverseEvent],
-    options: SafetyOptions,
-) -> SafetyAnalysisSet:
-    """Exposure per patient, the safety population, and the events that are treatment-emergent (pure)."""
-    fractions_of: dict[str, list[d.Fraction]] = defaultdict(list)
-    for f in fractions:
-        fractions_of[f.subject_id].append(f)
-    cycles_of: dict[str, list[d.ImmunotherapyCycle]] = defaultdict(list)
-    for c in cycles:
-        cycles_of[c.subject_id].append(c)
-    exposures: dict[str, Exposure] = {}
-    for p in patients:
-        on_treatment = p.status in (d.PatientStatus.ON_TREATMENT, d.PatientStatus.ENROLLED)
-        exposure = exposure_for(
-            options.teae_anchor, fractions_of[p.subject_id], cycles_of[p.subject_id], p.enrolment_date, on_treatment
-        )
-        if exposure is not None:
-            exposures[p.subject_id] = exposure
-    kept = [e for e in events if is_treatment_emergent(e, exposures.get(e.subject_id), options)]
-    return SafetyAnalysisSet(kept, SafetyPopulation.of(sorted(exposures)), exposures, len(events) - len(kept))
 
 
 def load_safety_analysis_set(options: SafetyOptions, database_url: str | None = None) -> SafetyAnalysisSet:
@@ -65,3 +25,6 @@ def load_safety_analysis_set(options: SafetyOptions, database_url: str | None = 
         )
     engine.dispose()
     return result
+
+
+__all__ = ["SafetyAnalysisSet", "load_safety_analysis_set", "safety_analysis_set"]

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from abscopal.cli._common import console, user_errors
+from abscopal.inputs import check_output_file
 from abscopal.qol.eortc import score_answers
 from abscopal.qol.io import read_item_answers, write_scores
 
@@ -35,6 +36,7 @@ def score(
 
     Example: abscopal qol score --input items.csv --output scores.csv
     """
+    check_output_file(output)
     answers = read_item_answers(input)
     rows = score_answers(answers)
     n = write_scores(output, rows)

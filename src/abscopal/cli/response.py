@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from abscopal.cli._common import console, print_json, user_errors
 from abscopal.errors import ValidationError
+from abscopal.inputs import check_output_dir
 from abscopal.protocol.model import ResponseOptions, load_bundled
 from abscopal.response.codes import Criteria
 from abscopal.response.engine import derive_table
@@ -65,6 +66,7 @@ def derive(
 
     Example: abscopal response derive --input meas.csv --output out/ --criteria irecist --subjects subj.csv
     """
+    check_output_dir(output)
     protocol = load_bundled().current
     opts = _options(protocol.response, option or [])
     crit = Criteria(criteria or opts.criteria)

@@ -35,7 +35,7 @@ from abscopal.domain import (
     Signature,
 )
 from abscopal.errors import InputFileError, Problem, ValidationError
-from abscopal.inputs import read_input_text
+from abscopal.inputs import read_json_object
 from abscopal.protocol import units
 from abscopal.protocol.calendar import ScheduleInput
 from abscopal.protocol.eligibility import age_on
@@ -144,9 +144,9 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _parse(model: type[M], path: Path) -> M:
-    text = read_input_text(path)
+    data = read_json_object(path)
     try:
-        return model.model_validate_json(text)
+        return model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise InputFileError(str(path), _problems(exc)) from None
 

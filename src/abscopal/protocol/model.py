@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from abscopal.errors import ProtocolError
+from abscopal.errors import InputFileError, ProtocolError
+from abscopal.inputs import read_input_text
 
 
 class _Strict(BaseModel):
@@ -500,11 +501,11 @@ def load_protocol_file(path: str | Path) -> ProtocolFile:
     """Read and validate a protocol TOML file; raise :class:`ProtocolError` naming the bad key."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProtocolError("", "file not found", str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProtocolError("", f"cannot be read ({exc.__class__.__name__})", str(p)) from None
+        text = read_input_text(p)
+    except InputFileError as exc:  # missing, a folder, not UTF-8, empty: the shared reader's sentence
+        problem = exc.problems[0]
+        where = f"line {problem.line}: " if problem.line is not None else ""
+        raise ProtocolError("", where + problem.reason, str(p)) from None
     return parse_protocol(text, str(p))
 
 

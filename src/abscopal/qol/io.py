@@ -15,7 +15,7 @@ from pathlib import Path
 
 from abscopal.domain import Instrument, QuestionnaireAnswer
 from abscopal.errors import InputFileError, Problem, ValidationError
-from abscopal.inputs import read_input_text
+from abscopal.inputs import CsvTable, check_output_file, parse_csv, read_csv
 from abscopal.qol.eortc import ScaleScore, check_answer, item_definition
 
 ITEM_COLUMNS = ("subject_id", "visit", "instrument", "item", "answer")
@@ -33,29 +33,21 @@ def _integer(text: str) -> int | None:
 
 def read_item_answers(path: str | Path) -> list[QuestionnaireAnswer]:
     """Parse and check ITEMS.csv; raise :class:`InputFileError` listing every bad line."""
-    return parse_item_answers(read_input_text(path), str(path))
+    return _item_answers(read_csv(path, ITEM_COLUMNS))
 
 
 def parse_item_answers(text: str, source: str = "<items>") -> list[QuestionnaireAnswer]:
     """Parse ITEMS.csv text: known instrument, an item of it, integer answer in range, no duplicate item."""
-    rows = list(csv.reader(text.splitlines()))
-    if not rows or not any(cell.strip() for cell in rows[0]):
-        raise InputFileError(source, [Problem(1, "", f"the header is missing (expected {', '.join(ITEM_COLUMNS)})")])
-    header = [h.strip() for h in rows[0]]
-    missing = [c for c in ITEM_COLUMNS if c not in header]
-    if missing:
-        raise InputFileError(source, [Problem(1, c, "required column is missing") for c in missing])
-    col = {name: header.index(name) for name in ITEM_COLUMNS}
+    return _item_answers(parse_csv(text, source, ITEM_COLUMNS))
+
+
+def _item_answers(table: CsvTable) -> list[QuestionnaireAnswer]:
     problems: list[Problem] = []
     answers: list[QuestionnaireAnswer] = []
     seen: dict[tuple[str, str, str, int], int] = {}
-    for line, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            problems.append(Problem(line, "", f"has {len(row)} fields, the header has {len(header)}"))
-            continue
-        cell = {name: row[i].strip() for name, i in col.items()}
+    for row in table:
+        line = row.line
+        cell = {name: row.get(name) for name in ITEM_COLUMNS}
         bad = len(problems)
         for name in ("subject_id", "visit"):
             if not cell[name]:
@@ -95,7 +87,7 @@ def parse_item_answers(text: str, source: str = "<items>") -> list[Questionnaire
         if len(problems) == bad and instrument is not None and item is not None:
             answers.append(QuestionnaireAnswer(cell["subject_id"], cell["visit"], instrument, item, answer))
     if problems:
-        raise InputFileError(source, problems)
+        raise InputFileError(table.source, problems)
     return answers
 
 
@@ -107,8 +99,12 @@ def format_score(score: float | None) -> str:
 def write_scores(path: str | Path, scores: Iterable[ScaleScore]) -> int:
     """Write SCORES.csv atomically (a temporary file renamed into place); return the number of rows."""
     p = Path(path)
+    check_output_file(p)
     n = 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    except OSError as exc:
+        raise ValidationError("--output", f"{p} cannot be written ({exc.strerror})") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle, lineterminator="\n")
@@ -117,6 +113,9 @@ def write_scores(path: str | Path, scores: Iterable[ScaleScore]) -> int:
                 writer.writerow([s.subject_id, s.visit, s.instrument.value, s.scale, format_score(s.score)])
                 n += 1
         os.replace(tmp, p)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ValidationError("--output", f"{p} cannot be written ({exc.strerror})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -20,7 +20,8 @@ import pandas as pd
 import polars as pl
 from numpy.typing import NDArray
 
-from abscopal.errors import InputFileError, Problem
+from abscopal.errors import InputFileError, Problem, ValidationError
+from abscopal.inputs import check_header, check_output_dir, read_csv
 from abscopal.response.codes import NONE, Code, Criteria, label, parse_response
 from abscopal.response.endpoints import NO_DAY, PFS_REASON_TEXT
 from abscopal.response.engine import CohortArrays, role_rates
@@ -69,17 +70,13 @@ def _blank(col: str) -> pl.Expr:
 
 
 def _read_strings(path: Path, columns: tuple[str, ...], optional: tuple[str, ...]) -> pl.DataFrame:
-    try:
-        frame = pl.read_csv(path, infer_schema=False)
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as exc:
-        raise InputFileError(str(path), [Problem(None, "", f"cannot be read as CSV ({exc})")]) from None
-    header = [c.strip() for c in frame.columns]
-    frame.columns = header
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise InputFileError(str(path), [Problem(1, c, "column is missing from the header") for c in missing])
-    keep = [c for c in (*columns, *optional) if c in header]
-    return frame.select(keep).with_row_index("__line", offset=2)
+    """The careful read: the shared CSV reader (abscopal.inputs; quotes, ragged rows, duplicated columns,
+    encoding, each problem with its physical line), then the wanted columns as text with each record's line."""
+    table = read_csv(path, columns, missing_reason="column is missing from the header")
+    keep = [c for c in (*columns, *optional) if c in table.header]
+    data: dict[str, Any] = {c: pl.Series(c, table.column(c), dtype=pl.String) for c in keep}
+    frame = pl.DataFrame(data, schema={c: pl.String for c in keep})
+    return frame.with_columns(pl.Series("__line", [r.line for r in table.rows], dtype=pl.Int64)).select("__line", *keep)
 
 
 def _to_date(col: str) -> pl.Expr:
@@ -259,14 +256,42 @@ def _category_codes(column: pl.Series, code: Callable[[str], int], blank: int) -
     return codes
 
 
+def _plain_header(path: Path) -> list[str] | None:
+    """The header of a file the fast read may take, or None to leave it to the careful read.
+
+    The fast read numbers rows by position (line = row + 2), so it takes only files where a record is one
+    physical line and every line has the header's number of fields: no quote character at all (so no quoted
+    comma or newline), no blank line, no lone carriage return, no byte-order mark, and exactly (lines x
+    (columns - 1)) commas. polars refuses a line with too many fields and invalid UTF-8 (the fast read then gives
+    way), so the comma count also rules out a line with too few. Anything else, and every header problem of
+    :func:`abscopal.inputs.check_header`, goes to the careful read, which reports it with its line.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not data or data.startswith(b"\xef\xbb\xbf") or b'"' in data or b"\n\n" in data or b"\n\r\n" in data:
+        return None
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+        return None
+    end = data.find(b"\n")
+    first = data[: end if end >= 0 else len(data)].rstrip(b"\r")
+    try:
+        header = first.decode("utf-8").split(",")
+    except UnicodeDecodeError:
+        return None
+    if [h.strip() for h in header] != header or check_header(header, REQUIRED):
+        return None
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if data.count(b",") != lines * (len(header) - 1):
+        return None
+    return header
+
+
 def _read_typed(path: Path) -> Measurements | None:
     """The fast read of a clean file (typed columns, categories mapped once); None when anything is off."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            header = f.readline().rstrip("\r\n").split(",")
-    except (OSError, UnicodeDecodeError):
-        return None
-    if any(c not in header for c in REQUIRED) or len(set(header)) != len(header):
+    header = _plain_header(path)
+    if header is None:
         return None
     keep = [c for c in (*REQUIRED, *OPTIONAL) if c in header]
     try:
@@ -583,9 +608,12 @@ def write_outputs(
     on_file: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Write every output into a temporary directory next to ``output`` and move them in at the end."""
+    check_output_dir(output)
     output = output.resolve()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    except OSError as exc:
+        raise ValidationError("--output", f"{output} cannot be written ({exc.strerror})") from None
     try:
         frames: dict[str, Callable[[], pl.DataFrame]] = {
             "timepoints.csv": lambda: timepoint_frame(arrays),
@@ -610,7 +638,7 @@ def write_outputs(
         }
         (tmp / "options.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         if output.exists() and not output.is_dir():
-            raise InputFileError(str(output), [Problem(None, "", "exists and is not a directory")])
+            raise ValidationError("--output", f"{output} is a file, not a folder")
         if not output.exists():
             os.replace(tmp, output)
         else:
@@ -618,6 +646,8 @@ def write_outputs(
                 os.replace(f, output / f.name)
             tmp.rmdir()
         return sorted(output.iterdir())
+    except OSError as exc:
+        raise ValidationError("--output", f"{output} could not be written ({exc.strerror})") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -6,7 +6,6 @@ record is checked against CTCAE v5.0 with :func:`abscopal.safety.events.check_ad
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from enum import StrEnum
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import TypeVar
 
 from abscopal.domain import AdverseEvent, AeAction, AeOutcome, Attribution
 from abscopal.errors import InputFileError, Problem
-from abscopal.inputs import read_input_text
+from abscopal.inputs import read_csv
 from abscopal.safety.ctcae import CtcaeDictionary
 from abscopal.safety.events import check_adverse_event
 
@@ -111,27 +110,9 @@ class _Row:
 
 
 def _read_rows(path: str | Path, required: tuple[str, ...]) -> tuple[str, list[str], list[tuple[int, dict[str, str]]]]:
-    p = Path(path)
-    text = read_input_text(p)
-    rows = list(csv.reader(text.splitlines()))
-    if not rows:
-        raise InputFileError(str(p), [Problem(1, "", f"the header is missing (expected {', '.join(required)})")])
-    header = [h.strip().lower() for h in rows[0]]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InputFileError(str(p), [Problem(1, c, "required column is missing") for c in missing])
-    body: list[tuple[int, dict[str, str]]] = []
-    problems: list[Problem] = []
-    for line, row in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            problems.append(Problem(line, "", f"has {len(row)} fields, the header has {len(header)}"))
-            continue
-        body.append((line, dict(zip(header, row, strict=True))))
-    if problems:
-        raise InputFileError(str(p), problems)
-    return str(p), header, body
+    """The shared CSV reader (abscopal.inputs): header names lower-cased, each record with its start line."""
+    table = read_csv(path, required, header_case="lower")
+    return table.source, list(table.header), [(row.line, dict(row.cells)) for row in table]
 
 
 def read_adverse_events(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from abscopal.errors import InputFileError, Problem
+from abscopal.inputs import read_csv, read_input_text
 
 
 @dataclass(frozen=True)
@@ -25,44 +26,53 @@ class SurvivalData:
 
 def read_survival_csv(path: Path, time_col: str, event_col: str, group_col: str | None = None) -> SurvivalData:
     """Read TIME, EVENT (0/1) and GROUP columns; raise InputFileError listing every bad line."""
+    wanted = [time_col, event_col] + ([group_col] if group_col else [])
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputFileError(str(path), [Problem(None, "", "does not exist")]) from None
-    except OSError as exc:
-        raise InputFileError(str(path), [Problem(None, "", f"cannot be read ({exc.strerror})")]) from None
-    with handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        wanted = [time_col, event_col] + ([group_col] if group_col else [])
-        missing = [c for c in wanted if c not in header]
-        if missing:
+        table = read_csv(path, wanted, missing_reason="no such column")
+    except InputFileError as exc:
+        header = _header_of(exc, path)
+        if header is not None:  # name the columns there are, to help with a typo
             listed = ", ".join(header) if header else "none (the file is empty)"
-            problems = [Problem(1, c, f"no such column; the columns are: {listed}") for c in missing]
-            raise InputFileError(str(path), problems)
-        durations: list[float] = []
-        events: list[int] = []
-        groups: list[str] = []
-        problems = []
-        for line, row in enumerate(reader, start=2):
-            raw_time = (row.get(time_col) or "").strip()
-            raw_event = (row.get(event_col) or "").strip()
-            time = _parse_time(raw_time, line, time_col, problems)
-            event = _parse_event(raw_event, line, event_col, problems)
-            label = ""
-            if group_col:
-                label = (row.get(group_col) or "").strip()
-                if not label:
-                    problems.append(Problem(line, group_col, "is empty; every patient needs a group"))
-            if time is not None and event is not None:
-                durations.append(time)
-                events.append(event)
-                groups.append(label)
-        if not problems and not durations:
-            problems.append(Problem(None, "", "has a header but no data rows"))
-        if problems:
-            raise InputFileError(str(path), problems)
+            exc = InputFileError(
+                exc.path,
+                [
+                    Problem(p.line, p.field, f"{p.reason}; the columns are: {listed}")
+                    if p.reason == "no such column"
+                    else p
+                    for p in exc.problems
+                ],
+            )
+        raise exc from None
+    durations: list[float] = []
+    events: list[int] = []
+    groups: list[str] = []
+    problems: list[Problem] = []
+    for row in table:
+        line = row.line
+        time = _parse_time(row.get(time_col), line, time_col, problems)
+        event = _parse_event(row.get(event_col), line, event_col, problems)
+        label = ""
+        if group_col:
+            label = row.get(group_col)
+            if not label:
+                problems.append(Problem(line, group_col, "is empty; every patient needs a group"))
+        if time is not None and event is not None:
+            durations.append(time)
+            events.append(event)
+            groups.append(label)
+    if not problems and not durations:
+        problems.append(Problem(None, "", "has a header but no data rows"))
+    if problems:
+        raise InputFileError(str(path), problems)
     return SurvivalData(tuple(durations), tuple(events), tuple(groups) if group_col else None)
+
+
+def _header_of(exc: InputFileError, path: Path) -> list[str] | None:
+    """The header of a file refused for a missing column (None when it was refused for another reason)."""
+    if not any(p.reason == "no such column" for p in exc.problems):
+        return None
+    first = read_input_text(path).removeprefix("\ufeff").splitlines()[0]
+    return [c.strip() for c in next(csv.reader([first]))]
 
 
 def _parse_time(raw: str, line: int, field: str, problems: list[Problem]) -> float | None:

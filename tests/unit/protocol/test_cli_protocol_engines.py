@@ -90,7 +90,7 @@ def test_eligibility_check_of_a_bad_file_names_the_field(tmp_path: Path, change:
 def test_eligibility_check_of_a_file_that_is_not_json_says_so(tmp_path: Path) -> None:
     result = runner.invoke(app, ["eligibility", "check", str(_write(tmp_path, "p.json", "{not json"))])
     assert result.exit_code == 1
-    assert "Invalid JSON" in result.output
+    assert "line 1: is not valid JSON" in result.output
 
 
 def test_eligibility_check_under_an_unknown_protocol_version_is_refused() -> None:

@@ -57,7 +57,7 @@ def test_an_unknown_lab_unit_is_refused_naming_the_lab(tmp_path: Path) -> None:
 
 
 def test_a_missing_file_says_so(tmp_path: Path) -> None:
-    with pytest.raises(InputFileError, match="file not found"):
+    with pytest.raises(InputFileError, match="does not exist"):
         load_patient(tmp_path / "absent.json")
 
 

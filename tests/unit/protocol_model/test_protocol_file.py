@@ -149,5 +149,5 @@ def test_invalid_toml_says_so() -> None:
 def test_missing_file_says_file_not_found(tmp_path: Path) -> None:
     from abscopal.protocol.model import load_protocol_file
 
-    with pytest.raises(ProtocolError, match="file not found"):
+    with pytest.raises(ProtocolError, match="does not exist"):
         load_protocol_file(tmp_path / "nope.toml")

@@ -255,10 +255,13 @@ class ScaleScore:
     score: float | None
 
 
-def score_answers(answers: Iterable[QuestionnaireAnswer]) -> list[ScaleScore]:
-    """Score every (subject, visit, instrument) questionnaire in the answers, in order of first appearance.
+def questionnaires(
+    answers: Iterable[QuestionnaireAnswer],
+) -> dict[tuple[str, str, Instrument], dict[int, int | None]]:
+    """Item answers grouped per (subject, visit, instrument) questionnaire, in order of first appearance.
 
-    A duplicated item in one questionnaire is an error (which answer is true is unknowable).
+    A duplicated item in one questionnaire is an error (which answer is true is unknowable), as is an answer
+    outside the item's scale.
     """
     forms: dict[tuple[str, str, Instrument], dict[int, int | None]] = {}
     for a in answers:
@@ -269,8 +272,22 @@ def score_answers(answers: Iterable[QuestionnaireAnswer]) -> list[ScaleScore]:
             )
         check_answer(a.instrument, a.item, a.answer)
         form[a.item] = a.answer
+    return forms
+
+
+def score_answers(answers: Iterable[QuestionnaireAnswer], scales: Iterable[str] | None = None) -> list[ScaleScore]:
+    """Score every questionnaire in the answers (:func:`questionnaires`): every scale of its instrument in report
+    order, or only ``scales`` (codes, in the order given; the summary score needs all its scales, so it is
+    scored only with every scale)."""
+    forms = questionnaires(answers)
+    wanted = None if scales is None else [scale(c) for c in dict.fromkeys(scales)]
     rows: list[ScaleScore] = []
     for (subject, visit, instrument), form in forms.items():
-        for code, value in score_instrument(instrument, form).items():
-            rows.append(ScaleScore(subject, visit, instrument, code, value))
+        if wanted is None:
+            for code, value in score_instrument(instrument, form).items():
+                rows.append(ScaleScore(subject, visit, instrument, code, value))
+            continue
+        for definition in wanted:
+            if definition.instrument is instrument:
+                rows.append(ScaleScore(subject, visit, instrument, definition.code, score_scale(form, definition)))
     return rows

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, select
 
 from abscopal import domain as d
-from abscopal.reports.analysis import TrialData
+from abscopal.analysis.cutoff import TrialData
 from abscopal.store.repository import Repository
 from abscopal.store.tables import ENTITIES, ENTITY_BY_CLASS, audit_head
 

@@ -3,7 +3,7 @@ role, adverse-event heat map, QoL over time and the CONSORT flow diagram.
 
 Each function takes plain typed data (the small records below, or a :class:`~abscopal.stats.KMResult`) and an
 optional ``ax``, draws in the house style of :mod:`abscopal.reports.style` and returns the Figure. No database
-access here: :mod:`abscopal.reports.analysis` assembles the data.
+access here: the analysis engines (:mod:`abscopal.analysis`) assemble the data and define its records.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 
+from abscopal.analysis.figures import QolSeries, SpiderSeries, SwimmerLane, WaterfallBar
+from abscopal.analysis.populations import ConsortFlow
 from abscopal.reports import style
 from abscopal.reports.style import response_colour, response_key, styled
 from abscopal.stats import KMResult, ProportionCI
@@ -146,15 +148,6 @@ def _nice_step(horizon: float) -> float:
 WATERFALL_MAX_PATCHES = 150  # above this, the bars are one PolyCollection
 
 
-@dataclass(frozen=True)
-class WaterfallBar:
-    """One patient: best % change of the target sum of diameters from baseline, and the BOR code."""
-
-    subject_id: str
-    best_pct: float
-    response: str
-
-
 @styled
 def waterfall_plot(bars: Sequence[WaterfallBar], *, title: str | None = None, ax: Axes | None = None) -> Figure:
     """Bars sorted from largest increase to largest decrease, coloured by best overall response, with the
@@ -193,16 +186,6 @@ def waterfall_plot(bars: Sequence[WaterfallBar], *, title: str | None = None, ax
 
 
 SPIDER_MAX_LINES = 80  # above this, one LineCollection without markers (fast, and as readable)
-
-
-@dataclass(frozen=True)
-class SpiderSeries:
-    """One patient's % change of the target sum from baseline at each assessment (weeks from reference)."""
-
-    subject_id: str
-    weeks: Sequence[float]
-    pct: Sequence[float]
-    response: str
 
 
 @styled
@@ -252,21 +235,6 @@ def spider_plot(series: Sequence[SpiderSeries], *, title: str | None = None, ax:
 
 
 # --- swimmer
-
-
-@dataclass(frozen=True)
-class SwimmerLane:
-    """One patient's course in weeks from the first study treatment (all times relative to that date)."""
-
-    subject_id: str
-    end: float
-    rt: tuple[float, float] | None = None
-    io: Sequence[float] = ()
-    responses: Sequence[tuple[float, str]] = ()
-    progression: float | None = None
-    death: float | None = None
-    ongoing: bool = False
-    best_response: str = "NE"
 
 
 @styled
@@ -447,19 +415,6 @@ def ae_heatmap(
 # --- QoL over time
 
 
-@dataclass(frozen=True)
-class QolSeries:
-    """Mean score of one scale by visit (weeks), with the CI limits and the number of patients per visit."""
-
-    scale: str
-    label: str
-    weeks: Sequence[float]
-    mean: Sequence[float]
-    lower: Sequence[float]
-    upper: Sequence[float]
-    n: Sequence[int] = field(default_factory=tuple)
-
-
 @styled
 def qol_plot(series: Sequence[QolSeries], *, title: str | None = None, ax: Axes | None = None) -> Figure:
     """Mean scale scores (0-100) over visits with 95% CI error bars, one line per scale."""
@@ -488,21 +443,6 @@ def qol_plot(series: Sequence[QolSeries], *, title: str | None = None, ax: Axes 
 
 
 # --- CONSORT
-
-
-@dataclass(frozen=True)
-class ConsortFlow:
-    """The CONSORT 2010 flow of a single-arm trial, from the screening log and the enrolment records."""
-
-    screened: int
-    excluded: int
-    exclusion_reasons: Sequence[tuple[str, int]]
-    enrolled: int
-    treated: int
-    not_treated: int
-    analysed: int
-    not_analysed: int = 0
-    discontinued: Sequence[tuple[str, int]] = ()
 
 
 def _box(

@@ -1,8 +1,9 @@
 """The trial report: one self-contained HTML file (figures embedded as base64 PNG) and the same as PDF.
 
-:func:`render_html` turns an :class:`~abscopal.reports.analysis.Analysis` into HTML through the Jinja2 template
-``templates/report.html.j2``; :func:`write_pdf` prints it with WeasyPrint; :func:`build_report` does the whole
-run (read the database, analyse at the cut-off, draw, write both files) and reports each step.
+:func:`render_html` lays an :class:`~abscopal.analysis.Analysis` (the analysis engines' output) out as HTML
+through the Jinja2 template ``templates/report.html.j2``; :func:`write_pdf` prints it with WeasyPrint;
+:func:`build_report` does the whole run (read the database, analyse at the cut-off, draw, write both files) and
+reports each step. This is the report layer: it reads the store and lays results out; it computes nothing.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 import abscopal
+from abscopal.analysis import Analysis
+from abscopal.analysis.endpoints import BOR_RANKS, DAYS_PER_MONTH, SurvivalSummary
+from abscopal.analysis.figures import DAYS_PER_WEEK
 from abscopal.errors import ValidationError
 from abscopal.reports import plots, style
-from abscopal.reports.analysis import BOR_RANKS, DAYS_PER_MONTH, DAYS_PER_WEEK, Analysis, SurvivalSummary
 from abscopal.stats import KMResult, ProportionCI
 
 STEPS = ("read", "analyse", "figures", "html", "pdf")
@@ -205,8 +208,8 @@ def build_report(
 ) -> ReportFiles:
     """Read the trial, analyse it at ``cutoff`` (default: today), draw the figures and write report.html and
     report.pdf into ``output`` (created if needed)."""
+    from abscopal.analysis import analyse
     from abscopal.protocol.model import load_bundled
-    from abscopal.reports.analysis import analyse
     from abscopal.reports.io import content_hash, load_trial
     from abscopal.store.database import _redact, make_engine, require_schema
 

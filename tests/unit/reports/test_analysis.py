@@ -21,16 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from abscopal import domain as d
+from abscopal.analysis.cutoff import TrialData, apply_cutoff
+from abscopal.analysis.endpoints import BOR_RANKS, visit_week
+from abscopal.analysis.figures import heatmap_matrix
+from abscopal.analysis.options import option_rows
+from abscopal.analysis.trial import analyse
 from abscopal.protocol.model import load_bundled
-from abscopal.reports.analysis import (
-    BOR_RANKS,
-    TrialData,
-    analyse,
-    apply_cutoff,
-    heatmap_matrix,
-    option_rows,
-    visit_week,
-)
 from abscopal.reports.report import ReportMeta, draw_figures, fmt_pct, render_html
 from abscopal.response.codes import Criteria
 

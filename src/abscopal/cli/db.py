@@ -9,7 +9,7 @@ from rich.table import Table
 
 from abscopal.cli._common import console, user_errors
 from abscopal.settings import Settings
-from abscopal.store.database import _redact, make_engine, schema_revision
+from abscopal.store.database import make_engine, redact, schema_revision
 from abscopal.store.migrate import head_revision, upgrade
 from abscopal.store.repository import Repository
 
@@ -39,19 +39,22 @@ def upgrade_cmd(database_url: UrlOpt = None) -> None:
     upgrade(engine)
     after = schema_revision(engine)
     if before == after:
-        console.print(f"[green]Up to date[/] at schema {after}: {_redact(url)}")
+        console.print(f"[green]Up to date[/] at schema {after}: {redact(url)}")
     else:
-        console.print(f"[green]Upgraded[/] {before or 'empty database'} → {after}: {_redact(url)}")
+        console.print(f"[green]Upgraded[/] {before or 'empty database'} → {after}: {redact(url)}")
 
 
 @app.command("status")
 @user_errors
 def status_cmd(database_url: UrlOpt = None) -> None:
-    """Where the database is, its schema version, and how many rows each table holds."""
+    """Where the database is, its schema version, and how many rows each table holds (opened read-only).
+
+    Example: abscopal db status --database-url sqlite:///trial.sqlite
+    """
     url = database_url or Settings().resolved_database_url()
-    engine = make_engine(url)
+    engine = make_engine(url, read_only=True)
     rev = schema_revision(engine)
-    console.print(f"Database: {_redact(url)}")
+    console.print(f"Database: {redact(url)}")
     console.print(f"Schema: {rev or 'empty (run `abscopal db upgrade`)'}; newest: {head_revision()}")
     if rev is None:
         return

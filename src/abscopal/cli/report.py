@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from abscopal.cli._common import console, user_errors
 from abscopal.errors import ValidationError
-from abscopal.store.database import _redact
+from abscopal.store.database import make_engine, redact
 
 _STEP_TEXT = {
     "read": "Reading the trial from the database",
@@ -55,12 +55,15 @@ def register(app: typer.Typer) -> None:
         Example: abscopal report --output out/ --cutoff 2025-06-30
         """
         cut = _parse_cutoff(cutoff)
+        # the report only reads: prove the database exists and opens read-only before any work (a missing file,
+        # an in-memory URL or a corrupt file is one sentence here)
+        make_engine(database_url, read_only=True).dispose()
         from abscopal.reports.report import STEPS, build_report
 
         # the command that reproduces this report: options as resolved (cut-off fixed, password hidden)
         words = ["abscopal", "report", "--output", str(output), "--cutoff", (cut or dt.date.today()).isoformat()]
         if database_url:
-            words += ["--database-url", _redact(database_url)]
+            words += ["--database-url", redact(database_url)]
         if title:
             words += ["--title", title]
         command_line = shlex.join(words)

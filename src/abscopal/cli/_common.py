@@ -26,8 +26,15 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+_DATABASE_MODULES = ("sqlalchemy", "sqlite3", "psycopg", "alembic")
+
+
 def user_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Decorator for commands: an :class:`AbscopalError` becomes one sentence and exit code 1."""
+    """Decorator for commands: an :class:`AbscopalError` becomes one sentence and exit code 1.
+
+    A database error that escaped the store (SQLAlchemy, sqlite3, psycopg) becomes its typed sentence too
+    (:func:`abscopal.store.database.database_error`), never a driver traceback.
+    """
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -35,6 +42,12 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except AbscopalError as exc:
             raise fail(str(exc)) from None
+        except Exception as exc:
+            if not type(exc).__module__.startswith(_DATABASE_MODULES):
+                raise
+            from abscopal.store.database import database_error  # only now: keeps CLI start-up light
+
+            raise fail(str(database_error(exc))) from None
 
     return wrapper
 

@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, Table, func, insert, select
+import typer
+from sqlalchemy import MetaData, Table, func, insert, select, text
 
+from abscopal.cli._common import user_errors
 from abscopal.store.database import make_engine
 from abscopal.store.pgserver import TemporaryPostgres
 
@@ -237,3 +239,25 @@ def test_db_status_of_a_missing_file_says_so_and_creates_nothing(tmp_path: Path)
     assert res.returncode == 1
     assert "There is no database at" in res.stderr
     assert not path.exists()
+
+
+def test_a_database_error_that_escapes_a_command_is_one_typed_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'trial.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+
+    @user_errors
+    def command() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+
+    with pytest.raises(typer.Exit) as exit_:
+        command()
+    engine.dispose()
+    err = capsys.readouterr().err
+    assert exit_.value.exit_code == 1
+    assert "a record with the same identity already exists" in err
+    assert "IntegrityError" not in err and "Traceback" not in err

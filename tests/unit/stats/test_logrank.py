@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,73 @@ def test_renaming_the_groups_does_not_change_the_test(data: tuple[list[int], lis
     assert a.df == b.df
     assert a.chisq == pytest.approx(b.chisq, rel=1e-9, abs=1e-9)
     assert 0.0 <= a.p <= 1.0 and a.chisq >= -1e-12
+
+
+def _survdiff_by_the_book(t: list[float], e: list[int], g: list[str]) -> tuple[list[float], list[list[float]]]:
+    """Expected events and variance summed time by time, as survdiff's C loop does: the oracle for the fast sums."""
+    names = sorted(set(g))
+    k = len(names)
+    expected = [0.0] * k
+    variance = [[0.0] * k for _ in range(k)]
+    for time in sorted({ti for ti, ei in zip(t, e, strict=True) if ei == 1}):
+        at_risk = [sum(1 for ti, gi in zip(t, g, strict=True) if ti >= time and gi == name) for name in names]
+        n = sum(at_risk)
+        d = sum(1 for ti, ei in zip(t, e, strict=True) if ti == time and ei == 1)
+        for a in range(k):
+            expected[a] += d * at_risk[a] / n
+            if n > 1:
+                c = d * (n - d) / (n - 1)
+                for b in range(k):
+                    share = at_risk[a] / n * ((a == b) - at_risk[b] / n)
+                    variance[a][b] += c * share
+    return expected, variance
+
+
+def test_many_groups_give_the_time_by_time_sums_of_survdiff() -> None:
+    # 80 groups of 5 patients: more than one block of the sorted order (block size 10), so pairs of patients in
+    # different blocks and in the same block both count. Times are whole days, so ties are frequent.
+    rng = random.Random(12)
+    g = [f"G{i % 80:02d}" for i in range(400)]
+    t = [float(rng.randint(1, 60)) for _ in g]
+    e = [rng.randint(0, 1) for _ in g]
+    expected, variance = _survdiff_by_the_book(t, e, g)
+    result = logrank(t, e, g)
+    assert [x.expected for x in result.groups] == pytest.approx(expected, rel=1e-12)
+    assert [x.variance for x in result.groups] == pytest.approx([variance[i][i] for i in range(80)], rel=1e-12)
+
+
+def test_the_hand_worked_two_group_variance_is_thirteen_eighteenths() -> None:
+    # The same four patients as the Mantel-Haenszel sum above: V_a = V_b = 0.25 + 2/9 + 0.25 = 13/18.
+    result = logrank([1, 3, 2, 4], [1, 1, 1, 1], ["a", "a", "b", "b"])
+    assert [g.variance for g in result.groups] == pytest.approx([13 / 18, 13 / 18], rel=1e-12)
+
+
+def test_twenty_groups_agree_with_lifelines_multivariate_logrank() -> None:
+    rng = random.Random(3)
+    g = [f"site{rng.randint(1, 20)}" for _ in range(600)]
+    t = [round(rng.expovariate(1 / (200 + 10 * int(s[4:]))), 1) for s in g]
+    e = [int(rng.random() < 0.7) for _ in g]
+    ours = logrank(t, e, g)
+    theirs = multivariate_logrank_test(t, g, e)
+    assert ours.df == 19
+    assert ours.chisq == pytest.approx(theirs.test_statistic, rel=1e-9)
+    assert ours.p == pytest.approx(theirs.p_value, rel=1e-6)
+
+
+@settings(deadline=None, max_examples=40)
+@given(grouped, st.randoms(use_true_random=False))
+def test_the_order_of_the_rows_does_not_change_the_test(
+    data: tuple[list[int], list[int], list[str]], rng: random.Random
+) -> None:
+    t, e, g = data
+    if len(set(g)) < 2:
+        return
+    rows = list(zip(t, e, g, strict=True))
+    rng.shuffle(rows)
+    try:
+        a = logrank(t, e, g)
+    except ValidationError:
+        return
+    b = logrank([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    assert b.chisq == pytest.approx(a.chisq, rel=1e-9, abs=1e-9)
+    assert [x.expected for x in b.groups] == pytest.approx([x.expected for x in a.groups], rel=1e-12)

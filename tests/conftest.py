@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
     xdist workers inherit its port through the environment. Under CI=true a server that cannot start
     stops the run at once with the reason (no silent skip).
     """
+    if "ABSCOPAL_AUDIT_KEY_DIR" not in os.environ:  # PostgreSQL test databases' audit keys: not in $HOME
+        os.environ["ABSCOPAL_AUDIT_KEY_DIR"] = tempfile.mkdtemp(prefix="abscopal-test-keys-")
     if hasattr(config, "workerinput") or not _postgres_wanted() or _PORT in os.environ:
         return
     server = TemporaryPostgres()

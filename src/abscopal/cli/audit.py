@@ -1,44 +1,74 @@
-"""``abscopal audit``: verify the hash-chained audit trail and show a record's history."""
+"""``abscopal audit``: verify the HMAC-chained audit trail, sign checkpoints, and show a record's history."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy import Connection, select
 
 from abscopal.cli._common import console, fail, print_json, user_errors
+from abscopal.errors import InputFileError, NotFound, Problem, ValidationError
 from abscopal.settings import Settings
-from abscopal.store.audit import history, verify
+from abscopal.store.audit import checkpoint, history, verify
+from abscopal.store.audit_key import load_key
 from abscopal.store.database import make_engine, require_schema
+from abscopal.store.tables import ENTITIES
 
-app = typer.Typer(help="Verify the audit trail and read the history of a record.", no_args_is_help=True)
+app = typer.Typer(
+    help="Verify the audit trail, sign a checkpoint of it, and read the history of a record.", no_args_is_help=True
+)
 
 UrlOpt = Annotated[
     str | None, typer.Option("--database-url", envvar="ABSCOPAL_DATABASE_URL", help="Database URL (default: SQLite).")
 ]
 
 
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(str(path), [Problem(None, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(str(path), [Problem(None, "", f"is not a checkpoint file ({exc})")]) from None
+    if not isinstance(data, dict):
+        raise InputFileError(str(path), [Problem(None, "", "is not a checkpoint file (expected a JSON object)")])
+    return data
+
+
 @app.command("verify")
 @user_errors
 def verify_cmd(
     database_url: UrlOpt = None,
+    checkpoint_file: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="A statement from `abscopal audit checkpoint`: also detect a rollback."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
 ) -> None:
-    """Check every audit record's hash chain, then every trial-data row against the trail.
+    """Check the head, every audit record's HMAC chain, then every trial-data row against the trail.
 
-    Exit 0 when intact; exit 1 naming each edited, deleted or unaudited record.
+    Exit 0 when intact; exit 1 naming each finding (the first 50, then how many more of each kind).
+
+    Example: abscopal audit verify --checkpoint ~/checkpoints/2026-12-01.json
     """
     engine = make_engine(database_url or Settings().resolved_database_url())
     require_schema(engine)
+    key = load_key(engine.url, create=False)
+    statement = _read_checkpoint(checkpoint_file) if checkpoint_file is not None else None
     with console.status("Verifying the audit trail…"), engine.connect() as conn:
-        report = verify(conn)
+        report = verify(conn, key, checkpoint_statement=statement)
     if as_json:
         print_json(
             {
                 "ok": report.ok,
                 "records": report.records,
                 "rows": report.rows,
+                "total_findings": report.total,
+                "findings_by_kind": report.by_kind,
                 "findings": [f.__dict__ for f in report.findings],
             }
         )
@@ -46,32 +76,101 @@ def verify_cmd(
             raise typer.Exit(1)
         return
     if report.ok:
+        extra = " and extend the checkpoint" if statement is not None else ""
         console.print(
-            f"[green]Intact:[/] {report.records:,} audit records chain correctly and match {report.rows:,} data rows."
+            f"[green]Intact:[/] {report.records:,} audit records chain correctly and match {report.rows:,} data "
+            f"rows{extra}."
         )
         return
     for finding in report.findings:
         console.print(f"[red]✗[/] {finding.message}", highlight=False)
-    raise fail(f"the audit trail found {len(report.findings)} problem(s); see above")
+    if report.not_shown:
+        kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(report.by_kind.items()))
+        console.print(f"… and {report.not_shown:,} more ({kinds} in all)", highlight=False)
+    raise fail(f"the audit trail has {report.total:,} problem(s); see above")
+
+
+@app.command("checkpoint")
+@user_errors
+def checkpoint_cmd(
+    database_url: UrlOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the statement to this file (default: print it).")
+    ] = None,
+) -> None:
+    """Print a signed statement of the trail's head (sequence, hash, row counts, time) to keep OUTSIDE the database.
+
+    Later, `abscopal audit verify --checkpoint FILE` detects any rollback or truncation since.
+
+    Example: abscopal audit checkpoint -o ~/checkpoints/$(date +%F).json
+    """
+    engine = make_engine(database_url or Settings().resolved_database_url())
+    require_schema(engine)
+    key = load_key(engine.url, create=False)
+    with engine.connect() as conn:
+        statement = checkpoint(conn, key)
+    text = json.dumps(statement, indent=2, sort_keys=True)
+    if output is None:
+        console.print_json(text)
+        return
+    try:
+        output.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError("--output", f"cannot write {output} ({exc.strerror})") from None
+    console.print(f"Checkpoint of record {statement['seq']:,} written to {output}.")
+
+
+def _resolve(conn: Connection, entity: str, key: str) -> str:
+    """A record id from an id or a natural key written with slashes (``QFS-000002/L1``)."""
+    e = ENTITIES.get(entity)
+    if e is None:
+        raise ValidationError("ENTITY", f"{entity!r} is not a table; one of {', '.join(ENTITIES)}")
+    if conn.execute(select(e.table.c.id).where(e.table.c.id == key)).first() is not None:
+        return key
+    own = [c for c in e.natural_key if c != e.parent_column]
+    parts = key.split("/", len(own) - 1) if own else []
+    if len(parts) == len(own) and e.parent_column is None:
+        query = select(e.table.c.id)
+        for col, value in zip(own, parts, strict=True):
+            column = e.table.c[col]
+            query = query.where(column.cast(e.table.c.id.type) == value)
+        found = conn.execute(query.order_by(e.table.c.id.desc()).limit(1)).scalar()
+        if found is not None:
+            return str(found)
+    return key
 
 
 @app.command("history")
 @user_errors
 def history_cmd(
     entity: Annotated[str, typer.Argument(help="Table, e.g. patients, lesions, adverse_events.")],
-    key: Annotated[str, typer.Argument(help="The record's key, e.g. S0001 or S0001/L1.")],
+    key: Annotated[
+        str,
+        typer.Argument(help="The record's id, or its natural key joined with '/': QFS-000002, QFS-000002/L1."),
+    ],
     database_url: UrlOpt = None,
 ) -> None:
-    """Every change to one record: who, when, which field, old and new value, and why."""
+    """Every change to one record: who, when, which field, old and new value, version, and why.
+
+    Examples (on the demo database):
+
+      abscopal audit history patients QFS-000002
+
+      abscopal audit history lesions QFS-000002/L1
+
+      abscopal audit history adverse_events QFS-000002/AE1
+    """
     engine = make_engine(database_url or Settings().resolved_database_url())
     require_schema(engine)
     with engine.connect() as conn:
-        rows = history(conn, entity, key)
+        record_id = _resolve(conn, entity, key)
+        rows = history(conn, entity, record_id)
     if not rows:
-        console.print(f"No audit records for {entity} {key!r}.")
-        return
-    table = Table("seq", "when (UTC)", "who", "field", "old", "new", "reason")
+        raise NotFound(f"No audit records for {entity} {key!r} (give the record's id or its natural key)")
+    shown = f"{entity} {key}" + (f" (id {record_id})" if record_id != key else "")
+    table = Table("seq", "when (UTC)", "who", "field", "old", "new", "version", "reason", title=shown)
     for r in rows:
         when = f"{r.at:%Y-%m-%d %H:%M:%S}"
-        table.add_row(str(r.seq), when, r.username, r.field, r.old_value or "", r.new_value or "", r.reason)
+        version = "" if r.version is None else str(r.version)
+        table.add_row(str(r.seq), when, r.username, r.field, r.old_value or "", r.new_value or "", version, r.reason)
     console.print(table)

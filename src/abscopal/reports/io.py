@@ -84,7 +84,7 @@ def _converter(hint: Any) -> Callable[[Any], Any]:
 
 
 def flat_records(conn: Connection, cls: type[T]) -> list[T]:
-    """Every stored object of a flat domain class (no child rows, no JSON), in key order: the objects
+    """Every stored object of a flat domain class (no child rows, no JSON), in natural-key order, live rows only: the objects
     ``Repository.all`` builds, three to five times faster on large tables (one SELECT, one converter per column)."""
     entity = ENTITIES[ENTITY_BY_CLASS[cls]]
     if entity.children:
@@ -93,9 +93,10 @@ def flat_records(conn: Connection, cls: type[T]) -> list[T]:
     fields = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     converters = [_converter(hints[name]) for name in fields]
     quote = conn.dialect.identifier_preparer.quote
+    order = ", ".join(quote(c) for c in (*entity.natural_key, "id"))
     sql = (
         f"SELECT {', '.join(quote(name) for name in fields)} FROM {quote(entity.table.name)} "
-        f"ORDER BY {quote(entity.key_column)}"
+        f"WHERE removed_reason IS NULL ORDER BY {order}"
     )
     return [
         cls(*(convert(value) for convert, value in zip(converters, row, strict=True)))

@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import JSON, Connection, Date, DateTime, Float, Table
 from sqlalchemy.exc import IntegrityError
 
-from abscopal.store.tables import CHILD_PARENT_COLUMN, ENTITIES
+from abscopal.store.tables import ENTITIES, LIFE_COLUMNS
 
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
@@ -35,7 +35,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 
 def _enum_value(value: Any) -> Any:
-    return value._value_  # faster than the .value descriptor, on millions of rows
+    return getattr(value, "_value_", value)  # faster than .value on millions of rows; a plain str stays as it is
 
 
 def _json_dict(value: Any) -> Any:
@@ -65,7 +65,7 @@ def _normaliser(column_type: Any, hint: Any) -> Callable[[Any], Any] | None:
 
 @dataclasses.dataclass
 class RowCodec:
-    """Normalised column values of one table, in the table's column order (``key`` first when it has one)."""
+    """Normalised column values of one table: ``id``, ``version``, ``removed_reason``, parent id, then the fields."""
 
     entity: str
     table: Table
@@ -89,10 +89,10 @@ class RowCodec:
         return tuple(out)
 
     def state_from_db(self, row: Mapping[Any, Any]) -> dict[str, Any]:
-        """A row read back from the database, normalised like :meth:`values` (all columns except ``key``)."""
+        """A row read back from the database, normalised like :meth:`values` (every column except ``id``)."""
         out: dict[str, Any] = {}
         for name in self.columns:
-            if name == "key":
+            if name == "id":
                 continue
             value = row[name]
             if isinstance(value, dt.datetime):
@@ -101,6 +101,11 @@ class RowCodec:
                 value = float(value)
             out[name] = value
         return out
+
+    @property
+    def state_columns(self) -> tuple[str, ...]:
+        """The columns an insert's audit record holds: the parent's id (children) and the fields."""
+        return ((self.parent_column,) if self.parent_column else ()) + self.field_columns
 
 
 _CODECS: dict[str, RowCodec] = {}
@@ -117,8 +122,8 @@ def codec(entity: str) -> RowCodec:
     c = _CODECS.get(entity)
     if c is None:
         e = ENTITIES[entity]
-        parent = CHILD_PARENT_COLUMN.get(entity)
-        skip = {"key", parent} if parent else {"key"}
+        parent = e.parent_column
+        skip = set(LIFE_COLUMNS) | ({parent} if parent else set())
         field_columns = tuple(str(col.name) for col in e.table.columns if col.name not in skip)
         c = RowCodec(
             entity=entity,

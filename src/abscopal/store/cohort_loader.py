@@ -48,6 +48,7 @@ def store_cohort_chunks(
                 objects.append(obj)
         with UnitOfWork(engine, user=user, reason=reason) as uow:
             rows = uow.add_all(objects)
+            uow.commit()
         total += rows
         if on_chunk is not None:
             on_chunk(patients, rows)

@@ -1,4 +1,8 @@
-"""Reading trial data back as domain objects (the repository of cosmicpython): the engines never see SQL."""
+"""Reading trial data back as domain objects (the repository of cosmicpython): the engines never see SQL.
+
+Only live records are read (a logically removed one, ``removed_reason`` set, is history, not data).
+Writes go through :class:`~abscopal.store.unit_of_work.UnitOfWork` and its repositories (``store.records``).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from sqlalchemy import Connection, func, select
 from abscopal import domain as d
 from abscopal.errors import NotFound
 from abscopal.store.mapping import from_row
-from abscopal.store.tables import CHILD_PARENT_COLUMN, ENTITIES, ENTITY_BY_CLASS, audit_log
+from abscopal.store.tables import ENTITIES, ENTITY_BY_CLASS, audit_log
 
 T = TypeVar("T")
 
@@ -28,8 +32,9 @@ class Repository:
         out: dict[str, dict[str, list[Any]]] = {}
         for field_name, child_entity in e.children.items():
             ce = ENTITIES[child_entity]
-            parent_col = ce.table.c[CHILD_PARENT_COLUMN[child_entity]]
-            query = select(ce.table).order_by(ce.table.c.key)
+            assert ce.parent_column is not None
+            parent_col = ce.table.c[ce.parent_column]
+            query = select(ce.table).where(ce.table.c.removed_reason.is_(None)).order_by(ce.table.c.id)
             if parent_keys is not None:
                 query = query.where(parent_col.in_(parent_keys))
             grouped: dict[str, list[Any]] = defaultdict(list)
@@ -41,15 +46,16 @@ class Repository:
     def _load(self, cls: type[T], where: Any = None) -> list[T]:
         entity = ENTITY_BY_CLASS[cls]
         e = ENTITIES[entity]
-        query = select(e.table).order_by(e.table.c[e.key_column])
+        order = [e.table.c[c] for c in e.natural_key if c in e.table.c] + [e.table.c.id]
+        query = select(e.table).where(e.table.c.removed_reason.is_(None)).order_by(*order)
         if where is not None:
             query = query.where(where)
         rows = list(self.conn.execute(query).mappings())
         if not e.children:
             return [from_row(cls, r) for r in rows]
-        keys = [r[e.key_column] for r in rows]
+        keys = [r["id"] for r in rows]
         children = self._children(entity, keys if len(keys) < 5_000 else None)
-        return [from_row(cls, r, **{f: tuple(children[f].get(r[e.key_column], ())) for f in e.children}) for r in rows]
+        return [from_row(cls, r, **{f: tuple(children[f].get(r["id"], ())) for f in e.children}) for r in rows]
 
     def all(self, cls: type[T]) -> list[T]:
         """Every stored object of a domain class, in key order."""
@@ -68,7 +74,8 @@ class Repository:
 
     def iter_patients(self, batch: int = 1_000) -> Iterator[d.Patient]:
         table = ENTITIES["patients"].table
-        for row in self.conn.execution_options(yield_per=batch).execute(select(table).order_by(table.c.subject_id)):
+        query = select(table).where(table.c.removed_reason.is_(None)).order_by(table.c.subject_id)
+        for row in self.conn.execution_options(yield_per=batch).execute(query):
             yield from_row(d.Patient, row._mapping)
 
     def counts(self) -> dict[str, int]:
@@ -82,5 +89,7 @@ class Repository:
 
     def patients_by_status(self) -> dict[str, int]:
         table = ENTITIES["patients"].table
-        rows = self.conn.execute(select(table.c.status, func.count()).group_by(table.c.status))
+        rows = self.conn.execute(
+            select(table.c.status, func.count()).where(table.c.removed_reason.is_(None)).group_by(table.c.status)
+        )
         return {str(status): int(n) for status, n in rows}

@@ -1,8 +1,12 @@
 """The database schema, derived from the domain dataclasses so that the two cannot drift apart.
 
 Each trial-data table mirrors one dataclass of :mod:`abscopal.domain`: a column per field (enums as text,
-dates as dates, dicts as JSON), plus a text primary key ``key`` built from the record's natural key (so that
-audit records can name a row, and bulk loads need no id round-trips). The audit tables are defined by hand.
+dates as dates, dicts as JSON), plus three columns of the record's life: ``id`` (a surrogate key that never
+changes, :mod:`abscopal.store.ids`), ``version`` (1 at insert, +1 on every audited change: optimistic
+concurrency) and ``removed_reason`` (``NULL`` while the record is live; a logical removal keeps the row).
+The record's natural key (patient + lesion id, patient + assessment date, …) is a unique index over live
+rows, so correcting a date or a lesion id is an ordinary audited update. Child rows (lesion measurements,
+adjudication signatures) point at their parent's ``id``. The audit tables are defined by hand.
 Alembic migrations (``store/migrations``) create exactly this schema; a test compares the two.
 """
 
@@ -13,7 +17,6 @@ import datetime as dt
 import enum
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +35,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from abscopal import domain as d
@@ -48,16 +52,20 @@ metadata = MetaData(
 
 @dataclass(frozen=True)
 class Entity:
-    """How one domain class is stored: its table, its natural key, and its child collections."""
+    """How one domain class is stored: its table, natural key, child collections and parent (for children)."""
 
+    name: str
     cls: type[Any]
     table: Table
-    key: Callable[[Any], str]
-    key_column: str
+    natural_key: tuple[str, ...]  # columns of the unique key among live rows
     children: dict[str, str]  # dataclass field -> child entity name (stored in its own table)
+    parent: str | None = None  # for a child entity: the parent entity
+    parent_column: str | None = None  # for a child entity: the column holding the parent's id
 
 
 ENTITIES: dict[str, Entity] = {}
+LIFE_COLUMNS = ("id", "version", "removed_reason")
+LIVE = text("removed_reason IS NULL")
 
 
 def _sql_type(hint: Any) -> tuple[Any, bool]:
@@ -92,24 +100,29 @@ _FOREIGN: dict[str, str] = {
     "subject_id": "patients.subject_id",
     "site_code": "sites.code",
 }
+# Columns other tables refer to: their uniqueness covers removed rows too (a foreign key needs a full unique key).
+_REFERENCED = {("patients", "subject_id"), ("sites", "code")}
 
 
 def _define(
     name: str,
     cls: type[Any],
-    key: Callable[[Any], str] | None,
+    natural_key: tuple[str, ...],
     *,
-    pk_field: str | None = None,
     children: dict[str, str] | None = None,
-    parent: tuple[str, str] | None = None,
+    parent: tuple[str, str] | None = None,  # (column, parent entity)
     indexes: tuple[str, ...] = (),
 ) -> None:
     hints = typing.get_type_hints(cls)
-    columns: list[Column[Any]] = []
-    if pk_field is None:
-        columns.append(Column("key", String(200), primary_key=True))
+    columns: list[Column[Any]] = [
+        Column("id", String(40), primary_key=True),
+        Column("version", Integer, nullable=False),
+        Column("removed_reason", Text, nullable=True),
+    ]
     if parent is not None:
-        columns.append(Column(parent[0], String(200), ForeignKey(parent[1], ondelete="CASCADE"), nullable=False))
+        columns.append(
+            Column(parent[0], String(40), ForeignKey(f"{parent[1]}.id", ondelete="RESTRICT"), nullable=False)
+        )
     for f in dataclasses.fields(cls):
         if children and f.name in children:
             continue
@@ -118,108 +131,114 @@ def _define(
         fk = _FOREIGN.get(f.name)
         if fk and not (name == "patients" and f.name == "subject_id") and name != "sites":
             args.append(ForeignKey(fk))
-        if f.name == pk_field:
-            columns.append(Column(f.name, String(100), *args, primary_key=True))
-        else:
-            columns.append(Column(f.name, sql_type, *args, nullable=nullable))
+        if (name, f.name) in _REFERENCED:
+            sql_type = String(100)
+        columns.append(Column(f.name, sql_type, *args, nullable=nullable))
     table = Table(name, metadata, *columns)
+    if len(natural_key) == 1 and (name, natural_key[0]) in _REFERENCED:
+        Index(f"uq_{name}_natural_key", table.c[natural_key[0]], unique=True)
+    else:
+        Index(
+            f"uq_{name}_natural_key",
+            *(table.c[c] for c in natural_key),
+            unique=True,
+            sqlite_where=LIVE,
+            postgresql_where=LIVE,
+        )
     for col in indexes:
         Index(f"ix_{name}_{col}", table.c[col])
-    key_column = pk_field or "key"
-    key_fn: Callable[[Any], str] = key if key is not None else (lambda obj: str(getattr(obj, key_column)))
-    ENTITIES[name] = Entity(cls, table, key_fn, key_column, children or {})
+    ENTITIES[name] = Entity(
+        name,
+        cls,
+        table,
+        natural_key,
+        children or {},
+        parent=parent[1] if parent else None,
+        parent_column=parent[0] if parent else None,
+    )
 
 
-_define("sites", d.Site, None, pk_field="code")
-_define("users", d.User, None, pk_field="username")
-_define("patients", d.Patient, None, pk_field="subject_id", indexes=("site_code", "status"))
-_define("screenings", d.Screening, None, pk_field="subject_id")
+_define("sites", d.Site, ("code",))
+_define("users", d.User, ("username",))
+_define("patients", d.Patient, ("subject_id",), indexes=("site_code", "status"))
+_define("screenings", d.Screening, ("subject_id",))
 _define(
     "immunotherapy_histories",
     d.ImmunotherapyHistory,
-    lambda o: f"{o.subject_id}/{o.agent}/{o.start_date.isoformat()}",
+    ("subject_id", "agent", "start_date"),
     indexes=("subject_id",),
 )
-_define(
-    "immunotherapy_cycles",
-    d.ImmunotherapyCycle,
-    lambda o: f"{o.subject_id}/C{o.cycle_number}",
-    indexes=("subject_id",),
-)
+_define("immunotherapy_cycles", d.ImmunotherapyCycle, ("subject_id", "cycle_number"), indexes=("subject_id",))
 _define(
     "adjudications",
     d.Adjudication,
-    lambda o: f"{o.subject_id}/{o.proposed_at.isoformat()}",
+    ("subject_id", "proposed_at"),
     children={"signatures": "adjudication_signatures"},
     indexes=("subject_id",),
 )
 _define(
     "adjudication_signatures",
     d.Signature,
-    None,
-    parent=("adjudication_key", "adjudications.key"),
-    indexes=("adjudication_key",),
+    ("adjudication_id", "username"),
+    parent=("adjudication_id", "adjudications"),
+    indexes=("adjudication_id",),
 )
-_define("lesions", d.Lesion, lambda o: f"{o.subject_id}/{o.lesion_id}", indexes=("subject_id",))
+_define("lesions", d.Lesion, ("subject_id", "lesion_id"), indexes=("subject_id",))
 _define(
     "radiotherapy_courses",
     d.RadiotherapyCourse,
-    lambda o: f"{o.subject_id}/{o.lesion_id}/{o.start_date.isoformat()}",
+    ("subject_id", "lesion_id", "start_date"),
     indexes=("subject_id",),
 )
-_define(
-    "fractions",
-    d.Fraction,
-    lambda o: f"{o.subject_id}/{o.lesion_id}/F{o.fraction_number}",
-    indexes=("subject_id",),
-)
+_define("fractions", d.Fraction, ("subject_id", "lesion_id", "fraction_number"), indexes=("subject_id",))
 _define(
     "protocol_deviations",
     d.ProtocolDeviation,
-    lambda o: f"{o.subject_id}/{o.check}/{o.lesion_id or '-'}/{o.date.isoformat() if o.date else '-'}",
+    ("subject_id", "check", "lesion_id", "date"),
     indexes=("subject_id",),
 )
 _define(
     "tumour_assessments",
     d.TumourAssessment,
-    lambda o: f"{o.subject_id}/{o.assessment_date.isoformat()}",
+    ("subject_id", "assessment_date"),
     children={"measurements": "lesion_measurements"},
     indexes=("subject_id",),
 )
 _define(
     "lesion_measurements",
     d.LesionMeasurement,
-    None,
-    parent=("assessment_key", "tumour_assessments.key"),
-    indexes=("assessment_key",),
+    ("assessment_id", "lesion_id"),
+    parent=("assessment_id", "tumour_assessments"),
+    indexes=("assessment_id",),
 )
-_define("adverse_events", d.AdverseEvent, lambda o: f"{o.subject_id}/{o.ae_id}", indexes=("subject_id",))
+_define("adverse_events", d.AdverseEvent, ("subject_id", "ae_id"), indexes=("subject_id",))
 _define(
     "questionnaire_answers",
     d.QuestionnaireAnswer,
-    lambda o: f"{o.subject_id}/{o.visit}/{o.instrument}/{o.item}",
+    ("subject_id", "visit", "instrument", "item"),
     indexes=("subject_id",),
 )
 _define(
     "data_queries",
     d.DataQuery,
-    lambda o: f"{o.subject_id}/{o.entity}/{o.field}/{o.raised_at.isoformat()}",
+    ("subject_id", "entity", "field", "raised_at"),
+    indexes=("subject_id",),
+)
+_define("record_locks", d.RecordLock, ("entity", "record_id"), indexes=("subject_id",))
+_define("sdv_marks", d.SdvMark, ("entity", "record_id"), indexes=("subject_id",))
+_define(
+    "record_signatures",
+    d.RecordSignature,
+    ("entity", "record_id", "username", "meaning"),
     indexes=("subject_id",),
 )
 
-# Child rows are keyed by parent key + their own natural part.
-CHILD_KEYS: dict[str, Callable[[str, Any], str]] = {
-    "adjudication_signatures": lambda parent, o: f"{parent}/{o.username}",
-    "lesion_measurements": lambda parent, o: f"{parent}/{o.lesion_id}",
-}
-CHILD_PARENT_COLUMN: dict[str, str] = {
-    "adjudication_signatures": "adjudication_key",
-    "lesion_measurements": "assessment_key",
-}
+CHILD_ENTITIES: frozenset[str] = frozenset(n for n, e in ENTITIES.items() if e.parent is not None)
+ENTITY_BY_CLASS: dict[type[Any], str] = {e.cls: name for name, e in ENTITIES.items() if name not in CHILD_ENTITIES}
+DATA_MANAGEMENT: frozenset[str] = frozenset({"record_locks", "sdv_marks", "record_signatures"})
+"""Tables about records (locks, SDV, signatures) rather than trial data: changing them bumps no record version."""
 
-ENTITY_BY_CLASS: dict[type[Any], str] = {e.cls: name for name, e in ENTITIES.items() if name not in CHILD_KEYS}
-
-# --- audit trail (append-only, hash-chained)
+# --- audit trail (append-only, HMAC-chained)
 
 audit_log = Table(
     "audit_log",
@@ -235,8 +254,14 @@ audit_log = Table(
     Column("reason", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # the record's version after this change (NULL before schema 0002, when every record counts as version 1)
+    Column("version", Integer, nullable=True),
+    # a bulk record's lowest and highest row id: an index for ``audit history``, not part of the hash
+    Column("key_first", String(200), nullable=True),
+    Column("key_last", String(200), nullable=True),
 )
 Index("ix_audit_log_entity_key", audit_log.c.entity, audit_log.c.entity_key)
+Index("ix_audit_log_bulk_range", audit_log.c.entity, audit_log.c.key_first)
 
 audit_head = Table(
     "audit_head",
@@ -244,6 +269,10 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("last_seq", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
     Column("last_hash", String(64), nullable=False),
+    # records 1..legacy_seq were chained with plain SHA-256 before schema 0002; later ones with HMAC-SHA256
+    Column("legacy_seq", BigInteger().with_variant(Integer(), "sqlite"), nullable=True),
+    Column("key_id", String(16), nullable=True),
+    Column("mac", String(64), nullable=True),
 )
 
 TRIAL_TABLES: tuple[str, ...] = tuple(ENTITIES)

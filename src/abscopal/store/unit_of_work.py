@@ -1,31 +1,81 @@
-"""The unit of work: one transaction in which trial data and its audit records are written together.
+"""The unit of work: one transaction in which trial data, its versions and its audit records are written together.
 
-Every change to trial data goes through here (cosmicpython's unit of work): ``add`` inserts domain objects,
-``update`` writes the changed fields of one, ``delete`` removes one, each with an audit record carrying who,
-when and why. Leaving the ``with`` block commits; an exception rolls everything back, so a failed import
-writes nothing and a crash loses nothing that was committed.
+Every change to trial data goes through here (cosmicpython's unit of work). The unit of work owns one typed
+repository per kind of record (``uow.patients``, ``uow.lesions``, …, :mod:`abscopal.store.records`); nothing is
+saved until :meth:`UnitOfWork.commit`, and leaving the ``with`` block without committing rolls everything back,
+so a failed import writes nothing and a crash loses nothing that was committed.
+
+Writes are optimistic: an update or a removal carries the version it was based on, and a stale one raises
+:class:`~abscopal.errors.ConflictError` naming who changed which fields since. A locked record (or a record of a
+locked patient) refuses every change with :class:`~abscopal.errors.RecordLocked`. A change clears the record's
+SDV mark and voids its e-signatures and its patient's casebook signature, each audited (web.md §3, §5).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
-from abscopal.errors import NotFound, StoreError, ValidationError
-from abscopal.store.audit import ROW, ROWS, AuditWriter, Change
+from abscopal import domain as d
+from abscopal.errors import (
+    AbscopalError,
+    ConcurrentChange,
+    ConflictError,
+    RecordLocked,
+    ValidationError,
+)
+from abscopal.store.audit import ROW, ROWS, VERSION, AuditWriter, Change
+from abscopal.store.audit_key import load_key
 from abscopal.store.codec import canonical, codec, insert_rows
-from abscopal.store.tables import CHILD_KEYS, CHILD_PARENT_COLUMN, ENTITIES, ENTITY_BY_CLASS
+from abscopal.store.database import database_error
+from abscopal.store.ids import new_ids
+from abscopal.store.mapping import from_row
+from abscopal.store.records import RecordRepository, Stored
+from abscopal.store.tables import DATA_MANAGEMENT, ENTITIES, ENTITY_BY_CLASS, audit_log
 
 _BATCH = 5_000
 
 
+def _translate(exc: BaseException) -> AbscopalError:
+    """A database error as a typed sentence (conflict, locked, duplicate, missing parent, busy)."""
+    return database_error(exc)
+
+
 class UnitOfWork:
-    """``with UnitOfWork(engine, user="alice", reason="baseline CT entered") as uow: uow.add(lesion)``."""
+    """``with UnitOfWork(engine, user="alice", reason="baseline CT") as uow: uow.lesions.add(lesion); uow.commit()``."""
+
+    sites: RecordRepository[d.Site]
+    users: RecordRepository[d.User]
+    patients: RecordRepository[d.Patient]
+    screenings: RecordRepository[d.Screening]
+    immunotherapy_histories: RecordRepository[d.ImmunotherapyHistory]
+    immunotherapy_cycles: RecordRepository[d.ImmunotherapyCycle]
+    adjudications: RecordRepository[d.Adjudication]
+    lesions: RecordRepository[d.Lesion]
+    radiotherapy_courses: RecordRepository[d.RadiotherapyCourse]
+    fractions: RecordRepository[d.Fraction]
+    deviations: RecordRepository[d.ProtocolDeviation]
+    assessments: RecordRepository[d.TumourAssessment]
+    adverse_events: RecordRepository[d.AdverseEvent]
+    answers: RecordRepository[d.QuestionnaireAnswer]
+    queries: RecordRepository[d.DataQuery]
+    locks: RecordRepository[d.RecordLock]
+    sdv_marks: RecordRepository[d.SdvMark]
+    signatures: RecordRepository[d.RecordSignature]
+
+    _ATTRIBUTES: Mapping[str, str] = {
+        "sites": "sites", "users": "users", "patients": "patients", "screenings": "screenings",
+        "immunotherapy_histories": "immunotherapy_histories", "immunotherapy_cycles": "immunotherapy_cycles",
+        "adjudications": "adjudications", "lesions": "lesions", "radiotherapy_courses": "radiotherapy_courses",
+        "fractions": "fractions", "deviations": "protocol_deviations", "assessments": "tumour_assessments",
+        "adverse_events": "adverse_events", "answers": "questionnaire_answers", "queries": "data_queries",
+        "locks": "record_locks", "sdv_marks": "sdv_marks", "signatures": "record_signatures",
+    }  # fmt: skip
 
     def __init__(self, engine: Engine, user: str, reason: str) -> None:
         if not user or not user.strip():
@@ -37,33 +87,56 @@ class UnitOfWork:
         self.reason = reason
         self._conn: Connection | None = None
         self._audit: AuditWriter | None = None
+        self._key: bytes | None = None
+        self.committed = False
+        for attribute, entity in self._ATTRIBUTES.items():
+            setattr(self, attribute, RecordRepository(self, entity))
+
+    # --- transaction
 
     def __enter__(self) -> UnitOfWork:
         try:
+            self._key = load_key(self.engine.url, create=False)
             self._conn = self.engine.connect()
             self._conn.begin()
-            self._audit = AuditWriter(self._conn, self.user, self.reason)
+        except AbscopalError:
+            self._close()
+            raise
         except SQLAlchemyError as exc:
             self._close()
-            raise StoreError(f"Cannot start a transaction: {exc.__class__.__name__}: {exc}") from None
+            raise _translate(exc) from None
+        self._audit = AuditWriter(self._conn, self.user, self.reason, self._key)
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._conn is not None
         try:
-            if exc_type is None:
-                assert self._audit is not None
-                self._audit.flush()
-                self._conn.commit()
-            else:
-                self._conn.rollback()
-        except IntegrityError as err:
-            self._conn.rollback()
-            raise StoreError(f"Nothing was saved: {_integrity_sentence(err)}") from None
+            if self._conn is not None:
+                self._conn.rollback()  # nothing left uncommitted survives the block
         finally:
             self._close()
+
+    def commit(self) -> None:
+        """Chain the audit records and commit; on failure nothing is saved and the error is a sentence."""
+        try:
+            assert self._audit is not None
+            self._audit.flush()
+            self.connection.commit()
+        except AbscopalError:
+            self.connection.rollback()
+            raise
+        except SQLAlchemyError as exc:
+            self.connection.rollback()
+            raise _translate(exc) from None
+        self.committed = True
+        self.connection.begin()
+
+    def rollback(self) -> None:
+        self.connection.rollback()
+        assert self._key is not None
+        self._audit = AuditWriter(self.connection, self.user, self.reason, self._key)
+        self.connection.begin()
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -76,16 +149,24 @@ class UnitOfWork:
             raise RuntimeError("the unit of work is not open (use it in a with block)")
         return self._conn
 
-    # --- writes
+    @property
+    def audit(self) -> AuditWriter:
+        assert self._audit is not None
+        return self._audit
 
-    def add(self, obj: Any, reason: str | None = None) -> None:
-        self.add_all([obj], reason)
+    def execute(self, statement: Any) -> Any:
+        try:
+            return self.connection.execute(statement)
+        except SQLAlchemyError as exc:
+            raise _translate(exc) from None
+
+    # --- bulk inserts (imports, the synthetic cohort)
 
     def add_all(self, objects: Iterable[Any], reason: str | None = None) -> int:
-        """Insert domain objects (any mix of types, children included); return the rows written.
+        """Insert domain objects (any mix of types, children included) without per-row checks; return rows written.
 
         A single row gets an audit record of its own; many rows of one table get one record per batch
-        (field ``*rows``) holding every row's key and values, so bulk imports stay fast and still replayable.
+        (field ``*rows``) holding every row's id and values, so bulk imports stay fast and still replayable.
         """
         by_class: dict[type[Any], list[Any]] = defaultdict(list)
         for obj in objects:
@@ -96,101 +177,162 @@ class UnitOfWork:
             if entity is None:
                 raise ValidationError(cls.__name__, "is not a kind of trial data the store knows")
             e = ENTITIES[entity]
-            key_of, values_of = e.key, codec(entity).values
-            keyed = [(key_of(obj), obj) for obj in objs]
-            by_table[entity].extend((key, values_of(obj)) for key, obj in keyed)
+            values_of = codec(entity).values
+            ids = new_ids(len(objs))
+            by_table[entity].extend((i, values_of(obj)) for i, obj in zip(ids, objs, strict=True))
             for field_name, child_entity in e.children.items():
-                child_key, child_values = CHILD_KEYS[child_entity], codec(child_entity).values
+                child_values = codec(child_entity).values
+                kids = [(i, child) for i, obj in zip(ids, objs, strict=True) for child in getattr(obj, field_name)]
+                child_ids = new_ids(len(kids))
                 by_table[child_entity].extend(
-                    (child_key(key, child), (key, *child_values(child)))
-                    for key, obj in keyed
-                    for child in getattr(obj, field_name)
+                    (ci, (pid, *child_values(child))) for ci, (pid, child) in zip(child_ids, kids, strict=True)
                 )
         total = 0
         for entity in ENTITIES:  # parents before children, in schema order (foreign keys are on)
             rows = by_table.get(entity)
             if rows:
-                self._insert(entity, rows, reason)
+                self.insert_rows(entity, rows, reason)
                 total += len(rows)
         return total
 
-    def _insert(self, entity: str, rows: list[tuple[str, tuple[Any, ...]]], reason: str | None) -> None:
+    def insert_rows(self, entity: str, rows: Sequence[tuple[str, tuple[Any, ...]]], reason: str | None) -> None:
+        """Insert (id, state values) rows of one table at version 1, with their audit records."""
         c = codec(entity)
         e = ENTITIES[entity]
-        assert self._audit is not None
-        has_key = e.key_column == "key"
-        state_cols = ((c.parent_column,) if c.parent_column else ()) + c.field_columns
-        columns = (("key",) if has_key else ()) + state_cols
-        try:
-            for i in range(0, len(rows), _BATCH):
-                batch = rows[i : i + _BATCH]
-                insert_rows(self.connection, e.table, columns, [((k, *v) if has_key else v) for k, v in batch])
-                if len(batch) == 1:
-                    key, values = batch[0]
-                    state = canonical(dict(zip(state_cols, values, strict=True)))
-                    self._audit.add([Change(entity, key, ROW, None, state)], reason)
-                else:  # {"columns": [...], "rows": {key: [values]}}: one record, every row replayable
-                    label = f"{len(batch)} rows: {batch[0][0]} … {batch[-1][0]}"[:200]
-                    payload = canonical({"columns": state_cols, "rows": dict(batch)})
-                    self._audit.add([Change(entity, label, ROWS, None, payload)], reason)
-        except IntegrityError as err:
-            raise StoreError(f"Nothing was saved: {_integrity_sentence(err)}") from None
+        state_cols = c.state_columns
+        columns = ("id", "version", "removed_reason", *state_cols)
+        for i in range(0, len(rows), _BATCH):
+            batch = rows[i : i + _BATCH]
+            try:
+                insert_rows(self.connection, e.table, columns, [(k, 1, None, *v) for k, v in batch])
+            except SQLAlchemyError as exc:
+                raise _translate(exc) from None
+            if len(batch) == 1:
+                key, values = batch[0]
+                state = canonical(dict(zip(state_cols, values, strict=True)))
+                self.audit.add([Change(entity, key, ROW, None, state, version=1)], reason)
+            else:  # {"columns": [...], "rows": {id: [values]}}: one record, every row replayable
+                ids = [k for k, _ in batch]
+                payload = canonical({"columns": state_cols, "rows": dict(batch)})
+                first, last = min(ids), max(ids)
+                self.audit.add(
+                    [Change(entity, first, ROWS, None, payload, version=1, key_first=first, key_last=last)], reason
+                )
 
-    def _current(self, entity: str, key: str) -> dict[str, Any] | None:
-        e = ENTITIES[entity]
-        row = self.connection.execute(select(e.table).where(e.table.c[e.key_column] == key)).mappings().first()
-        return None if row is None else codec(entity).state_from_db(row)
+    # --- single-record writes, used by the repositories
 
-    def update(self, obj: Any, reason: str | None = None) -> list[str]:
-        """Store the new version of ``obj``; one audit record per changed field. Returns the changed fields."""
-        entity = ENTITY_BY_CLASS.get(type(obj))
-        if entity is None:
-            raise ValidationError(type(obj).__name__, "is not a kind of trial data the store knows")
+    def current_row(self, entity: str, record_id: str, *, for_update: bool = False) -> Mapping[str, Any] | None:
         e = ENTITIES[entity]
-        c = codec(entity)
-        key = e.key(obj)
-        current = self._current(entity, key)
-        if current is None:
-            raise NotFound(f"No {entity} record {key!r} to change")
-        new = dict(zip(c.field_columns, c.values(obj), strict=True))
-        changes = {n: v for n, v in new.items() if canonical(v) != canonical(current.get(n))}
-        if changes:
-            self.connection.execute(update(e.table).where(e.table.c[e.key_column] == key).values(**changes))
-            assert self._audit is not None
-            self._audit.add(
-                [Change(entity, key, n, canonical(current.get(n)), canonical(v)) for n, v in changes.items()], reason
+        query = select(e.table).where(e.table.c.id == record_id)
+        if for_update and self.connection.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = self.execute(query).mappings().first()
+        return None if row is None else dict(row)
+
+    def check_unlocked(self, entity: str, record_id: str, subject_id: str | None) -> None:
+        """Refuse a change to a locked record or to any record of a locked patient, saying who locked it."""
+        if entity in DATA_MANAGEMENT or entity == "data_queries":
+            return
+        locks = ENTITIES["record_locks"].table
+        own = and_(locks.c.entity == entity, locks.c.record_id == record_id)
+        cond = (
+            own
+            if subject_id is None
+            else or_(own, and_(locks.c.entity == "patients", locks.c.subject_id == subject_id))
+        )
+        lock = self.execute(select(locks).where(locks.c.removed_reason.is_(None)).where(cond).limit(1)).first()
+        if lock is not None:
+            what = f"patient {lock.subject_id} is locked" if lock.entity == "patients" else "this record is locked"
+            raise RecordLocked(
+                f"Nothing was saved: {what} (by {lock.locked_by} at {lock.locked_at:%Y-%m-%d %H:%M} UTC: "
+                f"{lock.reason}); a data manager must unlock it, with a reason, before it can change"
             )
-        return list(changes)
 
-    def delete(self, obj: Any, reason: str | None = None) -> None:
-        """Remove ``obj`` (and its children); the audit keeps the removed values."""
-        entity = ENTITY_BY_CLASS.get(type(obj))
-        if entity is None:
-            raise ValidationError(type(obj).__name__, "is not a kind of trial data the store knows")
+    def conflict(self, entity: str, record_id: str, based_on: int, current: int) -> ConflictError:
+        """The typed conflict for a stale write, naming who changed what since ``based_on``."""
+        rows = self.execute(
+            select(audit_log.c.username, audit_log.c.at, audit_log.c.field, audit_log.c.new_value)
+            .where(audit_log.c.entity == entity)
+            .where(audit_log.c.entity_key == record_id)
+            .where(audit_log.c.version > based_on)
+            .order_by(audit_log.c.seq)
+        ).all()
+        changes = [
+            ConcurrentChange(r.username, f"{r.at:%Y-%m-%d %H:%M:%S} UTC", r.field, r.new_value)
+            for r in rows
+            if r.field != VERSION
+        ] or [ConcurrentChange(r.username, f"{r.at:%Y-%m-%d %H:%M:%S} UTC", "its details") for r in rows]
+        return ConflictError(entity, record_id, based_on, current, changes)
+
+    def after_change(self, entity: str, record_id: str, subject_id: str | None, version: int) -> None:
+        """Clear the record's SDV mark and void its signatures and its patient's casebook signature (audited)."""
+        if entity in DATA_MANAGEMENT or entity == "data_queries":
+            return
+        why = f"the {entity} record changed (now version {version})"
+        sdv = ENTITIES["sdv_marks"].table
+        for row in self.execute(
+            select(sdv.c.id, sdv.c.version)
+            .where(sdv.c.removed_reason.is_(None))
+            .where(sdv.c.entity == entity)
+            .where(sdv.c.record_id == record_id)
+        ):
+            self.mark_removed("sdv_marks", row.id, int(row.version), f"SDV cleared: {why}")
+        sig = ENTITIES["record_signatures"].table
+        own = and_(sig.c.entity == entity, sig.c.record_id == record_id)
+        cond = own if subject_id is None else or_(own, and_(sig.c.entity == "patients", sig.c.subject_id == subject_id))
+        for row in self.execute(select(sig.c.id, sig.c.version).where(sig.c.removed_reason.is_(None)).where(cond)):
+            self.mark_removed("record_signatures", row.id, int(row.version), f"signature voided: {why}")
+
+    def mark_removed(self, entity: str, record_id: str, version: int, reason: str) -> None:
+        """Set ``removed_reason`` (a logical removal) and the new version, with its audit record."""
+        table = ENTITIES[entity].table
+        result = self.execute(
+            update(table)
+            .where(table.c.id == record_id)
+            .where(table.c.version == version)
+            .values(removed_reason=reason, version=version + 1)
+        )
+        if result.rowcount != 1:
+            raise self.conflict(entity, record_id, version, version + 1)
+        self.audit.add([Change(entity, record_id, "removed_reason", canonical(None), canonical(reason), version + 1)])
+
+    def update_fields(
+        self, entity: str, record_id: str, version: int, changes: Mapping[str, tuple[Any, Any]], reason: str | None
+    ) -> int:
+        """Write changed columns (name -> (old, new)) at ``version + 1`` if the row is still at ``version``."""
+        table = ENTITIES[entity].table
+        new_version = version + 1
+        result = self.execute(
+            update(table)
+            .where(table.c.id == record_id)
+            .where(table.c.version == version)
+            .values(**{n: new for n, (_, new) in changes.items()}, version=new_version)
+        )
+        if result.rowcount != 1:
+            now = self.current_row(entity, record_id)
+            raise self.conflict(entity, record_id, version, int(now["version"]) if now else version)
+        self.audit.add(
+            [
+                Change(entity, record_id, n, canonical(old), canonical(new), new_version)
+                for n, (old, new) in changes.items()
+            ]
+            or [Change(entity, record_id, VERSION, canonical(version), canonical(new_version), new_version)],
+            reason,
+        )
+        return new_version
+
+    def load(self, entity: str, row: Mapping[str, Any]) -> Stored[Any]:
+        """A stored row (and its live children) as a domain object with its id and version."""
         e = ENTITIES[entity]
-        key = e.key(obj)
-        assert self._audit is not None
-        current = self._current(entity, key)
-        if current is None:
-            raise NotFound(f"No {entity} record {key!r} to delete")
-        for child_entity in e.children.values():
+        extra: dict[str, Any] = {}
+        for field_name, child_entity in e.children.items():
             ce = ENTITIES[child_entity]
-            parent_col = ce.table.c[CHILD_PARENT_COLUMN[child_entity]]
-            for crow in self.connection.execute(select(ce.table).where(parent_col == key)).mappings():
-                state = codec(child_entity).state_from_db(crow)
-                self._audit.add([Change(child_entity, crow["key"], ROW, canonical(state), None)], reason)
-            self.connection.execute(delete(ce.table).where(parent_col == key))
-        self.connection.execute(delete(e.table).where(e.table.c[e.key_column] == key))
-        self._audit.add([Change(entity, key, ROW, canonical(current), None)], reason)
-
-
-def _integrity_sentence(err: IntegrityError) -> str:
-    msg = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
-    low = msg.lower()
-    if "unique" in low or "duplicate key" in low:
-        return f"a record with the same identity already exists ({msg})"
-    if "foreign key" in low:
-        return f"a record refers to something that does not exist, e.g. an unknown patient ({msg})"
-    if "not null" in low or "null value" in low:
-        return f"a required value is missing ({msg})"
-    return msg
+            assert ce.parent_column is not None
+            kids = self.execute(
+                select(ce.table)
+                .where(ce.table.c[ce.parent_column] == row["id"])
+                .where(ce.table.c.removed_reason.is_(None))
+                .order_by(ce.table.c.id)
+            ).mappings()
+            extra[field_name] = tuple(from_row(ce.cls, k) for k in kids)
+        return Stored(str(row["id"]), int(row["version"]), from_row(e.cls, row, **extra), row["removed_reason"])

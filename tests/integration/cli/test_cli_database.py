@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import sqlite3
 import subprocess
@@ -51,8 +52,9 @@ def test_audit_verify_fails_and_names_a_row_edited_with_sqlite(demo_url: str, tm
     target = sqlite3.connect(copy)
     source.backup(target)
     source.close()
-    target.execute("UPDATE lesions SET baseline_diameter_mm = 99.0 WHERE key = (SELECT MIN(key) FROM lesions)")
-    key = target.execute("SELECT MIN(key) FROM lesions").fetchone()[0]
+    shutil.copy(demo_url.removeprefix("sqlite:///") + ".audit-key", str(copy) + ".audit-key")  # the same trail key
+    target.execute("UPDATE lesions SET baseline_diameter_mm = 99.0 WHERE id = (SELECT MIN(id) FROM lesions)")
+    key = target.execute("SELECT MIN(id) FROM lesions").fetchone()[0]
     target.commit()
     target.close()
     res = run("audit", "verify", "--json", url=f"sqlite:///{copy}")

@@ -100,7 +100,9 @@ def _prepare_schema(engine: Engine, url: str, *, fresh: bool) -> None:
                 )
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
+            cfg.attributes["discard_data"] = True  # checked above: only a demo's data is discarded
             if fresh and inspect(conn).has_table("alembic_version"):
+                cfg.attributes["discard_data"] = True  # checked above: only demo data is discarded
                 command.downgrade(cfg, "base")
             command.upgrade(cfg, "head")
     except StoreError:

@@ -168,6 +168,127 @@ class QueryStatus(StrEnum):
     CLOSED = "closed"
 
 
+class HistologyConfirmation(StrEnum):
+    """How the NSCLC diagnosis of inclusion criterion 7 was confirmed (pathology report)."""
+
+    CYTOLOGY = "cytology"
+    HISTOLOGY = "histology"
+    CLINICAL = "clinical"
+
+
+class InvestigatorResponse(StrEnum):
+    """A response as an investigator records it: RECIST 1.1 (Eisenhauer 2009, table 1) or iRECIST (Seymour 2017,
+    table 2) codes, the spellings of ``abscopal.response.codes`` (response-rules.md §4, §5)."""
+
+    CR = "CR"
+    PR = "PR"
+    SD = "SD"
+    NON_CR_NON_PD = "NonCR/NonPD"
+    PD = "PD"
+    ICR = "iCR"
+    IPR = "iPR"
+    ISD = "iSD"
+    INN = "iNN"
+    IUPD = "iUPD"
+    ICPD = "iCPD"
+    NE = "NE"
+
+    @classmethod
+    def parse(cls, text: str) -> InvestigatorResponse | None:
+        """The code for ``text`` in any case and spacing ("icpd", "Non-CR/Non-PD"); None when it is no code."""
+        key = text.strip().lower().replace("-", "").replace("_", "").replace(" ", "")
+        return next((m for m in cls if m.value.lower() == key), None)
+
+
+class DeviationCheck(StrEnum):
+    """The radiotherapy engine's checks (abscopal.protocol.radiotherapy; radiotherapy.md §1-2): a failed one
+    proposes a :class:`ProtocolDeviation` with this code."""
+
+    CONVENTIONAL_COUNT = "conventional.count"
+    LOW_DOSE_COUNT = "low_dose.count"
+    OBSERVATION_MEASURABLE = "observation.measurable"
+    OBSERVATION_IRRADIATED = "observation.irradiated"
+    LIMITS_LESIONS = "limits.lesions"
+    LIMITS_ORGANS = "limits.organs"
+    CONVENTIONAL_SELECTION = "conventional.selection"
+    CFRT_PRESCRIPTION = "cfrt.prescription"
+    LDRT_DOSE_PER_FRACTION = "ldrt.dose_per_fraction"
+    LDRT_FRACTIONS = "ldrt.fractions"
+    DELIVERED_TOTAL = "delivered_total"
+    CFRT_DELIVERED_DOSE_PER_FRACTION = "cfrt.delivered_dose_per_fraction"
+    CFRT_WORKING_DAY = "cfrt.working_day"
+    CFRT_FRACTIONS_PER_DAY = "cfrt.fractions_per_day"
+    CFRT_OVERALL_TIME = "cfrt.overall_time"
+    LDRT_DELIVERED_DOSE_PER_FRACTION = "ldrt.delivered_dose_per_fraction"
+    LDRT_INTERVAL = "ldrt.interval"
+    UNPRESCRIBED_IRRADIATION = "unprescribed_irradiation"
+
+
+# --- partial dates
+
+
+@dataclass(frozen=True, slots=True)
+class PartialDate:
+    """A date known to the year, or to the month, or to the day (ISO 8601 reduced precision: "2021",
+    "2021-03", "2021-03-14"), as patients remember their history (CDISC SDTM ``--STDTC`` partial dates).
+
+    There is no total order: compare bounds. :meth:`earliest` and :meth:`latest` are the first and last days
+    the value may mean; ``a`` is surely before ``b`` when ``a.latest() < b.earliest()``.
+    """
+
+    year: int
+    month: int | None = None
+    day: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.day is not None and self.month is None:
+            raise ValueError("a day needs a month")
+        dt.date(self.year, self.month or 1, self.day or 1)  # raises ValueError for an impossible date
+
+    @classmethod
+    def parse(cls, text: str) -> PartialDate:
+        """Read "YYYY", "YYYY-MM" or "YYYY-MM-DD"; anything else raises ValueError."""
+        parts = text.strip().split("-")
+        if not 1 <= len(parts) <= 3 or [len(p) for p in parts] != [4, 2, 2][: len(parts)]:
+            raise ValueError(f"{text!r} is not a date (YYYY, YYYY-MM or YYYY-MM-DD)")
+        if not all(p.isdigit() and p.isascii() for p in parts):
+            raise ValueError(f"{text!r} is not a date (YYYY, YYYY-MM or YYYY-MM-DD)")
+        numbers = [int(p) for p in parts] + [None, None]
+        try:
+            return cls(numbers[0], numbers[1], numbers[2])  # type: ignore[arg-type]
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date (no such day)") from None
+
+    @classmethod
+    def of(cls, date: dt.date) -> PartialDate:
+        return cls(date.year, date.month, date.day)
+
+    @property
+    def complete(self) -> bool:
+        return self.day is not None
+
+    def earliest(self) -> dt.date:
+        """The first day this value may mean (1 January, or the 1st of the month)."""
+        return dt.date(self.year, self.month or 1, self.day or 1)
+
+    def latest(self) -> dt.date:
+        """The last day this value may mean (31 December, or the last day of the month)."""
+        if self.month is None:
+            return dt.date(self.year, 12, 31)
+        if self.day is not None:
+            return dt.date(self.year, self.month, self.day)
+        following = dt.date(self.year + self.month // 12, self.month % 12 + 1, 1)
+        return following - dt.timedelta(days=1)
+
+    def __str__(self) -> str:
+        text = f"{self.year:04d}"
+        if self.month is not None:
+            text += f"-{self.month:02d}"
+        if self.day is not None:
+            text += f"-{self.day:02d}"
+        return text
+
+
 # --- people
 
 
@@ -230,7 +351,7 @@ class Screening:
     severe_allergy_history: bool | None = None
     labs: dict[str, LabValue] = field(default_factory=dict)
     histology: Histology | None = None
-    histology_confirmed_by: str | None = None  # "cytology" | "histology"
+    histology_confirmed_by: HistologyConfirmation | None = None
     lesion_count: int | None = None
     metastatic_organ_count: int | None = None
     has_measurable_disease: bool | None = None
@@ -263,6 +384,7 @@ class ImmunotherapyHistory:
     progression_date: dt.date | None
     progression_confirmed_date: dt.date | None = None
     lines_of_therapy: int = 1
+    start_date_reported: str | None = None  # as recorded when only partly known ("2021-03"; PartialDate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +467,7 @@ class Fraction:
 @dataclass(frozen=True, slots=True)
 class ProtocolDeviation:
     subject_id: str
-    check: str
+    check: DeviationCheck
     deviation_class: DeviationClass
     values: str
     reason: str
@@ -376,7 +498,7 @@ class TumourAssessment:
     subject_id: str
     assessment_date: dt.date
     measurements: tuple[LesionMeasurement, ...]
-    investigator_response: str | None = None
+    investigator_response: InvestigatorResponse | None = None
     assessed_by: str | None = None
 
 

@@ -46,7 +46,7 @@ def check(
     """
     pf = load_bundled()
     protocol = pf.version(protocol_version) if protocol_version else pf.current
-    data = load_patient(patient)
+    data = load_patient(patient, protocol.plausibility)
     screening = data.screening
     if screening.immunotherapy_resistance_confirmed is None and data.adjudication is not None:
         screening = replace(

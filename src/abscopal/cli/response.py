@@ -81,7 +81,7 @@ def derive(
         disable=as_json,
     ) as progress:
         task = progress.add_task(f"Reading {input.name}", total=len(steps) + 5)
-        meas = read_measurements(input)
+        meas = read_measurements(input, protocol.plausibility)
         days = read_subjects(subjects, meas.table.subject_ids) if subjects else None
         progress.update(task, advance=1, description=f"Deriving {len(meas.table.subject_ids):,} subjects")
         arrays = derive_table(

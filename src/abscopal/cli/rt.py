@@ -29,7 +29,7 @@ def check(
     """
     protocol = load_bundled().current
     rules = protocol.radiotherapy
-    data = load_plan(plan, rules.radiobiology.alpha_beta_tumour_gy)
+    data = load_plan(plan, rules.radiobiology.alpha_beta_tumour_gy, protocol.plausibility)
     report = rt.check_plan(
         data.subject_id,
         data.lesions,

@@ -1,121 +1,47 @@
 """Reading PATIENT.json, PLAN.json and SCHEDULE.json (docs/eligibility.md, docs/radiotherapy.md) into domain objects.
 
-pydantic validates each file; every problem is collected and reported with its field path
-(``lesions[2].rt_role: Input should be 'conventional', ...``) in one :class:`~abscopal.errors.InputFileError`.
+The files are read with the shared reader (abscopal.inputs: repeated keys, encoding, syntax with line numbers);
+PATIENT and PLAN records are the domain's own dataclasses, typed by pydantic over them and checked by the shared
+value rules of :mod:`abscopal.validation` (plausibility limits from the protocol, date order, nothing in the
+future). Every problem is collected with its field path (``lesions[2].rt_role: Input should be
+'conventional', ...``) in one :class:`~abscopal.errors.InputFileError`.
 The engines never read files; the CLI (and later the web) call these loaders.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from abscopal import validation
 from abscopal.domain import (
     Adjudication,
-    BestResponseOnIO,
-    DietLevel,
     Fraction,
     FractionStatus,
-    Histology,
     ImmunotherapyHistory,
-    LabValue,
     Lesion,
-    LesionClass,
+    PartialDate,
     RadiotherapyCourse,
-    ResistanceType,
-    Role,
     RtRole,
     Screening,
-    Signature,
 )
 from abscopal.errors import InputFileError, Problem, ValidationError
 from abscopal.inputs import read_json_object
-from abscopal.protocol import units
 from abscopal.protocol.calendar import ScheduleInput
 from abscopal.protocol.eligibility import age_on
+from abscopal.protocol.model import Plausibility
 from abscopal.protocol.resistance import validate_history
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# ----------------------------------------------------------------------------- PATIENT.json
-
-
-class LabModel(_Model):
-    value: float
-    unit: str = Field(min_length=1)
-    uln: float | None = Field(default=None, gt=0)
-
-
-class ImmunotherapyModel(_Model):
-    agent: str = Field(min_length=1)
-    start_date: dt.date
-    last_dose_date: dt.date | None = None
-    best_response: BestResponseOnIO | None = None
-    progression_date: dt.date | None = None
-    progression_confirmed_date: dt.date | None = None
-    lines_of_therapy: int = Field(default=1, ge=1)
-
-
-class SignatureModel(_Model):
-    username: str = Field(min_length=1)
-    role: Role
-    signed_at: dt.datetime
-    meaning: str = "I confirm the classification"
-
-
-class AdjudicationModel(_Model):
-    classification: ResistanceType
-    proposed_by: str = Field(min_length=1)
-    proposed_at: dt.datetime
-    signatures: list[SignatureModel] = Field(default_factory=list)
-
-
-class PatientModel(_Model):
-    """PATIENT.json: the screening data the eligibility criteria read; absent or null means not recorded."""
-
-    subject_id: str = Field(min_length=1)
-    screening_date: dt.date
-    birth_date: dt.date | None = None
-    consent_date: dt.date | None = None
-    age_years: int | None = Field(default=None, ge=0, le=130)
-    ecog: int | None = Field(default=None, ge=0, le=5)
-    life_expectancy_months: float | None = Field(default=None, ge=0)
-    diet: DietLevel | None = None
-    severe_allergy_history: bool | None = None
-    labs: dict[str, LabModel] = Field(default_factory=dict)
-    histology: Histology | None = None
-    histology_confirmed_by: Literal["cytology", "histology", "clinical"] | None = None
-    lesion_count: int | None = Field(default=None, ge=0)
-    metastatic_organ_count: int | None = Field(default=None, ge=0)
-    has_measurable_disease: bool | None = None
-    immunotherapy_resistance_confirmed: bool | None = None
-    no_standard_treatment_option: bool | None = None
-    refuses_cooperation: bool | None = None
-    other_trial_within_3_months: bool | None = None
-    brain_metastases: bool | None = None
-    investigator_judges_unsuitable: bool | None = None
-    severe_infection: bool | None = None
-    serious_comorbidity: bool | None = None
-    prior_immune_related_toxicity: bool | None = None
-    prior_radiotherapy: bool | None = None
-    immunotherapy: ImmunotherapyModel | None = None
-    adjudication: AdjudicationModel | None = None
-
-
-@dataclass(frozen=True)
-class PatientInput:
-    screening: Screening
-    immunotherapy: ImmunotherapyHistory | None
-    adjudication: Adjudication | None
 
 
 def _field(loc: Sequence[int | str]) -> str:
@@ -151,109 +77,123 @@ def _parse(model: type[M], path: Path) -> M:
         raise InputFileError(str(path), _problems(exc)) from None
 
 
-def patient_from_model(m: PatientModel, path: str = "<patient>") -> PatientInput:
-    """Domain objects from a validated PATIENT.json; unit and date-order problems are collected too."""
+def _value(kind: Any, data: Mapping[str, Any], key: str, problems: list[Problem], prefix: str = "") -> Any:
+    """``data[key]`` read as ``kind`` (None when absent), a problem naming the field when it is not one."""
+    if data.get(key) is None:
+        return None
+    try:
+        return TypeAdapter(kind).validate_python(data[key])
+    except pydantic.ValidationError as exc:
+        problems.append(Problem(None, f"{prefix}{key}", exc.errors()[0]["msg"]))
+        return None
+
+
+def _object(data: Mapping[str, Any], key: str, problems: list[Problem]) -> dict[str, Any] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        problems.append(Problem(None, key, "must be an object {...}"))
+        return None
+    return dict(value)
+
+
+# ----------------------------------------------------------------------------- PATIENT.json
+# The record types are the domain's (Screening, ImmunotherapyHistory, Adjudication) and their value rules are
+# abscopal.validation's; PATIENT.json adds the birth date and nests the history and the adjudication.
+
+
+@dataclass(frozen=True)
+class PatientInput:
+    screening: Screening
+    immunotherapy: ImmunotherapyHistory | None
+    adjudication: Adjudication | None
+
+
+def _start_date(io: dict[str, Any], problems: list[Problem]) -> None:
+    """A prior immunotherapy start known to the month or year ("2021-03", PartialDate) becomes the latest day it
+    may mean, but not after the last dose or the progression (docs/eligibility.md): the exposure is then the
+    shortest the record allows, so a resistance class is proposed only when it holds for every possible start.
+    A complete date is used as it is; the text as recorded is kept in ``start_date_reported``."""
+    raw = io.get("start_date")
+    if not isinstance(raw, str) or len(raw.strip()) == 10:
+        return
+    try:
+        partial = PartialDate.parse(raw)
+    except ValueError as exc:
+        problems.append(Problem(None, "immunotherapy.start_date", str(exc)))
+        io.pop("start_date")
+        return
+    bounds = [partial.latest()]
+    for key in ("last_dose_date", "progression_date"):
+        with contextlib.suppress(ValueError):
+            bounds.append(dt.date.fromisoformat(str(io.get(key))))
+    io["start_date"] = max(partial.earliest(), min(bounds))
+    io["start_date_reported"] = str(partial)
+
+
+def patient_from_data(
+    data: Mapping[str, Any], path: str = "<patient>", limits: Plausibility | None = None, today: dt.date | None = None
+) -> PatientInput:
+    """Domain objects from PATIENT.json's document; every type, value, unit and date-order problem is collected."""
+    fields = dict(data)
     problems: list[Problem] = []
-    labs: dict[str, LabValue] = {}
-    for name, lab in m.labs.items():
-        if name in units.LAB_FAMILY:
-            try:
-                units.factor(name, lab.unit)
-            except ValidationError as exc:
-                problems.append(Problem(None, exc.field, exc.reason))
-        labs[name] = LabValue(lab.value, lab.unit, lab.uln)
-    age = m.age_years
-    if age is None and m.birth_date is not None:
+    birth = _value(dt.date, fields, "birth_date", problems)
+    fields.pop("birth_date", None)
+    io = _object(fields, "immunotherapy", problems)
+    adj = _object(fields, "adjudication", problems)
+    fields.pop("immunotherapy", None)
+    fields.pop("adjudication", None)
+    subject = fields.get("subject_id")
+    screening, found = validation.parse_record(Screening, fields, limits, today)
+    problems += found
+    if screening is not None and screening.age_years is None and birth is not None:
         try:
-            age = age_on(m.birth_date, m.screening_date)
+            screening = replace(screening, age_years=age_on(birth, screening.screening_date))
         except ValidationError as exc:
             problems.append(Problem(None, exc.field, exc.reason))
     history = None
-    if m.immunotherapy is not None:
-        io = m.immunotherapy
-        history = ImmunotherapyHistory(
-            m.subject_id,
-            io.agent,
-            io.start_date,
-            io.last_dose_date,
-            io.best_response,
-            io.progression_date,
-            io.progression_confirmed_date,
-            io.lines_of_therapy,
+    if io is not None:
+        _start_date(io, problems)
+        history, found = validation.parse_record(
+            ImmunotherapyHistory, io, limits, today, "immunotherapy", subject_id=subject
         )
-        try:
-            validate_history(history)
-        except ValidationError as exc:
-            problems.append(Problem(None, exc.field, exc.reason))
+        problems += found
+        if history is not None and not found:
+            try:
+                validate_history(history)
+            except ValidationError as exc:
+                problems.append(Problem(None, exc.field, exc.reason))
     adjudication = None
-    if m.adjudication is not None:
-        a = m.adjudication
-        adjudication = Adjudication(
-            m.subject_id,
-            a.classification,
-            a.proposed_by,
-            a.proposed_at,
-            tuple(Signature(s.username, s.role, s.signed_at, s.meaning) for s in a.signatures),
+    if adj is not None:
+        adjudication, found = validation.parse_record(
+            Adjudication, adj, limits, today, "adjudication", subject_id=subject
         )
-    if problems:
+        problems += found
+    if screening is not None:
+        problems += validation.record_problems(
+            reference_date=None, screening=screening, history=history, birth_date=birth
+        )
+    if birth is not None and (why := validation.not_in_future(birth, today, "birth_date")):
+        problems.append(why)
+    if problems or screening is None:
         raise InputFileError(path, problems)
-    fields: dict[str, Any] = m.model_dump(exclude={"labs", "immunotherapy", "adjudication", "birth_date"})
-    fields["age_years"] = age
-    fields["diet"] = m.diet
-    fields["histology"] = m.histology
-    return PatientInput(Screening(**fields, labs=labs), history, adjudication)
+    return PatientInput(screening, history, adjudication)
 
 
-def load_patient(path: str | Path) -> PatientInput:
+def load_patient(path: str | Path, limits: Plausibility | None = None, today: dt.date | None = None) -> PatientInput:
+    """Read PATIENT.json (docs/eligibility.md) with the shared reader and the shared schema."""
     p = Path(path)
-    return patient_from_model(_parse(PatientModel, p), str(p))
+    return patient_from_data(read_json_object(p), str(p), limits, today)
 
 
 # ----------------------------------------------------------------------------- PLAN.json
+# Lesions, courses and fractions are the domain's records; PLAN.json lets a lesion leave out location, is_node,
+# measurable and baseline diameter, a course leave out its role (its lesion's) and alpha/beta (the protocol's),
+# and a course state its total dose (checked) and whether it is completed.
 
-
-class LesionModel(_Model):
-    lesion_id: str = Field(min_length=1)
-    organ: str = Field(min_length=1)
-    location: str = ""
-    is_node: bool = False
-    measurable: bool = True
-    baseline_diameter_mm: float | None = Field(default=None, gt=0)
-    rt_role: RtRole
-    lesion_class: LesionClass = LesionClass.TARGET
-    is_primary: bool = False
-    is_symptomatic: bool = False
-    label: str | None = None
-
-
-class CourseModel(_Model):
-    lesion_id: str = Field(min_length=1)
-    role: RtRole | None = None
-    dose_per_fraction_gy: float = Field(gt=0)
-    fractions: int = Field(gt=0)
-    total_dose_gy: float | None = Field(default=None, gt=0)
-    start_date: dt.date
-    alpha_beta_gy: float | None = Field(default=None, gt=0)
-    completed: bool | None = None
-    plan_label: str | None = None
-
-
-class FractionModel(_Model):
-    lesion_id: str = Field(min_length=1)
-    fraction_number: int = Field(ge=1)
-    date: dt.date
-    dose_gy: float = Field(ge=0)
-    status: FractionStatus = FractionStatus.DELIVERED
-
-
-class PlanModel(_Model):
-    """PLAN.json: the lesion registry with roles, the prescriptions, and the fractions delivered so far."""
-
-    subject_id: str = Field(min_length=1)
-    conventional_selection: Literal["primary", "largest", "symptomatic"] | None = None
-    lesions: list[LesionModel] = Field(min_length=1)
-    courses: list[CourseModel] = Field(default_factory=list)
-    fractions: list[FractionModel] = Field(default_factory=list)
+_LESION_DEFAULTS: dict[str, Any] = {"location": "", "is_node": False, "measurable": True, "baseline_diameter_mm": None}
+_SELECTIONS = ("primary", "largest", "symptomatic")
 
 
 @dataclass(frozen=True)
@@ -266,11 +206,47 @@ class PlanInput:
     completed: frozenset[str] | None
 
 
-def plan_from_model(m: PlanModel, alpha_beta_tumour_gy: float, path: str = "<plan>") -> PlanInput:
-    """Domain objects from a validated PLAN.json: a course's role defaults to its lesion's, α/β to the protocol's."""
+def _items(data: Mapping[str, Any], key: str, problems: list[Problem], required: bool = False) -> list[dict[str, Any]]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        problems.append(Problem(None, key, "must be an array of objects [{...}, ...]"))
+        return []
+    if required and not value:
+        problems.append(Problem(None, key, "must list at least one"))
+    return [dict(v) for v in value]
+
+
+def plan_from_data(
+    data: Mapping[str, Any],
+    alpha_beta_tumour_gy: float,
+    path: str = "<plan>",
+    limits: Plausibility | None = None,
+    today: dt.date | None = None,
+) -> PlanInput:
+    """Domain objects from PLAN.json's document (a course's role defaults to its lesion's, alpha/beta to the
+    protocol's)."""
     problems: list[Problem] = []
+    unknown = set(data) - {"subject_id", "conventional_selection", "lesions", "courses", "fractions"}
+    problems += [Problem(None, k, "unknown field (a typo?)") for k in sorted(unknown)]
+    subject = data.get("subject_id")
+    if not isinstance(subject, str) or not subject.strip():
+        problems.append(
+            Problem(None, "subject_id", "required field is missing" if subject is None else "must be a non-empty text")
+        )
+    selection = data.get("conventional_selection")
+    if selection is not None and selection not in _SELECTIONS:
+        problems.append(
+            Problem(None, "conventional_selection", f"{selection!r} is not one of {', '.join(_SELECTIONS)}")
+        )
+    lesions: list[Lesion] = []
     roles: dict[str, RtRole] = {}
-    for i, lesion in enumerate(m.lesions):
+    for i, raw in enumerate(_items(data, "lesions", problems, required=True)):
+        lesion, found = validation.parse_record(
+            Lesion, {**_LESION_DEFAULTS, **raw}, limits, today, f"lesions[{i}]", subject_id=subject
+        )
+        problems += found
+        if lesion is None:
+            continue
         if lesion.lesion_id in roles:
             if roles[lesion.lesion_id] is not lesion.rt_role:
                 reason = (
@@ -281,89 +257,86 @@ def plan_from_model(m: PlanModel, alpha_beta_tumour_gy: float, path: str = "<pla
             else:
                 problems.append(Problem(None, f"lesions[{i}].lesion_id", f"lesion {lesion.lesion_id} is listed twice"))
         roles.setdefault(lesion.lesion_id, lesion.rt_role)
-    lesions = tuple(
-        Lesion(
-            m.subject_id,
-            x.lesion_id,
-            x.organ,
-            x.location,
-            x.is_node,
-            x.measurable,
-            x.baseline_diameter_mm,
-            x.rt_role,
-            x.lesion_class,
-            x.is_primary,
-            x.is_symptomatic,
-            x.label,
-        )
-        for x in m.lesions
-    )
-    courses = []
-    for i, c in enumerate(m.courses):
-        role = roles.get(c.lesion_id)
+        lesions.append(lesion)
+    courses: list[RadiotherapyCourse] = []
+    flags: dict[str, bool] = {}
+    for i, raw in enumerate(_items(data, "courses", problems)):
+        where = f"courses[{i}]"
+        total = _value(float, raw, "total_dose_gy", problems, f"{where}.")
+        completed = _value(bool, raw, "completed", problems, f"{where}.")
+        given_role = _value(RtRole, raw, "role", problems, f"{where}.")
+        for key in ("total_dose_gy", "completed", "role"):
+            raw.pop(key, None)
+        lesion_id = raw.get("lesion_id")
+        role = roles.get(lesion_id) if isinstance(lesion_id, str) else None
         if role is None:
-            problems.append(Problem(None, f"courses[{i}].lesion_id", f"lesion {c.lesion_id} is not in lesions"))
+            if isinstance(lesion_id, str):
+                problems.append(Problem(None, f"{where}.lesion_id", f"lesion {lesion_id} is not in lesions"))
+            else:
+                problems.append(Problem(None, f"{where}.lesion_id", "required field is missing"))
             continue
-        if c.role is not None and c.role is not role:
+        if given_role is not None and given_role is not role:
             problems.append(
                 Problem(
                     None,
-                    f"courses[{i}].role",
-                    f"lesion {c.lesion_id} is {role.value} in lesions but this course is {c.role.value}; "
+                    f"{where}.role",
+                    f"lesion {lesion_id} is {role.value} in lesions but this course is {given_role.value}; "
                     "a lesion has exactly one role",
                 )
             )
             continue
-        if c.total_dose_gy is not None and abs(c.dose_per_fraction_gy * c.fractions - c.total_dose_gy) > (
-            0.01 * c.total_dose_gy
-        ):
+        if raw.get("alpha_beta_gy") is None:
+            raw["alpha_beta_gy"] = alpha_beta_tumour_gy
+        course, found = validation.parse_record(
+            RadiotherapyCourse, raw, limits, today, where, subject_id=subject, role=role
+        )
+        problems += found
+        if course is None:
+            continue
+        if total is not None and abs(course.total_dose_gy - total) > 0.01 * total:
             problems.append(
                 Problem(
                     None,
-                    f"courses[{i}].total_dose_gy",
-                    f"{c.total_dose_gy:g} Gy is not {c.dose_per_fraction_gy:g} Gy x {c.fractions} = "
-                    f"{c.dose_per_fraction_gy * c.fractions:g} Gy (fractions = total / dose per fraction)",
+                    f"{where}.total_dose_gy",
+                    f"{total:g} Gy is not {course.dose_per_fraction_gy:g} Gy x {course.fractions} = "
+                    f"{course.total_dose_gy:g} Gy (fractions = total / dose per fraction)",
                 )
             )
-        courses.append(
-            RadiotherapyCourse(
-                m.subject_id,
-                c.lesion_id,
-                role,
-                c.dose_per_fraction_gy,
-                c.fractions,
-                c.start_date,
-                c.alpha_beta_gy or alpha_beta_tumour_gy,
-                c.plan_label,
+        if completed is not None:
+            flags[course.lesion_id] = completed
+        courses.append(course)
+    fractions: list[Fraction] = []
+    for i, raw in enumerate(_items(data, "fractions", problems)):
+        fraction, found = validation.parse_record(Fraction, raw, limits, today, f"fractions[{i}]", subject_id=subject)
+        problems += found
+        if fraction is None:
+            continue
+        if fraction.lesion_id not in roles:
+            problems.append(
+                Problem(None, f"fractions[{i}].lesion_id", f"lesion {fraction.lesion_id} is not in lesions")
             )
-        )
-    for i, f in enumerate(m.fractions):
-        if f.lesion_id not in roles:
-            problems.append(Problem(None, f"fractions[{i}].lesion_id", f"lesion {f.lesion_id} is not in lesions"))
-    if problems:
+        fractions.append(fraction)
+    if problems or not isinstance(subject, str):
         raise InputFileError(path, problems)
-    fractions = tuple(
-        Fraction(m.subject_id, f.lesion_id, f.fraction_number, f.date, f.dose_gy, f.status) for f in m.fractions
-    )
-    flags = {c.lesion_id: c.completed for c in m.courses if c.completed is not None}
-    completed: frozenset[str] | None = None
+    completed_set: frozenset[str] | None = None
     if flags:
         # explicit flags win; other courses count as completed once all their fractions are recorded
         done = {k for k, v in flags.items() if v}
-        for course in courses:
-            if course.lesion_id not in flags:
-                given = [
-                    f for f in fractions if f.lesion_id == course.lesion_id and f.status is not FractionStatus.MISSED
-                ]
-                if len(given) >= course.fractions:
-                    done.add(course.lesion_id)
-        completed = frozenset(done)
-    return PlanInput(m.subject_id, lesions, tuple(courses), fractions, m.conventional_selection, completed)
+        for c in courses:
+            if c.lesion_id not in flags:
+                given = [f for f in fractions if f.lesion_id == c.lesion_id and f.status is not FractionStatus.MISSED]
+                if len(given) >= c.fractions:
+                    done.add(c.lesion_id)
+        completed_set = frozenset(done)
+    return PlanInput(subject, tuple(lesions), tuple(courses), tuple(fractions), selection, completed_set)
 
 
-def load_plan(path: str | Path, alpha_beta_tumour_gy: float) -> PlanInput:
+def load_plan(
+    path: str | Path, alpha_beta_tumour_gy: float, limits: Plausibility | None = None, today: dt.date | None = None
+) -> PlanInput:
+    """Read PLAN.json (docs/radiotherapy.md) with the shared reader and the shared schema."""
     p = Path(path)
-    return plan_from_model(_parse(PlanModel, p), alpha_beta_tumour_gy, str(p))
+    return plan_from_data(read_json_object(p), alpha_beta_tumour_gy, str(p), limits, today)
 
 
 # ----------------------------------------------------------------------------- SCHEDULE.json

@@ -353,6 +353,52 @@ class QolOptions(_Strict):
     time_unit: Literal["days", "weeks", "months"] = "months"
 
 
+class LabRange(_Strict):
+    """The physically possible values of one laboratory result, in ``unit`` (values in other units are converted)."""
+
+    min: float
+    max: float
+    unit: str
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LabRange:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+def _default_labs() -> dict[str, LabRange]:
+    """Beyond these a value is a typing or unit error, not a patient (docs/protocol.md "Plausibility")."""
+    return {
+        "haemoglobin": LabRange(min=0, max=250, unit="g/L"),
+        "wbc": LabRange(min=0, max=500, unit="10^9/L"),
+        "neutrophils": LabRange(min=0, max=200, unit="10^9/L"),
+        "platelets": LabRange(min=0, max=2000, unit="10^9/L"),
+        "ast": LabRange(min=0, max=20000, unit="U/L"),
+        "alt": LabRange(min=0, max=20000, unit="U/L"),
+        "alp": LabRange(min=0, max=10000, unit="U/L"),
+    }
+
+
+class Plausibility(_Strict):
+    """Physically possible values (not protocol rules): a value outside is refused as an input error, naming the
+    field. The defaults are Abscopal's (docs/protocol.md "Plausibility"); the protocol file may narrow them, and
+    its own thresholds must lie inside them."""
+
+    age_years: Interval = Interval(min=0, max=120)
+    ecog: Interval = Interval(min=0, max=5)  # ECOG 0-5 (Oken et al. 1982)
+    life_expectancy_months: Interval = Interval(min=0, max=600)
+    diameter_mm: Interval = Interval(min=0, max=500)
+    lesion_count: Interval = Interval(min=0, max=100)
+    metastatic_organ_count: Interval = Interval(min=0, max=20)
+    dose_per_fraction_gy: Interval = Interval(min=0, max=30)
+    fractions: Interval = Interval(min=1, max=60)
+    alpha_beta_gy: Interval = Interval(min=0.5, max=30)
+    lines_of_therapy: Interval = Interval(min=1, max=20)
+    labs: dict[str, LabRange] = Field(default_factory=_default_labs)
+    source: str = ""
+
+
 class Trial(_Strict):
     id: str = Field(min_length=1)
     title: str
@@ -393,6 +439,7 @@ class Protocol(_Strict):
     response: ResponseOptions
     safety: SafetyOptions
     qol: QolOptions
+    plausibility: Plausibility = Field(default_factory=Plausibility)
 
 
 class ProtocolFile:
@@ -492,9 +539,76 @@ def _protocol_error(exc: pydantic.ValidationError, source: str, prefix: str = ""
 
 def _validate(raw: dict[str, Any], source: str, prefix: str = "") -> Protocol:
     try:
-        return Protocol.model_validate(raw)
+        protocol = Protocol.model_validate(raw)
     except pydantic.ValidationError as exc:
         raise _protocol_error(exc, source, prefix) from None
+    for key, reason in implausible_thresholds(protocol):
+        raise ProtocolError(f"{prefix}.{key}" if prefix else key, reason, source)
+    return protocol
+
+
+#: eligibility range-check fields and the plausibility interval that bounds them
+_RANGE_LIMITS = ("age_years", "ecog", "life_expectancy_months", "lesion_count", "metastatic_organ_count")
+
+
+def _outside(value: float, limit: Interval, name: str, unit: str = "") -> str | None:
+    if limit.contains(value):
+        return None
+    bounds = f"{limit.min:g}-{limit.max:g}{unit}"
+    return f"{value:g}{unit} is not plausible: {name} must lie within {bounds} (plausibility.{name})"
+
+
+def implausible_thresholds(p: Protocol) -> list[tuple[str, str]]:
+    """(key, reason) of every protocol threshold outside the plausibility limits, e.g. an age maximum of 300."""
+    from abscopal.errors import ValidationError
+    from abscopal.protocol import units
+
+    limits = p.plausibility
+    found: list[tuple[str, str]] = []
+    for section, criteria in (("inclusion", p.eligibility.inclusion), ("exclusion", p.eligibility.exclusion)):
+        for cid, criterion in criteria.items():
+            for name, check in criterion.checks.items():
+                key = f"eligibility.{section}.{cid}.checks.{name}"
+                if isinstance(check, RangeCheck) and check.field in _RANGE_LIMITS:
+                    limit = getattr(limits, check.field)
+                    for bound in ("min", "max"):
+                        value = getattr(check, bound)
+                        if value is not None and (why := _outside(value, limit, check.field)):
+                            found.append((f"{key}.{bound}", why))
+                if isinstance(check, LabMinCheck) and check.lab in limits.labs:
+                    lab = limits.labs[check.lab]
+                    try:
+                        value = check.min * units.factor(check.lab, check.unit, lab.unit)
+                    except ValidationError as exc:
+                        found.append((f"{key}.unit", exc.reason))
+                        continue
+                    interval = Interval(min=lab.min, max=lab.max)
+                    if why := _outside(value, interval, f"labs.{check.lab}", f" {lab.unit}"):
+                        found.append((f"{key}.min", why))
+    rt = p.radiotherapy
+    doses = [
+        ("radiotherapy.conventional.dose_per_fraction_gy.min", rt.conventional.dose_per_fraction_gy.min),
+        ("radiotherapy.conventional.dose_per_fraction_gy.max", rt.conventional.dose_per_fraction_gy.max),
+        ("radiotherapy.low_dose.dose_per_fraction_gy", rt.low_dose.dose_per_fraction_gy),
+    ]
+    for key, value in doses:
+        if why := _outside(value, limits.dose_per_fraction_gy, "dose_per_fraction_gy", " Gy"):
+            found.append((key, why))
+    for key, value in (
+        ("radiotherapy.conventional.fractions.max", rt.conventional.fractions.max),
+        ("radiotherapy.low_dose.fractions.max", rt.low_dose.fractions.max),
+    ):
+        if why := _outside(value, limits.fractions, "fractions"):
+            found.append((key, why))
+    for key, value in (
+        ("radiotherapy.radiobiology.alpha_beta_tumour_gy", rt.radiobiology.alpha_beta_tumour_gy),
+        ("radiotherapy.radiobiology.alpha_beta_late_gy", rt.radiobiology.alpha_beta_late_gy),
+    ):
+        if why := _outside(value, limits.alpha_beta_gy, "alpha_beta_gy", " Gy"):
+            found.append((key, why))
+    if why := _outside(rt.observation.measurable_min_mm, limits.diameter_mm, "diameter_mm", " mm"):
+        found.append(("radiotherapy.observation.measurable_min_mm", why))
+    return found
 
 
 def load_protocol_file(path: str | Path) -> ProtocolFile:

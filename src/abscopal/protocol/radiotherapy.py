@@ -18,6 +18,7 @@ from itertools import pairwise
 from typing import Any
 
 from abscopal.domain import (
+    DeviationCheck,
     DeviationClass,
     Fraction,
     FractionStatus,
@@ -137,7 +138,7 @@ def _positive(value: float, name: str) -> None:
 class RtCheck:
     """One check: passed or not, a sentence, and for a failure the proposed deviation class and the values."""
 
-    check: str
+    check: DeviationCheck
     lesion_id: str | None
     ok: bool
     message: str
@@ -251,7 +252,7 @@ def check_lesion_roles(
     ok = 1 <= n_conv <= max_conv
     out.append(
         RtCheck(
-            "conventional.count",
+            DeviationCheck.CONVENTIONAL_COUNT,
             None,
             ok,
             f"{n_conv} conventional lesion(s); the protocol allows 1 to {max_conv}",
@@ -264,7 +265,7 @@ def check_lesion_roles(
     ok = len(low) <= rules.low_dose.max_lesions
     out.append(
         RtCheck(
-            "low_dose.count",
+            DeviationCheck.LOW_DOSE_COUNT,
             None,
             ok,
             f"{len(low)} low-dose lesion(s); at most {rules.low_dose.max_lesions}",
@@ -287,7 +288,7 @@ def check_lesion_roles(
     )
     out.append(
         RtCheck(
-            "observation.measurable",
+            DeviationCheck.OBSERVATION_MEASURABLE,
             None,
             ok,
             f"{len(measurable)} measurable observation lesion(s) (>= {rules.observation.measurable_min_mm:g} mm, "
@@ -301,7 +302,7 @@ def check_lesion_roles(
         if lesion.lesion_id in irradiated:
             out.append(
                 RtCheck(
-                    "observation.irradiated",
+                    DeviationCheck.OBSERVATION_IRRADIATED,
                     lesion.lesion_id,
                     False,
                     f"observation lesion {lesion.lesion_id} received radiotherapy; it must stay unirradiated",
@@ -317,7 +318,7 @@ def check_lesion_roles(
     ok = n_lesions <= rules.limits.max_lesions
     out.append(
         RtCheck(
-            "limits.lesions",
+            DeviationCheck.LIMITS_LESIONS,
             None,
             ok,
             f"{n_lesions} lesion(s); at most {rules.limits.max_lesions} (inclusion 9)",
@@ -329,7 +330,7 @@ def check_lesion_roles(
     ok = len(organs) <= rules.limits.max_metastatic_organs
     out.append(
         RtCheck(
-            "limits.organs",
+            DeviationCheck.LIMITS_ORGANS,
             None,
             ok,
             f"{len(organs)} organ(s) with metastases ({', '.join(sorted(organs)) or 'none'}); at most "
@@ -372,7 +373,7 @@ def _selection_check(lesion: Lesion, lesions: Sequence[Lesion], rules: Radiother
     if flag is not None:
         if flag not in allowed:
             return RtCheck(
-                "conventional.selection",
+                DeviationCheck.CONVENTIONAL_SELECTION,
                 lesion.lesion_id,
                 False,
                 f"conventional lesion {lesion.lesion_id} is flagged {flag!r}; the protocol allows {', '.join(allowed)}",
@@ -391,7 +392,7 @@ def _selection_check(lesion: Lesion, lesions: Sequence[Lesion], rules: Radiother
                 ),
             }[flag]
             return RtCheck(
-                "conventional.selection",
+                DeviationCheck.CONVENTIONAL_SELECTION,
                 lesion.lesion_id,
                 False,
                 f"conventional lesion {lesion.lesion_id} is flagged {flag} but {why}",
@@ -399,7 +400,7 @@ def _selection_check(lesion: Lesion, lesions: Sequence[Lesion], rules: Radiother
                 values,
             )
         return RtCheck(
-            "conventional.selection",
+            DeviationCheck.CONVENTIONAL_SELECTION,
             lesion.lesion_id,
             True,
             f"conventional lesion {lesion.lesion_id} is the {flag} lesion",
@@ -407,13 +408,13 @@ def _selection_check(lesion: Lesion, lesions: Sequence[Lesion], rules: Radiother
     reasons = [name for name in allowed if facts[name]]
     if reasons:
         return RtCheck(
-            "conventional.selection",
+            DeviationCheck.CONVENTIONAL_SELECTION,
             lesion.lesion_id,
             True,
             f"conventional lesion {lesion.lesion_id} is {' and '.join(reasons)}",
         )
     return RtCheck(
-        "conventional.selection",
+        DeviationCheck.CONVENTIONAL_SELECTION,
         lesion.lesion_id,
         False,
         f"conventional lesion {lesion.lesion_id} is neither {', nor '.join(allowed)}",
@@ -472,7 +473,7 @@ def check_prescription(course: RadiotherapyCourse, rules: Radiotherapy) -> list[
         ok = not problems
         return [
             RtCheck(
-                "cfrt.prescription",
+                DeviationCheck.CFRT_PRESCRIPTION,
                 lid,
                 ok,
                 f"conventional {values}" + ("" if ok else ": " + "; ".join(problems)),
@@ -485,7 +486,7 @@ def check_prescription(course: RadiotherapyCourse, rules: Radiotherapy) -> list[
     cls = _band(pct, dev.ldrt_dose_minor_pct, dev.ldrt_dose_major_pct)
     out = [
         RtCheck(
-            "ldrt.dose_per_fraction",
+            DeviationCheck.LDRT_DOSE_PER_FRACTION,
             lid,
             cls is None,
             f"low-dose {d:g} Gy/f is {pct:.1f}% from {low.dose_per_fraction_gy:g} Gy",
@@ -496,7 +497,7 @@ def check_prescription(course: RadiotherapyCourse, rules: Radiotherapy) -> list[
     ok = low.fractions.min <= n <= low.fractions.max
     out.append(
         RtCheck(
-            "ldrt.fractions",
+            DeviationCheck.LDRT_FRACTIONS,
             lid,
             ok,
             f"low-dose {n} fractions; the protocol gives {low.fractions.min:g}-{low.fractions.max:g}",
@@ -525,7 +526,7 @@ def check_delivery(
         cls = delivered_total_class(prescribed, total, dev)
         out.append(
             RtCheck(
-                "delivered_total",
+                DeviationCheck.DELIVERED_TOTAL,
                 lid,
                 cls is None,
                 f"delivered {total:g} Gy of {prescribed:g} Gy prescribed ({pct:.1f}% off)",
@@ -555,7 +556,7 @@ def _cfrt_delivery(
         if not c.dose_per_fraction_gy.min - _EPS <= f.dose_gy <= c.dose_per_fraction_gy.max + _EPS:
             out.append(
                 RtCheck(
-                    "cfrt.delivered_dose_per_fraction",
+                    DeviationCheck.CFRT_DELIVERED_DOSE_PER_FRACTION,
                     lid,
                     False,
                     f"fraction {f.fraction_number} on {f.date} delivered {f.dose_gy:g} Gy, outside "
@@ -570,7 +571,7 @@ def _cfrt_delivery(
                 name = wd.holiday_name(f.date) or f.date.strftime("%A")
                 out.append(
                     RtCheck(
-                        "cfrt.working_day",
+                        DeviationCheck.CFRT_WORKING_DAY,
                         lid,
                         False,
                         f"fraction {f.fraction_number} on {f.date} ({name}) is not on a working day",
@@ -583,7 +584,7 @@ def _cfrt_delivery(
         if count > c.max_fractions_per_day:
             out.append(
                 RtCheck(
-                    "cfrt.fractions_per_day",
+                    DeviationCheck.CFRT_FRACTIONS_PER_DAY,
                     lid,
                     False,
                     f"{count} conventional fractions on {day}; at most {c.max_fractions_per_day} a day",
@@ -602,7 +603,7 @@ def _cfrt_delivery(
         word = "ended" if completed or remaining == 0 else "projected to end"
         out.append(
             RtCheck(
-                "cfrt.overall_time",
+                DeviationCheck.CFRT_OVERALL_TIME,
                 lid,
                 cls is None,
                 f"course {word} {end}, {extra} working day(s) after the planned end {planned_end}",
@@ -628,7 +629,7 @@ def _ldrt_delivery(
         if cls is not None:
             out.append(
                 RtCheck(
-                    "ldrt.delivered_dose_per_fraction",
+                    DeviationCheck.LDRT_DELIVERED_DOSE_PER_FRACTION,
                     lid,
                     False,
                     f"fraction {f.fraction_number} on {f.date} delivered {f.dose_gy:g} Gy, {pct:.1f}% from "
@@ -643,7 +644,7 @@ def _ldrt_delivery(
         ok = cls is None
         out.append(
             RtCheck(
-                "ldrt.interval",
+                DeviationCheck.LDRT_INTERVAL,
                 lid,
                 ok,
                 f"fractions {prev.fraction_number}-{cur.fraction_number} {gap} days apart (window "
@@ -658,7 +659,7 @@ def _ldrt_delivery(
         if not ok:
             out.append(
                 RtCheck(
-                    "ldrt.fractions",
+                    DeviationCheck.LDRT_FRACTIONS,
                     lid,
                     False,
                     f"{n} low-dose fractions delivered; the protocol gives {low.fractions.min:g}-{low.fractions.max:g}",
@@ -779,7 +780,7 @@ def check_plan(
         if role_of[lid] is not RtRole.OBSERVATION:
             checks.append(
                 RtCheck(
-                    "unprescribed_irradiation",
+                    DeviationCheck.UNPRESCRIBED_IRRADIATION,
                     lid,
                     False,
                     f"lesion {lid} ({role_of[lid].value}) received fractions without a prescription",

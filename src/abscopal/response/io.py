@@ -6,6 +6,7 @@ temporary directory and moved into place only when everything succeeded.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -20,8 +21,10 @@ import pandas as pd
 import polars as pl
 from numpy.typing import NDArray
 
+from abscopal import validation
 from abscopal.errors import InputFileError, Problem, ValidationError
 from abscopal.inputs import check_header, check_output_dir, read_csv
+from abscopal.protocol.model import Plausibility
 from abscopal.response.codes import NONE, Code, Criteria, label, parse_response
 from abscopal.response.endpoints import NO_DAY, PFS_REASON_TEXT
 from abscopal.response.engine import CohortArrays, role_rates
@@ -45,6 +48,8 @@ SUBJECT_COLUMNS = ("subject_id", "reference_date", "death_date", "new_therapy_da
 _BOOL = {"true": 1, "false": 0, "1": 1, "0": 0, "yes": 1, "no": 0, "t": 1, "f": 0, "y": 1, "n": 0}
 _MAX_PER_CHECK = 200
 DATE_FORMAT = "%Y-%m-%d"
+EPOCH = dt.date(1970, 1, 1)  # day numbers are days since the Unix epoch (polars dates)
+DEFAULT_LIMITS = validation.DEFAULT_LIMITS
 PCT_DECIMALS = 4  # percentages are written rounded to 0.0001 % (computed unrounded)
 
 
@@ -96,10 +101,15 @@ def _code(col: str, mapping: Mapping[str, int], blank: int) -> pl.Expr:
     )
 
 
-def read_measurements(path: Path) -> Measurements:
+def read_measurements(path: Path, limits: Plausibility | None = None, today: dt.date | None = None) -> Measurements:
     """Read MEAS.csv (response-rules.md §7), check every row and the baseline rules (§1). A typed read is
-    tried first; any doubt falls back to a read as text that reports every problem with its line."""
-    read = _read_typed(path) or _read_text(path)
+    tried first; any doubt falls back to a read as text that reports every problem with its line.
+
+    Plausibility (abscopal.validation): a diameter beyond ``limits.diameter_mm`` (default 500 mm) and an
+    assessment after ``today`` are refused with their line."""
+    limits = limits or DEFAULT_LIMITS
+    last_day = (today or dt.date.today()) - EPOCH
+    read = _read_typed(path, limits, last_day.days) or _read_text(path, limits, last_day.days)
     table = read.table
     if len(table) == 0:
         raise InputFileError(str(path), [Problem(None, "", "has a header but no measurement rows")])
@@ -109,7 +119,7 @@ def read_measurements(path: Path) -> Measurements:
     return read
 
 
-def _read_text(path: Path) -> Measurements:
+def _read_text(path: Path, limits: Plausibility, last_day: int) -> Measurements:
     """The careful read: every column as text, every problem collected with its line."""
     raw = _read_strings(path, REQUIRED, OPTIONAL)
     role_col = "rt_role" in raw.columns
@@ -148,6 +158,19 @@ def _read_text(path: Path) -> Measurements:
         pl.col("__mm") < 0,
         "diameter_mm",
         lambda v: f"{v} is negative (a diameter is 0 or more mm)",
+    )
+    top = limits.diameter_mm.max
+    problems += _problems(
+        parsed,
+        pl.col("__mm") > top,
+        "diameter_mm",
+        lambda v: f"{v} mm is not plausible (possible: {limits.diameter_mm.min:g} to {top:g} mm)",
+    )
+    problems += _problems(
+        parsed,
+        pl.col("__day") > last_day,
+        "assessment_date",
+        lambda v: f"{v.strip()} is in the future (today is {EPOCH + dt.timedelta(days=last_day)})",
     )
     problems += _problems(
         parsed,
@@ -260,18 +283,22 @@ def _plain_header(path: Path) -> list[str] | None:
     """The header of a file the fast read may take, or None to leave it to the careful read.
 
     The fast read numbers rows by position (line = row + 2), so it takes only files where a record is one
-    physical line and every line has the header's number of fields: no quote character at all (so no quoted
-    comma or newline), no blank line, no lone carriage return, no byte-order mark, and exactly (lines x
+    physical line and every line has the header's number of fields: no quoted text (so no quoted comma or
+    newline), no blank line, no lone carriage return, no byte-order mark, and exactly (lines x
     (columns - 1)) commas. polars refuses a line with too many fields and invalid UTF-8 (the fast read then gives
-    way), so the comma count also rules out a line with too few. Anything else, and every header problem of
-    :func:`abscopal.inputs.check_header`, goes to the careful read, which reports it with its line.
+    way), so the comma count also rules out a line with too few. The one quoting allowed is an empty field
+    written ``""`` (polars writes empty strings so): it cannot hide a comma or a newline. Anything else, and
+    every header problem of :func:`abscopal.inputs.check_header`, goes to the careful read, which reports it
+    with its line.
     """
     try:
         data = path.read_bytes()
     except OSError:
         return None
-    if not data or data.startswith(b"\xef\xbb\xbf") or b'"' in data or b"\n\n" in data or b"\n\r\n" in data:
+    if not data or data.startswith(b"\xef\xbb\xbf") or b"\n\n" in data or b"\n\r\n" in data:
         return None
+    if b'"' in data and (b'"""' in data or data.count(b'"') != 2 * data.count(b'""')):
+        return None  # quotes other than empty fields ("", as polars writes them) may hide commas or newlines
     if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
         return None
     end = data.find(b"\n")
@@ -288,7 +315,7 @@ def _plain_header(path: Path) -> list[str] | None:
     return header
 
 
-def _read_typed(path: Path) -> Measurements | None:
+def _read_typed(path: Path, limits: Plausibility, last_day: int) -> Measurements | None:
     """The fast read of a clean file (typed columns, categories mapped once); None when anything is off."""
     header = _plain_header(path)
     if header is None:
@@ -324,6 +351,8 @@ def _read_typed(path: Path) -> Measurements | None:
         or (status == -9).any()
         or (role < 0).any()
         or bool(np.any(np.isfinite(mm) & (mm < 0)) or np.any(np.isinf(mm)))
+        or bool(np.any(mm > limits.diameter_mm.max))
+        or (frame["assessment_date"].cast(pl.Int32).max() or 0) > last_day  # type: ignore[operator]
     ):
         return None
     key = subject * (int(lesion_phys.max()) + 1) + lesion_phys
@@ -371,8 +400,11 @@ class SubjectDays:
     new_therapy_day: NDArray[np.int64]
 
 
-def read_subjects(path: Path, subject_ids: tuple[str, ...]) -> SubjectDays:
-    """Read SUBJECTS.csv (response-rules.md §6): subject_id, reference_date, death_date, new_therapy_date."""
+def read_subjects(path: Path, subject_ids: tuple[str, ...], today: dt.date | None = None) -> SubjectDays:
+    """Read SUBJECTS.csv (response-rules.md §6): subject_id, reference_date, death_date, new_therapy_date.
+
+    Death and new therapy on or after the reference date, nothing after ``today`` (abscopal.validation): a
+    death before the origin would give a negative PFS."""
     raw = _read_strings(path, SUBJECT_COLUMNS, ())
     problems = _problems(raw, _blank("subject_id"), "subject_id", lambda _v: "subject_id is empty")
     problems += _problems(
@@ -394,12 +426,25 @@ def read_subjects(path: Path, subject_ids: tuple[str, ...]) -> SubjectDays:
     n = len(subject_ids)
     ref, death, therapy = np.full(n, -1), np.full(n, NO_DAY), np.full(n, NO_DAY)
     rows = raw.select(
+        pl.col("__line"),
         pl.col("subject_id"),  # verbatim, as in MEAS.csv
         _epoch_days("reference_date"),
         _epoch_days("death_date"),
         _epoch_days("new_therapy_date"),
     )
-    for sid, r, d, t in rows.iter_rows():
+    problems = []
+    today_ = today or dt.date.today()
+    for line, sid, r, d, t in rows.iter_rows():
+        days = zip(SUBJECT_COLUMNS[1:], (r, d, t), strict=True)
+        dates = {k: None if v is None else EPOCH + dt.timedelta(days=v) for k, v in days}
+        found = [
+            validation.not_after(dates["death_date"], dates["reference_date"], "death_date", "reference_date"),
+            validation.not_after(
+                dates["new_therapy_date"], dates["reference_date"], "new_therapy_date", "reference_date"
+            ),
+            *(validation.not_in_future(v, today_, k) for k, v in dates.items()),
+        ]
+        problems += [Problem(int(line), p.field, p.reason) for p in found if p is not None]
         i = index.get(sid)
         if i is None:
             continue
@@ -409,6 +454,8 @@ def read_subjects(path: Path, subject_ids: tuple[str, ...]) -> SubjectDays:
             death[i] = d
         if t is not None:
             therapy[i] = t
+    if problems:
+        raise InputFileError(str(path), problems)
     return SubjectDays(ref.astype(np.int64), death.astype(np.int64), therapy.astype(np.int64))
 
 

@@ -175,11 +175,12 @@ def test_investigator_response_that_agrees_is_not_a_discrepancy() -> None:
 
 
 def test_typed_fast_read_and_careful_text_read_give_the_same_table(tmp_path: Path) -> None:
-    from abscopal.response.io import _read_text, _read_typed
+    from abscopal.response.io import DEFAULT_LIMITS, _read_text, _read_typed
 
     src = tmp_path / "meas.csv"
     src.write_text("\n".join([HEADER, *GOOD[3:], *GOOD[:3]]) + "\n")  # follow-up rows first
-    fast, careful = _read_typed(src), _read_text(src)
+    today = 30_000  # days since 1970: 2052
+    fast, careful = _read_typed(src, DEFAULT_LIMITS, today), _read_text(src, DEFAULT_LIMITS, today)
     assert fast is not None
     for name in ("subject", "day", "lesion_class", "is_node", "diameter_um", "status", "role", "line"):
         assert (getattr(fast.table, name) == getattr(careful.table, name)).all(), name
@@ -238,3 +239,20 @@ def test_codes_in_other_case_and_spacing_are_read_the_same(tmp_path: Path) -> No
     a, b = read_measurements(clean).table, read_measurements(loose).table
     for name in ("lesion_class", "is_node", "diameter_um", "status", "role"):
         assert (getattr(a, name) == getattr(b, name)).all(), name
+
+
+def test_empty_fields_quoted_as_polars_writes_them_keep_the_fast_read(tmp_path: Path) -> None:
+    from abscopal.response.io import DEFAULT_LIMITS, _read_typed
+
+    src = tmp_path / "meas.csv"
+    src.write_text("\n".join([HEADER, *(r.replace(",,", ',"",') for r in GOOD)]) + "\n")
+    assert '""' in src.read_text()
+    assert _read_typed(src, DEFAULT_LIMITS, 30_000) is not None
+
+
+def test_a_quoted_comma_sends_the_file_to_the_careful_read(tmp_path: Path) -> None:
+    from abscopal.response.io import DEFAULT_LIMITS, _read_typed
+
+    src = tmp_path / "meas.csv"
+    src.write_text("\n".join([HEADER, *(r.replace("lung", '"lung, left"') for r in GOOD)]) + "\n")
+    assert _read_typed(src, DEFAULT_LIMITS, 30_000) is None

@@ -1,4 +1,4 @@
-"""``abscopal schedule``: a patient's visit calendar, with overdue and out-of-window visits."""
+"""``abscopal schedule``: a patient's visit calendar, with overdue, out-of-window and cancelled visits."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ _STYLE = {
     "due": "cyan",
     "upcoming": "dim",
     "unscheduled": "magenta",
+    "not_expected": "dim",
 }
 
 
@@ -52,12 +53,18 @@ def schedule(
         typer.Option("--input", help="SCHEDULE.json (schema: docs/radiotherapy.md) instead of the database."),
     ] = None,
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Status on this date, YYYY-MM-DD (default: today).")
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="The calendar as known on this date, YYYY-MM-DD (default: today): anything recorded as happening "
+            "after it (visits, fractions, cycles, death, withdrawal) is ignored.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the calendar as JSON.")] = False,
 ) -> None:
     """Print the patient's calendar from enrolment: fractions, immunotherapy cycles, assessments, questionnaires,
-    follow-up, each with its window and status; overdue and out-of-window visits are listed at the end.
+    follow-up, each with its window and status; overdue and out-of-window visits are listed at the end. After
+    death, withdrawal or the end of study no visit is overdue: those still open are "not expected", with the reason.
 
     Example: abscopal schedule QFS-0001 --input docs/examples/schedule.json --as-of 2024-10-16
     """
@@ -88,9 +95,11 @@ def schedule(
             window,
             str(v.actual or ""),
             f"[{_STYLE[status]}]{status.replace('_', ' ')}[/]",
-            v.note,
+            v.not_expected or v.note,
         )
     console.print(table)
+    if result.off_study is not None:
+        console.print(f"[bold]Off study:[/] {result.off_study_reason}; no visit after that day is expected.")
     for title, visits in (("Overdue", result.overdue), ("Out of window", result.out_of_window)):
         if visits:
             console.print(

@@ -6,13 +6,19 @@ exposes them as ``weekend_workdays``). Treatment series (conventional fractions 
 low-dose fractions weekly, immunotherapy every 21 days) are recomputed from the actual dates when treatment slips;
 tumour assessments and questionnaires stay anchored on the enrolment date so that a treatment delay does not shift
 the assessment times (avoids evaluation-time bias in PFS; RECIST 1.1 §4.3, Eisenhauer 2009).
+
+The calendar is what was known on the ``as_of`` day: actual dates after it (visits done, fractions, cycles, a death
+or withdrawal recorded later) are ignored. After death, withdrawal from the study or the end of study (enrolment +
+``max_follow_up_days``, or an earlier end of study) no visit is expected: a visit whose window was still open on
+that day is "not expected" with the reason, the first cancelled visit of each kind is shown, later ones are not
+listed, and only a window that closed while the patient was on study can make a visit overdue.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -108,6 +114,7 @@ class VisitStatus(StrEnum):
     DUE = "due"
     UPCOMING = "upcoming"
     UNSCHEDULED = "unscheduled"
+    NOT_EXPECTED = "not_expected"  # cancelled: the patient died, withdrew or left the study before its window closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +128,7 @@ class Visit:
     window_end: dt.date | None
     actual: dt.date | None = None
     note: str = ""
+    not_expected: str = ""  # why the visit will not take place (death, withdrawal, end of study), else empty
 
     def in_window(self) -> bool:
         if self.actual is None or self.window_start is None or self.window_end is None:
@@ -133,6 +141,8 @@ class Visit:
         assert self.window_start is not None and self.window_end is not None
         if self.actual is not None:
             return VisitStatus.DONE if self.in_window() else VisitStatus.DONE_OUT_OF_WINDOW
+        if self.not_expected:
+            return VisitStatus.NOT_EXPECTED
         if self.window_end < as_of:
             return VisitStatus.OVERDUE
         if self.window_start <= as_of:
@@ -157,7 +167,10 @@ class ScheduleInput:
     assessments: tuple[dt.date, ...] = ()
     questionnaires: tuple[dt.date, ...] = ()
     follow_ups: tuple[dt.date, ...] = ()
-    end_of_treatment: dt.date | None = None  # progression, withdrawal: no more cycles or on-treatment visits
+    end_of_treatment: dt.date | None = None  # progression, new therapy: no more cycles; follow-up visits begin
+    death_date: dt.date | None = None  # no visit of any kind after it
+    withdrawal_date: dt.date | None = None  # withdrawal from the study (consent withdrawn): no visit after it
+    end_of_study: dt.date | None = None  # the patient's study ended early; default enrolment + max_follow_up_days
 
 
 @dataclass(frozen=True)
@@ -167,6 +180,8 @@ class PatientSchedule:
     visits: tuple[Visit, ...]
     country: str = "CN"
     notes: tuple[str, ...] = field(default=())
+    off_study: dt.date | None = None  # the day the patient died, withdrew or the study ended, when before as_of
+    off_study_reason: str = ""
 
     def status(self, visit: Visit) -> VisitStatus:
         return visit.status(self.as_of)
@@ -175,6 +190,11 @@ class PatientSchedule:
     def overdue(self) -> list[Visit]:
         """Visits whose window closed before ``as_of`` without the visit taking place."""
         return [v for v in self.visits if v.status(self.as_of) is VisitStatus.OVERDUE]
+
+    @property
+    def not_expected(self) -> list[Visit]:
+        """Visits cancelled because the patient died, withdrew or left the study before their window closed."""
+        return [v for v in self.visits if v.status(self.as_of) is VisitStatus.NOT_EXPECTED]
 
     @property
     def out_of_window(self) -> list[Visit]:
@@ -303,6 +323,63 @@ def _anchored(
     return visits
 
 
+def known_on(inp: ScheduleInput, as_of: dt.date) -> ScheduleInput:
+    """The input as it stood on ``as_of``: every actual date after that day (done visits, fractions, cycles, end of
+    treatment, death, withdrawal, an early end of study) is dropped, so an old day's calendar is what was known."""
+
+    def until(dates: tuple[dt.date, ...]) -> tuple[dt.date, ...]:
+        return tuple(d for d in dates if d <= as_of)
+
+    def known(day: dt.date | None) -> dt.date | None:
+        return day if day is not None and day <= as_of else None
+
+    return replace(
+        inp,
+        cfrt_delivered=until(inp.cfrt_delivered),
+        ldrt_delivered=until(inp.ldrt_delivered),
+        immunotherapy_given=until(inp.immunotherapy_given),
+        assessments=until(inp.assessments),
+        questionnaires=until(inp.questionnaires),
+        follow_ups=until(inp.follow_ups),
+        end_of_treatment=known(inp.end_of_treatment),
+        death_date=known(inp.death_date),
+        withdrawal_date=known(inp.withdrawal_date),
+        end_of_study=known(inp.end_of_study),
+    )
+
+
+def off_study(inp: ScheduleInput, horizon: dt.date, as_of: dt.date) -> tuple[dt.date, str] | None:
+    """The first day, on or before ``as_of``, after which no visit is expected, and why (death first on a tie)."""
+    stops = [
+        (inp.death_date, 0, "the patient died on {}"),
+        (inp.withdrawal_date, 1, "the patient withdrew from the study on {}"),
+        (inp.end_of_study, 2, "the patient's study ended on {}"),
+        (horizon, 3, "the study ended on {} (maximum follow-up)"),
+    ]
+    known = [(day, rank, text) for day, rank, text in stops if day is not None and day <= as_of]
+    if not known:
+        return None
+    day, _, text = min(known, key=lambda stop: (stop[0], stop[1]))
+    return day, text.format(day)
+
+
+def _cancel_after(visits: list[Visit], stop: dt.date, reason: str) -> list[Visit]:
+    """Visits not done whose window was still open on ``stop`` become not expected; of those planned after ``stop``
+    only the first of each kind is kept (so the coordinator sees what was cancelled, not two years of it)."""
+    out: list[Visit] = []
+    shown: set[VisitKind] = set()
+    for v in visits:
+        if v.actual is not None or v.planned is None or v.window_end is None or v.window_end < stop:
+            out.append(v)
+            continue
+        if v.planned > stop:
+            if v.kind in shown:
+                continue
+            shown.add(v.kind)
+        out.append(replace(v, not_expected=f"not expected: {reason}"))
+    return out
+
+
 def build_schedule(
     inp: ScheduleInput,
     immunotherapy: Immunotherapy,
@@ -311,10 +388,19 @@ def build_schedule(
     as_of: dt.date,
     working_days: WorkingDays | None = None,
 ) -> PatientSchedule:
-    """The patient's calendar from enrolment, recomputed from actual dates, with each visit's status on ``as_of``."""
+    """The patient's calendar from enrolment, recomputed from actual dates, with each visit's status on ``as_of``.
+
+    Only what was known on ``as_of`` counts (see ``known_on``); once the patient is off study (``off_study``) the
+    series are planned as of that day and visits still open then are not expected.
+    """
     _validate(inp)
+    reported_as_of = as_of
+    inp = known_on(inp, as_of)
     wd = working_days or WorkingDays(schedule.holidays_country)
     horizon = inp.enrolment_date + dt.timedelta(days=schedule.max_follow_up_days)
+    stop = off_study(inp, horizon, as_of)
+    if stop is not None:
+        as_of = min(as_of, stop[0])  # re-planning of missed visits stops when the patient left the study
     treatment_end = min(inp.end_of_treatment or horizon, horizon)
     visits: list[Visit] = []
     if inp.cfrt_fractions or inp.cfrt_delivered:
@@ -382,7 +468,16 @@ def build_schedule(
         )
     order = list(VisitKind)
     visits.sort(key=lambda v: (v.planned or v.actual or dt.date.max, order.index(v.kind), v.number))
-    return PatientSchedule(inp.patient_id, as_of, tuple(visits), wd.country)
+    if stop is not None:
+        visits = _cancel_after(visits, *stop)
+    return PatientSchedule(
+        inp.patient_id,
+        reported_as_of,
+        tuple(visits),
+        wd.country,
+        off_study=stop[0] if stop else None,
+        off_study_reason=stop[1] if stop else "",
+    )
 
 
 def as_dict(schedule: PatientSchedule) -> dict[str, Any]:
@@ -397,14 +492,17 @@ def as_dict(schedule: PatientSchedule) -> dict[str, Any]:
             "window_end": v.window_end,
             "actual": v.actual,
             "status": v.status(schedule.as_of).value,
-            "note": v.note,
+            "note": v.not_expected or v.note,
         }
 
     return {
         "patient_id": schedule.patient_id,
         "as_of": schedule.as_of,
         "holidays_country": schedule.country,
+        "off_study": schedule.off_study,
+        "off_study_reason": schedule.off_study_reason,
         "overdue": [visit(v) for v in schedule.overdue],
+        "not_expected": [visit(v) for v in schedule.not_expected],
         "out_of_window": [visit(v) for v in schedule.out_of_window],
         "visits": [visit(v) for v in schedule.visits],
     }

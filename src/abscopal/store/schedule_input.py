@@ -26,7 +26,6 @@ def schedule_input_from_records(
     cfrt_lesions = {c.lesion_id for c in cfrt}
     ldrt_lesions = {c.lesion_id for c in ldrt}
     delivered = [f for f in fractions if f.status is not d.FractionStatus.MISSED]
-    ends = [x for x in (patient.death_date, patient.withdrawal_date, patient.new_therapy_date) if x is not None]
     return ScheduleInput(
         patient_id=patient.subject_id,
         enrolment_date=enrolled,
@@ -40,7 +39,11 @@ def schedule_input_from_records(
         immunotherapy_given=tuple(sorted(c.date for c in cycles if c.given)),
         assessments=tuple(sorted(a.assessment_date for a in assessments if a.assessment_date > enrolled)),
         questionnaires=tuple(sorted({a.completed_on for a in answers if a.completed_on is not None})),
-        end_of_treatment=min(ends) if ends else None,
+        # A new anticancer therapy ends study treatment (follow-up visits begin); death and withdrawal end every
+        # visit, which the calendar shows as not expected rather than as follow-up due after death.
+        end_of_treatment=patient.new_therapy_date,
+        death_date=patient.death_date,
+        withdrawal_date=patient.withdrawal_date,
     )
 
 

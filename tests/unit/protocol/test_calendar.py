@@ -196,3 +196,136 @@ def test_a_late_low_dose_fraction_moves_the_next_one_a_week_after_it(protocol: P
     assert visits[1].status(sched.as_of) is VisitStatus.DONE
     assert visits[2].planned == D(2024, 3, 20)
     assert (visits[2].window_start, visits[2].window_end) == (D(2024, 3, 18), D(2024, 3, 22))
+
+
+# --- off study and --as-of (issue 10, deliverable 11). Enrolment Mon 4 March 2024; immunotherapy every 21 +/- 3
+# days (cycle 2 planned Mon 25 March, window 22-28; cycle 3 Mon 15 April, 12-18); tumour assessments every
+# 42 +/- 7 days from enrolment (the first on 15 April, window 8-22); no holiday touches these dates. The baseline
+# questionnaire is filled in on the day of enrolment, so that it is not overdue itself.
+
+BASELINE_QOL = (D(2024, 3, 4),)
+
+
+def test_a_visit_whose_window_was_open_on_the_day_of_death_is_not_expected(protocol: Protocol) -> None:
+    inp = ScheduleInput(
+        "P1",
+        D(2024, 3, 4),
+        questionnaires=BASELINE_QOL,
+        immunotherapy_given=(D(2024, 3, 4), D(2024, 3, 25)),
+        death_date=D(2024, 4, 10),
+    )
+    sched = schedule(protocol, inp, D(2024, 6, 1))
+    cycle_3 = sched.of_kind(VisitKind.IMMUNOTHERAPY)[2]
+    assessment_1 = sched.of_kind(VisitKind.TUMOUR_ASSESSMENT)[0]
+    assert (cycle_3.planned, cycle_3.status(sched.as_of)) == (D(2024, 4, 15), VisitStatus.NOT_EXPECTED)
+    assert (assessment_1.planned, assessment_1.status(sched.as_of)) == (D(2024, 4, 15), VisitStatus.NOT_EXPECTED)
+    assert cycle_3.not_expected == "not expected: the patient died on 2024-04-10"
+
+
+def test_no_visit_after_death_is_overdue(protocol: Protocol) -> None:
+    inp = ScheduleInput(
+        "P1",
+        D(2024, 3, 4),
+        questionnaires=BASELINE_QOL,
+        immunotherapy_given=(D(2024, 3, 4), D(2024, 3, 25)),
+        death_date=D(2024, 4, 10),
+    )
+    sched = schedule(protocol, inp, D(2025, 3, 4))  # a year later: every later cycle and assessment would be overdue
+    assert sched.overdue == []
+    assert (sched.off_study, sched.off_study_reason) == (D(2024, 4, 10), "the patient died on 2024-04-10")
+
+
+def test_only_the_first_cancelled_visit_of_each_kind_is_listed(protocol: Protocol) -> None:
+    inp = ScheduleInput(
+        "P1",
+        D(2024, 3, 4),
+        questionnaires=BASELINE_QOL,
+        immunotherapy_given=(D(2024, 3, 4), D(2024, 3, 25)),
+        death_date=D(2024, 4, 10),
+    )
+    sched = schedule(protocol, inp, D(2025, 3, 4))
+    assert [(v.kind, v.number) for v in sched.not_expected] == [
+        (VisitKind.IMMUNOTHERAPY, 3),
+        (VisitKind.TUMOUR_ASSESSMENT, 1),
+        (VisitKind.QUESTIONNAIRE, 2),  # the questionnaire schedule has a baseline visit, number 1
+    ]
+    assert max(v.planned for v in sched.visits if v.planned) == D(2024, 4, 15)
+
+
+def test_a_window_that_closed_before_death_leaves_the_visit_overdue(protocol: Protocol) -> None:
+    # Cycle 2's window closed on 28 March, while the patient was alive: it was missed, and stays on the list.
+    inp = ScheduleInput(
+        "P1",
+        D(2024, 3, 4),
+        questionnaires=BASELINE_QOL,
+        immunotherapy_given=(D(2024, 3, 4),),
+        death_date=D(2024, 4, 10),
+    )
+    sched = schedule(protocol, inp, D(2024, 6, 1))
+    assert [(v.kind, v.number, v.planned) for v in sched.overdue] == [(VisitKind.IMMUNOTHERAPY, 2, D(2024, 3, 25))]
+
+
+def test_after_withdrawal_no_visit_is_expected_and_the_reason_says_so(protocol: Protocol) -> None:
+    inp = ScheduleInput(
+        "P1",
+        D(2024, 3, 4),
+        questionnaires=BASELINE_QOL,
+        immunotherapy_given=(D(2024, 3, 4), D(2024, 3, 25)),
+        withdrawal_date=D(2024, 4, 1),
+    )
+    sched = schedule(protocol, inp, D(2024, 6, 1))
+    assert sched.overdue == []
+    assert {v.not_expected for v in sched.not_expected} == {
+        "not expected: the patient withdrew from the study on 2024-04-01"
+    }
+
+
+def test_an_early_end_of_study_cancels_the_follow_up_visits_after_it(protocol: Protocol) -> None:
+    # End of treatment 3 June: follow-up every 90 +/- 14 days, the first on 1 September; the study ends 1 August.
+    inp = ScheduleInput("P1", D(2024, 3, 4), end_of_treatment=D(2024, 6, 3), end_of_study=D(2024, 8, 1))
+    sched = schedule(protocol, inp, D(2024, 12, 1))
+    follow_ups = sched.of_kind(VisitKind.FOLLOW_UP)
+    assert [(v.planned, v.status(sched.as_of)) for v in follow_ups] == [(D(2024, 9, 1), VisitStatus.NOT_EXPECTED)]
+    assert sched.off_study_reason == "the patient's study ended on 2024-08-01"
+
+
+def test_as_of_a_day_before_the_death_was_recorded_the_calendar_is_as_it_was_then(protocol: Protocol) -> None:
+    inp = ScheduleInput(
+        "P1",
+        D(2024, 3, 4),
+        questionnaires=BASELINE_QOL,
+        immunotherapy_given=(D(2024, 3, 4), D(2024, 3, 25)),
+        death_date=D(2024, 4, 16),
+    )
+    sched = schedule(protocol, inp, D(2024, 4, 15))
+    assert sched.off_study is None
+    assert sched.of_kind(VisitKind.IMMUNOTHERAPY)[2].status(sched.as_of) is VisitStatus.DUE
+
+
+def test_as_of_ignores_a_cycle_given_after_that_day(protocol: Protocol) -> None:
+    inp = ScheduleInput(
+        "P1",
+        D(2024, 3, 4),
+        questionnaires=BASELINE_QOL,
+        immunotherapy_given=(D(2024, 3, 4), D(2024, 3, 25), D(2024, 4, 15)),
+    )
+    cycle_3 = schedule(protocol, inp, D(2024, 4, 14)).of_kind(VisitKind.IMMUNOTHERAPY)[2]
+    assert (cycle_3.planned, cycle_3.actual, cycle_3.status(D(2024, 4, 14))) == (D(2024, 4, 15), None, VisitStatus.DUE)
+
+
+def test_as_of_the_day_after_the_window_an_assessment_done_later_is_overdue(protocol: Protocol) -> None:
+    # The first assessment's window is 8-22 April; it was done on 24 April, which was not known on 23 April.
+    inp = ScheduleInput("P1", D(2024, 3, 4), assessments=(D(2024, 4, 24),))
+    sched = schedule(protocol, inp, D(2024, 4, 23))
+    assert [(v.kind, v.number) for v in sched.overdue if v.kind is VisitKind.TUMOUR_ASSESSMENT] == [
+        (VisitKind.TUMOUR_ASSESSMENT, 1)
+    ]
+    assert sched.of_kind(VisitKind.TUMOUR_ASSESSMENT)[0].actual is None
+
+
+def test_as_of_ignores_fractions_delivered_after_that_day(protocol: Protocol) -> None:
+    # Mon 2 - Wed 4 December 2024 delivered; as of Tuesday 3rd only two fractions were known.
+    delivered = (D(2024, 12, 2), D(2024, 12, 3), D(2024, 12, 4))
+    inp = ScheduleInput("P1", D(2024, 12, 2), cfrt_fractions=5, cfrt_start=D(2024, 12, 2), cfrt_delivered=delivered)
+    visits = schedule(protocol, inp, D(2024, 12, 3)).of_kind(VisitKind.CFRT_FRACTION)
+    assert [v.actual for v in visits] == [D(2024, 12, 2), D(2024, 12, 3), None, None, None]

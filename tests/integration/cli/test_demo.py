@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,35 @@ def test_a_database_error_that_escapes_a_command_is_one_typed_sentence(
     assert exit_.value.exit_code == 1
     assert "a record with the same identity already exists" in err
     assert "IntegrityError" not in err and "Traceback" not in err
+
+
+@pytest.fixture
+def pg_url(postgres_server: TemporaryPostgres | None) -> Iterator[str]:
+    if postgres_server is None:
+        pytest.skip("PostgreSQL not available (ABSCOPAL_TEST_POSTGRES=0 or no server)")
+    name = f"demo_{os.getpid()}_{time.monotonic_ns()}"
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.mark.postgres
+def test_a_second_demo_on_postgresql_replaces_the_first_demo(pg_url: str) -> None:
+    assert demo(pg_url, patients=5).returncode == 0
+    res = demo(pg_url, patients=7)
+    assert res.returncode == 0, res.stderr
+    engine = make_engine(pg_url, read_only=True)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM patients")).scalar_one() == 7
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_demo_on_postgresql_while_another_demo_holds_the_lock_is_refused(pg_url: str) -> None:
+    from abscopal.cli.demo import demo_lock
+
+    engine = make_engine(pg_url)
+    with demo_lock(pg_url, engine):  # what a running demo holds
+        res = demo(pg_url, patients=3)
+    engine.dispose()
+    assert res.returncode == 1
+    assert "Another `abscopal demo` is building" in res.stderr and "Traceback" not in res.stderr

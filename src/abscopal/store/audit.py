@@ -276,6 +276,8 @@ def _legacy_state(state: dict[str, Any]) -> dict[str, Any]:
 def _replay(conn: Connection, entity: str, only: set[str] | None = None) -> dict[str, Any]:
     """Replay one table's trail: id -> expected state (a dict of every column but ``id``)."""
     expected: dict[str, Any] = {}
+    # a column added by a later migration is NULL in rows inserted before it existed
+    base = {c: None for c in codec(entity).columns if c != "id"}
     for r in _iter_audit(conn, entity):
         version = 1 if r.version is None else int(r.version)
         if r.field == ROWS:
@@ -283,7 +285,7 @@ def _replay(conn: Connection, entity: str, only: set[str] | None = None) -> dict
             columns = [_LEGACY_COLUMNS.get(c, c) for c in batch["columns"]]
             for key, values in batch["rows"].items():
                 if only is None or key in only:
-                    state = dict(zip(columns, values, strict=True))
+                    state = {**base, **dict(zip(columns, values, strict=True))}
                     state["version"] = version
                     state["removed_reason"] = None
                     expected[key] = state
@@ -293,12 +295,12 @@ def _replay(conn: Connection, entity: str, only: set[str] | None = None) -> dict
             if r.new_value is None:
                 expected.pop(r.entity_key, None)  # a physical delete, as schema 0001 did
             else:
-                state = _legacy_state(orjson.loads(r.new_value))
+                state = {**base, **_legacy_state(orjson.loads(r.new_value))}
                 state["version"] = version
                 state.setdefault("removed_reason", None)
                 expected[r.entity_key] = state
         else:
-            state = expected.setdefault(r.entity_key, {})
+            state = expected.setdefault(r.entity_key, dict(base))
             if r.field != VERSION:
                 state[r.field] = None if r.new_value is None else orjson.loads(r.new_value)
             if r.version is not None:

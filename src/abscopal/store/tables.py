@@ -115,13 +115,13 @@ def _define(
 ) -> None:
     hints = typing.get_type_hints(cls)
     columns: list[Column[Any]] = [
-        Column("id", String(40), primary_key=True),
+        Column("id", String(200), primary_key=True),  # 200: ids migrated from 0001 are its natural keys
         Column("version", Integer, nullable=False),
         Column("removed_reason", Text, nullable=True),
     ]
     if parent is not None:
         columns.append(
-            Column(parent[0], String(40), ForeignKey(f"{parent[1]}.id", ondelete="RESTRICT"), nullable=False)
+            Column(parent[0], String(200), ForeignKey(f"{parent[1]}.id", ondelete="RESTRICT"), nullable=False)
         )
     for f in dataclasses.fields(cls):
         if children and f.name in children:

@@ -36,7 +36,7 @@ NEW_TABLES = ['sites', 'patients', 'users', 'adjudications', 'adverse_events', '
 
 def _create_trial_tables() -> None:
     op.create_table('sites',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('code', sa.String(length=100), nullable=False),
@@ -48,7 +48,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_sites_natural_key', ['code'], unique=True)
 
     op.create_table('patients',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.String(length=100), nullable=False),
@@ -72,7 +72,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_patients_natural_key', ['subject_id'], unique=True)
 
     op.create_table('users',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('username', sa.Text(), nullable=False),
@@ -86,7 +86,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_users_natural_key', ['username'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('adjudications',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.Text(), nullable=False),
@@ -101,7 +101,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_adjudications_natural_key', ['subject_id', 'proposed_at'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('adverse_events',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.Text(), nullable=False),
@@ -135,7 +135,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_adverse_events_natural_key', ['subject_id', 'ae_id'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('data_queries',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.Text(), nullable=False),
@@ -159,7 +159,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_data_queries_natural_key', ['subject_id', 'entity', 'field', 'raised_at'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('fractions',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.Text(), nullable=False),
@@ -176,7 +176,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_fractions_natural_key', ['subject_id', 'lesion_id', 'fraction_number'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('immunotherapy_cycles',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.Text(), nullable=False),
@@ -192,7 +192,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_immunotherapy_cycles_natural_key', ['subject_id', 'cycle_number'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('immunotherapy_histories',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.Text(), nullable=False),
@@ -212,7 +212,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_immunotherapy_histories_natural_key', ['subject_id', 'agent', 'start_date'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('lesions',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.Text(), nullable=False),
@@ -235,7 +235,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_lesions_natural_key', ['subject_id', 'lesion_id'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('protocol_deviations',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.Text(), nullable=False),
@@ -255,7 +255,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_protocol_deviations_natural_key', ['subject_id', 'check', 'lesion_id', 'date'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('questionnaire_answers',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.Text(), nullable=False),
@@ -272,7 +272,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_questionnaire_answers_natural_key', ['subject_id', 'visit', 'instrument', 'item'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('radiotherapy_courses',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.Text(), nullable=False),
@@ -291,7 +291,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_radiotherapy_courses_natural_key', ['subject_id', 'lesion_id', 'start_date'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('record_locks',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('entity', sa.Text(), nullable=False),
@@ -308,7 +308,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_record_locks_natural_key', ['entity', 'record_id'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('record_signatures',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('entity', sa.Text(), nullable=False),
@@ -327,7 +327,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_record_signatures_natural_key', ['entity', 'record_id', 'username', 'meaning'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('screenings',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.Text(), nullable=False),
@@ -362,7 +362,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_screenings_natural_key', ['subject_id'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('sdv_marks',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('entity', sa.Text(), nullable=False),
@@ -379,7 +379,7 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_sdv_marks_natural_key', ['entity', 'record_id'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('tumour_assessments',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
     sa.Column('subject_id', sa.Text(), nullable=False),
@@ -394,10 +394,10 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_tumour_assessments_natural_key', ['subject_id', 'assessment_date'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('adjudication_signatures',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
-    sa.Column('adjudication_id', sa.String(length=40), nullable=False),
+    sa.Column('adjudication_id', sa.String(length=200), nullable=False),
     sa.Column('username', sa.Text(), nullable=False),
     sa.Column('role', sa.String(length=40), nullable=False),
     sa.Column('signed_at', sa.DateTime(timezone=True), nullable=False),
@@ -410,10 +410,10 @@ def _create_trial_tables() -> None:
         batch_op.create_index('uq_adjudication_signatures_natural_key', ['adjudication_id', 'username'], unique=True, sqlite_where=sa.text('removed_reason IS NULL'), postgresql_where=sa.text('removed_reason IS NULL'))
 
     op.create_table('lesion_measurements',
-    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('id', sa.String(length=200), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('removed_reason', sa.Text(), nullable=True),
-    sa.Column('assessment_id', sa.String(length=40), nullable=False),
+    sa.Column('assessment_id', sa.String(length=200), nullable=False),
     sa.Column('lesion_id', sa.Text(), nullable=False),
     sa.Column('lesion_class', sa.String(length=40), nullable=False),
     sa.Column('organ', sa.Text(), nullable=False),

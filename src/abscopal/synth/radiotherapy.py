@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 
 from abscopal.domain import (
+    DeviationCheck,
     DeviationClass,
     Fraction,
     FractionStatus,
@@ -94,7 +95,9 @@ def deliver(
 
     def deviation(lesion_id: str, check: str, cls: DeviationClass, values: str, reason: str, day: dt.date) -> None:
         deviations.append(
-            ProtocolDeviation(subject_id, check, cls, values, reason, lesion_id, oncologist, confirmer, day)
+            ProtocolDeviation(
+                subject_id, DeviationCheck(check), cls, values, reason, lesion_id, oncologist, confirmer, day
+            )
         )
 
     # --- CFRT on the conventional lesion

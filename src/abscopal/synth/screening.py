@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from abscopal.domain import DietLevel, Histology, LabValue, Screening, Sex
+from abscopal.domain import DietLevel, Histology, HistologyConfirmation, LabValue, Screening, Sex
 from abscopal.protocol.model import LabMaxUlnCheck, LabMinCheck, OneOfCheck, Protocol, RangeCheck
 from abscopal.synth.draws import pick, randint
 
@@ -177,7 +177,9 @@ def eligible_screening(
         severe_allergy_history=False,
         labs=eligible_labs(r, sex, lim),
         histology=histology,
-        histology_confirmed_by="histology" if r.random() < 0.85 else "cytology",
+        histology_confirmed_by=(
+            HistologyConfirmation.HISTOLOGY if r.random() < 0.85 else HistologyConfirmation.CYTOLOGY
+        ),
         lesion_count=lesion_count,
         metastatic_organ_count=organ_count,
         has_measurable_disease=True,

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _writers  # noqa: E402
+import _writers
 
-from abscopal.errors import AbscopalError, ConflictError  # noqa: E402
-from abscopal.store.audit import verify  # noqa: E402
-from abscopal.store.tables import ENTITIES, audit_log  # noqa: E402
-from abscopal.store.unit_of_work import UnitOfWork  # noqa: E402
+from abscopal.errors import AbscopalError, ConflictError
+from abscopal.store.audit import verify
+from abscopal.store.tables import ENTITIES, audit_log
+from abscopal.store.unit_of_work import UnitOfWork
 
 WRITERS = Path(_writers.__file__)
 

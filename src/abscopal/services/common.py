@@ -1,0 +1,198 @@
+"""Who acts, what they may do, and the checks every use case shares (web.md §1-§2).
+
+The permission table is data (:data:`PERMISSIONS`, action x role); every use case names its action and calls
+:func:`authorise`. A user sees only their sites' patients: another site's patient is :class:`NotFound` (so that
+its existence is not leaked, web.md §2), a refused action is :class:`PermissionDenied`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+from abscopal import domain as d
+from abscopal import validation
+from abscopal.errors import NotFound, PermissionDenied, ValidationError
+from abscopal.protocol.model import Protocol, ProtocolFile, load_bundled
+from abscopal.services.ports import Records, UnitOfWorkLike
+from abscopal.store.records import Stored
+
+
+class StaffRole(StrEnum):
+    """A user's role at a site (web.md §1). Values equal :class:`abscopal.domain.Role` where both exist; the
+    domain has no investigator role yet, so the service layer's role list is the complete one."""
+
+    COORDINATOR = "coordinator"
+    INVESTIGATOR = "investigator"
+    DCP = "deputy_chief_physician"
+    RADONC = "radiation_oncologist"
+    RADIOLOGIST = "radiologist"
+    DATA_MANAGER = "data_manager"
+    MONITOR = "monitor"
+    STATISTICIAN = "statistician"
+    PATIENT = "patient"
+    ADMIN = "admin"
+
+
+class Action(StrEnum):
+    """What a use case does, as the permission table names it (web.md §2)."""
+
+    SCREENING = "screening, consent, history, labs"
+    ENROL = "eligibility decision, enrol"
+    PROPOSE_ADJUDICATION = "propose resistance adjudication"
+    SIGN_ADJUDICATION = "sign adjudication"
+    LESION_REGISTRY = "lesions: registry + measurements"
+    RADIOTHERAPY = "lesions: RT role, RT course, fractions"
+    IMMUNOTHERAPY = "immunotherapy cycles"
+    INVESTIGATOR_RESPONSE = "investigator response"
+    ADVERSE_EVENTS = "adverse events"
+    QUESTIONNAIRES = "questionnaires"
+    RAISE_QUERY = "raise query"
+    ANSWER_QUERY = "answer query"
+    CLOSE_QUERY = "close / reopen query"
+    SDV = "SDV mark"
+    SIGN_CASEBOOK = "sign casebook (per patient)"
+    LOCK = "lock / unlock record or patient"
+
+
+T = TypeVar("T")
+R = StaffRole
+#: web.md §2, the write columns: action -> roles allowed. Refinements (coordinator AE drafts, RT-related AEs for
+#: radiation oncologists, monitors closing their own queries, PI-only casebook signature) are in the use cases.
+PERMISSIONS: dict[Action, frozenset[StaffRole]] = {
+    Action.SCREENING: frozenset({R.COORDINATOR, R.INVESTIGATOR}),
+    Action.ENROL: frozenset({R.INVESTIGATOR}),
+    Action.PROPOSE_ADJUDICATION: frozenset({R.COORDINATOR, R.INVESTIGATOR}),
+    Action.SIGN_ADJUDICATION: frozenset({R.DCP}),
+    Action.LESION_REGISTRY: frozenset({R.INVESTIGATOR, R.RADIOLOGIST}),
+    Action.RADIOTHERAPY: frozenset({R.RADONC}),
+    Action.IMMUNOTHERAPY: frozenset({R.COORDINATOR, R.INVESTIGATOR}),
+    Action.INVESTIGATOR_RESPONSE: frozenset({R.INVESTIGATOR}),
+    Action.ADVERSE_EVENTS: frozenset({R.COORDINATOR, R.INVESTIGATOR, R.RADONC}),
+    Action.QUESTIONNAIRES: frozenset({R.COORDINATOR, R.PATIENT}),
+    Action.RAISE_QUERY: frozenset({R.DATA_MANAGER, R.MONITOR}),
+    Action.ANSWER_QUERY: frozenset({R.COORDINATOR, R.INVESTIGATOR, R.RADONC, R.RADIOLOGIST}),
+    Action.CLOSE_QUERY: frozenset({R.DATA_MANAGER, R.MONITOR}),
+    Action.SDV: frozenset({R.MONITOR}),
+    Action.SIGN_CASEBOOK: frozenset({R.INVESTIGATOR}),
+    Action.LOCK: frozenset({R.DATA_MANAGER}),
+}
+
+#: Which action writes each kind of record (who may author / review-sign it, signing.py).
+ACTION_OF_ENTITY: dict[str, Action] = {
+    "patients": Action.SCREENING,
+    "screenings": Action.SCREENING,
+    "immunotherapy_histories": Action.SCREENING,
+    "immunotherapy_cycles": Action.IMMUNOTHERAPY,
+    "adjudications": Action.SIGN_ADJUDICATION,
+    "lesions": Action.LESION_REGISTRY,
+    "radiotherapy_courses": Action.RADIOTHERAPY,
+    "fractions": Action.RADIOTHERAPY,
+    "protocol_deviations": Action.RADIOTHERAPY,
+    "tumour_assessments": Action.LESION_REGISTRY,
+    "adverse_events": Action.ADVERSE_EVENTS,
+    "questionnaire_answers": Action.QUESTIONNAIRES,
+}
+
+#: The ``raised_by`` of a query the services raise from an engine's finding (not a person).
+SYSTEM_USER = "abscopal"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """An authenticated user acting at their sites (the web resolves the session; the CLI, a named user).
+
+    ``subject_id`` is set for a patient account (it sees only its own questionnaires); ``pi`` marks a site's
+    principal investigator (who signs the casebook).
+    """
+
+    username: str
+    full_name: str
+    role: StaffRole
+    sites: frozenset[str] = field(default_factory=frozenset)
+    pi: bool = False
+    subject_id: str | None = None
+
+
+class Refused(ValidationError):
+    """A step of the patient's path refused by an engine, with every reason (web.md §4); maps to 422."""
+
+    def __init__(self, field: str, what: str, reasons: Sequence[str]) -> None:
+        self.reasons = list(reasons)
+        super().__init__(field, f"{what}: " + "; ".join(self.reasons))
+
+
+def authorise(uow: UnitOfWorkLike, actor: Actor, action: Action) -> None:
+    """Refuse an actor whose role may not do ``action``, or who is not the user the unit of work audits."""
+    if actor.username != uow.user:
+        raise PermissionDenied(
+            f"{actor.username} cannot act in a unit of work opened for {uow.user}: the audit trail must name "
+            "the person who made each change"
+        )
+    if actor.role not in PERMISSIONS[action]:
+        allowed = ", ".join(sorted(r.value.replace("_", " ") for r in PERMISSIONS[action]))
+        raise PermissionDenied(
+            f"{actor.username} ({actor.role.value.replace('_', ' ')}) may not do '{action.value}'; it needs: {allowed}"
+        )
+
+
+def patient_of(uow: UnitOfWorkLike, actor: Actor, subject_id: str) -> Stored[d.Patient]:
+    """The patient, if the actor may see it: an unknown patient and another site's patient are both NotFound."""
+    found = uow.patients.find(subject_id=subject_id)
+    visible = found is not None and (
+        found.value.site_code in actor.sites
+        or actor.role is StaffRole.STATISTICIAN
+        or (actor.role is StaffRole.PATIENT and actor.subject_id == subject_id)
+    )
+    if actor.role is StaffRole.PATIENT and actor.subject_id != subject_id:
+        visible = False
+    if found is None or not visible:
+        raise NotFound(f"No patient {subject_id!r} at your sites")
+    return found
+
+
+def utc_now(at: dt.datetime | None = None) -> dt.datetime:
+    """``at`` in UTC (naive means UTC), or now: every stored timestamp is UTC (web.md §5)."""
+    if at is None:
+        return dt.datetime.now(dt.UTC)
+    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+
+
+def protocols_or_bundled(protocols: ProtocolFile | None) -> ProtocolFile:
+    return protocols if protocols is not None else load_bundled()
+
+
+def protocol_of(patient: d.Patient, protocols: ProtocolFile | None, on: dt.date | None = None) -> Protocol:
+    """The rules a patient's records are checked against: the version they were enrolled under, else (while
+    screening) the version in force on ``on``."""
+    file = protocols_or_bundled(protocols)
+    if patient.status is not d.PatientStatus.SCREENING and patient.protocol_version in file.versions:
+        return file.version(patient.protocol_version)
+    return file.version_on(on or dt.date.today())
+
+
+def check_values(record: object, protocol: Protocol, today: dt.date) -> None:
+    """The one call to the shared value rules (:mod:`abscopal.validation`): plausibility limits from the
+    protocol and field rules; raises ValidationError naming the first bad field."""
+    validation.validate(record, protocol.plausibility, today)
+
+
+def add_or_update(records: Records[T], obj: T, record_id: str | None, version: int | None) -> Stored[T]:
+    """Add ``obj`` (no id) or store it as the new state of ``record_id`` if still at ``version`` (web.md §3)."""
+    if record_id is None:
+        if version is not None:
+            raise ValidationError("record_id", "a version was given without the record it belongs to")
+        return records.add(obj)
+    if version is None:
+        raise ValidationError("version", "an edit must send the version it was based on")
+    return records.update(record_id, obj, version=version)
+
+
+def require(value: str | None, field: str, why: str) -> str:
+    """A required free-text value (a reason, an answer), stripped; empty is a ValidationError naming ``field``."""
+    if value is None or not value.strip():
+        raise ValidationError(field, why)
+    return value.strip()

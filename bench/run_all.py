@@ -30,6 +30,18 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("qol_safety.py", [], ["--quick"]),
     ("stats_endpoints.py", [], ["--quick"]),
     ("report.py", [], ["--quick"]),
+    ("concurrent_writers.py", ["--database", "sqlite"], ["--writers", "4", "--seconds", "5"]),
+    (
+        "concurrent_writers.py",
+        ["--database", "postgresql"],
+        ["--database", "postgresql", "--writers", "4", "--seconds", "5"],
+    ),
+    ("audit_scale.py", ["--patients", "10000", "--database", "sqlite"], ["--patients", "300", "--lookups", "60"]),
+    (
+        "audit_scale.py",
+        ["--patients", "10000", "--database", "postgresql"],
+        ["--patients", "300", "--lookups", "60", "--database", "postgresql"],
+    ),
 ]
 
 

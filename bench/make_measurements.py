@@ -28,7 +28,8 @@ def generate(n_patients: int, seed: int = 20250106) -> pl.DataFrame:
     gaps = 42 + rng.integers(-7, 8, size=(p, v))
     gaps[:, 0] = 0
     start = rng.integers(0, 700, size=p)
-    days = start[:, None] + np.cumsum(gaps, axis=1) + (dt.date(2024, 1, 1) - dt.date(1970, 1, 1)).days
+    # from 2021 so that the last visit (mid-2024) is not in the future, which the readers refuse
+    days = start[:, None] + np.cumsum(gaps, axis=1) + (dt.date(2021, 1, 1) - dt.date(1970, 1, 1)).days
     # lesion 0-3 targets, 4 non-target, 5 non-target or new
     has_new = rng.random(p) < 0.3
     appear = rng.integers(1, v, size=p)
@@ -43,7 +44,7 @@ def generate(n_patients: int, seed: int = 20250106) -> pl.DataFrame:
     t = np.arange(v)[None, :, None]
     diam = np.round(base[:, None, :] * np.exp(slope[:, None, :] * t + noise), 1)
     diam[:, 0, :] = np.round(base[:, None, :], 1)[:, 0, :]
-    diam = np.where(diam < 4.0, 0.0, diam)
+    diam = np.where(diam < 4.0, 0.0, np.minimum(diam, 500.0))  # within the plausibility limit (0-500 mm)
     missing = rng.random((p, v, k)) < 0.01
     missing[:, 0, :] = False
     # non-target statuses

@@ -55,7 +55,7 @@ def verify_cmd(
 
     Example: abscopal audit verify --checkpoint ~/checkpoints/2026-12-01.json
     """
-    engine = make_engine(database_url or Settings().resolved_database_url())
+    engine = make_engine(database_url or Settings().resolved_database_url(), read_only=True)
     require_schema(engine)
     key = load_key(engine.url, create=False)
     statement = _read_checkpoint(checkpoint_file) if checkpoint_file is not None else None
@@ -104,7 +104,7 @@ def checkpoint_cmd(
 
     Example: abscopal audit checkpoint -o ~/checkpoints/$(date +%F).json
     """
-    engine = make_engine(database_url or Settings().resolved_database_url())
+    engine = make_engine(database_url or Settings().resolved_database_url(), read_only=True)
     require_schema(engine)
     key = load_key(engine.url, create=False)
     with engine.connect() as conn:
@@ -160,7 +160,7 @@ def history_cmd(
 
       abscopal audit history adverse_events QFS-000002/AE1
     """
-    engine = make_engine(database_url or Settings().resolved_database_url())
+    engine = make_engine(database_url or Settings().resolved_database_url(), read_only=True)
     require_schema(engine)
     with engine.connect() as conn:
         record_id = _resolve(conn, entity, key)

@@ -225,13 +225,15 @@ def build_report(
         raise ValidationError("--output", f"cannot create {output}: {exc.strerror}") from None
     cut = cutoff or dt.date.today()
     step("read")
-    engine = make_engine(database_url)
+    from abscopal.settings import Settings
+
+    engine = make_engine(database_url, read_only=True)
     try:
         require_schema(engine)
         with engine.connect() as conn:
             data = load_trial(conn)
             digest = content_hash(conn)
-        url = _redact(engine.url.render_as_string(hide_password=True))
+        url = _redact(database_url or Settings().resolved_database_url())
     finally:
         engine.dispose()
     step("analyse")

@@ -37,9 +37,13 @@ def key_location(url: URL) -> Path | None:
     if explicit:
         return Path(explicit).expanduser()
     if url.get_backend_name() == "sqlite":
-        if not url.database or url.database == ":memory:":
+        database = url.database or ""
+        if database.startswith("file:"):  # a read-only engine opens an SQLite URI filename (mode=ro)
+            database = database.removeprefix("file:").split("?", 1)[0]
+        if not database or database == ":memory:" or "mode=memory" in (url.database or ""):
             return None
-        return Path(url.database).expanduser().resolve().with_name(Path(url.database).name + ".audit-key")
+        path = Path(database).expanduser().resolve()
+        return path.with_name(path.name + ".audit-key")
     base = Path(os.environ.get("ABSCOPAL_AUDIT_KEY_DIR") or Path(user_data_dir("abscopal", appauthor=False)))
     safe = f"{url.host or 'localhost'}-{url.port or 5432}-{url.database or 'postgres'}".replace("/", "_")
     return base / "audit-keys" / f"{safe}.key"

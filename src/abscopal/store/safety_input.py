@@ -12,7 +12,7 @@ from abscopal.store.repository import Repository
 
 
 def load_safety_analysis_set(options: SafetyOptions, database_url: str | None = None) -> SafetyAnalysisSet:
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, read_only=True)
     require_schema(engine)
     with engine.connect() as conn:
         repo = Repository(conn)

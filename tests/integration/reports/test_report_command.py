@@ -115,6 +115,7 @@ def test_the_fast_reader_gives_the_repository_objects_on_sqlite_and_postgresql(e
     ]  # fmt: skip
     with UnitOfWork(engine, user="test", reason="fixture") as uow:
         uow.add_all(records)
+        uow.commit()
     with engine.connect() as conn:
         for record in records[1:]:
             cls = type(record)

@@ -1,0 +1,104 @@
+"""Eligibility decision and enrolment (web.md §4): refused while any criterion is not met or unknown, or while
+the resistance adjudication lacks its signatures; records the protocol version in force that day.
+
+Inclusion criterion 10 (immunotherapy resistance confirmed) is read from the adjudication
+(:func:`abscopal.protocol.resistance.resistance_confirmed`), never typed in: unknown until two deputy chief
+physicians have signed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from abscopal import domain as d
+from abscopal.errors import ValidationError
+from abscopal.protocol import eligibility, resistance
+from abscopal.protocol.eligibility import Checklist, Status, Verdict
+from abscopal.protocol.model import Protocol, ProtocolFile
+from abscopal.services.adjudication import current_adjudication
+from abscopal.services.common import (
+    Action,
+    Actor,
+    Refused,
+    authorise,
+    check_values,
+    patient_of,
+    protocols_or_bundled,
+    utc_now,
+)
+from abscopal.services.ports import UnitOfWorkLike
+from abscopal.store.records import Stored
+
+
+def _checklist(uow: UnitOfWorkLike, subject_id: str, protocol: Protocol) -> tuple[Checklist | None, list[str]]:
+    """The checklist with the adjudication's datum, and the reasons enrolment would be refused."""
+    screening = uow.screenings.find(subject_id=subject_id)
+    adjudication = current_adjudication(uow, subject_id)
+    adj = adjudication.value if adjudication else None
+    reasons: list[str] = []
+    checklist = None
+    if screening is None:
+        reasons.append("Eligibility has not been checked: there is no screening record")
+    else:
+        datum = resistance.resistance_confirmed(adj, protocol.resistance)
+        data = dataclasses.replace(screening.value, immunotherapy_resistance_confirmed=datum)
+        checklist = eligibility.evaluate(data, protocol.eligibility, protocol.version.number)
+        for r in checklist.results:
+            if r.excludes or r.status is Status.UNKNOWN:
+                reasons.append(f"{r.section} {r.criterion_id} ({r.label}): {r.reason}")
+    # the adjudication's own reasons (classification, signatures), the checklist having been given above
+    reasons += resistance.can_enrol(Checklist(subject_id, Verdict.ELIGIBLE, ()), adj, protocol.resistance)
+    return checklist, reasons
+
+
+def eligibility_of(
+    uow: UnitOfWorkLike, actor: Actor, subject_id: str, *, on: dt.date | None = None,
+    protocols: ProtocolFile | None = None,
+) -> tuple[Checklist | None, list[str]]:  # fmt: skip
+    """Read-only: the checklist under the protocol in force ``on`` and every reason enrolment is refused."""
+    patient_of(uow, actor, subject_id)
+    protocol = protocols_or_bundled(protocols).version_on(on or dt.date.today())
+    return _checklist(uow, subject_id, protocol)
+
+
+def enrol(
+    uow: UnitOfWorkLike, actor: Actor, subject_id: str, *, version: int, on: dt.date,
+    protocols: ProtocolFile | None = None, at: dt.datetime | None = None,
+) -> Stored[d.Patient]:  # fmt: skip
+    """Enrol the patient on ``on`` (an investigator) under the protocol version in force that day."""
+    authorise(uow, actor, Action.ENROL)
+    patient = patient_of(uow, actor, subject_id)
+    if patient.value.status is not d.PatientStatus.SCREENING:
+        raise ValidationError("status", f"{subject_id} is {patient.value.status.value}, not at screening")
+    protocol = protocols_or_bundled(protocols).version_on(on)
+    _, reasons = _checklist(uow, subject_id, protocol)
+    if reasons:
+        raise Refused("enrolment", f"{subject_id} cannot be enrolled", reasons)
+    enrolled = dataclasses.replace(
+        patient.value,
+        status=d.PatientStatus.ENROLLED,
+        enrolment_date=on,
+        protocol_version=protocol.version.number,
+    )
+    check_values(enrolled, protocol, utc_now(at).date())
+    stored = uow.patients.update(patient.id, enrolled, version=version)
+    uow.commit()
+    return stored
+
+
+def record_screen_failure(
+    uow: UnitOfWorkLike, actor: Actor, subject_id: str, *, version: int, reason: str,
+) -> Stored[d.Patient]:  # fmt: skip
+    """The investigator's decision that a screened patient will not be enrolled, with the reason."""
+    authorise(uow, actor, Action.ENROL)
+    patient = patient_of(uow, actor, subject_id)
+    if patient.value.status is not d.PatientStatus.SCREENING:
+        raise ValidationError("status", f"{subject_id} is {patient.value.status.value}, not at screening")
+    if not reason.strip():
+        raise ValidationError("reason", "a screen failure needs the reason")
+    stored = uow.patients.update(
+        patient.id, dataclasses.replace(patient.value, status=d.PatientStatus.SCREEN_FAILED), version=version
+    )
+    uow.commit()
+    return stored

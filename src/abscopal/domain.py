@@ -574,3 +574,51 @@ class DataQuery:
     status: QueryStatus = QueryStatus.OPEN
     answer: str | None = None
     answered_by: str | None = None
+    record_id: str | None = None  # the queried record's surrogate id (store), when it is one record
+    answered_at: dt.datetime | None = None
+    closed_by: str | None = None
+    closed_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLock:
+    """A data manager's lock on one record, or on every record of a patient (``entity == "patients"``).
+
+    Unlocking removes the lock (a logical removal with the reason, kept in the audit trail); web.md §3.
+    """
+
+    entity: str
+    record_id: str
+    subject_id: str
+    locked_by: str
+    locked_at: dt.datetime
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SdvMark:
+    """A monitor's source-data verification of one version of a record; cleared when the record changes."""
+
+    entity: str
+    record_id: str
+    subject_id: str
+    record_version: int
+    verified_by: str
+    verified_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSignature:
+    """An e-signature on one record (21 CFR Part 11 §11.50): who, meaning, when, and the signed content's hash.
+
+    A change to the record voids it (a logical removal whose reason says so); web.md §5.
+    """
+
+    entity: str
+    record_id: str
+    subject_id: str
+    username: str
+    full_name: str
+    meaning: str
+    signed_at: dt.datetime
+    content_hash: str

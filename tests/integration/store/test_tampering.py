@@ -468,7 +468,7 @@ def test_random_histories_verify_replay_and_every_tampering_is_detected_on_sqlit
         engine = make_engine(f"sqlite:///{path}")
         return engine, engine.dispose
 
-    _run(new_engine, examples=25, steps=15)
+    _run(new_engine, examples=20, steps=15)
 
 
 @pytest.mark.postgres

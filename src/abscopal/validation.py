@@ -48,17 +48,20 @@ from abscopal.domain import (
 )
 from abscopal.errors import Problem, ValidationError
 from abscopal.protocol import units
-from abscopal.protocol.model import Interval, Plausibility
+from abscopal.protocol.calendar import questionnaire_visit_number
+from abscopal.protocol.model import Interval, Plausibility, Schedule
 
 __all__ = [
     "DEFAULT_LIMITS",
     "Limits",
+    "history_order_problems",
     "not_after",
     "not_in_future",
     "parse_record",
     "problems",
     "record_problems",
     "validate",
+    "visit_problem",
     "within",
 ]
 
@@ -69,6 +72,9 @@ DEFAULT_LIMITS = Plausibility()
 T = TypeVar("T")
 Rule = Callable[[Any, Plausibility, dt.date, str], list[Problem]]
 _RULES: dict[type, Rule] = {}
+ScheduleRule = Callable[[Any, Schedule], list[Problem]]
+#: Rules that need the protocol schedule (a visit code); they run only when the caller passes the schedule.
+_SCHEDULE_RULES: dict[type, ScheduleRule] = {}
 
 
 def _rule(cls: type) -> Callable[[Rule], Rule]:
@@ -229,6 +235,21 @@ def _screening(s: Screening, limits: Plausibility, today: dt.date, prefix: str) 
     return _at(prefix, found)
 
 
+def history_order_problems(h: ImmunotherapyHistory, prefix: str = "") -> list[Problem]:
+    """The date order of a prior immunotherapy (SITC 2020, docs/eligibility.md): last dose and progression on or
+    after the start, the confirmation scan on or after the progression, and no confirmation without a progression.
+    """
+    found = _keep(
+        not_after(h.last_dose_date, h.start_date, "last_dose_date", "the start"),
+        not_after(h.progression_date, h.start_date, "progression_date", "the start"),
+        not_after(h.progression_confirmed_date, h.progression_date, "progression_confirmed_date", "the progression"),
+        Problem(None, "progression_date", "a confirmation scan is given without a progression")
+        if h.progression_confirmed_date is not None and h.progression_date is None
+        else None,
+    )
+    return _at(prefix, found)
+
+
 @_rule(ImmunotherapyHistory)
 def _history(h: ImmunotherapyHistory, limits: Plausibility, today: dt.date, prefix: str) -> list[Problem]:
     found = _keep(
@@ -237,11 +258,8 @@ def _history(h: ImmunotherapyHistory, limits: Plausibility, today: dt.date, pref
         _future(h.last_dose_date, today, "last_dose_date"),
         _future(h.progression_date, today, "progression_date"),
         _future(h.progression_confirmed_date, today, "progression_confirmed_date"),
-        not_after(h.last_dose_date, h.start_date, "last_dose_date", "the start"),
-        not_after(h.progression_date, h.start_date, "progression_date", "the start"),
-        not_after(h.progression_confirmed_date, h.progression_date, "progression_confirmed_date", "the progression"),
     )
-    return _at(prefix, found)
+    return _at(prefix, found + history_order_problems(h))
 
 
 @_rule(Lesion)
@@ -302,17 +320,48 @@ def _answer(a: QuestionnaireAnswer, limits: Plausibility, today: dt.date, prefix
     return _at(prefix, _keep(_empty(a.visit, "visit"), _future(a.completed_on, today, "completed_on")))
 
 
+def visit_problem(visit: str, schedule: Schedule, field: str = "visit") -> Problem | None:
+    """A problem when ``visit`` is not a questionnaire visit code of the protocol schedule
+    (:func:`abscopal.protocol.calendar.questionnaire_visit_codes`: baseline, week_6, ...); an empty visit is
+    the field rule's ("is empty")."""
+    if not visit.strip():
+        return None
+    try:
+        questionnaire_visit_number(visit, schedule)
+    except ValidationError as exc:
+        return Problem(None, field, exc.reason)
+    return None
+
+
+def _answer_visit(a: QuestionnaireAnswer, schedule: Schedule) -> list[Problem]:
+    return _keep(visit_problem(a.visit, schedule))
+
+
+_SCHEDULE_RULES[QuestionnaireAnswer] = _answer_visit
+
+
 def problems(
-    record: object, limits: Plausibility | None = None, today: dt.date | None = None, prefix: str = ""
+    record: object,
+    limits: Plausibility | None = None,
+    today: dt.date | None = None,
+    prefix: str = "",
+    *,
+    schedule: Schedule | None = None,
 ) -> list[Problem]:
     """Every value problem of one domain record (empty when it is valid); each names its field, prefixed by
-    ``prefix`` (``immunotherapy.start_date``). A record type without rules has none."""
-    return _one(record, limits or DEFAULT_LIMITS, today or dt.date.today(), prefix)
+    ``prefix`` (``immunotherapy.start_date``). A record type without rules has none. With the protocol's
+    ``schedule``, a questionnaire answer's visit must also be one of the schedule's codes (baseline, week_6, ...);
+    without it any non-empty visit label is accepted (a user's own file)."""
+    return _one(record, limits or DEFAULT_LIMITS, today or dt.date.today(), prefix, schedule)
 
 
-def _one(record: object, limits: Plausibility, today: dt.date, prefix: str) -> list[Problem]:
+def _one(
+    record: object, limits: Plausibility, today: dt.date, prefix: str, schedule: Schedule | None = None
+) -> list[Problem]:
     rule = _RULES.get(type(record))
     found = rule(record, limits, today, prefix) if rule else []
+    if schedule is not None and (schedule_rule := _SCHEDULE_RULES.get(type(record))) is not None:
+        found += _at(prefix, schedule_rule(record, schedule))
     return found + _at(prefix, _limited(record, limits))
 
 
@@ -323,9 +372,15 @@ def _raise_first(found: Sequence[Problem]) -> None:
         raise ValidationError(first.field, first.reason + more)
 
 
-def validate(record: object, limits: Plausibility | None = None, today: dt.date | None = None) -> None:
+def validate(
+    record: object,
+    limits: Plausibility | None = None,
+    today: dt.date | None = None,
+    *,
+    schedule: Schedule | None = None,
+) -> None:
     """Raise :class:`ValidationError` naming the first bad field of ``record`` (see :func:`problems`)."""
-    _raise_first(problems(record, limits, today))
+    _raise_first(problems(record, limits, today, schedule=schedule))
 
 
 # ----------------------------------------------------------------------------- across records
@@ -420,10 +475,13 @@ def parse_record(
     limits: Plausibility | None = None,
     today: dt.date | None = None,
     prefix: str = "",
+    *,
+    schedule: Schedule | None = None,
     **context: Any,
 ) -> tuple[T | None, list[Problem]]:
     """Build the domain record ``cls`` from JSON-like ``data`` (plus ``context`` fields such as the subject id)
-    and check it: (record, []) or (None, problems). Field names are the dataclass's, prefixed by ``prefix``."""
+    and check it: (record, []) or (None, problems). Field names are the dataclass's, prefixed by ``prefix``;
+    ``schedule`` as in :func:`problems`."""
     known = fields_of(cls)
     unknown = [Problem(None, _path(prefix, [k]), "unknown field (a typo?)") for k in data if k not in known]
     if unknown:
@@ -442,7 +500,7 @@ def parse_record(
                     continue
                 found += _at(prefix, _keep(field_problem(cls, name, value, limits or DEFAULT_LIMITS)))
         return None, found
-    found = problems(record, limits, today, prefix)
+    found = problems(record, limits, today, prefix, schedule=schedule)
     return (None, found) if found else (record, [])
 
 

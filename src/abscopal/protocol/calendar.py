@@ -98,6 +98,57 @@ class WorkingDays:
         return backward if backward >= lo else day
 
 
+# ----------------------------------------------------------------------------- questionnaire visit codes
+# The protocol schedule's questionnaire visits as codes, defined once: "baseline" (visit 0, at enrolment), then
+# "week_<n>" at every ``questionnaire_interval_days`` (week_6, week_12, ... for 42 days), or "day_<n>" when the
+# interval is not a whole number of weeks (so that two visits never share a code), up to ``max_follow_up_days``.
+# QuestionnaireAnswer.visit holds one of these codes (a str); abscopal.validation refuses any other when given the
+# schedule. Source: protocols/nct05906329.toml [schedule] (questionnaire every 6 weeks, follow-up to 2 years).
+
+BASELINE_VISIT = "baseline"
+
+
+def questionnaire_visit_code(number: int, schedule: Schedule) -> str:
+    """The code of questionnaire visit ``number`` (0 = baseline, n = n-th interval after enrolment)."""
+    if number < 0:
+        raise ValidationError("visit", f"visit number {number} is negative (0 is the baseline visit)")
+    if number == 0:
+        return BASELINE_VISIT
+    days = number * schedule.questionnaire_interval_days
+    return f"week_{days // 7}" if schedule.questionnaire_interval_days % 7 == 0 else f"day_{days}"
+
+
+def questionnaire_visit_codes(schedule: Schedule) -> tuple[str, ...]:
+    """Every questionnaire visit code of the schedule, in order: baseline up to ``max_follow_up_days``."""
+    last = schedule.max_follow_up_days // schedule.questionnaire_interval_days
+    return tuple(questionnaire_visit_code(n, schedule) for n in range(last + 1))
+
+
+def _expected(codes: Sequence[str]) -> str:
+    shown = codes if len(codes) <= 4 else [*codes[:3], "...", codes[-1]]
+    return ", ".join(shown)
+
+
+def questionnaire_visit_number(code: str, schedule: Schedule) -> int:
+    """The visit number of a questionnaire visit code (inverse of :func:`questionnaire_visit_code`); a code that
+    is not one of :func:`questionnaire_visit_codes` raises ``ValidationError("visit", ...)``."""
+    number: int | None = 0 if code == BASELINE_VISIT else None
+    unit, _, count = code.partition("_")
+    if number is None and unit in ("week", "day") and count.isascii() and count.isdigit():
+        days = int(count) * (7 if unit == "week" else 1)
+        number = -(-days // schedule.questionnaire_interval_days)  # the visit whose code it would be, if any
+    if (
+        number is not None
+        and number * schedule.questionnaire_interval_days <= schedule.max_follow_up_days
+        and questionnaire_visit_code(number, schedule) == code
+    ):
+        return number
+    raise ValidationError(
+        "visit",
+        f"{code!r} is not a visit of the protocol schedule (expected {_expected(questionnaire_visit_codes(schedule))})",
+    )
+
+
 class VisitKind(StrEnum):
     CFRT_FRACTION = "cfrt_fraction"
     LDRT_FRACTION = "ldrt_fraction"

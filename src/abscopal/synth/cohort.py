@@ -41,6 +41,7 @@ from abscopal.domain import (
     User,
 )
 from abscopal.errors import ValidationError
+from abscopal.protocol.calendar import questionnaire_visit_code
 from abscopal.protocol.model import Protocol
 from abscopal.synth.calendar import WorkingDays
 from abscopal.synth.draws import randint
@@ -279,7 +280,7 @@ class _World:
         # questionnaires at baseline and at each scan visit
         visits = [
             QolVisit(
-                "baseline" if number == 0 else f"week_{number * p.schedule.questionnaire_interval_days // 7}",
+                questionnaire_visit_code(number, p.schedule),
                 min(first_day, a.assessment_date + dt.timedelta(days=randint(r, 0, 2)))
                 if number == 0
                 else a.assessment_date,

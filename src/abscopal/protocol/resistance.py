@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
+from abscopal import validation
 from abscopal.domain import (
     Adjudication,
     BestResponseOnIO,
@@ -51,22 +52,11 @@ def _at_least(value: int, threshold: int, inclusive: bool) -> bool:
 
 
 def validate_history(history: ImmunotherapyHistory) -> None:
-    """Impossible date orders are input errors naming the field."""
-    if history.last_dose_date is not None and history.last_dose_date < history.start_date:
-        raise ValidationError("immunotherapy.last_dose_date", f"{history.last_dose_date} is before the start date")
-    if history.progression_date is not None and history.progression_date < history.start_date:
-        raise ValidationError("immunotherapy.progression_date", f"{history.progression_date} is before the start date")
-    if (
-        history.progression_confirmed_date is not None
-        and history.progression_date is not None
-        and history.progression_confirmed_date < history.progression_date
-    ):
-        raise ValidationError(
-            "immunotherapy.progression_confirmed_date",
-            f"{history.progression_confirmed_date} is before the progression date {history.progression_date}",
-        )
-    if history.progression_confirmed_date is not None and history.progression_date is None:
-        raise ValidationError("immunotherapy.progression_date", "a confirmation scan is given without a progression")
+    """Impossible date orders are input errors naming the field: the rules of the validated schema
+    (:func:`abscopal.validation.history_order_problems`), the first one raised as ``immunotherapy.<field>``."""
+    found = validation.history_order_problems(history, "immunotherapy")
+    if found:
+        raise ValidationError(found[0].field, found[0].reason)
 
 
 def classify(history: ImmunotherapyHistory, rules: Resistance) -> ResistanceAssessment:

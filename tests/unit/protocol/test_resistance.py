@@ -19,7 +19,8 @@ from abscopal.domain import Adjudication, BestResponseOnIO, ImmunotherapyHistory
 from abscopal.errors import PermissionDenied, ValidationError
 from abscopal.protocol.eligibility import evaluate
 from abscopal.protocol.model import Protocol, load_bundled
-from abscopal.protocol.resistance import can_enrol, classify, is_effective, propose, sign
+from abscopal.protocol.resistance import can_enrol, classify, is_effective, propose, sign, validate_history
+from abscopal.validation import problems
 
 START = dt.date(2023, 1, 2)
 AT = dt.datetime(2024, 3, 1, 9, 0)
@@ -104,6 +105,30 @@ def test_a_confirmation_scan_before_the_progression_is_an_input_error(protocol: 
 def test_a_last_dose_before_the_start_is_an_input_error(protocol: Protocol) -> None:
     with pytest.raises(ValidationError, match="last_dose_date"):
         classify(history(-1, PD, 49, 28), protocol.resistance)
+
+
+def test_a_confirmation_scan_without_a_progression_is_an_input_error_naming_the_progression() -> None:
+    h = replace(history(42, PD, None), progression_confirmed_date=START + dt.timedelta(days=80))
+    with pytest.raises(ValidationError, match=r"^immunotherapy.progression_date: a confirmation scan is given without"):
+        validate_history(h)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"last_dose_date": START - dt.timedelta(days=1)},
+        {"progression_date": START - dt.timedelta(days=1), "progression_confirmed_date": None},
+        {"progression_confirmed_date": START + dt.timedelta(days=48)},
+        {"progression_date": None},
+    ],
+)
+def test_the_history_date_rules_are_the_validated_schemas(changes: dict[str, object]) -> None:
+    # one definition: validate_history raises the first problem the schema (abscopal.validation) finds
+    h = replace(history(42, PD, 49, 28), **changes)  # type: ignore[arg-type]
+    first = problems(h, today=dt.date(2030, 1, 1), prefix="immunotherapy")[0]
+    with pytest.raises(ValidationError) as caught:
+        validate_history(h)
+    assert (caught.value.field, caught.value.reason) == (first.field, first.reason)
 
 
 # --- adjudication

@@ -18,6 +18,7 @@ class Role(StrEnum):
     """What a user does in the trial; permissions and adjudication depend on it."""
 
     COORDINATOR = "coordinator"
+    INVESTIGATOR = "investigator"  # attending physician; a site PI is an investigator (web.md §1)
     RADIATION_ONCOLOGIST = "radiation_oncologist"
     DEPUTY_CHIEF_PHYSICIAN = "deputy_chief_physician"
     RADIOLOGIST = "radiologist"
@@ -26,6 +27,8 @@ class Role(StrEnum):
     STATISTICIAN = "statistician"
     PATIENT = "patient"
     ADMIN = "admin"
+    DCP = "deputy_chief_physician"  # the short names of web.md §2 (aliases of the same members)
+    RADONC = "radiation_oncologist"
 
 
 class Sex(StrEnum):

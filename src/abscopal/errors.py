@@ -120,7 +120,8 @@ class ConflictError(StoreError):
         detail = "; ".join(f"{k} changed {', '.join(v)}" for k, v in who.items()) or "it was changed"
         super().__init__(
             f"Nothing was saved: {entity} record {record_id} was changed after you opened it "
-            f"(you had version {based_on}, it is now version {current}): {detail}. Reload it and apply your change again."
+            f"(you had version {based_on}, it is now version {current}): {detail}. "
+            "Reload it and apply your change again."
         )
 
 

@@ -146,9 +146,10 @@ def history_cmd(
     entity: Annotated[str, typer.Argument(help="Table, e.g. patients, lesions, adverse_events.")],
     key: Annotated[
         str,
-        typer.Argument(help="The record's id, or its natural key joined with '/': QFS-000002, QFS-000002/L1."),
+        typer.Argument(help="The record's id, or its natural key joined with '/': QFS-000002, QFS-000002/L01."),
     ],
     database_url: UrlOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the changes as JSON.")] = False,
 ) -> None:
     """Every change to one record: who, when, which field, old and new value, version, and why.
 
@@ -156,9 +157,11 @@ def history_cmd(
 
       abscopal audit history patients QFS-000002
 
-      abscopal audit history lesions QFS-000002/L1
+      abscopal audit history lesions QFS-000002/L01
 
-      abscopal audit history adverse_events QFS-000002/AE1
+      abscopal audit history adverse_events QFS-000002/QFS-000002-AE01
+
+      abscopal audit history tumour_assessments QFS-000002/2023-05-20
     """
     engine = make_engine(database_url or Settings().resolved_database_url(), read_only=True)
     require_schema(engine)
@@ -167,10 +170,50 @@ def history_cmd(
         rows = history(conn, entity, record_id)
     if not rows:
         raise NotFound(f"No audit records for {entity} {key!r} (give the record's id or its natural key)")
+    if as_json:
+        print_json(
+            {
+                "entity": entity,
+                "id": record_id,
+                "changes": [
+                    {
+                        "seq": r.seq, "at": r.at.isoformat(), "user": r.username, "field": r.field,
+                        "old": None if r.old_value is None else json.loads(r.old_value),
+                        "new": None if r.new_value is None else json.loads(r.new_value),
+                        "version": r.version, "reason": r.reason,
+                    }
+                    for r in rows
+                ],
+            }
+        )  # fmt: skip
+        return
     shown = f"{entity} {key}" + (f" (id {record_id})" if record_id != key else "")
-    table = Table("seq", "when (UTC)", "who", "field", "old", "new", "version", "reason", title=shown)
+    table = Table("seq", "when (UTC)", "who", title=shown, show_lines=True)
+    table.add_column("change", min_width=28, overflow="fold")
+    table.add_column("v", justify="right")
+    table.add_column("reason", min_width=12)
     for r in rows:
-        when = f"{r.at:%Y-%m-%d %H:%M:%S}"
+        when = f"{r.at:%Y-%m-%d}\n{r.at:%H:%M:%S}"
         version = "" if r.version is None else str(r.version)
-        table.add_row(str(r.seq), when, r.username, r.field, r.old_value or "", r.new_value or "", version, r.reason)
+        table.add_row(str(r.seq), when, r.username, _describe(r.field, r.old_value, r.new_value), version, r.reason)
     console.print(table)
+
+
+def _value(raw: str | None) -> str:
+    if raw is None:
+        return "∅"
+    value = json.loads(raw)
+    return "∅" if value is None else str(value)
+
+
+def _describe(field: str, old: str | None, new: str | None) -> str:
+    """One change as a person reads it: "created" with the values, or "field: old → new"."""
+    if field == "*" and new is not None:
+        values = json.loads(new)
+        filled = [f"{k}: {v}" for k, v in values.items() if v not in (None, "", {}, [])]
+        return "created\n" + "\n".join(filled)
+    if field == "*":
+        return "deleted (schema 0001)"
+    if field == "removed_reason":
+        return f"removed: {_value(new)}" if new not in (None, "null") else "restored"
+    return f"{field}: {_value(old)} → {_value(new)}"

@@ -20,21 +20,8 @@ from abscopal.protocol.model import Protocol, ProtocolFile, load_bundled
 from abscopal.services.ports import Records, UnitOfWorkLike
 from abscopal.store.records import Stored
 
-
-class StaffRole(StrEnum):
-    """A user's role at a site (web.md §1). Values equal :class:`abscopal.domain.Role` where both exist; the
-    domain has no investigator role yet, so the service layer's role list is the complete one."""
-
-    COORDINATOR = "coordinator"
-    INVESTIGATOR = "investigator"
-    DCP = "deputy_chief_physician"
-    RADONC = "radiation_oncologist"
-    RADIOLOGIST = "radiologist"
-    DATA_MANAGER = "data_manager"
-    MONITOR = "monitor"
-    STATISTICIAN = "statistician"
-    PATIENT = "patient"
-    ADMIN = "admin"
+StaffRole = d.Role
+"""A user's role at a site (web.md §1): the domain's :class:`~abscopal.domain.Role`, one list of roles."""
 
 
 class Action(StrEnum):

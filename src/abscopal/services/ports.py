@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 from abscopal import domain as d
 from abscopal.errors import ValidationError
 from abscopal.store.records import Stored
+from abscopal.store.tables import ENTITY_REPOSITORY
 
 T = TypeVar("T")
 
@@ -66,26 +67,7 @@ class UnitOfWorkLike(Protocol):
 
 #: The store's entity (table) name of each repository attribute: locks, SDV marks, signatures and queries name a
 #: record by its entity and id (``("tumour_assessments", "0190…")``). A test keeps this equal to the store's map.
-REPOSITORY_OF_ENTITY: dict[str, str] = {
-    "sites": "sites",
-    "users": "users",
-    "patients": "patients",
-    "screenings": "screenings",
-    "immunotherapy_histories": "immunotherapy_histories",
-    "immunotherapy_cycles": "immunotherapy_cycles",
-    "adjudications": "adjudications",
-    "lesions": "lesions",
-    "radiotherapy_courses": "radiotherapy_courses",
-    "fractions": "fractions",
-    "protocol_deviations": "deviations",
-    "tumour_assessments": "assessments",
-    "adverse_events": "adverse_events",
-    "questionnaire_answers": "answers",
-    "data_queries": "queries",
-    "record_locks": "locks",
-    "sdv_marks": "sdv_marks",
-    "record_signatures": "signatures",
-}
+REPOSITORY_OF_ENTITY: dict[str, str] = ENTITY_REPOSITORY
 
 
 def records_of(uow: UnitOfWorkLike, entity: str) -> Records[Any]:

@@ -1,4 +1,9 @@
-"""Storing a synthetic (or imported) cohort in bulk, in chunks, each chunk one audited transaction."""
+"""Storing a synthetic (or imported) cohort in bulk, in chunks, each chunk one audited transaction.
+
+This is an import, not a use case: it writes through the unit of work's bulk path (``uow.add_all``, one audit
+record per batch) without the per-record checks of :mod:`abscopal.services`, which every interactive write
+(web, API, CLI) goes through. It is used by ``abscopal demo`` on an empty (or demo-only) database.
+"""
 
 from __future__ import annotations
 

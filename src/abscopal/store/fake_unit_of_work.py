@@ -17,7 +17,7 @@ import datetime as dt
 import itertools
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from abscopal import domain as d
 from abscopal.errors import (
@@ -30,7 +30,7 @@ from abscopal.errors import (
     ValidationError,
 )
 from abscopal.store.records import Stored
-from abscopal.store.tables import DATA_MANAGEMENT, ENTITIES
+from abscopal.store.tables import DATA_MANAGEMENT, ENTITIES, REPOSITORY_NAMES
 
 T = TypeVar("T")
 
@@ -232,15 +232,6 @@ class FakeUnitOfWork:
     sdv_marks: FakeRecords[d.SdvMark]
     signatures: FakeRecords[d.RecordSignature]
 
-    _ATTRIBUTES: ClassVar[dict[str, str]] = {
-        "sites": "sites", "users": "users", "patients": "patients", "screenings": "screenings",
-        "immunotherapy_histories": "immunotherapy_histories", "immunotherapy_cycles": "immunotherapy_cycles",
-        "adjudications": "adjudications", "lesions": "lesions", "radiotherapy_courses": "radiotherapy_courses",
-        "fractions": "fractions", "deviations": "protocol_deviations", "assessments": "tumour_assessments",
-        "adverse_events": "adverse_events", "answers": "questionnaire_answers", "queries": "data_queries",
-        "locks": "record_locks", "sdv_marks": "sdv_marks", "signatures": "record_signatures",
-    }  # fmt: skip
-
     def __init__(self, user: str = "tester", reason: str = "test") -> None:
         if not user or not user.strip():
             raise ValidationError("user", "every change to trial data needs the user who made it")
@@ -252,7 +243,7 @@ class FakeUnitOfWork:
         self.commits = 0
         self._saved = _State()
         self.state = _State()
-        for attribute, entity in self._ATTRIBUTES.items():
+        for attribute, entity in REPOSITORY_NAMES.items():
             setattr(self, attribute, FakeRecords(self, entity))
 
     def as_user(self, user: str, reason: str = "test") -> FakeUnitOfWork:

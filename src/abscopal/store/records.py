@@ -129,8 +129,8 @@ class RecordRepository(Generic[T]):
         self._refuse_duplicate(values)
         self._refuse_unknown_patient(values)
         subject = values.get("subject_id")
-        if subject is not None:
-            self.uow.check_unlocked("patients", "", subject)
+        if subject is not None:  # a locked patient takes no new trial data (queries, SDV, signatures still may)
+            self.uow.check_unlocked(self.entity, "", subject)
         record_id = new_id()
         self.uow.insert_rows(self.entity, [(record_id, c.values(obj))], reason)
         for field_name, child_entity in self.e.children.items():

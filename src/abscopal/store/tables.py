@@ -235,6 +235,17 @@ _define(
 
 CHILD_ENTITIES: frozenset[str] = frozenset(n for n, e in ENTITIES.items() if e.parent is not None)
 ENTITY_BY_CLASS: dict[type[Any], str] = {e.cls: name for name, e in ENTITIES.items() if name not in CHILD_ENTITIES}
+REPOSITORY_NAMES: dict[str, str] = {
+    "sites": "sites", "users": "users", "patients": "patients", "screenings": "screenings",
+    "immunotherapy_histories": "immunotherapy_histories", "immunotherapy_cycles": "immunotherapy_cycles",
+    "adjudications": "adjudications", "lesions": "lesions", "radiotherapy_courses": "radiotherapy_courses",
+    "fractions": "fractions", "deviations": "protocol_deviations", "assessments": "tumour_assessments",
+    "adverse_events": "adverse_events", "answers": "questionnaire_answers", "queries": "data_queries",
+    "locks": "record_locks", "sdv_marks": "sdv_marks", "signatures": "record_signatures",
+}  # fmt: skip
+"""The unit of work's repository attribute (``uow.assessments``) for each table, real and fake alike."""
+ENTITY_REPOSITORY: dict[str, str] = {entity: attribute for attribute, entity in REPOSITORY_NAMES.items()}
+
 DATA_MANAGEMENT: frozenset[str] = frozenset({"record_locks", "sdv_marks", "record_signatures"})
 """Tables about records (locks, SDV, signatures) rather than trial data: changing them bumps no record version."""
 

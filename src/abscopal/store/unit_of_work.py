@@ -36,7 +36,7 @@ from abscopal.store.database import database_error
 from abscopal.store.ids import new_ids
 from abscopal.store.mapping import from_row
 from abscopal.store.records import RecordRepository, Stored
-from abscopal.store.tables import DATA_MANAGEMENT, ENTITIES, ENTITY_BY_CLASS, audit_log
+from abscopal.store.tables import DATA_MANAGEMENT, ENTITIES, ENTITY_BY_CLASS, REPOSITORY_NAMES, audit_log
 
 _BATCH = 5_000
 
@@ -68,15 +68,6 @@ class UnitOfWork:
     sdv_marks: RecordRepository[d.SdvMark]
     signatures: RecordRepository[d.RecordSignature]
 
-    _ATTRIBUTES: Mapping[str, str] = {
-        "sites": "sites", "users": "users", "patients": "patients", "screenings": "screenings",
-        "immunotherapy_histories": "immunotherapy_histories", "immunotherapy_cycles": "immunotherapy_cycles",
-        "adjudications": "adjudications", "lesions": "lesions", "radiotherapy_courses": "radiotherapy_courses",
-        "fractions": "fractions", "deviations": "protocol_deviations", "assessments": "tumour_assessments",
-        "adverse_events": "adverse_events", "answers": "questionnaire_answers", "queries": "data_queries",
-        "locks": "record_locks", "sdv_marks": "sdv_marks", "signatures": "record_signatures",
-    }  # fmt: skip
-
     def __init__(self, engine: Engine, user: str, reason: str) -> None:
         if not user or not user.strip():
             raise ValidationError("user", "every change to trial data needs the user who made it")
@@ -89,7 +80,7 @@ class UnitOfWork:
         self._audit: AuditWriter | None = None
         self._key: bytes | None = None
         self.committed = False
-        for attribute, entity in self._ATTRIBUTES.items():
+        for attribute, entity in REPOSITORY_NAMES.items():
             setattr(self, attribute, RecordRepository(self, entity))
 
     # --- transaction

@@ -301,9 +301,8 @@ def test_untouched_database_verifies_clean(engine: Engine) -> None:
 def test_history_of_a_row_from_a_bulk_insert_shows_its_own_values_then_its_changes(engine: Engine) -> None:
     ids = _seed(engine)
     with UnitOfWork(engine, user="rad1", reason="re-read") as uow:
-        uow.assessments.update(
-            ids["assessment"], dataclasses.replace(ASSESSMENT, investigator_response=d.InvestigatorResponse.PR), version=1
-        )
+        read_again = dataclasses.replace(ASSESSMENT, investigator_response=d.InvestigatorResponse.PR)
+        uow.assessments.update(ids["assessment"], read_again, version=1)
         m1 = next(m for m in uow.assessments.get(ids["assessment"]).value.measurements if m.lesion_id == "L1")
         assert m1.diameter_mm == 31.0
         uow.commit()

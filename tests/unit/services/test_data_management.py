@@ -13,6 +13,7 @@ from abscopal.errors import PermissionDenied, RecordLocked, ValidationError
 from abscopal.services import lesions, locking, monitoring, queries, questionnaires, safety, signing
 from abscopal.services.common import StaffRole
 from abscopal.services.ports import REPOSITORY_OF_ENTITY
+from abscopal.store.tables import REPOSITORY_NAMES
 from abscopal.store.unit_of_work import UnitOfWork
 
 
@@ -21,7 +22,8 @@ def _lesion(trial: Any) -> Any:
 
 
 def test_the_entity_map_is_the_stores() -> None:
-    assert {v: k for k, v in UnitOfWork._ATTRIBUTES.items()} == REPOSITORY_OF_ENTITY
+    assert {v: k for k, v in REPOSITORY_NAMES.items()} == REPOSITORY_OF_ENTITY
+    assert all(hasattr(UnitOfWork, a) or a in UnitOfWork.__annotations__ for a in REPOSITORY_NAMES)
 
 
 def test_a_monitor_cannot_close_another_monitors_query(trial: Any) -> None:

@@ -150,7 +150,7 @@ class FakeRecords(Generic[T]):
         self._refuse_missing_parent(obj)
         subject = getattr(obj, "subject_id", None)
         if subject is not None:
-            self.uow.check_unlocked("patients", "", subject)
+            self.uow.check_unlocked(self.entity, "", subject)
         record_id = _new_id()
         self._rows[record_id] = _Row(obj, 1, history=[(1, self.uow.user, self.uow.now(), ("*row",))])
         return self.get(record_id)

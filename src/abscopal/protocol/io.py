@@ -24,7 +24,6 @@ from abscopal import validation
 from abscopal.domain import (
     Adjudication,
     Fraction,
-    FractionStatus,
     ImmunotherapyHistory,
     Lesion,
     PartialDate,
@@ -37,6 +36,7 @@ from abscopal.inputs import read_json_object
 from abscopal.protocol.calendar import ScheduleInput
 from abscopal.protocol.eligibility import age_on
 from abscopal.protocol.model import Plausibility
+from abscopal.protocol.radiotherapy import delivered_fractions
 from abscopal.protocol.resistance import validate_history
 
 
@@ -324,7 +324,7 @@ def plan_from_data(
         done = {k for k, v in flags.items() if v}
         for c in courses:
             if c.lesion_id not in flags:
-                given = [f for f in fractions if f.lesion_id == c.lesion_id and f.status is not FractionStatus.MISSED]
+                given = delivered_fractions(f for f in fractions if f.lesion_id == c.lesion_id)
                 if len(given) >= c.fractions:
                     done.add(c.lesion_id)
         completed_set = frozenset(done)
@@ -365,9 +365,19 @@ class ScheduleModel(_Model):
     questionnaires: list[dt.date] = Field(default_factory=list)
     follow_ups: list[dt.date] = Field(default_factory=list)
     end_of_treatment: dt.date | None = None
+    death_date: dt.date | None = None
+    withdrawal_date: dt.date | None = None
+    end_of_study: dt.date | None = None
 
 
-def schedule_from_model(m: ScheduleModel, path: str = "<schedule>") -> ScheduleInput:
+#: The SCHEDULE.json dates that end the patient's visits: each on or after enrolment and not in the future.
+_OFF_STUDY = ("death_date", "withdrawal_date", "end_of_study")
+
+
+def schedule_from_model(m: ScheduleModel, path: str = "<schedule>", today: dt.date | None = None) -> ScheduleInput:
+    """The calendar's input from SCHEDULE.json's model; every problem (a second fraction on one day, an end of
+    treatment before enrolment, a death, withdrawal or end of study before enrolment or in the future) is
+    collected with its field in one :class:`InputFileError`."""
     problems: list[Problem] = []
     seen: set[dt.date] = set()
     for i, d in enumerate(m.conventional.delivered):
@@ -376,6 +386,16 @@ def schedule_from_model(m: ScheduleModel, path: str = "<schedule>") -> ScheduleI
         seen.add(d)
     if m.end_of_treatment is not None and m.end_of_treatment < m.enrolment_date:
         problems.append(Problem(None, "end_of_treatment", f"{m.end_of_treatment} is before enrolment"))
+    for name in _OFF_STUDY:
+        day: dt.date | None = getattr(m, name)
+        problems += [
+            p
+            for p in (
+                validation.not_after(day, m.enrolment_date, name, "enrolment"),
+                validation.not_in_future(day, today, name),
+            )
+            if p is not None
+        ]
     if problems:
         raise InputFileError(path, problems)
     return ScheduleInput(
@@ -393,9 +413,14 @@ def schedule_from_model(m: ScheduleModel, path: str = "<schedule>") -> ScheduleI
         questionnaires=tuple(m.questionnaires),
         follow_ups=tuple(m.follow_ups),
         end_of_treatment=m.end_of_treatment,
+        death_date=m.death_date,
+        withdrawal_date=m.withdrawal_date,
+        end_of_study=m.end_of_study,
     )
 
 
-def load_schedule(path: str | Path) -> ScheduleInput:
+def load_schedule(path: str | Path, today: dt.date | None = None) -> ScheduleInput:
+    """Read SCHEDULE.json (docs/radiotherapy.md) with the shared reader; ``today`` (default: the real today) is
+    the day after which no death, withdrawal or end of study may be dated."""
     p = Path(path)
-    return schedule_from_model(_parse(ScheduleModel, p), str(p))
+    return schedule_from_model(_parse(ScheduleModel, p), str(p), today)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abscopal import domain as d
 from abscopal.errors import ValidationError
 from abscopal.protocol.calendar import ScheduleInput
+from abscopal.protocol.radiotherapy import delivered_fractions
 from abscopal.store.database import make_engine, require_schema
 from abscopal.store.repository import Repository
 
@@ -25,7 +26,7 @@ def schedule_input_from_records(
     ldrt = [c for c in courses if c.role is d.RtRole.LOW_DOSE]
     cfrt_lesions = {c.lesion_id for c in cfrt}
     ldrt_lesions = {c.lesion_id for c in ldrt}
-    delivered = [f for f in fractions if f.status is not d.FractionStatus.MISSED]
+    delivered = delivered_fractions(fractions)
     return ScheduleInput(
         patient_id=patient.subject_id,
         enrolment_date=enrolled,
@@ -48,8 +49,8 @@ def schedule_input_from_records(
 
 
 def load_schedule_input(patient_id: str, database_url: str | None = None) -> ScheduleInput:
-    """Read one patient's records from the database (``ABSCOPAL_DATABASE_URL`` by default)."""
-    engine = make_engine(database_url)
+    """Read one patient's records from the database (``ABSCOPAL_DATABASE_URL`` by default), opened read-only."""
+    engine = make_engine(database_url, read_only=True)
     require_schema(engine)
     with engine.connect() as conn:
         repo = Repository(conn)

@@ -90,3 +90,38 @@ def test_ae_summary_from_the_database_uses_the_safety_population(demo_url: str) 
         repo = Repository(conn)
         treated = {f.subject_id for f in repo.all(d.Fraction) if f.status is not d.FractionStatus.MISSED}
     assert data["tables"]["population"] == len(treated)
+
+
+def test_schedule_reads_the_database_while_another_user_holds_the_write_lock(demo_url: str) -> None:
+    # read-only: the command begins a deferred read, so a writer's lock (BEGIN IMMEDIATE) does not block it
+    with make_engine(demo_url).connect() as conn:
+        patient = next(p for p in Repository(conn).all(d.Patient) if p.enrolment_date is not None)
+    writer = sqlite3.connect(demo_url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        env = {
+            **os.environ,
+            "COLUMNS": "200",
+            "ABSCOPAL_DATABASE_URL": demo_url,
+            "ABSCOPAL_SQLITE_BUSY_TIMEOUT_MS": "200",
+        }
+        res = subprocess.run(
+            [sys.executable, "-m", "abscopal", "schedule", patient.subject_id, "--json", "--as-of", "2024-01-01"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["patient_id"] == patient.subject_id
+
+
+def test_schedule_on_a_missing_database_file_is_one_sentence_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "none.sqlite"
+    res = run("schedule", "QFS-0001", url=f"sqlite:///{path}")
+    assert res.returncode == 1
+    assert f"There is no database at {path}" in res.stderr
+    assert not path.exists()

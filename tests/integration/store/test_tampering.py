@@ -490,3 +490,16 @@ def test_random_histories_verify_replay_and_every_tampering_is_detected_on_postg
         return engine, cleanup
 
     _run(new_engine, examples=5, steps=10)
+
+
+def test_verify_finds_the_audit_key_of_a_read_only_sqlite_engine(tmp_path: Path) -> None:
+    """A read-only engine opens ``file:...?mode=ro``; the key is still the one next to the database file."""
+    url = f"sqlite:///{tmp_path / 'ro.sqlite'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    _writers.seed(engine, subjects=1, lesions=1)
+    engine.dispose()
+    read_only = make_engine(url, read_only=True)
+    with read_only.connect() as conn:
+        assert verify(conn).ok
+    read_only.dispose()

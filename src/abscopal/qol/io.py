@@ -3,6 +3,8 @@
 ITEMS.csv (long): ``subject_id, visit, instrument, item, answer``; answer empty when the item was left blank.
 SCORES.csv (long): ``subject_id, visit, instrument, scale, score``; score empty when not computable. Every
 problem of an input file is reported with its line (header = line 1) and nothing is written (docs/qol.md).
+A visit is any non-empty label, unless the protocol ``schedule`` is given: then it must be one of the schedule's
+questionnaire visit codes (baseline, week_6, ...; abscopal.protocol.calendar), checked by abscopal.validation.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from abscopal import validation
 from abscopal.domain import Instrument, QuestionnaireAnswer
 from abscopal.errors import InputFileError, Problem, ValidationError
 from abscopal.inputs import CsvTable, check_output_file, parse_csv, read_csv
+from abscopal.protocol.model import Schedule
 from abscopal.qol.eortc import ScaleScore, check_answer, item_definition
 
 ITEM_COLUMNS = ("subject_id", "visit", "instrument", "item", "answer")
@@ -31,17 +35,21 @@ def _integer(text: str) -> int | None:
     return int(sign + digits) if digits.isdigit() and digits.isascii() else None
 
 
-def read_item_answers(path: str | Path) -> list[QuestionnaireAnswer]:
-    """Parse and check ITEMS.csv; raise :class:`InputFileError` listing every bad line."""
-    return _item_answers(read_csv(path, ITEM_COLUMNS))
+def read_item_answers(path: str | Path, schedule: Schedule | None = None) -> list[QuestionnaireAnswer]:
+    """Parse and check ITEMS.csv; raise :class:`InputFileError` listing every bad line. With ``schedule``, a
+    visit that is not one of its questionnaire visit codes is a problem of that line (field ``visit``)."""
+    return _item_answers(read_csv(path, ITEM_COLUMNS), schedule)
 
 
-def parse_item_answers(text: str, source: str = "<items>") -> list[QuestionnaireAnswer]:
-    """Parse ITEMS.csv text: known instrument, an item of it, integer answer in range, no duplicate item."""
-    return _item_answers(parse_csv(text, source, ITEM_COLUMNS))
+def parse_item_answers(
+    text: str, source: str = "<items>", schedule: Schedule | None = None
+) -> list[QuestionnaireAnswer]:
+    """Parse ITEMS.csv text: known instrument, an item of it, integer answer in range, no duplicate item (and,
+    with ``schedule``, a visit code of the protocol schedule)."""
+    return _item_answers(parse_csv(text, source, ITEM_COLUMNS), schedule)
 
 
-def _item_answers(table: CsvTable) -> list[QuestionnaireAnswer]:
+def _item_answers(table: CsvTable, schedule: Schedule | None = None) -> list[QuestionnaireAnswer]:
     problems: list[Problem] = []
     answers: list[QuestionnaireAnswer] = []
     seen: dict[tuple[str, str, str, int], int] = {}
@@ -52,6 +60,8 @@ def _item_answers(table: CsvTable) -> list[QuestionnaireAnswer]:
         for name in ("subject_id", "visit"):
             if not cell[name]:
                 problems.append(Problem(line, name, "is empty"))
+        if schedule is not None and (off := validation.visit_problem(cell["visit"], schedule)) is not None:
+            problems.append(Problem(line, off.field, off.reason))
         try:
             instrument: Instrument | None = Instrument(cell["instrument"])
         except ValueError:

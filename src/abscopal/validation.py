@@ -8,6 +8,8 @@ pydantic's ``TypeAdapter`` over the dataclass: no second model of the record); v
   haemoglobin 0-250 g/L, platelets 0-2,000 x10^9/L, dose per fraction 0-30 Gy, ECOG 0-5, age 0-120, ...;
 - **field rules** of one record: a date of a record never after ``today`` (injectable, for tests), resolution
   on or after onset, the last immunotherapy dose on or after its start, ...;
+- **schedule rules**, when the caller passes the protocol's ``schedule``: a questionnaire answer's visit is one of
+  the schedule's codes (baseline, week_6, ...; :func:`abscopal.protocol.calendar.questionnaire_visit_codes`);
 - **cross-record rules** (:func:`record_problems`), taking the patient and the reference date (enrolment or
   first study treatment): consent on or before screening and the first treatment; death, progression and every
   post-baseline assessment on or after the reference date; birth before everything.
@@ -19,6 +21,7 @@ the web forms and the exports (docs/inputs.md)::
     from abscopal import validation
     errors = validation.problems(screening, protocol.plausibility, today=date.today())
     validation.validate(adverse_event)   # raises ValidationError("resolution_date", "... before onset_date ...")
+    validation.problems(answer, schedule=protocol.schedule)   # [Problem(None, "visit", "'week_7' is not ...")]
 """
 
 from __future__ import annotations

@@ -6,10 +6,14 @@ max_follow_up_days = 730, so the last visit is 730 // 42 = 17 intervals = 714 da
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import abscopal
 from abscopal.errors import ValidationError
 from abscopal.protocol.calendar import (
     questionnaire_visit_code,
@@ -80,3 +84,28 @@ def test_every_code_of_a_schedule_is_distinct_and_maps_back_to_its_number(interv
     codes = questionnaire_visit_codes(schedule)
     assert len(set(codes)) == len(codes)
     assert [questionnaire_visit_number(c, schedule) for c in codes] == list(range(len(codes)))
+
+
+def _builds_a_visit_code(node: ast.AST) -> bool:
+    """An f-string starting with a visit code's prefix ("week_", "day_"): building a code by hand."""
+    if not isinstance(node, ast.JoinedStr) or not node.values:
+        return False
+    head = node.values[0]
+    return isinstance(head, ast.Constant) and str(head.value).startswith(("week_", "day_"))
+
+
+def test_no_module_but_the_calendar_builds_a_visit_code() -> None:
+    src = Path(abscopal.__file__).parent
+    found = [
+        f"{path.relative_to(src).as_posix()}:{node.lineno}"
+        for path in sorted(src.rglob("*.py"))
+        if path.relative_to(src).as_posix() != "protocol/calendar.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if _builds_a_visit_code(node)
+    ]
+    assert found == [], "use abscopal.protocol.calendar.questionnaire_visit_code"
+
+
+def test_the_visit_code_guard_sees_the_calendars_own_code() -> None:
+    tree = ast.parse((Path(abscopal.__file__).parent / "protocol" / "calendar.py").read_text(encoding="utf-8"))
+    assert any(_builds_a_visit_code(node) for node in ast.walk(tree))

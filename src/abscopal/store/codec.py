@@ -160,6 +160,8 @@ def insert_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: 
             proc = _json_text
         elif isinstance(col_type, Date) and not isinstance(col_type, DateTime):
             proc = _date_text
+        elif isinstance(col_type, DateTime):
+            proc = sqlite_datetime_text
         if proc is not None:
             processors.append((i, proc))
     if processors:
@@ -190,6 +192,19 @@ def _json_text(value: Any) -> Any:
 
 def _date_text(value: Any) -> Any:
     return None if value is None else value.isoformat()
+
+
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def sqlite_datetime_text(value: Any) -> Any:
+    """A UTC datetime as SQLAlchemy's SQLite dialect writes it (naive, microseconds), so that a bulk insert and
+    an ORM-style bind give the same text: natural keys and lookups on timestamps compare text on SQLite."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return _utc(value).replace(tzinfo=None).strftime(SQLITE_DATETIME)
 
 
 def _copy_rows(conn: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:

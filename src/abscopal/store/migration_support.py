@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, inspect, select, text, update
+from sqlalchemy import Connection, DateTime, inspect, select, text, update
 
 from abscopal.errors import StoreError
 from abscopal.store.audit import GENESIS, ROWS, SCHEMA, AuditWriter, Change, head_mac
 from abscopal.store.audit_key import key_id, load_key
-from abscopal.store.codec import canonical
+from abscopal.store.codec import canonical, sqlite_datetime_text
 from abscopal.store.tables import ENTITIES, audit_head, audit_log
 
 # The 0001 trial tables, parents before children, and the column that was their key.
@@ -88,6 +88,24 @@ def copy_back(conn: Connection) -> None:
         )
     for name in reversed(list(LEGACY_KEYS)):
         conn.execute(text(f"DROP TABLE {_q(conn, _PREFIX + name)}"))
+    if conn.dialect.name == "sqlite":
+        _normalise_sqlite_datetimes(conn)
+
+
+def _normalise_sqlite_datetimes(conn: Connection) -> None:
+    """0001's bulk loads wrote SQLite timestamps as ``2024-03-01 01:30:00+00:00``; the ORM binds write
+    ``2024-03-01 01:30:00.000000``. Rewrite every trial timestamp in the second form (the same instant), so that
+    natural keys and lookups on timestamps match whichever way a row was written."""
+    for name in LEGACY_KEYS:
+        table = ENTITIES[name].table
+        columns = [c.name for c in table.columns if isinstance(c.type, DateTime)]
+        for col in columns:
+            rows = conn.execute(
+                text(f"SELECT id, {_q(conn, col)} FROM {_q(conn, name)} WHERE {_q(conn, col)} IS NOT NULL")
+            )
+            fixed = [{"i": i, "v": sqlite_datetime_text(v)} for i, v in rows if sqlite_datetime_text(v) != v]
+            if fixed:
+                conn.execute(text(f"UPDATE {_q(conn, name)} SET {_q(conn, col)} = :v WHERE id = :i"), fixed)
 
 
 def fill_bulk_ranges(conn: Connection) -> None:

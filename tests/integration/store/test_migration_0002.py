@@ -145,3 +145,13 @@ def test_downgrading_a_database_with_trial_data_is_refused(database_0001: Engine
     upgrade(database_0001)
     with pytest.raises(StoreError, match="Cannot downgrade below schema 0002"):
         downgrade(database_0001, "0001")
+
+
+def test_a_0001_timestamp_key_is_found_after_the_upgrade(database_0001: Engine) -> None:
+    """0001's bulk loads wrote SQLite timestamps in another text form; the upgrade makes lookups match."""
+    upgrade(database_0001)
+    with database_0001.connect() as conn:
+        adjudication = Repository(conn).all(d.Adjudication)[0]
+    with UnitOfWork(database_0001, user="reader", reason="read") as uow:
+        found = uow.adjudications.find(subject_id=adjudication.subject_id, proposed_at=adjudication.proposed_at)
+    assert found is not None and found.value == adjudication

@@ -164,7 +164,7 @@ def protocol_of(patient: d.Patient, protocols: ProtocolFile | None, on: dt.date 
 def check_values(record: object, protocol: Protocol, today: dt.date) -> None:
     """The one call to the shared value rules (:mod:`abscopal.validation`): plausibility limits from the
     protocol and field rules; raises ValidationError naming the first bad field."""
-    validation.validate(record, protocol.plausibility, today)
+    validation.validate(record, protocol.plausibility, today, schedule=protocol.schedule)
 
 
 def add_or_update(records: Records[T], obj: T, record_id: str | None, version: int | None) -> Stored[T]:

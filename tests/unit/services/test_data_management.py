@@ -117,7 +117,7 @@ def test_an_adverse_event_resolving_before_onset_is_refused(trial: Any) -> None:
 def test_a_coordinator_enters_a_paper_questionnaire_only_with_a_reason(trial: Any) -> None:
     with pytest.raises(ValidationError, match="on_behalf_reason"):
         trial.act(
-            trial.COORDINATOR, questionnaires.record_questionnaire, "S-001", "W6", d.Instrument.QLQ_C30, {1: 1},
+            trial.COORDINATOR, questionnaires.record_questionnaire, "S-001", "week_6", d.Instrument.QLQ_C30, {1: 1},
             completed_on=dt.date(2024, 4, 12),
         )  # fmt: skip
 
@@ -126,15 +126,24 @@ def test_a_questionnaire_is_scored_once_every_item_is_recorded(trial: Any) -> No
     patient = dataclasses.replace(trial.COORDINATOR, username="S-001", role=StaffRole.PATIENT, subject_id="S-001")
     half = {i: 1 for i in range(1, 16)}
     first = trial.act(
-        patient, questionnaires.record_questionnaire, "S-001", "W6", d.Instrument.QLQ_C30, half,
+        patient, questionnaires.record_questionnaire, "S-001", "week_6", d.Instrument.QLQ_C30, half,
         completed_on=dt.date(2024, 4, 12),
     )  # fmt: skip
     assert (first.complete, first.scores) == (False, ())
     rest = {i: 1 for i in range(16, 29)} | {29: 7, 30: 7}
     done = trial.act(
-        patient, questionnaires.record_questionnaire, "S-001", "W6", d.Instrument.QLQ_C30, rest,
+        patient, questionnaires.record_questionnaire, "S-001", "week_6", d.Instrument.QLQ_C30, rest,
         completed_on=dt.date(2024, 4, 12),
     )  # fmt: skip
     scores = {s.scale: s.score for s in done.scores}
     # every item at its best answer: functioning and global health 100, symptoms 0 (EORTC scoring manual)
     assert (done.complete, scores["QL2"], scores["PF2"], scores["FA"]) == (True, 100.0, 100.0, 0.0)
+
+
+def test_a_questionnaire_at_a_visit_off_the_protocol_schedule_is_refused_naming_the_visit(trial: Any) -> None:
+    patient = dataclasses.replace(trial.COORDINATOR, username="S-001", role=StaffRole.PATIENT, subject_id="S-001")
+    with pytest.raises(ValidationError, match="visit: 'W6' is not a visit of the protocol schedule"):
+        trial.act(
+            patient, questionnaires.record_questionnaire, "S-001", "W6", d.Instrument.QLQ_C30, {1: 1},
+            completed_on=dt.date(2024, 4, 12),
+        )  # fmt: skip

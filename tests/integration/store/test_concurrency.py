@@ -9,7 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -165,7 +164,6 @@ def test_concurrent_writers_on_different_records_all_succeed_on_sqlite(tmp_path:
     upgrade(engine)
     _writers.seed(engine, subjects=4, lesions=0)
     count = 15
-    start = time.perf_counter()
     procs = [
         subprocess.Popen(
             [sys.executable, str(WRITERS), "distinct", url, s, str(count)],
@@ -180,7 +178,6 @@ def test_concurrent_writers_on_different_records_all_succeed_on_sqlite(tmp_path:
         assert p.returncode == 0, err
         assert "locked" not in err and "already exists" not in err
         assert out.split() == ["ok"] * count
-    assert time.perf_counter() - start < 60
     with engine.connect() as conn:
         lesions = ENTITIES["lesions"].table
         assert conn.execute(select(func.count()).select_from(lesions)).scalar_one() == 4 * count

@@ -4,7 +4,7 @@ Each round starts two writer processes (``_writers.py crash``), each editing its
 assessments with three measurements, acknowledging a write (appending to a file) only after ``commit()``
 returned; the test kills them at a random moment, then checks every acknowledged write is present, every
 assessment has all its measurements, every row's version is the trail's, and ``verify`` is ok. 10 rounds per
-backend, bounded to about 30 s each.
+backend (about 25 s each on an idle 2-core machine; speed is not asserted here).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from abscopal.store.tables import ENTITIES
 
 ROUNDS = 10
 WRITERS_PER_ROUND = 2
-BUDGET_S = 40.0
 
 
 def _acks(path: Path) -> list[list[str]]:
@@ -77,7 +76,6 @@ def test_writers_killed_at_random_moments_lose_no_acknowledged_write(engine: Eng
     url = engine.url.render_as_string(hide_password=False)
     acked_edits: dict[str, tuple[int, float]] = {}
     acked_adds: dict[str, int] = {}
-    start = time.perf_counter()
     total_acks = 0
     for round_no in range(ROUNDS):
         procs: list[tuple[subprocess.Popen[bytes], Path]] = []
@@ -110,4 +108,3 @@ def test_writers_killed_at_random_moments_lose_no_acknowledged_write(engine: Eng
         _check(engine, acked_edits, acked_adds)
     assert total_acks >= ROUNDS * WRITERS_PER_ROUND
     assert acked_edits and acked_adds
-    assert time.perf_counter() - start < BUDGET_S * 2  # bounded (the budget is ~30 s; twice that is a failure)

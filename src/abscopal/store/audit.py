@@ -321,18 +321,16 @@ def verify_data(conn: Connection, out: _Findings) -> int:
     rows = 0
     for entity, e in ENTITIES.items():
         c = codec(entity)
-        expected = {k: _digest(v) for k, v in _replay(conn, entity).items()}
+        expected = {k: _digest(c.tuple_of_state(v)) for k, v in _replay(conn, entity).items()}
         edited: list[tuple[str, dict[str, Any]]] = []
         for row in conn.execution_options(yield_per=20_000).execute(select(e.table)):
             rows += 1
-            mapping = row._mapping
-            key = str(mapping["id"])
-            actual = c.state_from_db(mapping)
+            key = str(row[0])
             want = expected.pop(key, None)
             if want is None:
                 out.add(Finding("unaudited", entity, key, f"{entity} row {key!r} is not in the audit trail"))
-            elif want != _digest(actual):
-                edited.append((key, actual))
+            elif want != _digest(c.state_tuple(row)):
+                edited.append((key, c.state_from_db(row._mapping)))
         if edited:
             states = _replay(conn, entity, {k for k, _ in edited[: out.limit]})
             for key, actual in edited:

@@ -13,7 +13,7 @@ import enum
 import operator
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -91,16 +91,35 @@ class RowCodec:
     def state_from_db(self, row: Mapping[Any, Any]) -> dict[str, Any]:
         """A row read back from the database, normalised like :meth:`values` (every column except ``id``)."""
         out: dict[str, Any] = {}
+        for name, kind in self._read_plan:
+            value = row[name]
+            if value is not None and kind:
+                value = _utc(value) if kind == 1 else float(value)
+            out[name] = value
+        return out
+
+    def state_tuple(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        """A row selected with every column in table order, normalised, without ``id``: what verify digests."""
+        out = list(row[1:])
+        for i, kind in self._tuple_plan:
+            value = out[i]
+            if value is not None:
+                out[i] = _utc(value) if kind == 1 else float(value)
+        return tuple(out)
+
+    def tuple_of_state(self, state: Mapping[str, Any]) -> tuple[Any, ...]:
+        """A state dict (replayed from the trail) in the column order of :meth:`state_tuple`."""
+        return tuple(state.get(name) for name in self.columns[1:])
+
+    def __post_init__(self) -> None:
+        kinds: list[tuple[str, int]] = []
         for name in self.columns:
             if name == "id":
                 continue
-            value = row[name]
-            if isinstance(value, dt.datetime):
-                value = _utc(value)
-            elif isinstance(value, int) and not isinstance(value, bool) and isinstance(self.table.c[name].type, Float):
-                value = float(value)
-            out[name] = value
-        return out
+            col_type = self.table.c[name].type
+            kinds.append((name, 1 if isinstance(col_type, DateTime) else 2 if isinstance(col_type, Float) else 0))
+        self._read_plan: tuple[tuple[str, int], ...] = tuple(kinds)  # 1: datetime to UTC, 2: float
+        self._tuple_plan: tuple[tuple[int, int], ...] = tuple((i, k) for i, (_, k) in enumerate(kinds) if k)
 
     @property
     def state_columns(self) -> tuple[str, ...]:

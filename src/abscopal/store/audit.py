@@ -273,42 +273,62 @@ def _legacy_state(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def _replay(conn: Connection, entity: str, only: set[str] | None = None) -> dict[str, Any]:
-    """Replay one table's trail: id -> expected state (a dict of every column but ``id``)."""
-    expected: dict[str, Any] = {}
-    # a column added by a later migration is NULL in rows inserted before it existed
-    base = {c: None for c in codec(entity).columns if c != "id"}
+def _replay_lists(
+    conn: Connection, entity: str, only: set[str] | None = None
+) -> tuple[tuple[str, ...], dict[str, list[Any]]]:
+    """Replay one table's trail: the columns (all but ``id``) and id -> expected values in that order.
+
+    Lists, not dicts, so that a large table's replay fits in memory; a column added by a later migration is
+    NULL in rows inserted before it existed; 0001's column names are read under their new names.
+    """
+    columns = codec(entity).columns[1:]
+    pos = {c: i for i, c in enumerate(columns)}
+    n, vpos = len(columns), pos["version"]
+    expected: dict[str, list[Any]] = {}
     for r in _iter_audit(conn, entity):
         version = 1 if r.version is None else int(r.version)
         if r.field == ROWS:
             batch = orjson.loads(r.new_value)
-            columns = [_LEGACY_COLUMNS.get(c, c) for c in batch["columns"]]
+            idx = [pos.get(_LEGACY_COLUMNS.get(c, c), -1) for c in batch["columns"]]
             for key, values in batch["rows"].items():
                 if only is None or key in only:
-                    state = {**base, **dict(zip(columns, values, strict=True))}
-                    state["version"] = version
-                    state["removed_reason"] = None
+                    state: list[Any] = [None] * n
+                    for i, v in zip(idx, values, strict=True):
+                        if i >= 0:
+                            state[i] = v
+                    state[vpos] = version
                     expected[key] = state
         elif only is not None and r.entity_key not in only:
             continue
         elif r.field == ROW:
             if r.new_value is None:
                 expected.pop(r.entity_key, None)  # a physical delete, as schema 0001 did
-            else:
-                state = {**base, **_legacy_state(orjson.loads(r.new_value))}
-                state["version"] = version
-                state.setdefault("removed_reason", None)
-                expected[r.entity_key] = state
+                continue
+            state = [None] * n
+            for k, v in _legacy_state(orjson.loads(r.new_value)).items():
+                i = pos.get(k, -1)
+                if i >= 0:
+                    state[i] = v
+            state[vpos] = version
+            expected[r.entity_key] = state
         else:
-            state = expected.setdefault(r.entity_key, dict(base))
-            if r.field != VERSION:
-                state[r.field] = None if r.new_value is None else orjson.loads(r.new_value)
+            state = expected.get(r.entity_key)  # type: ignore[assignment]
+            if state is None:
+                state = [None] * n
+                state[vpos] = 1
+                expected[r.entity_key] = state
+            i = pos.get(r.field, -1)
+            if r.field != VERSION and i >= 0:
+                state[i] = None if r.new_value is None else orjson.loads(r.new_value)
             if r.version is not None:
-                state["version"] = version
-            else:
-                state.setdefault("version", 1)
-            state.setdefault("removed_reason", None)
-    return expected
+                state[vpos] = version
+    return columns, expected
+
+
+def _replay(conn: Connection, entity: str, only: set[str] | None = None) -> dict[str, Any]:
+    """Replay one table's trail: id -> expected state (a dict of every column but ``id``)."""
+    columns, lists = _replay_lists(conn, entity, only)
+    return {k: dict(zip(columns, v, strict=True)) for k, v in lists.items()}
 
 
 def replay_rows(conn: Connection, entity: str) -> dict[str, dict[str, Any]]:
@@ -321,7 +341,10 @@ def verify_data(conn: Connection, out: _Findings) -> int:
     rows = 0
     for entity, e in ENTITIES.items():
         c = codec(entity)
-        expected = {k: _digest(c.tuple_of_state(v)) for k, v in _replay(conn, entity).items()}
+        _, replayed = _replay_lists(conn, entity)
+        expected: dict[str, Any] = replayed  # each row's values replaced by their digest, in place, to bound memory
+        for k, v in replayed.items():
+            expected[k] = _digest(tuple(v))
         edited: list[tuple[str, dict[str, Any]]] = []
         for row in conn.execution_options(yield_per=20_000).execute(select(e.table)):
             rows += 1

@@ -326,6 +326,12 @@ class Patient:
     withdrawal_date: dt.date | None = None
     new_therapy_date: dt.date | None = None
     last_contact_date: dt.date | None = None
+    # interop.md §9 G1: the hospital's patient ID is a direct identifier (DICOM identity check only; never in
+    # pseudonymised views or exports); race and ethnicity as collected (SDTM DM); why the patient withdrew
+    hospital_id: str | None = None
+    race: str | None = None
+    ethnicity: str | None = None
+    withdrawal_reason: str | None = None
 
 
 # --- screening
@@ -338,6 +344,7 @@ class LabValue:
     value: float
     unit: str
     uln: float | None = None
+    lln: float | None = None  # lower limit of normal (interop.md §9 G5: LBORNRLO, LBNRIND)
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +404,9 @@ class ImmunotherapyCycle:
     date: dt.date
     agent: str
     given: bool = True
+    dose: float | None = None  # interop.md §9 G2 (SDTM EXDOSE/EXDOSU/EXROUTE)
+    dose_unit: str | None = None  # as written, e.g. "mg" or "mg/kg"
+    route: str | None = None  # e.g. "intravenous"
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,6 +447,7 @@ class Lesion:
     is_primary: bool = False
     is_symptomatic: bool = False
     label: str | None = None
+    laterality: str | None = None  # interop.md §9 G4: "left", "right", "bilateral" (SDTM TULAT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,6 +462,10 @@ class RadiotherapyCourse:
     start_date: dt.date
     alpha_beta_gy: float = 10.0
     plan_label: str | None = None
+    # interop.md §9 G8: where the prescription came from (DICOM RT Plan)
+    plan_uid: str | None = None  # the RT Plan's SOPInstanceUID
+    fraction_group: int | None = None  # FractionGroupNumber
+    dose_reference: int | None = None  # DoseReferenceNumber of the target
 
     @property
     def total_dose_gy(self) -> float:
@@ -465,6 +480,8 @@ class Fraction:
     date: dt.date
     dose_gy: float
     status: FractionStatus = FractionStatus.DELIVERED
+    record_uid: str | None = None  # interop.md §9 G8: the RT Beams Treatment Record's SOPInstanceUID
+    meterset_ratio: float | None = None  # delivered / planned meterset (MU) over the treatment beams
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,6 +511,8 @@ class LesionMeasurement:
     diameter_mm: float | None = None
     status: LesionStatus | None = None
     rt_role: RtRole | None = None
+    not_done_reason: str | None = None  # interop.md §9 G3: why a lesion was not evaluated (TRREASND)
+    too_small: bool | None = None  # a target read as "too small to measure" (response-rules.md; 5 mm default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,6 +522,8 @@ class TumourAssessment:
     measurements: tuple[LesionMeasurement, ...]
     investigator_response: InvestigatorResponse | None = None
     assessed_by: str | None = None
+    method: str | None = None  # interop.md §9 G3: imaging method, e.g. "CT", "MRI", "PET-CT" (TRMETHOD)
+    criteria: str | None = None  # the criteria the investigator's response used: "irecist" or "recist11"
 
 
 # --- safety & QoL
@@ -535,6 +556,7 @@ class AdverseEvent:
     baseline_grade: int | None = None
     awareness_at: dt.datetime | None = None
     reported_at: dt.datetime | None = None
+    action_rt: AeAction | None = None  # interop.md §9 G6: action taken with the radiotherapy
 
     @property
     def serious(self) -> bool:
@@ -561,6 +583,8 @@ class QuestionnaireAnswer:
     item: int
     answer: int | None
     completed_on: dt.date | None = None
+    instrument_version: str | None = None  # interop.md §9 G7, e.g. "3.0" for QLQ-C30 version 3
+    not_done_reason: str | None = None  # why a whole form or item was not done (QSREASND)
 
 
 # --- data management

@@ -64,20 +64,21 @@ def save_legacy_tables(conn: Connection) -> None:
 def copy_back(conn: Connection) -> None:
     """Fill the new tables from the copies (id = the 0001 key, version 1, live), then drop the copies."""
     for name, key in LEGACY_KEYS.items():
-        table = ENTITIES[name].table
+        # the columns of the table as this migration created it (reflected: later migrations add more)
+        created = [c["name"] for c in inspect(conn).get_columns(name)]
         legacy = {c["name"] for c in inspect(conn).get_columns(_PREFIX + name)}
         targets: list[str] = []
         sources: list[str] = []
-        for col in table.columns:
-            targets.append(_q(conn, col.name))
-            if col.name == "id":
+        for col_name in created:
+            targets.append(_q(conn, col_name))
+            if col_name == "id":
                 sources.append(_q(conn, key))
-            elif col.name == "version":
+            elif col_name == "version":
                 sources.append("1")
-            elif col.name in RENAMED.get(name, {}):
-                sources.append(_q(conn, RENAMED[name][col.name]))
-            elif col.name in legacy:
-                sources.append(_q(conn, col.name))
+            elif col_name in RENAMED.get(name, {}):
+                sources.append(_q(conn, RENAMED[name][col_name]))
+            elif col_name in legacy:
+                sources.append(_q(conn, col_name))
             else:
                 sources.append("NULL")  # a column 0002 adds (e.g. data_queries.record_id, removed_reason)
         conn.execute(
@@ -97,8 +98,7 @@ def _normalise_sqlite_datetimes(conn: Connection) -> None:
     ``2024-03-01 01:30:00.000000``. Rewrite every trial timestamp in the second form (the same instant), so that
     natural keys and lookups on timestamps match whichever way a row was written."""
     for name in LEGACY_KEYS:
-        table = ENTITIES[name].table
-        columns = [c.name for c in table.columns if isinstance(c.type, DateTime)]
+        columns = [c["name"] for c in inspect(conn).get_columns(name) if isinstance(c["type"], DateTime)]
         for col in columns:
             rows = conn.execute(
                 text(f"SELECT id, {_q(conn, col)} FROM {_q(conn, name)} WHERE {_q(conn, col)} IS NOT NULL")

@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from abscopal.domain import Instrument, QuestionnaireAnswer
-from abscopal.synth.records import ANSWER_FIELDS, questionnaire_answers
+from abscopal.synth.records import ANSWER_FIELDS, UNSET_FIELDS, questionnaire_answers
 
 
 def test_the_builder_knows_every_field_of_the_answer_record() -> None:
-    assert tuple(f.name for f in dataclasses.fields(QuestionnaireAnswer)) == ANSWER_FIELDS
+    assert tuple(f.name for f in dataclasses.fields(QuestionnaireAnswer)) == ANSWER_FIELDS + UNSET_FIELDS
 
 
 @given(

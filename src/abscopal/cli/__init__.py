@@ -41,6 +41,8 @@ AREAS: list[tuple[str, str, bool]] = [
     ("stats", "abscopal.cli.stats", True),
     ("design", "abscopal.cli.design", True),
     ("report", "abscopal.cli.report", False),
+    ("export", "abscopal.cli.export", True),
+    ("import", "abscopal.cli.imports", True),
 ]
 
 

@@ -68,6 +68,17 @@ PERMISSIONS: dict[Action, frozenset[StaffRole]] = {
     Action.LOCK: frozenset({R.DATA_MANAGER}),
 }
 
+#: Who may enter data of each action from an import file (interop.md §7: data manager; RT also the radiation
+#: oncologist). Signatures, queries, SDV and locks are never imported through the use cases.
+_DATA_ENTRY = (
+    Action.SCREENING, Action.ENROL, Action.PROPOSE_ADJUDICATION, Action.LESION_REGISTRY, Action.IMMUNOTHERAPY,
+    Action.INVESTIGATOR_RESPONSE, Action.ADVERSE_EVENTS, Action.QUESTIONNAIRES,
+)  # fmt: skip
+IMPORTERS: dict[Action, frozenset[StaffRole]] = {
+    **{a: frozenset({R.DATA_MANAGER}) for a in _DATA_ENTRY},
+    Action.RADIOTHERAPY: frozenset({R.DATA_MANAGER, R.RADONC}),
+}
+
 #: Which action writes each kind of record (who may author / review-sign it, signing.py).
 ACTION_OF_ENTITY: dict[str, Action] = {
     "patients": Action.SCREENING,
@@ -102,6 +113,7 @@ class Actor:
     sites: frozenset[str] = field(default_factory=frozenset)
     pi: bool = False
     subject_id: str | None = None
+    import_source: str | None = None  # set while a data manager imports a file (e.g. "REDCap export x.xml")
 
 
 class Refused(ValidationError):
@@ -119,6 +131,8 @@ def authorise(uow: UnitOfWorkLike, actor: Actor, action: Action) -> None:
             f"{actor.username} cannot act in a unit of work opened for {uow.user}: the audit trail must name "
             "the person who made each change"
         )
+    if actor.import_source is not None and actor.role in IMPORTERS.get(action, frozenset()):
+        return  # an import enters what the source system collected (interop.md §7: imports by data managers)
     if actor.role not in PERMISSIONS[action]:
         allowed = ", ".join(sorted(r.value.replace("_", " ") for r in PERMISSIONS[action]))
         raise PermissionDenied(

@@ -7,6 +7,7 @@ protocols structurally (cosmicpython's ``AbstractUnitOfWork``), so the services 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
 from abscopal import domain as d
@@ -63,6 +64,8 @@ class UnitOfWorkLike(Protocol):
     signatures: Records[d.RecordSignature]
 
     def commit(self) -> None: ...
+
+    def one_transaction(self) -> AbstractContextManager[None]: ...
 
 
 #: The store's entity (table) name of each repository attribute: locks, SDV marks, signatures and queries name a

@@ -12,9 +12,11 @@ runs one scenario against both and compares the outcomes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -241,6 +243,7 @@ class FakeUnitOfWork:
         self.reason = reason
         self.committed = False
         self.commits = 0
+        self._held = 0
         self._saved = _State()
         self.state = _State()
         for attribute, entity in REPOSITORY_NAMES.items():
@@ -262,7 +265,18 @@ class FakeUnitOfWork:
     ) -> None:
         self.state = self._saved.copy()  # what was not committed is gone
 
+    @contextlib.contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """As the real unit of work: use cases' commits wait for the outermost commit (imports)."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+
     def commit(self) -> None:
+        if self._held:
+            return
         self._saved.rows = self.state.copy().rows
         self.committed = True
         self.commits += 1

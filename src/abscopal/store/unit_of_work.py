@@ -13,8 +13,9 @@ SDV mark and voids its e-signatures and its patient's casebook signature, each a
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -80,6 +81,7 @@ class UnitOfWork:
         self._audit: AuditWriter | None = None
         self._key: bytes | None = None
         self.committed = False
+        self._held = 0  # > 0 inside one_transaction(): use cases' commits wait for the outermost commit
         for attribute, entity in REPOSITORY_NAMES.items():
             setattr(self, attribute, RecordRepository(self, entity))
 
@@ -108,8 +110,26 @@ class UnitOfWork:
         finally:
             self._close()
 
+    @contextlib.contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """Run many use cases as one all-or-nothing transaction (an import): their ``commit()`` calls wait.
+
+        ``with uow.one_transaction(): ...use cases...`` then ``uow.commit()`` once everything succeeded; an error
+        inside leaves nothing to commit (leaving the unit of work rolls back).
+        """
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+
     def commit(self) -> None:
-        """Chain the audit records and commit; on failure nothing is saved and the error is a sentence."""
+        """Chain the audit records and commit; on failure nothing is saved and the error is a sentence.
+
+        Inside :meth:`one_transaction` it does nothing: the import commits once, at its end.
+        """
+        if self._held:
+            return
         try:
             assert self._audit is not None
             self._audit.flush()

@@ -326,3 +326,19 @@ def test_audit_chain_continues_across_transactions(engine: Engine) -> None:
         seqs = [r.seq for r in conn.execute(select(audit_log.c.seq).order_by(audit_log.c.seq))]
     assert seqs == list(range(1, 8))
     assert _verify(engine).ok  # type: ignore[attr-defined]
+
+
+def test_commits_inside_one_transaction_wait_for_the_final_commit(engine: Engine) -> None:
+    _seed(engine)
+    with UnitOfWork(engine, user="dm1", reason="import") as uow:
+        with uow.one_transaction():
+            uow.lesions.add(LESION)
+            uow.commit()  # a use case's commit: held
+        assert _audit_count(engine) == 5  # nothing of the import is visible yet
+    assert _audit_count(engine) == 5  # left without the final commit: rolled back
+    with UnitOfWork(engine, user="dm1", reason="import") as uow:
+        with uow.one_transaction():
+            uow.lesions.add(LESION)
+            uow.commit()
+        uow.commit()
+    assert _audit_count(engine) == 6

@@ -1,0 +1,115 @@
+"""What an SDTM dataset is, as data: one :class:`DatasetSpec` per dataset feeds XPT, CSV, JSON and define.xml.
+
+A dataset builder is a pure function ``build_<name>(source: SdtmSource) -> list[Dataset]`` (a domain and its
+SUPP-- dataset, when it has one). Names ≤ 8 characters, labels ≤ 40 (SAS XPORT v5; SDTMIG 3.4 §2.2), checked by
+:func:`check_spec`; values are checked by the writers (≤ 200 bytes, ASCII) before anything is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from abscopal import domain as d
+from abscopal.errors import ValidationError
+from abscopal.protocol.model import ProtocolFile
+from abscopal.store.records import Stored
+
+DataType = Literal["Char", "Num"]
+Core = Literal["Req", "Exp", "Perm"]
+Origin = Literal["Collected", "Derived", "Assigned", "Protocol", "Predecessor"]
+Value = str | float | int | None
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One SDTM variable: name, label, type, core, origin, and where known its codelist and derivation method."""
+
+    name: str
+    label: str
+    type: DataType = "Char"
+    core: Core = "Perm"
+    origin: Origin = "Collected"
+    codelist: str | None = None  # a codelist OID / name (define.xml CodeListRef)
+    method: str | None = None  # a method OID (define.xml MethodDef) for derived variables
+    comment: str | None = None  # e.g. why a null is not collected (define.xml def:CommentDef)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: name, label, class, structure, key variables (the --SEQ sort), and its variables in order."""
+
+    name: str
+    label: str
+    domain_class: str  # "SPECIAL PURPOSE", "INTERVENTIONS", "EVENTS", "FINDINGS", "TRIAL DESIGN", "RELATIONSHIP"
+    structure: str  # e.g. "One record per subject"
+    keys: tuple[str, ...]
+    variables: tuple[Variable, ...]
+
+    def variable(self, name: str) -> Variable:
+        for v in self.variables:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.variables)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A built dataset: its spec and its rows (each a mapping from variable name to value), in key order."""
+
+    spec: DatasetSpec
+    rows: Sequence[Mapping[str, Value]]
+
+
+@dataclass(frozen=True)
+class SdtmSource:
+    """Everything the builders read, with the store's stable ids (for --SPID, --LNKID, --LNKGRP), at one cut-off.
+
+    Built from the database by :func:`abscopal.interop.sdtm.source.load_source` (records after ``cutoff``
+    dropped as the analysis engines' cut-off does); tests build it directly from domain objects.
+    """
+
+    protocols: ProtocolFile
+    cutoff: dt.date
+    created: dt.datetime  # the export's creation time (a parameter: same input -> identical files)
+    sites: Sequence[d.Site] = ()
+    patients: Sequence[Stored[d.Patient]] = ()
+    screenings: Sequence[Stored[d.Screening]] = ()
+    histories: Sequence[Stored[d.ImmunotherapyHistory]] = ()
+    adjudications: Sequence[Stored[d.Adjudication]] = ()
+    lesions: Sequence[Stored[d.Lesion]] = ()
+    courses: Sequence[Stored[d.RadiotherapyCourse]] = ()
+    fractions: Sequence[Stored[d.Fraction]] = ()
+    cycles: Sequence[Stored[d.ImmunotherapyCycle]] = ()
+    deviations: Sequence[Stored[d.ProtocolDeviation]] = ()
+    assessments: Sequence[Stored[d.TumourAssessment]] = ()
+    adverse_events: Sequence[Stored[d.AdverseEvent]] = ()
+    answers: Sequence[Stored[d.QuestionnaireAnswer]] = ()
+    options: Mapping[str, str] = field(default_factory=dict)  # e.g. {"birth_date": "year"}
+
+
+NAME_MAX = 8
+LABEL_MAX = 40
+
+
+def check_spec(spec: DatasetSpec) -> None:
+    """Refuse a spec that XPT v5 cannot hold: names ≤ 8 (upper case, letters, digits, _), labels ≤ 40 ASCII."""
+    for item in (spec.name, *spec.names):
+        if len(item) > NAME_MAX or not item.isascii() or not item.replace("_", "A").isalnum() or item != item.upper():
+            raise ValidationError(
+                f"{spec.name}.{item}", f"is not an SDTM name (≤ {NAME_MAX} upper-case letters/digits)"
+            )
+    for label, where in ((spec.label, spec.name), *((v.label, f"{spec.name}.{v.name}") for v in spec.variables)):
+        if len(label) > LABEL_MAX or not label.isascii():
+            raise ValidationError(where, f"label {label!r} is longer than {LABEL_MAX} characters or not ASCII")
+    if len(set(spec.names)) != len(spec.names):
+        raise ValidationError(spec.name, "names a variable twice")
+    missing = [k for k in spec.keys if k not in spec.names]
+    if missing:
+        raise ValidationError(spec.name, f"key variables {missing} are not variables of the dataset")

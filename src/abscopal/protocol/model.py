@@ -426,6 +426,36 @@ class Amendment(_Strict):
     set: dict[str, Any] = Field(min_length=1)
 
 
+def _default_organ_loc() -> dict[str, str]:
+    return {
+        "lung": "LUNG",
+        "lymph_node": "LYMPH NODE",
+        "bone": "BONE",
+        "liver": "LIVER",
+        "adrenal": "ADRENAL GLAND",
+        "pleura": "PLEURA",
+        "soft_tissue": "SOFT TISSUE",
+        "brain": "BRAIN",
+    }
+
+
+class Interop(_Strict):
+    """Trial-level constants of the SDTM mapping (interop.md §2, §9 G4 and G10); every key has a default.
+
+    ``studyid`` defaults to ``[trial].id``; ``phase`` and ``planned_enrolment`` unset give TS null flavours;
+    ``organ_loc`` maps ``Lesion.organ`` to CDISC LOC (C74456): an organ missing from it is refused by the export.
+    """
+
+    studyid: str | None = None
+    phase: str | None = None  # TS TPHASE, e.g. "PHASE II TRIAL" (CDISC C66737); None -> TSVALNF
+    planned_enrolment: int | None = Field(default=None, gt=0)  # TS PLANSUB
+    ct_version: str = "2024-09-27"  # the CDISC SDTM CT package date the terms are taken from
+    sdtmig_version: str = "3.4"
+    accepted_response: Literal["investigator", "sponsor"] = "investigator"  # RSACPTFL = Y for this evaluator
+    organ_loc: dict[str, str] = Field(default_factory=_default_organ_loc)
+    source: str = ""
+
+
 class Protocol(_Strict):
     """The rules in force at one protocol version."""
 
@@ -440,6 +470,7 @@ class Protocol(_Strict):
     safety: SafetyOptions
     qol: QolOptions
     plausibility: Plausibility = Field(default_factory=Plausibility)
+    interop: Interop = Field(default_factory=Interop)
 
 
 class ProtocolFile:

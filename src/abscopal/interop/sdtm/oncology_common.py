@@ -17,6 +17,7 @@ from abscopal.errors import ValidationError
 from abscopal.interop.sdtm.spec import SdtmSource, Value
 from abscopal.protocol.model import Protocol, Schedule
 from abscopal.protocol.radiotherapy import first_study_treatment, study_treatment_dates
+from abscopal.response import Criteria, SubjectFacts, SubjectResponse, derive_cohort
 from abscopal.store.records import Stored
 
 BASELINE_VISITNUM = 2.0
@@ -224,3 +225,18 @@ def assessment_visit_tables(
         )
         for sid, items in assessments_by_subject(source).items()
     }
+
+
+def engine_responses(
+    source: SdtmSource, people: Mapping[str, Subject], criteria: Criteria
+) -> dict[str, SubjectResponse]:
+    """The response engine's derivation of every subject (:func:`abscopal.response.derive_cohort`) under the
+    protocol's ``[response]`` options; the reference date is RFSTDTC (response-rules.md §6)."""
+    facts = {
+        sid: SubjectFacts(sid, reference_date=p.rfstdtc, death_date=p.death_date, new_therapy_date=p.new_therapy_date)
+        for sid, p in people.items()
+    }
+    assessments = [a.value for a in source.assessments]
+    for a in assessments:
+        subject_of(people, a.subject_id, "tumour assessment")
+    return derive_cohort(assessments, facts, source.protocols.current.response, criteria)

@@ -1,0 +1,160 @@
+"""SDTM QS (questionnaires): EORTC QLQ-C30 and QLQ-LC13 items and the QoL engine's scale scores (interop.md §2.7).
+
+Items: C30Q01..C30Q30 and LC13Q31..LC13Q43 (LC13 item k is combined item 30 + k, abscopal.qol.eortc), QSORRES =
+QSSTRESC = the answer, QSSTRESN its number, a blank item QSSTAT NOT DONE. Scales: :func:`abscopal.qol.score_answers`
+(EORTC scoring manual, 3rd ed.), QSDRVFL Y, QSORRES null, QSSTRESC/N unrounded. VISIT/VISITNUM from the
+questionnaire visit code (:func:`abscopal.protocol.calendar.questionnaire_visit_number`; BASELINE 2, week 6k 2+k).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from abscopal import domain as d
+from abscopal.interop.sdtm.oncology_common import (
+    BASELINE_VISITNUM,
+    Subject,
+    epoch,
+    iso,
+    number_rows,
+    study_day,
+    study_id,
+    subject_of,
+    subjects,
+    week_visit,
+)
+from abscopal.interop.sdtm.spec import Dataset, DatasetSpec, SdtmSource, Value, Variable
+from abscopal.protocol.calendar import questionnaire_visit_number
+from abscopal.qol import eortc
+
+_V = Variable
+
+#: QSCAT per instrument [CT?: EORTC instruments have no CDISC QS terminology]
+CATEGORY = {d.Instrument.QLQ_C30: "EORTC QLQ-C30 V3.0", d.Instrument.QLQ_LC13: "EORTC QLQ-LC13"}
+_CAT_ORDER = {c: i for i, c in enumerate(CATEGORY.values())}
+SCALE_NOT_SCORED = "too few items answered to score the scale (EORTC half rule)"
+
+QS_SPEC = DatasetSpec(
+    name="QS",
+    label="Questionnaires",
+    domain_class="FINDINGS",
+    structure="One record per questionnaire per question per time point per visit per subject",
+    keys=("STUDYID", "USUBJID", "QSCAT", "VISITNUM", "QSTESTCD"),
+    variables=(
+        _V("STUDYID", "Study Identifier", core="Req", origin="Protocol"),
+        _V("DOMAIN", "Domain Abbreviation", core="Req", origin="Assigned"),
+        _V("USUBJID", "Unique Subject Identifier", core="Req", origin="Derived"),
+        _V("QSSEQ", "Sequence Number", "Num", core="Req", origin="Derived"),
+        _V("QSSPID", "Sponsor-Defined Identifier", origin="Assigned", comment="stable id of the item answer"),
+        _V("QSTESTCD", "Question Short Name", core="Req", origin="Assigned"),
+        _V("QSTEST", "Question Name", core="Req", origin="Assigned"),
+        _V("QSCAT", "Category of Question", core="Req", origin="Assigned"),
+        _V("QSORRES", "Finding in Original Units", core="Exp"),
+        _V("QSSTRESC", "Character Result/Finding in Std Format", core="Exp"),
+        _V("QSSTRESN", "Numeric Finding in Standard Units", "Num", core="Exp"),
+        _V("QSSTAT", "Completion Status", codelist="ND"),
+        _V("QSREASND", "Reason Not Performed"),
+        _V("QSDRVFL", "Derived Flag", origin="Assigned", codelist="NY", method="MT.QS.SCALE"),
+        _V("QSEVAL", "Evaluator", origin="Assigned", codelist="EVAL"),
+        _V("QSLOBXFL", "Last Observation Before Exposure Flag", core="Exp", origin="Derived", codelist="NY"),
+        _V("VISITNUM", "Visit Number", "Num", core="Exp", origin="Derived"),
+        _V("VISIT", "Visit Name", origin="Derived"),
+        _V("EPOCH", "Epoch", origin="Derived", codelist="EPOCH"),
+        _V("QSDTC", "Date/Time of Finding", core="Exp"),
+        _V("QSDY", "Study Day of Finding", "Num", origin="Derived"),
+    ),
+)
+
+
+def item_code(instrument: d.Instrument, item: int) -> str:
+    """QSTESTCD of an item: C30Q01..C30Q30, LC13Q31..LC13Q43 (combined numbering, interop.md §2.7)."""
+    return f"C30Q{item:02d}" if instrument is d.Instrument.QLQ_C30 else f"LC13Q{item}"
+
+
+def scale_name(code: str) -> str:
+    """QSTEST of a scale score: the scale's name; the QLQ-C30 summary score (Giesinger 2016) by its name."""
+    return "Summary score" if code == eortc.SUMMARY_SCORE else eortc.scale(code).name
+
+
+FormKey = tuple[str, str, d.Instrument]
+
+
+def build_qs(source: SdtmSource) -> list[Dataset]:
+    """QS (interop.md §2.7): every C30 / LC13 item answer and every scale score the QoL engine derives."""
+    study = study_id(source)
+    people = subjects(source)
+    schedule = source.protocols.current.schedule
+    answers = sorted(source.answers, key=lambda s: (s.value.subject_id, s.value.visit, s.value.instrument, s.id))
+    completed: dict[FormKey, dt.date | None] = {}
+    for s in answers:
+        a = s.value
+        key = (a.subject_id, a.visit, a.instrument)
+        completed[key] = completed.get(key) or a.completed_on
+    lobx = _last_before_exposure(completed, people)
+    rows: list[dict[str, Value]] = []
+
+    def base(key: FormKey, subject: Subject) -> dict[str, Value]:
+        number = questionnaire_visit_number(key[1], schedule)
+        date = completed[key]
+        return {
+            "STUDYID": study,
+            "DOMAIN": "QS",
+            "USUBJID": subject.usubjid,
+            "QSSEQ": None,
+            "QSSPID": None,
+            "QSCAT": CATEGORY[key[2]],
+            "QSEVAL": "STUDY SUBJECT",
+            "QSLOBXFL": "Y" if key in lobx else None,
+            "VISITNUM": BASELINE_VISITNUM + number,
+            "VISIT": week_visit(number, schedule.questionnaire_interval_days),
+            "EPOCH": epoch(date, subject),
+            "QSDTC": iso(date),
+            "QSDY": study_day(date, subject.rfstdtc),
+        }
+
+    order: dict[int, tuple[object, ...]] = {}
+    for s in answers:
+        a = s.value
+        key = (a.subject_id, a.visit, a.instrument)
+        row = dict.fromkeys(QS_SPEC.names) | base(key, subject_of(people, a.subject_id, "questionnaire answer"))
+        row |= {
+            "QSSPID": s.id,
+            "QSTESTCD": item_code(a.instrument, a.item),
+            "QSTEST": eortc.item_definition(a.instrument, a.item).label,
+        }
+        if a.answer is None:
+            row |= {"QSSTAT": "NOT DONE", "QSREASND": a.not_done_reason}
+        else:
+            row |= {"QSORRES": str(a.answer), "QSSTRESC": str(a.answer), "QSSTRESN": float(a.answer)}
+        if row["QSSTAT"] is not None:
+            row["QSLOBXFL"] = None
+        order[id(row)] = (0, a.item)
+        rows.append(row)
+    for i, score in enumerate(eortc.score_answers([s.value for s in answers])):
+        key = (score.subject_id, score.visit, score.instrument)
+        row = dict.fromkeys(QS_SPEC.names) | base(key, subject_of(people, score.subject_id, "questionnaire"))
+        row |= {"QSTESTCD": score.scale, "QSTEST": scale_name(score.scale), "QSDRVFL": "Y"}
+        if score.score is None:
+            row |= {"QSSTAT": "NOT DONE", "QSREASND": SCALE_NOT_SCORED, "QSLOBXFL": None}
+        else:
+            row |= {"QSSTRESC": repr(float(score.score)), "QSSTRESN": float(score.score)}
+        order[id(row)] = (1, i)
+        rows.append(row)
+    ordered = number_rows(
+        rows, "QS", lambda r: (r["USUBJID"], r["VISITNUM"], _CAT_ORDER[str(r["QSCAT"])], order[id(r)])
+    )
+    return [Dataset(QS_SPEC, ordered)]
+
+
+def _last_before_exposure(completed: Mapping[FormKey, dt.date | None], people: Mapping[str, Subject]) -> set[FormKey]:
+    """Per subject and instrument, the last form completed on or before RFSTDTC (QSLOBXFL)."""
+    best: dict[tuple[str, d.Instrument], FormKey] = {}
+    for key, date in completed.items():
+        subject = people.get(key[0])
+        if date is None or subject is None or subject.rfstdtc is None or date > subject.rfstdtc:
+            continue
+        current = best.get((key[0], key[2]))
+        if current is None or (completed[current] or date) < date:
+            best[(key[0], key[2])] = key
+    return set(best.values())

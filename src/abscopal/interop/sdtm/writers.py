@@ -1,0 +1,311 @@
+"""SDTM datasets to files: SAS XPORT v5 (pyreadstat), CSV and Dataset-JSON 1.1 (interop.md §1.3, §1.4, §7).
+
+Every value is checked before anything is written (:func:`check_datasets`): character values ≤ 200 bytes and
+ASCII (XPT v5 holds neither more nor other; CSV and JSON are held to the same so the three agree), refused with
+dataset, variable, row, USUBJID, --SEQ and code point named, or with ``transliterate`` mapped through one listed
+table. pyreadstat stamps the wall clock into the XPT headers; :func:`write_xpt` overwrites it with ``created``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from abscopal.errors import ValidationError
+from abscopal.interop.sdtm.spec import LABEL_MAX, Dataset, Value, check_spec
+
+VALUE_MAX = 200  # bytes (SDTMIG 3.4 §2.2.2; XPT v5 would take 250 and pyreadstat would not complain)
+
+#: the only substitutions ``--transliterate`` makes (interop.md §1.4): typographic quotes and dashes, NBSP,
+#: full-width ASCII U+FF01-FF5E, and ≥ ≤ × ° µ. CJK is never transliterated (it stays in ODM).
+TRANSLITERATION: dict[str, str] = {
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2212": "-",
+    "\u00a0": " ",
+    "\u2265": ">=",
+    "\u2264": "<=",
+    "\u00d7": "x",
+    "\u00b0": " deg",
+    "\u00b5": "u",
+    "\u03bc": "u",
+    **{chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)},
+}
+
+
+@dataclass
+class CheckReport:
+    """What :func:`check_datasets` changed: one line per substitution made by ``transliterate``."""
+
+    substitutions: list[str] = field(default_factory=list)
+
+
+def _seq_name(ds: Dataset) -> str | None:
+    for n in ds.spec.names:
+        if n.endswith("SEQ") and len(n) == 5:
+            return n
+    return None
+
+
+def _where(ds: Dataset, row_number: int, variable: str) -> str:
+    row = ds.rows[row_number]
+    parts = [f"{ds.spec.name}.{variable} row {row_number + 1}"]
+    if row.get("USUBJID") is not None:
+        parts.append(f"USUBJID {row['USUBJID']}")
+    seq = _seq_name(ds)
+    if seq and row.get(seq) is not None:
+        parts.append(f"{seq} {row[seq]}")
+    return ", ".join(parts)
+
+
+def check_datasets(datasets: Sequence[Dataset], *, transliterate: bool = False) -> tuple[list[Dataset], CheckReport]:
+    """The datasets as they will be written, or :class:`ValidationError` naming the first value that cannot be.
+
+    Checks the spec (names ≤ 8, labels ≤ 40), that each row has exactly the spec's variables, numeric values
+    are numbers, and character values are ASCII (after the listed transliteration, if asked) and ≤ 200 bytes.
+    """
+    report = CheckReport()
+    out: list[Dataset] = []
+    for ds in datasets:
+        check_spec(ds.spec)
+        rows: list[dict[str, Value]] = []
+        for i, row in enumerate(ds.rows):
+            if tuple(row) != ds.spec.names:
+                raise ValidationError(_where(ds, i, "*"), f"row variables {list(row)} differ from the spec's")
+            new = dict(row)
+            for var in ds.spec.variables:
+                value = row[var.name]
+                if value is None:
+                    continue
+                if var.type == "Num":
+                    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                        raise ValidationError(_where(ds, i, var.name), f"{value!r} is not a finite number")
+                    continue
+                if not isinstance(value, str):
+                    raise ValidationError(_where(ds, i, var.name), f"{value!r} is not text")
+                if not value.isascii():
+                    if transliterate:
+                        fixed = "".join(TRANSLITERATION.get(ch, ch) for ch in value)
+                        if fixed != value:
+                            report.substitutions.append(f"{_where(ds, i, var.name)}: {value!r} -> {fixed!r}")
+                        value = fixed
+                    bad = next((ch for ch in value if not ch.isascii()), None)
+                    if bad is not None:
+                        raise ValidationError(
+                            _where(ds, i, var.name),
+                            f"holds the non-ASCII character U+{ord(bad):04X} ({bad!r}), which XPT v5 cannot carry; "
+                            "correct the record"
+                            + ("" if transliterate else " or export with --transliterate if it is punctuation"),
+                        )
+                    new[var.name] = value
+                size = len(value.encode("utf-8"))
+                if size > VALUE_MAX:
+                    raise ValidationError(
+                        _where(ds, i, var.name), f"is {size} bytes long; SDTM character values hold at most {VALUE_MAX}"
+                    )
+            rows.append(new)
+        out.append(Dataset(ds.spec, rows))
+    return out, report
+
+
+# ----------------------------------------------------------------------------- XPT
+
+
+def _sas_datetime(created: dt.datetime) -> bytes:
+    return created.strftime("%d%b%y:%H:%M:%S").upper().encode("ascii")
+
+
+def stamp_xpt(data: bytes, name: str, created: dt.datetime) -> bytes:
+    """Overwrite the four ``ddMMMyy:hh:mm:ss`` header fields (library and member: created, modified)."""
+    stamp = _sas_datetime(created)
+    buf = bytearray(data)
+    for marker in (b"SAS     SAS     SASLIB  ", b"SAS     " + name.encode("ascii").ljust(8) + b"SASDATA "):
+        at = bytes(buf).find(marker)
+        if at < 0 or at % 80:
+            raise ValidationError(name, "pyreadstat wrote an XPT header this exporter does not recognise")
+        buf[at + 64 : at + 80] = stamp
+        buf[at + 80 : at + 96] = stamp
+    return bytes(buf)
+
+
+def xpt_bytes(ds: Dataset, created: dt.datetime, workdir: Path) -> bytes:
+    """One dataset as SAS XPORT v5 bytes (labels, widths = longest value, Num as 8-byte floats), stamped."""
+    import pandas as pd
+    import pyreadstat
+
+    columns: dict[str, Any] = {}
+    for var in ds.spec.variables:
+        values = [r[var.name] for r in ds.rows]
+        if var.type == "Num":
+            columns[var.name] = pd.Series([math.nan if v is None else float(v) for v in values], dtype="float64")
+        else:
+            columns[var.name] = pd.Series(["" if v is None else str(v) for v in values], dtype="object")
+    frame = pd.DataFrame(columns, columns=list(ds.spec.names))
+    labels: list[str | None] = [v.label for v in ds.spec.variables]
+    if len(ds.spec.label) > LABEL_MAX or any(len(x or "") > LABEL_MAX for x in labels):
+        raise ValidationError(ds.spec.name, f"a label is longer than {LABEL_MAX} characters")
+    tmp = workdir / f".{ds.spec.name.lower()}.xpt.tmp"
+    pyreadstat.write_xport(
+        frame, str(tmp), file_label=ds.spec.label, column_labels=labels, table_name=ds.spec.name, file_format_version=5
+    )
+    data = tmp.read_bytes()
+    tmp.unlink()
+    return stamp_xpt(data, ds.spec.name, created)
+
+
+# ----------------------------------------------------------------------------- CSV and JSON
+
+
+def _text(value: Value) -> str:
+    """CSV cell: empty = null, integers without a point, floats in their shortest round-trip repr."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def csv_bytes(ds: Dataset) -> bytes:
+    """RFC 4180 CSV, UTF-8 without BOM, LF line ends, a header of variable names."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(ds.spec.names)
+    for r in ds.rows:
+        writer.writerow([_text(r[n]) for n in ds.spec.names])
+    return out.getvalue().encode("utf-8")
+
+
+_FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _json_type(ds: Dataset, name: str, kind: str) -> str:
+    values = [r[name] for r in ds.rows if r[name] is not None]
+    if kind == "Num":
+        return "integer" if all(isinstance(v, int) for v in values) else "double"
+    if name.endswith("DTC") and values and all(_FULL_DATE.match(str(v)) for v in values):
+        return "date"
+    return "string"
+
+
+def char_width(ds: Dataset, name: str) -> int:
+    """The XPT width of a character variable: its longest value in bytes (at least 1), = define.xml Length."""
+    return max([1, *(len(str(r[name]).encode("utf-8")) for r in ds.rows if r[name] is not None)])
+
+
+def json_bytes(
+    ds: Dataset, *, studyid: str, created: dt.datetime, last_modified: dt.datetime | None, version: str
+) -> bytes:
+    """Dataset-JSON 1.1 (CDISC 2024): metadata, columns from the spec (OIDs as define.xml), rows as arrays."""
+    columns = []
+    for var in ds.spec.variables:
+        col: dict[str, Any] = {
+            "itemOID": f"IT.{ds.spec.name}.{var.name}",
+            "name": var.name,
+            "label": var.label,
+            "dataType": _json_type(ds, var.name, var.type),
+        }
+        if var.type == "Char":
+            col["length"] = char_width(ds, var.name)
+        if var.name in ds.spec.keys:
+            col["keySequence"] = ds.spec.keys.index(var.name) + 1
+        columns.append(col)
+    doc = {
+        "datasetJSONCreationDateTime": created.isoformat(timespec="seconds"),
+        "datasetJSONVersion": "1.1.0",
+        "fileOID": f"{studyid}.{ds.spec.name}",
+        "dbLastModifiedDateTime": (last_modified or created).replace(tzinfo=None).isoformat(timespec="seconds"),
+        "originator": "Abscopal",
+        "sourceSystem": {"name": "Abscopal", "version": version},
+        "studyOID": studyid,
+        "metaDataVersionOID": f"MDV.{studyid}.SDTMIG.3.4",
+        "itemGroupOID": f"IG.{ds.spec.name}",
+        "records": len(ds.rows),
+        "name": ds.spec.name,
+        "label": ds.spec.label,
+        "columns": columns,
+        "rows": [[r[n] for n in ds.spec.names] for r in ds.rows],
+    }
+    return (json.dumps(doc, ensure_ascii=True, indent=None, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+# ----------------------------------------------------------------------------- a whole export
+
+FORMATS = ("xpt", "csv", "json")
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    name: str
+    dataset: str
+    rows: int
+    sha256: str
+
+
+def write_datasets(
+    datasets: Sequence[Dataset],
+    output: Path,
+    *,
+    formats: Sequence[str],
+    created: dt.datetime,
+    studyid: str,
+    version: str,
+    last_modified: dt.datetime | None = None,
+    on_file: Any = None,
+) -> list[WrittenFile]:
+    """Write every dataset in every format into ``output`` (already checked by :func:`check_datasets`)."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValidationError("--format", f"{', '.join(unknown)} is not one of {', '.join(FORMATS)}")
+    output.mkdir(parents=True, exist_ok=True)
+    written: list[WrittenFile] = []
+    for ds in datasets:
+        for fmt in formats:
+            if fmt == "xpt":
+                data = xpt_bytes(ds, created, output)
+            elif fmt == "csv":
+                data = csv_bytes(ds)
+            else:
+                data = json_bytes(ds, studyid=studyid, created=created, last_modified=last_modified, version=version)
+            name = f"{ds.spec.name.lower()}.{fmt}"
+            (output / name).write_bytes(data)
+            written.append(WrittenFile(name, ds.spec.name, len(ds.rows), hashlib.sha256(data).hexdigest()))
+            if on_file is not None:
+                on_file(name)
+    return written
+
+
+def manifest_bytes(
+    files: Sequence[WrittenFile],
+    *,
+    versions: Mapping[str, str],
+    cutoff: dt.date,
+    created: dt.datetime,
+    audit_seq: int,
+    audit_hash: str,
+    options: Mapping[str, Any],
+) -> bytes:
+    """manifest.json (interop.md §7): versions, cut-off, audit head, per-file sha256 and rows, options."""
+    doc = {
+        "created": created.isoformat(timespec="seconds"),
+        "cutoff": cutoff.isoformat(),
+        "versions": dict(versions),
+        "audit_head": {"seq": audit_seq, "hash": audit_hash},
+        "options": dict(options),
+        "files": [{"name": f.name, "dataset": f.dataset, "rows": f.rows, "sha256": f.sha256} for f in files],
+    }
+    return (json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=True) + "\n").encode("utf-8")

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from abscopal.interop.define.build import build_define, column_type, write_define
+from abscopal.interop.define.html import write_define_html
 
-__all__ = ["build_define", "column_type", "write_define"]
+__all__ = ["build_define", "column_type", "write_define", "write_define_html"]

@@ -212,9 +212,10 @@ class _Builder:
             if method:
                 ref.MethodOID = self.method_oid(method)
             group.ItemRef.append(ref)
-            self.item_defs.append(self.item_def(spec, variable, item_oid, values))
+            item = self.item_def(spec, variable, item_oid, values)
+            self.item_defs.append(item)
             if vlm and variable.name in vlm[1]:
-                self.item_defs[-1].ValueListRef = DEF.ValueListRef(ValueListOID=self.value_list(ds, variable, vlm[0]))
+                item.ValueListRef = DEF.ValueListRef(ValueListOID=self.value_list(ds, variable, vlm[0]))
         group.Class = DEF.Class(Name=spec.domain_class)
         group.leaf = DEF.leaf(ID=leaf_id, href=self.leaf_name(name), title=DEF.title(_content=self.leaf_name(name)))
         return group

@@ -25,7 +25,10 @@ DATASETS: dict[str, str] = {
     "EX": f"{_P}.ex:build_ex",
     "AE": f"{_P}.ae:build_ae",
     # DS, SV, LB, IE, DV, TS, TI, TA/TE/TV: not built yet (docs/interop.md "SDTM")
-    # TU, TR, RS, QS: added by their module's author (tu.py, tr.py, rs.py, qs.py)
+    "TU": f"{_P}.tu:build_tu",
+    "TR": f"{_P}.tr:build_tr",
+    "RS": f"{_P}.rs:build_rs",
+    "QS": f"{_P}.qs:build_qs",
 }
 
 

@@ -292,6 +292,9 @@ def read_odm(data: bytes, source: str) -> Export:
                         identifiers.add(name)
                     if oid != f"{instrument}_complete":
                         variables.setdefault(name, instrument)
+    repeating_events = {
+        e.get(f"{{{REDCAP_NS}}}UniqueEventName") for e in root.iterfind(".//r:RepeatingEvent", ns)
+    }  # an event repeats as a whole: its forms' instance is the StudyEventRepeatKey
     forms: list[FormData] = []
     for subject in root.iterfind("o:ClinicalData/o:SubjectData", ns):
         record = subject.get("SubjectKey") or ""
@@ -299,7 +302,9 @@ def read_odm(data: bytes, source: str) -> Export:
             event = (ev.get("StudyEventOID") or "").removeprefix("Event.")
             for form in ev.iterfind("o:FormData", ns):
                 instrument = (form.get("FormOID") or "").removeprefix("Form.")
-                key = form.get("FormRepeatKey") or ev.get("StudyEventRepeatKey")
+                key = form.get("FormRepeatKey") or (
+                    ev.get("StudyEventRepeatKey") if event in repeating_events else None
+                )
                 instance: int | None = None
                 if key is not None:
                     if not key.isdigit():
@@ -551,7 +556,7 @@ def _build(mapping: Mapping_, export: Export, protocol: Protocol, today: dt.date
             report.problems.append(Problem(forms[0].line, mapping.source.record_id_field, "the record id is blank"))
             continue
         # the patient: first non-blank value of each field over the record's non-repeating forms
-        merged = FormData(record, "", "(subject)", None, {}, "2", forms[0].line)
+        merged = FormData(record, forms[0].event, "[subject]", None, {}, "2", forms[0].line)
         for f in forms:
             if f.instance is None:
                 for k, v in f.values.items():

@@ -18,13 +18,16 @@ study treatment 2025-04-04, FOLLOW-UP after.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 
 import pytest
 
 from abscopal import domain as d
+from abscopal.errors import ValidationError
+from abscopal.interop.sdtm.oncology_common import cdisc_location
 from abscopal.interop.sdtm.qs import QS_SPEC, build_qs
 from abscopal.interop.sdtm.rs import RS_SPEC, build_rs
-from abscopal.interop.sdtm.spec import Dataset, SdtmSource, check_spec
+from abscopal.interop.sdtm.spec import Dataset, SdtmSource, Value, check_spec
 from abscopal.interop.sdtm.tr import TR_SPEC, build_tr
 from abscopal.interop.sdtm.tu import SUPPTU_SPEC, TU_SPEC, build_tu
 from abscopal.protocol.model import load_bundled
@@ -121,8 +124,8 @@ def qs(source: SdtmSource) -> Dataset:
     return build_qs(source)[0]
 
 
-def _pick(rows: object, *names: str) -> list[tuple[object, ...]]:
-    return [tuple(r[n] for n in names) for r in rows]  # type: ignore[attr-defined]
+def _pick(rows: Sequence[Mapping[str, Value]], *names: str) -> list[tuple[Value, ...]]:
+    return [tuple(r[n] for n in names) for r in rows]
 
 
 # --- specs
@@ -196,6 +199,11 @@ def test_supptu_carries_rt_role_location_detail_and_flags_per_tuseq(tu):
         ("3", "PRIMFL", "N"),
         ("3", "SYMPFL", "N"),
     ]
+
+
+def test_an_organ_without_a_cdisc_location_is_refused_not_guessed():
+    with pytest.raises(ValidationError, match="spleen-ish"):
+        cdisc_location("spleen-ish", load_bundled().current)
 
 
 # --- TR

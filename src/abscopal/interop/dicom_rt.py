@@ -28,7 +28,7 @@ from abscopal.protocol import radiotherapy as rt
 from abscopal.protocol.model import ProtocolFile
 from abscopal.services import lesions as lesion_services
 from abscopal.services import treatment
-from abscopal.services.common import Actor, StaffRole, patient_of
+from abscopal.services.common import Actor, StaffRole, patient_of, protocol_of
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
 from abscopal.store.unit_of_work import UnitOfWork
@@ -703,12 +703,59 @@ def import_records(
                     meterset_ratio=round(s.ratio, 6),
                 )
                 done = treatment.record_fraction(uow, actor, fraction, protocols=protocols, at=at)
-                results.append(
-                    FractionImported(s.file.name, s.file.sop_uid, fraction, tuple(x.value for x in done.deviations))
-                )
+                added = tuple(x.value for x in done.deviations)
+                if status is d.FractionStatus.PARTIAL:
+                    added += _partial_deviation(uow, actor, stored.value, c, fraction, protocols)
+                results.append(FractionImported(s.file.name, s.file.sop_uid, fraction, added))
         if not dry_run:
             uow.commit()
     return RecordsImported(subject, tuple(results), tuple(warnings), not dry_run and bool(plan))
+
+
+def _partial_deviation(
+    uow: UnitOfWorkLike,
+    actor: Actor,
+    patient: d.Patient,
+    course: d.RadiotherapyCourse,
+    fraction: d.Fraction,
+    protocols: ProtocolFile | None,
+) -> tuple[d.ProtocolDeviation, ...]:
+    """A partial fraction is proposed as a deviation (interop.md §6, radiotherapy.md §4).
+
+    The engine judges only fully delivered fractions' doses (and the total once the course ends), so a beam
+    terminated early proposes nothing there: the importer proposes the delivered-dose-per-fraction deviation of
+    the lesion's role itself, major when outside the role's range (CFRT) or band (LDRT), else minor, unless one
+    of that check, lesion and day is already recorded (the store's natural key).
+    """
+    rules = protocol_of(patient, protocols, fraction.date).radiotherapy
+    planned, got = course.dose_per_fraction_gy, fraction.dose_gy
+    if course.role is d.RtRole.CONVENTIONAL:
+        check = d.DeviationCheck.CFRT_DELIVERED_DOSE_PER_FRACTION
+        band = rules.conventional.dose_per_fraction_gy
+        major = not band.min - 1e-9 <= got <= band.max + 1e-9
+    else:
+        check = d.DeviationCheck.LDRT_DELIVERED_DOSE_PER_FRACTION
+        pct = abs(got - rules.low_dose.dose_per_fraction_gy) / rules.low_dose.dose_per_fraction_gy * 100
+        major = pct > rules.deviations.ldrt_dose_major_pct
+    existing = uow.deviations.find(
+        subject_id=fraction.subject_id, check=check, lesion_id=fraction.lesion_id, date=fraction.date
+    )
+    if existing is not None:
+        return ()
+    ratio = fraction.meterset_ratio or 0.0
+    deviation = d.ProtocolDeviation(
+        subject_id=fraction.subject_id,
+        check=check,
+        deviation_class=d.DeviationClass.MAJOR if major else d.DeviationClass.MINOR,
+        values=f"fraction {fraction.fraction_number}: {got:g} Gy of {planned:g} Gy planned ({ratio:.1%} of the MU)",
+        reason=f"fraction {fraction.fraction_number} on {fraction.date} was partial: a beam ended early or "
+        f"delivered more than 1% off its meterset ({ratio:.1%} of the planned MU)",
+        lesion_id=fraction.lesion_id,
+        recorded_by=f"abscopal for {actor.username}",
+        date=fraction.date,
+    )
+    uow.deviations.add(deviation)
+    return (deviation,)
 
 
 __all__ = [

@@ -419,10 +419,14 @@ def test_a_beam_terminated_early_is_a_partial_fraction_with_the_delivered_share(
     _import_plan(sqlite_engine, plan)
     (rec,) = _records(tmp_path, plan, [MONDAY], beams=[(110.0, 110.0, "NORMAL"), (90.0, 40.0, "MACHINE")])
     _import_records(sqlite_engine, [rec])
-    _, (fraction,), _ = _stored(sqlite_engine)
+    _, (fraction,), deviations = _stored(sqlite_engine)
     assert fraction.status is d.FractionStatus.PARTIAL
     assert fraction.meterset_ratio == pytest.approx(150 / 200)
     assert fraction.dose_gy == pytest.approx(2.0 * 150 / 200)
+    # 1.5 Gy is outside CFRT's 1.8-2.0 Gy/f: the partial fraction is proposed as a major deviation
+    assert [(x.check, x.deviation_class, x.date) for x in deviations] == [
+        (d.DeviationCheck.CFRT_DELIVERED_DOSE_PER_FRACTION, d.DeviationClass.MAJOR, MONDAY)
+    ]
 
 
 def test_a_record_already_imported_is_skipped(sqlite_engine: Engine, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-FORMATS = ("abscopal.cli.export_sdtm", "abscopal.cli.export_odm")
+FORMATS = ("abscopal.cli.export_sdtm", "abscopal.cli.export_define", "abscopal.cli.export_odm")
 
 for _name in FORMATS:
     importlib.import_module(_name).register(app)

@@ -154,6 +154,7 @@ class _Builder:
         self.methods: dict[str, Method] = {}
         self.codelist_terms: dict[str, set[str]] = {}
         self.codelist_numeric: dict[str, bool] = {}
+        self.codelist_users: dict[str, list[DEF.ItemDef]] = {}
 
     def method_oid(self, name: str) -> str:
         key = method_key(name)
@@ -250,8 +251,9 @@ class _Builder:
             item.SignificantDigits = kind.significant_digits
         if variable.comment:
             item.CommentOID = self.comment_oid(spec.name, variable)
-        if variable.codelist and codelist_key(variable.codelist) not in ("",):
+        if variable.codelist:
             item.CodeListRef = DEF.CodeListRef(CodeListOID=self.codelist_oid(variable, values))
+            self.codelist_users.setdefault(codelist_key(variable.codelist), []).append(item)
         item.Origin = list(origin) if origin else [_origin(variable, spec)]
         return item
 
@@ -358,7 +360,12 @@ class _Builder:
             codelist = DEF.CodeList(OID=oid, Name=ct.name if ct else key, DataType="integer" if numeric else "text")
             if ct:
                 codelist.StandardOID = "STD.CT"
-            terms = sorted(self.codelist_terms[key], key=lambda t: (float(t), t) if numeric else (0.0, t))
+            present = self.codelist_terms[key] or set(ct.terms if ct else ())
+            if not present:  # a sponsor codelist with no value anywhere: nothing to enumerate, so no reference
+                for user in self.codelist_users.get(key, []):
+                    user.CodeListRef = None
+                continue
+            terms = sorted(present, key=lambda t: (float(t), t) if numeric else (0.0, t))
             for order, term in enumerate(terms, start=1):
                 item = DEF.EnumeratedItem(CodedValue=term, OrderNumber=order)
                 code = ct.terms.get(term) if ct else None

@@ -86,13 +86,14 @@ CODELISTS: dict[str, CtCodelist] = {
             "UNKNOWN": "C17998",
         },
     ),
+    "ND": CtCodelist("C66789", "Not Done", {"NOT DONE": "C49484"}),
     "EPOCH": CtCodelist("C99079", "Epoch", {"SCREENING": "C48262", "TREATMENT": "C101526", "FOLLOW-UP": "C99158"}),
 }
 
 
 def codelist_key(name: str) -> str:
     """The table key for a spec's codelist name or OID (``CL.SEX`` and ``SEX`` name the same codelist)."""
-    key = name.strip()
-    if key.upper().startswith("CL."):
+    key = name.strip().upper()
+    if key.startswith("CL."):
         key = key[3:]
-    return key.upper()
+    return key.replace(" ", "")

@@ -109,12 +109,16 @@ METHODS: dict[str, Method] = {
 }
 
 
+#: other spellings of a method in the SDTM specs
+ALIASES = {"DY": "STUDYDAY", "QS.SCALE": "QSSCALE"}
+
+
 def method_key(name: str) -> str:
     """The table key for a method OID or name (``MT.AESER`` and ``AESER`` name the same method)."""
-    key = name.strip()
-    if key.upper().startswith("MT."):
+    key = name.strip().upper()
+    if key.startswith("MT."):
         key = key[3:]
-    return key.upper()
+    return ALIASES.get(key, key)
 
 
 def implied_method(domain: str, variable: str) -> str | None:

@@ -17,12 +17,14 @@ from typing import Any
 
 import pydicom
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from abscopal import domain as d
-from abscopal.errors import InputFileError, NotFound
+from abscopal.errors import InputFileError, NotFound, ValidationError
 from abscopal.interop import dicom_rt
 from abscopal.store.database import make_engine
 from abscopal.store.migrate import upgrade
@@ -539,4 +541,36 @@ def test_cli_dry_run_prints_the_deviation_and_writes_nothing(sqlite_engine: Engi
     out = _cli("rtplan", str(plan), "--dry-run", "--user", USER, "--database-url", str(sqlite_engine.url))
     assert out.exit_code == 0, out.output
     assert "cfrt.prescription" in out.output and "would" in out.output
+    assert _state(sqlite_engine) == before
+
+
+# ----------------------------------------------------------------------------- malformed files
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_damaged_plan_is_refused_with_a_sentence_or_imported_never_a_crash(
+    sqlite_engine: Engine, tmp_path: Path, data: st.DataObject
+) -> None:
+    """Bytes of a valid plan overwritten, cut or dropped: a typed refusal that writes nothing, or a clean import."""
+    good = _cfrt_plan(tmp_path).read_bytes()
+    blob = bytearray(good)
+    how = data.draw(st.sampled_from(["overwrite", "truncate", "drop"]))
+    at = data.draw(st.integers(0, len(blob) - 1))
+    if how == "overwrite":
+        junk = data.draw(st.binary(min_size=1, max_size=8))
+        blob[at : at + len(junk)] = junk
+    elif how == "truncate":
+        del blob[at:]
+    else:
+        del blob[at : at + data.draw(st.integers(1, 16))]
+    bad = tmp_path / "damaged.dcm"
+    bad.write_bytes(bytes(blob))
+    before = _state(sqlite_engine)
+    try:
+        result = _import_plan(sqlite_engine, bad, patient="S-001", dry_run=True)
+    except (InputFileError, ValidationError, NotFound) as exc:
+        assert str(exc)
+    else:
+        assert not result.committed
     assert _state(sqlite_engine) == before

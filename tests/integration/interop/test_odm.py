@@ -314,3 +314,44 @@ def test_foreign_element_fails_the_extension_schema(
     bad = tmp_path / "foreign.xml"
     bad.write_bytes(data)
     _refused(bad, target, source_key, "not valid ODM 1.3.2")
+
+
+# --- the command line (SQLite: the same functions as above run on PostgreSQL)
+
+
+def _cli(args: list[str]) -> Any:
+    from typer.testing import CliRunner
+
+    from abscopal.cli import build_app
+
+    return CliRunner().invoke(build_app(args[0]), args)
+
+
+def test_cli_export_import_export_round_trip_is_identical(source: Engine, tmp_path: Path) -> None:
+    if source.dialect.name != "sqlite":
+        pytest.skip("the command line is tested on SQLite")
+    created = "2025-06-30T12:00:00Z"
+    first, second = tmp_path / "first.xml", tmp_path / "second.xml"
+    result = _cli(["export", "odm", "--output", str(first), "--created", created, "--database-url", str(source.url)])
+    assert result.exit_code == 0, result.output
+    new = make_engine(f"sqlite:///{tmp_path / 'new.sqlite'}")
+    upgrade(new)
+    key_file = str(source.url.database) + ".audit-key"
+    result = _cli(["import", "odm", str(first), "--audit-key-file", key_file, "--database-url", str(new.url)])
+    assert result.exit_code == 0, result.output
+    result = _cli(["export", "odm", "--output", str(second), "--created", created, "--database-url", str(new.url)])
+    assert result.exit_code == 0, result.output
+    new.dispose()
+    assert second.read_bytes() == first.read_bytes()
+
+
+def test_cli_import_without_a_key_exits_one_with_a_sentence(
+    full_file: Path, target: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if target.dialect.name != "sqlite":
+        pytest.skip("the command line is tested on SQLite")
+    monkeypatch.delenv("ABSCOPAL_AUDIT_KEY", raising=False)
+    result = _cli(["import", "odm", str(full_file), "--database-url", str(target.url)])
+    assert result.exit_code == 1
+    assert "needs the audit key" in result.output
+    assert _counts(target)["audit_log"] == 0

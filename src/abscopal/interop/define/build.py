@@ -215,8 +215,8 @@ class _Builder:
             group.ItemRef.append(ref)
             item = self.item_def(spec, variable, item_oid, values)
             self.item_defs.append(item)
-            if vlm and variable.name in vlm[1]:
-                item.ValueListRef = DEF.ValueListRef(ValueListOID=self.value_list(ds, variable, vlm[0]))
+            if vlm and variable.name in vlm[1] and (vl_oid := self.value_list(ds, variable, vlm[0])):
+                item.ValueListRef = DEF.ValueListRef(ValueListOID=vl_oid)
         group.Class = DEF.Class(Name=spec.domain_class)
         group.leaf = DEF.leaf(ID=leaf_id, href=self.leaf_name(name), title=DEF.title(_content=self.leaf_name(name)))
         return group
@@ -252,19 +252,21 @@ class _Builder:
         if variable.comment:
             item.CommentOID = self.comment_oid(spec.name, variable)
         if variable.codelist:
-            item.CodeListRef = DEF.CodeListRef(CodeListOID=self.codelist_oid(variable, values))
-            self.codelist_users.setdefault(codelist_key(variable.codelist), []).append(item)
+            oid = self.codelist_oid(variable, values)  # the reference is set once the codelist is known to exist
+            self.codelist_users.setdefault(oid, []).append(item)
         item.Origin = list(origin) if origin else [_origin(variable, spec)]
         return item
 
-    def value_list(self, ds: Dataset, variable: Variable, selectors: tuple[str, ...]) -> str:
-        """One ValueListDef for ``variable``: a row per combination of selector values present in the rows."""
+    def value_list(self, ds: Dataset, variable: Variable, selectors: tuple[str, ...]) -> str | None:
+        """One ValueListDef for ``variable``: a row per combination of selector values present (None if none)."""
         spec = ds.spec
         slices: dict[tuple[str, ...], list[Mapping[str, Value]]] = {}
         for row in ds.rows:
             key = tuple("" if _is_null(row.get(s)) else str(row.get(s)) for s in selectors)
             if all(key):
                 slices.setdefault(key, []).append(row)
+        if not slices:
+            return None
         vl_oid = _oid("VL", spec.name, variable.name)
         value_list = DEF.ValueListDef(OID=vl_oid)
         for order, key in enumerate(sorted(slices), start=1):
@@ -339,7 +341,18 @@ class _Builder:
         return [_origin(variable, spec)]
 
     def codelists(self) -> tuple[list[DEF.CodeList], list[str]]:
-        """The CodeLists referenced, each enumerated from the values present; and the terms lacking a C-code."""
+        """The CodeLists referenced, each enumerated from the values present; and the terms lacking a C-code.
+
+        Each ItemDef gets its CodeListRef here, once its codelist exists (a sponsor codelist without a value
+        present has nothing to enumerate, so it is left out and not referenced).
+        """
+        out = self._codelists()
+        for codelist in out[0]:
+            for user in self.codelist_users.get(str(codelist.OID), []):
+                user.CodeListRef = DEF.CodeListRef(CodeListOID=codelist.OID)
+        return out
+
+    def _codelists(self) -> tuple[list[DEF.CodeList], list[str]]:
         out: list[DEF.CodeList] = []
         missing: list[str] = []
         for key in sorted(self.codelist_terms):
@@ -362,8 +375,6 @@ class _Builder:
                 codelist.StandardOID = "STD.CT"
             present = self.codelist_terms[key] or set(ct.terms if ct else ())
             if not present:  # a sponsor codelist with no value anywhere: nothing to enumerate, so no reference
-                for user in self.codelist_users.get(key, []):
-                    user.CodeListRef = None
                 continue
             terms = sorted(present, key=lambda t: (float(t), t) if numeric else (0.0, t))
             for order, term in enumerate(terms, start=1):

@@ -143,7 +143,7 @@ class RecordMap(_Strict):
             allowed = validation.fields_of(ENTITIES[self.entity]) - {"subject_id"}
         for name in self.fields:
             if name not in allowed:
-                raise ValueError(f"{name!r} is not a field of {self.entity} (a typo?)")
+                raise ValueError(f"fields.{name}: is not a field of {self.entity} (a typo?)")
         return self
 
 
@@ -158,20 +158,42 @@ class Mapping_(_Strict):
         allowed = validation.fields_of(d.Patient)
         for name in self.subject:
             if name not in allowed:
-                raise ValueError(f"[subject] {name!r} is not a field of a patient (a typo?)")
+                raise ValueError(f"subject.{name}: is not a field of a patient (a typo?)")
         for required in ("subject_id", "site_code"):
             if required not in self.subject:
-                raise ValueError(f"[subject] needs {required}")
+                raise ValueError(f"subject.{required}: is required")
         return self
 
 
 def _key_of(loc: tuple[int | str, ...]) -> str:
-    parts = [
-        str(p)
-        for p in loc
-        if not (isinstance(p, str) and p in ("str", "FieldSpec", "function-after[_one_source(), FieldSpec]"))
-    ]
-    return ".".join(p if not p.isdigit() else f"[{p}]" for p in parts).replace(".[", "[")
+    """The TOML key of a pydantic error location (union branch names dropped): ``records[2].fields.grade``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in ("str", "FieldSpec") and not part.startswith("function-"):
+            out += ("." if out else "") + part
+    return out
+
+
+def _mapping_problems(exc: pydantic.ValidationError) -> list[Problem]:
+    """One problem per key; a value that is neither a format string nor a table names the table's problem."""
+    errors = exc.errors()
+    tables = {_key_of(e["loc"][:-1]) for e in errors if any("FieldSpec" in str(part) for part in e["loc"])}
+    problems: list[Problem] = []
+    for err in errors:
+        key = _key_of(err["loc"])
+        if err["loc"] and err["loc"][-1] == "str" and key in {t.rsplit(".", 1)[0] for t in tables} | tables:
+            continue  # the string branch of a table value: the table's own error says more
+        reason = (
+            "unknown key (a typo?)" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        )
+        sub, sep, rest = reason.partition(": ")
+        if sep and re.fullmatch(r"[\w.\[\]]+", sub):  # a validator names the key below its model
+            key, reason = (f"{key}.{sub}" if key else sub), rest
+        if Problem(None, key, reason) not in problems:
+            problems.append(Problem(None, key, reason))
+    return problems
 
 
 def load_mapping(path: str | Path, protocol: Protocol | None = None) -> Mapping_:
@@ -187,18 +209,7 @@ def load_mapping(path: str | Path, protocol: Protocol | None = None) -> Mapping_
     try:
         mapping = Mapping_.model_validate(raw)
     except pydantic.ValidationError as exc:
-        problems: list[Problem] = []
-        seen: set[tuple[str, str]] = set()
-        for err in exc.errors():
-            key = _key_of(err["loc"])
-            reason = (
-                "unknown key (a typo?)"
-                if err["type"] == "extra_forbidden"
-                else err["msg"].removeprefix("Value error, ")
-            )
-            if (key, reason) not in seen:
-                seen.add((key, reason))
-                problems.append(Problem(None, key, reason))
+        problems = _mapping_problems(exc)
         raise InputFileError(source, problems) from None
     codes = questionnaire_visit_codes((protocol or load_bundled().current).schedule)
     bad = [
@@ -532,7 +543,10 @@ def _account(mapping: Mapping_, export: Export, report: Report) -> None:
             report.problems.append(Problem(None, f"{instrument}.{name}", "is neither mapped nor in [source].ignore: "
                                            "map it or ignore it"))  # fmt: skip
     report.instruments_mapped = sorted({r.instrument for r in mapping.records})
-    for event in export.events:
+    with_data = {f.event for f in export.forms if f.event}
+    for event in sorted(with_data - set(mapping.events)):
+        report.problems.append(Problem(None, f"event {event}", "has data but is not in [events]: map it to a visit"))
+    for event in [*export.events, *sorted(with_data - set(export.events))]:
         if event in mapping.events:
             report.events_mapped[event] = mapping.events[event]
         else:

@@ -459,3 +459,20 @@ def test_html_rendering_lists_datasets_variables_codelists_and_methods(define: P
     for expected in ("Demographics", "USUBJID", "C66731", "MT.SUMDIAM", "LDIAM", "Date of the first RT fraction."):
         assert expected in html
     assert "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
+
+
+def test_an_empty_findings_dataset_has_no_value_list_and_still_validates(
+    protocols: ProtocolFile, tmp_path: Path
+) -> None:
+    path = write_define(
+        [Dataset(DM, DM_ROWS), Dataset(TR, [])],
+        protocols=protocols,
+        created=CREATED,
+        context="Other",
+        path=tmp_path / "define.xml",
+    )
+    tree = etree.parse(str(path))
+    assert tree.xpath("//def:ValueListDef", namespaces=NS) == []
+    assert "CL.TRTESTCD" not in tree.xpath("//odm:CodeListRef/@CodeListOID", namespaces=NS)  # nothing to enumerate
+    schema = xmlschema.XMLSchema(schema_manager.get_schema_path("define", "2.1"))
+    assert [e.reason for e in schema.iter_errors(str(path))] == []

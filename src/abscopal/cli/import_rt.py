@@ -6,14 +6,16 @@ writes nothing and exits 1 with one sentence; ``--dry-run`` shows what would be 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from abscopal.cli._common import console, user_errors
-from abscopal.errors import ValidationError
+from abscopal.errors import AbscopalError, ValidationError
 
 UserOpt = Annotated[
     str | None,
@@ -27,6 +29,19 @@ PatientOpt = Annotated[
     typer.Option("--patient", help="Trial subject id (default: the patient whose hospital ID is PatientID)."),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be recorded; write nothing.")]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Also write the outcome as JSON (also when refused).")]
+
+
+def _write_report(path: Path | None, outcome: object | None, error: Exception | None = None) -> None:
+    """The import's outcome (or its refusal) as JSON for scripts (interop.md §7 ``--report``)."""
+    if path is None:
+        return
+    data: dict[str, object] = {"ok": error is None}
+    if outcome is not None:
+        data["outcome"] = dataclasses.asdict(outcome)  # type: ignore[call-overload]
+    if error is not None:
+        data["error"] = str(error)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def _mapping(pairs: list[str]) -> dict[str, str]:
@@ -63,6 +78,7 @@ def rtplan(
     dry_run: DryRunOpt = False,
     user: UserOpt = None,
     database_url: UrlOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Record an RT Plan's targets as radiotherapy courses, checked against the protocol (interop.md §6).
 
@@ -84,8 +100,12 @@ def rtplan(
             engine, file, user=_user(user), structure_set=structure_set, patient=patient,
             mapping=_mapping(map_ or []), start=first, allow_unapproved=allow_unapproved, dry_run=dry_run,
         )  # fmt: skip
+    except AbscopalError as exc:
+        _write_report(report, None, exc)
+        raise
     finally:
         engine.dispose()
+    _write_report(report, result)
     for w in result.warnings:
         console.print(f"[yellow]Warning:[/] {w}", highlight=False)
     verb = "would record" if dry_run else "recorded"
@@ -113,6 +133,7 @@ def rtrecord(
     dry_run: DryRunOpt = False,
     user: UserOpt = None,
     database_url: UrlOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Record RT Beams Treatment Records as delivered fractions of imported plans (interop.md §6).
 
@@ -127,8 +148,12 @@ def rtrecord(
     engine = make_engine(database_url)
     try:
         result = dicom_rt.import_records(engine, files, user=_user(user), patient=patient, dry_run=dry_run)
+    except AbscopalError as exc:
+        _write_report(report, None, exc)
+        raise
     finally:
         engine.dispose()
+    _write_report(report, result)
     for w in result.warnings:
         console.print(f"[yellow]Warning:[/] {w}", highlight=False)
     verb = "would record" if dry_run else "recorded"

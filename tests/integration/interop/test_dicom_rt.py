@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -542,6 +543,29 @@ def test_cli_dry_run_prints_the_deviation_and_writes_nothing(sqlite_engine: Engi
     assert out.exit_code == 0, out.output
     assert "cfrt.prescription" in out.output and "would" in out.output
     assert _state(sqlite_engine) == before
+
+
+def test_cli_rtrecord_dry_run_writes_a_json_report_and_nothing_else(sqlite_engine: Engine, tmp_path: Path) -> None:
+    url = str(sqlite_engine.url)
+    plan = _cfrt_plan(tmp_path)
+    assert _cli("rtplan", str(plan), "--user", USER, "--database-url", url).exit_code == 0
+    before = _state(sqlite_engine)
+    report = tmp_path / "report.json"
+    records = [str(p) for p in _records(tmp_path, plan, [MONDAY])]
+    out = _cli("rtrecord", *records, "--dry-run", "--report", str(report), "--user", USER, "--database-url", url)
+    assert out.exit_code == 0, out.output
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert data["ok"] and data["outcome"]["fractions"][0]["fraction"]["dose_gy"] == 2.0
+    assert _state(sqlite_engine) == before
+
+
+def test_cli_a_refused_import_writes_its_reason_to_the_report(sqlite_engine: Engine, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    ct = files.ct_image(tmp_path / "ct.dcm", PERSON)
+    out = _cli("rtplan", str(ct), "--report", str(report), "--user", USER, "--database-url", str(sqlite_engine.url))
+    assert out.exit_code == 1
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert not data["ok"] and "CT Image Storage" in data["error"]
 
 
 # ----------------------------------------------------------------------------- malformed files

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -527,7 +527,6 @@ class RecordsImported:
     fractions: tuple[FractionImported, ...]
     warnings: tuple[str, ...]
     committed: bool
-    reasons: tuple[str, ...] = field(default=())
 
 
 def read_session(file: DicomFile) -> Session:

@@ -21,10 +21,19 @@ _P = "abscopal.interop.sdtm"
 #: dataset (domain) name -> "module:function"; trial design first, then special purpose, interventions,
 #: events, findings (SDTMIG 3.4 §2.1 order)
 DATASETS: dict[str, str] = {
+    "TS": f"{_P}.trial_design:build_ts",
+    "TI": f"{_P}.trial_design:build_ti",
+    "TA": f"{_P}.trial_design:build_ta",
+    "TE": f"{_P}.trial_design:build_te",
+    "TV": f"{_P}.trial_design:build_tv",
     "DM": f"{_P}.dm:build_dm",
+    "DS": f"{_P}.events:build_ds",
+    "SV": f"{_P}.events:build_sv",
     "EX": f"{_P}.ex:build_ex",
     "AE": f"{_P}.ae:build_ae",
-    # DS, SV, LB, IE, DV, TS, TI, TA/TE/TV: not built yet (docs/interop.md "SDTM")
+    "DV": f"{_P}.events:build_dv",
+    "LB": f"{_P}.findings:build_lb",
+    "IE": f"{_P}.findings:build_ie",
     "TU": f"{_P}.tu:build_tu",
     "TR": f"{_P}.tr:build_tr",
     "RS": f"{_P}.rs:build_rs",

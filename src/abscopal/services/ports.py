@@ -44,24 +44,59 @@ class UnitOfWorkLike(Protocol):
     user: str
     reason: str
 
-    sites: Records[d.Site]
-    users: Records[d.User]
-    patients: Records[d.Patient]
-    screenings: Records[d.Screening]
-    immunotherapy_histories: Records[d.ImmunotherapyHistory]
-    immunotherapy_cycles: Records[d.ImmunotherapyCycle]
-    adjudications: Records[d.Adjudication]
-    lesions: Records[d.Lesion]
-    radiotherapy_courses: Records[d.RadiotherapyCourse]
-    fractions: Records[d.Fraction]
-    deviations: Records[d.ProtocolDeviation]
-    assessments: Records[d.TumourAssessment]
-    adverse_events: Records[d.AdverseEvent]
-    answers: Records[d.QuestionnaireAnswer]
-    queries: Records[d.DataQuery]
-    locks: Records[d.RecordLock]
-    sdv_marks: Records[d.SdvMark]
-    signatures: Records[d.RecordSignature]
+    @property
+    def sites(self) -> Records[d.Site]: ...
+
+    @property
+    def users(self) -> Records[d.User]: ...
+
+    @property
+    def patients(self) -> Records[d.Patient]: ...
+
+    @property
+    def screenings(self) -> Records[d.Screening]: ...
+
+    @property
+    def immunotherapy_histories(self) -> Records[d.ImmunotherapyHistory]: ...
+
+    @property
+    def immunotherapy_cycles(self) -> Records[d.ImmunotherapyCycle]: ...
+
+    @property
+    def adjudications(self) -> Records[d.Adjudication]: ...
+
+    @property
+    def lesions(self) -> Records[d.Lesion]: ...
+
+    @property
+    def radiotherapy_courses(self) -> Records[d.RadiotherapyCourse]: ...
+
+    @property
+    def fractions(self) -> Records[d.Fraction]: ...
+
+    @property
+    def deviations(self) -> Records[d.ProtocolDeviation]: ...
+
+    @property
+    def assessments(self) -> Records[d.TumourAssessment]: ...
+
+    @property
+    def adverse_events(self) -> Records[d.AdverseEvent]: ...
+
+    @property
+    def answers(self) -> Records[d.QuestionnaireAnswer]: ...
+
+    @property
+    def queries(self) -> Records[d.DataQuery]: ...
+
+    @property
+    def locks(self) -> Records[d.RecordLock]: ...
+
+    @property
+    def sdv_marks(self) -> Records[d.SdvMark]: ...
+
+    @property
+    def signatures(self) -> Records[d.RecordSignature]: ...
 
     def commit(self) -> None: ...
 

@@ -580,19 +580,20 @@ def _build(mapping: Mapping_, export: Export, protocol: Protocol, today: dt.date
         context = {"record_id": record, "instance": 1, "event": ""}
         data: dict[str, Any] = {}
         origin: dict[str, str] = {}
-        bad = False
+        bad: set[str] = set()  # fields whose value could not be read
         for name, spec in mapping.subject.items():
             value, problem, column = _value(spec, merged, context)
             if problem:
                 report.problems.append(_problem(merged, column, problem))
-                bad = True
+                bad.add(name)
             elif value is not None:
                 data[name] = value
             origin[name] = column
         data.setdefault("protocol_version", protocol.version.number)
         patient, found = validation.parse_record(d.Patient, data, limits, today)
         for p in found:
-            report.problems.append(_problem(merged, origin.get(p.field, ""), f"{p.field}: {p.reason}"))
+            if p.field not in bad:  # an unreadable value is reported once, not again as missing
+                report.problems.append(_problem(merged, origin.get(p.field, ""), f"{p.field}: {p.reason}"))
         if patient is None or bad:
             continue
         planned.append(Planned("patients", patient.subject_id, patient, merged.where(), merged.line, origin))
@@ -614,12 +615,12 @@ def _build_form(
     context = {"record_id": form.record, "instance": form.instance or 1, "event": form.event}
     data: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    bad = False
+    bad: set[str] = set()  # fields whose value could not be read
     for name, spec in rec.fields.items():
         value, problem, column = _value(spec, form, context)
         if problem:
             report.problems.append(_problem(form, column, problem))
-            bad = True
+            bad.add(name)
         elif value is not None:
             data[name] = value
         origin[name] = column
@@ -641,7 +642,7 @@ def _build_form(
                     problem = getattr(exc, "reason", str(exc))
             if problem:
                 report.problems.append(_problem(form, column, problem))
-                bad = True
+                bad.add(column)
                 continue
             answers[n] = value
         if bad:
@@ -662,7 +663,8 @@ def _build_form(
     if isinstance(record, d.AdverseEvent):  # CTCAE v5.0 term, code and grade, as the use case checks them
         found += [Problem(None, e.field, e.reason) for e in check_adverse_event(record, load_ctcae())]
     for p in found:
-        report.problems.append(_problem(form, origin.get(p.field.split(".")[0], ""), f"{p.field}: {p.reason}"))
+        if p.field.split(".")[0] not in bad:  # an unreadable value is reported once, not again as missing
+            report.problems.append(_problem(form, origin.get(p.field.split(".")[0], ""), f"{p.field}: {p.reason}"))
     if record is None or bad or found:
         return []
     return [Planned(rec.entity, subject_id, record, form.where(), form.line, origin)]
@@ -843,6 +845,7 @@ def import_redcap(
             if report.ok and not dry_run:
                 uow.commit()
                 report.written = True
+    report.problems.sort(key=lambda p: (p.line is None, p.line or 0))  # file order (stable within a line)
     if not report.ok and not dry_run:
         raise InputFileError(str(files.export), report.problems)
     return report

@@ -229,6 +229,20 @@ def test_second_import_of_the_same_file_finds_every_record_identical_and_writes_
     assert report.counts["questionnaire_answers"]["identical"] == 90
 
 
+def test_repeating_event_instances_import_as_one_adverse_event_each(lite: Engine, files: Files) -> None:
+    run(lite, files.odm(repeating_event="week_6_arm_1"))  # StudyEventRepeatKey 1 and 2, no FormRepeatKey
+    with stored(lite) as uow:
+        events = {s.value.ae_id: (s.value.term, s.value.grade) for s in uow.adverse_events.for_subject("QFS-101")}
+        week_6 = [s for s in uow.answers.for_subject("QFS-101") if s.value.visit == "week_6"]
+    assert events == {"101-AE01": ("Pneumonitis", 2), "101-AE02": ("Diarrhea", 3)}
+    assert len(week_6) == 30
+
+
+def test_example_mapping_in_the_docs_is_the_mapping_these_tests_import_with(files: Files) -> None:
+    example = Path(__file__).parents[3] / "docs" / "examples" / "redcap-mapping.toml"
+    assert load_mapping(example) == load_mapping(files.mapping)
+
+
 # ----------------------------------------------------------------------------- refusals
 
 
@@ -281,6 +295,15 @@ def test_every_value_problem_is_listed_not_only_the_first(lite: Engine, files: F
         "record 101, baseline_arm_1, qlq_c30, c30_q05",
         "record 102, baseline_arm_1, lesion #1, les_diam",
     } <= fields
+
+
+def test_unreadable_date_is_reported_once_with_the_value_as_written(lite: Engine, files: Files) -> None:
+    rows = rp.rows()
+    _ae(rows, "2")["ae_start"] = "2024-04-31"
+    error = refused(lite, files.csv(rows))
+    assert [(p.line, p.field, p.reason) for p in error.problems] == [
+        (7, "record 101, week_6_arm_1, adverse_event #2, ae_start", "'2024-04-31' is not a date (YYYY-MM-DD)")
+    ]  # line 7: header, then the rows of rp.rows() in order (the second adverse event is the sixth row)
 
 
 def test_labels_export_is_refused_naming_the_first_header_that_is_not_a_variable(lite: Engine, files: Files) -> None:

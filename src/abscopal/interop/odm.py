@@ -749,6 +749,15 @@ def restore_odm(engine: Engine, path: Path | str, *, key: bytes | None = None, d
                 f"{path} was not restored; restore into a new database (`abscopal db upgrade` on an empty one)"
             )
         insert_rows(conn, audit_log, columns, entries)
+        # the head first: replaying the trail leaves this connection streaming (yield_per), which PostgreSQL
+        # allows for SELECTs only
+        kid = key_id(key)
+        conn.execute(
+            update(audit_head)
+            .where(audit_head.c.id == 1)
+            .values(last_seq=last_seq, last_hash=last_hash, legacy_seq=legacy, key_id=kid,
+                    mac=audit_mod.head_mac(key, last_seq, last_hash, legacy, kid))
+        )  # fmt: skip
         counts: dict[str, int] = {}
         for table in ENTITIES:
             c = codec(table)
@@ -759,13 +768,6 @@ def restore_odm(engine: Engine, path: Path | str, *, key: bytes | None = None, d
             ]
             insert_rows(conn, c.table, c.columns, rows)
             counts[table] = len(rows)
-        kid = key_id(key)
-        conn.execute(
-            update(audit_head)
-            .where(audit_head.c.id == 1)
-            .values(last_seq=last_seq, last_hash=last_hash, legacy_seq=legacy, key_id=kid,
-                    mac=audit_mod.head_mac(key, last_seq, last_hash, legacy, kid))
-        )  # fmt: skip
         report = audit_mod.verify(conn, key)
         if not report.ok:
             first = report.findings[0].message if report.findings else "unknown"

@@ -202,7 +202,9 @@ def _iter_audit(conn: Connection, entity: str | None = None) -> Iterator[Any]:
     query = select(audit_log).order_by(audit_log.c.seq)
     if entity is not None:
         query = query.where(audit_log.c.entity == entity)
-    yield from conn.execution_options(yield_per=20_000).execute(query)
+    yield from conn.execute(
+        query.execution_options(yield_per=20_000)
+    )  # per statement: the caller's connection keeps its options
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -358,7 +360,7 @@ def verify_data(conn: Connection, out: _Findings) -> int:
             if isinstance(v, list):
                 expected[k] = _digest(tuple(v))
         edited: list[tuple[str, dict[str, Any]]] = []
-        for row in conn.execution_options(yield_per=20_000).execute(select(e.table)):
+        for row in conn.execute(select(e.table).execution_options(yield_per=20_000)):
             rows += 1
             key = str(row[0])
             want = expected.pop(key, None)

@@ -75,7 +75,7 @@ class Repository:
     def iter_patients(self, batch: int = 1_000) -> Iterator[d.Patient]:
         table = ENTITIES["patients"].table
         query = select(table).where(table.c.removed_reason.is_(None)).order_by(table.c.subject_id)
-        for row in self.conn.execution_options(yield_per=batch).execute(query):
+        for row in self.conn.execute(query.execution_options(yield_per=batch)):  # per statement, not the connection
             yield from_row(d.Patient, row._mapping)
 
     def counts(self) -> dict[str, int]:

@@ -342,3 +342,12 @@ def test_commits_inside_one_transaction_wait_for_the_final_commit(engine: Engine
             uow.commit()
         uow.commit()
     assert _audit_count(engine) == 6
+
+
+def test_verify_leaves_the_callers_connection_as_it_was(engine: Engine) -> None:
+    """SQLAlchemy 2's Connection.execution_options changes the connection itself: verify must not stream it."""
+    ids = _seed(engine)
+    with engine.connect() as conn:
+        verify(conn)
+        assert "yield_per" not in conn.get_execution_options()
+        conn.execute(text("UPDATE sites SET name = name WHERE id = :i"), {"i": ids["patient"]})

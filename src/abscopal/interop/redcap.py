@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import pydantic
 from lxml import etree
@@ -473,6 +473,8 @@ def _convert(raw: str, spec: FieldSpec) -> tuple[Any, str | None]:
                     raise ValueError
                 return int(raw), None
             case "float":
+                if not re.fullmatch(r"-?(\d+\.?\d*|\.\d+)", raw):  # no nan, inf or exponent: REDCap "number"
+                    raise ValueError
                 return float(raw), None
             case "date":
                 if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
@@ -690,7 +692,7 @@ _ORDER = ("patients", "screenings", "immunotherapy_histories", "lesions", "immun
 def _write(uow: UnitOfWork, actor: Actor, planned: list[Planned], update: bool, report: Report,
            progress: Callable[[int], None] | None) -> None:  # fmt: skip
     """Each planned record through its use case, in a savepoint; every refusal is kept as a problem."""
-    port = cast(UnitOfWorkLike, uow)  # the store's repositories satisfy the services' protocol structurally
+    port: UnitOfWorkLike = uow  # the store satisfies the services' protocol structurally
     failed_subjects: set[str] = set()
     questionnaires_: dict[tuple[str, str, d.Instrument], list[Planned]] = {}
     for p in sorted(planned, key=lambda x: _ORDER.index(x.entity)):

@@ -7,9 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import sqlalchemy as sa
@@ -387,16 +388,19 @@ def test_cli_dry_run_exits_one_and_names_the_problem_when_the_import_would_fail(
     assert "ae_grade" in result.output
 
 
-def test_cli_imports_the_export_and_exits_zero(lite: Engine, files: Files) -> None:
+def test_cli_imports_the_export_exits_zero_and_writes_the_json_report(lite: Engine, files: Files) -> None:
     from abscopal.cli import build_app
 
     f = files.csv(bom=True)
+    out = files.folder / "report.json"
     result = CliRunner().invoke(
         build_app("import"),
         ["import", "redcap", str(f.export), "--mapping", str(f.mapping), "--dictionary", str(f.dictionary),
-         "--user", USER, "--database-url", str(lite.url)],
+         "--user", USER, "--database-url", str(lite.url), "--report", str(out)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["written"] is True and report["counts"]["adverse_events"]["new"] == 2
     with stored(lite) as uow:
         assert len(uow.adverse_events.all()) == 2
 
@@ -415,11 +419,20 @@ _TYPED = [
     "ae_rel_io",
     "c30_q03",
 ]
-_BAD_VALUES = st.sampled_from(["x", "-", "2024-13-01", "99", "1.5.2", "二", "2024/04/10", "1e999x"])
+_BAD_VALUES = st.sampled_from(["x", "-", "2024-13-01", "999", "1.5.2", "二", "2024/04/10", "1e999x"])
+
+
+class Variant(NamedTuple):
+    fmt: str
+    data: bytes
+    defect: str
+
+    def __repr__(self) -> str:  # the defect, not 40 kB of export
+        return f"Variant({self.fmt}, {self.defect})"
 
 
 @st.composite
-def malformed(draw: st.DrawFn) -> tuple[str, bytes]:
+def malformed(draw: st.DrawFn) -> Variant:
     """A REDCap export with one planted defect that the import must refuse (every variant is invalid)."""
     rows = rp.rows()
     kind = draw(st.sampled_from(["value", "event", "checkbox", "truncate", "record", "header", "instance"]))
@@ -452,7 +465,13 @@ def malformed(draw: st.DrawFn) -> tuple[str, bytes]:
             data = data.replace(b'SourceSystem="REDCap"', b'SourceSystem="OpenClinica"')
         else:
             data = data.replace(b"redcap_event_name", b"Event Name", 1)
-    return fmt, data
+    return Variant(fmt, data, f"{kind}: {_diff(rows)}")
+
+
+def _diff(rows: list[dict[str, Any]]) -> str:
+    base = rp.rows()
+    changed = [(i, k, v) for i, r in enumerate(rows) for k, v in r.items() if base[i].get(k) != v]
+    return repr(changed)
 
 
 def test_malformed_redcap_exports_are_refused_and_leave_the_database_unchanged(tmp_path: Path) -> None:
@@ -465,8 +484,8 @@ def test_malformed_redcap_exports_are_refused_and_leave_the_database_unchanged(t
 
     @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(malformed())
-    def check(variant: tuple[str, bytes]) -> None:
-        fmt, data = variant
+    def check(variant: Variant) -> None:
+        fmt, data, _ = variant
         path = files.write(f"fuzz.{'xml' if fmt == 'odm' else 'csv'}", data)
         f = ImportFiles(path, files.mapping, files.dictionary if fmt == "csv" else None)
         with pytest.raises(InputFileError):

@@ -307,6 +307,35 @@ def test_unreadable_date_is_reported_once_with_the_value_as_written(lite: Engine
     ]  # line 7: header, then the rows of rp.rows() in order (the second adverse event is the sixth row)
 
 
+def test_odm_with_an_external_entity_is_refused_without_reading_it(lite: Engine, files: Files) -> None:
+    secret = files.write("secret.txt", b"Pneumonitis")
+    data = (
+        rp.odm_xml()
+        .replace(
+            b'<?xml version="1.0" encoding="UTF-8" ?>',
+            f'<?xml version="1.0" encoding="UTF-8" ?><!DOCTYPE ODM [<!ENTITY x SYSTEM "file://{secret}">]>'.encode(),
+        )
+        .replace(b'Value="Pneumonitis"', b'Value="&x;"')
+    )
+    error = refused(lite, ImportFiles(files.write("export.xml", data), files.mapping))
+    assert "not well-formed XML" in error.problems[0].reason
+
+
+def test_changed_questionnaire_answer_is_refused_without_update_and_replaced_with_it(
+    lite: Engine, files: Files
+) -> None:
+    run(lite, files.odm())
+    rows = rp.rows()
+    rows[3]["c30_q01"] = "1"  # record 101, week_6: was (1 + 1) % 4 + 1 = 3
+    error = refused(lite, files.odm(rows))
+    assert [p.field for p in error.problems] == ["record 101, week_6_arm_1, qlq_c30"]
+    report = run(lite, files.odm(rows), update=True)
+    assert report.counts["questionnaire_answers"] == {"new": 0, "identical": 89, "conflicting": 1}
+    with stored(lite) as uow:
+        found = uow.answers.find(subject_id="QFS-101", visit="week_6", instrument=d.Instrument.QLQ_C30, item=1)
+        assert found is not None and (found.value.answer, found.version) == (1, 2)
+
+
 def test_labels_export_is_refused_naming_the_first_header_that_is_not_a_variable(lite: Engine, files: Files) -> None:
     f = ImportFiles(files.write("labels.csv", rp.labels_csv()), files.mapping, files.dictionary)
     error = refused(lite, f)

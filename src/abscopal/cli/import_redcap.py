@@ -30,6 +30,10 @@ def register(app: typer.Typer) -> None:
         dictionary: Annotated[
             Path | None, typer.Option("--dictionary", help="The project's data dictionary (CSV route only).")
         ] = None,
+        instrument_events: Annotated[
+            Path | None,
+            typer.Option("--instrument-event-map", help="CSV route: the instrument-event designation export."),
+        ] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report; write nothing.")] = False,
         update: Annotated[
             bool, typer.Option("--update", help="Replace stored records whose values differ from the export.")
@@ -54,7 +58,7 @@ def register(app: typer.Typer) -> None:
             with _progress() as progress:
                 try:
                     result = import_redcap(
-                        engine, ImportFiles(file, mapping, dictionary), user=user or settings.user,
+                        engine, ImportFiles(file, mapping, dictionary, instrument_events), user=user or settings.user,
                         dry_run=dry_run, update=update, progress=progress,
                     )  # fmt: skip
                 except InputFileError as exc:
@@ -67,6 +71,14 @@ def register(app: typer.Typer) -> None:
             report.write_text(json.dumps(result.as_json(), indent=2, default=str, ensure_ascii=False) + "\n")
         console.print(f"REDCap project [bold]{result.project}[/] — {result.source} (sha256 {result.sha256[:12]}…)")
         console.print(f"events: {', '.join(f'{k} → {v}' for k, v in result.events_mapped.items()) or 'none'}")
+        console.print(
+            f"instruments: {', '.join(result.instruments_mapped)} mapped"
+            + (
+                f"; {', '.join(result.instruments_not_mapped)} for the patient or ignored"
+                if result.instruments_not_mapped
+                else ""
+            )
+        )
         if result.events_unmapped:
             console.print(f"events not mapped: {', '.join(result.events_unmapped)}")
         console.print(

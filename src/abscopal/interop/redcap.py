@@ -257,6 +257,7 @@ class Export:
     events: list[str]
     forms: list[FormData]
     problems: list[Problem]
+    designated: set[tuple[str, str]] | None = None  # (event, instrument) the project allows; None = unknown
 
 
 def _base(column: str) -> str:
@@ -282,11 +283,15 @@ def read_odm(data: bytes, source: str) -> Export:
     identifiers: set[str] = set()
     checkbox: set[str] = set()
     events: list[str] = []
+    designated: set[tuple[str, str]] = set()
     if study is not None:
         items = {i.get("OID"): i for i in study.iterfind(".//o:ItemDef", ns)}
         groups = {g.get("OID"): g for g in study.iterfind(".//o:ItemGroupDef", ns)}
         for ev in study.iterfind(".//o:StudyEventDef", ns):
             events.append((ev.get("OID") or "").removeprefix("Event."))
+            designated |= {
+                (events[-1], (ref.get("FormOID") or "").removeprefix("Form.")) for ref in ev.iterfind("o:FormRef", ns)
+            }
         for form in study.iterfind(".//o:FormDef", ns):
             instrument = (form.get("OID") or "").removeprefix("Form.")
             for gref in form.iterfind("o:ItemGroupRef", ns):
@@ -333,7 +338,9 @@ def read_odm(data: bytes, source: str) -> Export:
                         fd.values[oid] = value
                         fd.field_lines[oid] = item.sourceline or 0
                 forms.append(fd)
-    return Export(source, project, variables, identifiers, checkbox, events, forms, problems)
+    return Export(
+        source, project, variables, identifiers, checkbox, events, forms, problems, designated if events else None
+    )
 
 
 def read_dictionary(data: bytes, source: str) -> tuple[dict[str, str], set[str], set[str]]:
@@ -351,6 +358,12 @@ def read_dictionary(data: bytes, source: str) -> tuple[dict[str, str], set[str],
         if row.get("identifier?").lower() == "y":
             identifiers.add(name)
     return variables, identifiers, checkbox
+
+
+def read_instrument_event_map(data: bytes, source: str) -> set[tuple[str, str]]:
+    """REDCap's instrument designation export (``arm_num,unique_event_name,form``): which forms each event has."""
+    table = parse_csv(decode_text(data, source), source, header_case="lower", required=("unique_event_name", "form"))
+    return {(row.get("unique_event_name"), row.get("form")) for row in table}
 
 
 def read_csv_export(data: bytes, source: str, dictionary: bytes, dictionary_source: str, record_id: str) -> Export:
@@ -432,6 +445,7 @@ class Report:
     events_mapped: dict[str, str] = field(default_factory=dict)
     events_unmapped: list[str] = field(default_factory=list)
     instruments_mapped: list[str] = field(default_factory=list)
+    instruments_not_mapped: list[str] = field(default_factory=list)  # read for [subject] only, or ignored
     fields_mapped: list[str] = field(default_factory=list)
     fields_ignored: list[str] = field(default_factory=list)
     fields_unaccounted: list[str] = field(default_factory=list)
@@ -545,6 +559,15 @@ def _account(mapping: Mapping_, export: Export, report: Report) -> None:
             report.problems.append(Problem(None, f"{instrument}.{name}", "is neither mapped nor in [source].ignore: "
                                            "map it or ignore it"))  # fmt: skip
     report.instruments_mapped = sorted({r.instrument for r in mapping.records})
+    report.instruments_not_mapped = sorted(set(export.variables.values()) - set(report.instruments_mapped))
+    if export.designated is not None:
+        seen: set[tuple[str, str, str]] = set()
+        for form in export.forms:
+            where = (form.record, form.event, form.instrument)
+            if form.event and (form.event, form.instrument) not in export.designated and where not in seen:
+                seen.add(where)
+                why = f"the project does not designate {form.instrument} for {form.event} (instrument-event map)"
+                report.problems.append(Problem(form.line, form.where(), why))
     with_data = {f.event for f in export.forms if f.event}
     for event in sorted(with_data - set(mapping.events)):
         report.problems.append(Problem(None, f"event {event}", "has data but is not in [events]: map it to a visit"))
@@ -802,6 +825,7 @@ class ImportFiles:
     export: Path
     mapping: Path
     dictionary: Path | None = None
+    instrument_events: Path | None = None  # CSV route: the instrument-event map (optional)
 
 
 def read_export(files: ImportFiles, mapping: Mapping_) -> tuple[Export, bytes]:
@@ -814,7 +838,12 @@ def read_export(files: ImportFiles, mapping: Mapping_) -> tuple[Export, bytes]:
         raise InputFileError(source, [Problem(None, "--dictionary", "a CSV export needs the project's data "
                                       "dictionary (Project Setup > Data Dictionary > Download)")])  # fmt: skip
     dictionary = read_input_bytes(files.dictionary)
-    return read_csv_export(data, source, dictionary, str(files.dictionary), mapping.source.record_id_field), data
+    export = read_csv_export(data, source, dictionary, str(files.dictionary), mapping.source.record_id_field)
+    if files.instrument_events is not None:
+        export.designated = read_instrument_event_map(
+            read_input_bytes(files.instrument_events), str(files.instrument_events)
+        )
+    return export, data
 
 
 def import_redcap(

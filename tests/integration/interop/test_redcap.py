@@ -336,6 +336,23 @@ def test_changed_questionnaire_answer_is_refused_without_update_and_replaced_wit
         assert found is not None and (found.value.answer, found.version) == (1, 2)
 
 
+def test_form_in_an_event_the_project_does_not_designate_is_refused(lite: Engine, files: Files) -> None:
+    rows = rp.rows()
+    rows[8]["redcap_event_name"] = "week_12_arm_1"  # record 102's lesion, entered at week 12
+    error = refused(lite, files.odm(rows))
+    assert [p.field for p in error.problems] == ["record 102, week_12_arm_1, lesion #1"]
+    assert "does not designate lesion for week_12_arm_1" in error.problems[0].reason
+
+
+def test_csv_route_checks_the_instrument_event_map_when_given(lite: Engine, files: Files) -> None:
+    rows = rp.rows()
+    rows[8]["redcap_event_name"] = "week_12_arm_1"
+    f = files.csv(rows)
+    mapped = ImportFiles(f.export, f.mapping, f.dictionary, files.write("events.csv", rp.instrument_event_csv()))
+    error = refused(lite, mapped)
+    assert [(p.line, p.field) for p in error.problems] == [(10, "record 102, week_12_arm_1, lesion #1")]
+
+
 def test_labels_export_is_refused_naming_the_first_header_that_is_not_a_variable(lite: Engine, files: Files) -> None:
     f = ImportFiles(files.write("labels.csv", rp.labels_csv()), files.mapping, files.dictionary)
     error = refused(lite, f)

@@ -433,6 +433,12 @@ class Planned:
     where: str
     line: int | None
     origin: dict[str, str] = field(default_factory=dict)  # Abscopal field -> REDCap field
+    mapped: frozenset[str] = frozenset()  # the fields the mapping sets: the import owns these, Abscopal the rest
+
+    def onto(self, stored: Any) -> Any:
+        """The stored record with the mapped fields replaced by the export's (other fields are Abscopal's own:
+        status, RT roles, awareness times...)."""
+        return dataclasses.replace(stored, **{f: getattr(self.value, f) for f in self.mapped})
 
 
 @dataclass
@@ -621,7 +627,8 @@ def _build(mapping: Mapping_, export: Export, protocol: Protocol, today: dt.date
                 report.problems.append(_problem(merged, origin.get(p.field, ""), f"{p.field}: {p.reason}"))
         if patient is None or bad:
             continue
-        planned.append(Planned("patients", patient.subject_id, patient, merged.where(), merged.line, origin))
+        owned = frozenset(mapping.subject) - {"protocol_version"}  # the use case sets the protocol version
+        planned.append(Planned("patients", patient.subject_id, patient, merged.where(), merged.line, origin, owned))
         for rec in mapping.records:
             for form in forms:
                 if form.instrument != rec.instrument:
@@ -692,7 +699,7 @@ def _build_form(
             report.problems.append(_problem(form, origin.get(p.field.split(".")[0], ""), f"{p.field}: {p.reason}"))
     if record is None or bad or found:
         return []
-    return [Planned(rec.entity, subject_id, record, form.where(), form.line, origin)]
+    return [Planned(rec.entity, subject_id, record, form.where(), form.line, origin, frozenset(rec.fields))]
 
 
 # ----------------------------------------------------------------------------- writing through the use cases
@@ -727,9 +734,7 @@ def _write(uow: UnitOfWork, actor: Actor, planned: list[Planned], update: bool, 
             continue
         repo = getattr(uow, _REPOSITORY[p.entity])
         found = repo.find(**{k: getattr(p.value, k) for k in _NATURAL[p.entity]})
-        value = p.value
-        if found is not None and p.entity == "patients":
-            value = dataclasses.replace(value, protocol_version=found.value.protocol_version)
+        value = p.value if found is None else p.onto(found.value)
         if found is not None and found.value == value:
             report.count(p.entity, "identical")
             continue
@@ -743,7 +748,7 @@ def _write(uow: UnitOfWork, actor: Actor, planned: list[Planned], update: bool, 
                                            "other values; no use case edits a registered patient"))  # fmt: skip
             continue
         ident = {"record_id": found.id, "version": found.version} if found is not None else {}
-        ok = _attempt(uow, p, report, functools.partial(_CALL[p.entity], port, actor, p.value, **ident))
+        ok = _attempt(uow, p, report, functools.partial(_CALL[p.entity], port, actor, value, **ident))
         if not ok and p.entity == "patients":
             failed_subjects.add(p.subject_id)
         if progress:

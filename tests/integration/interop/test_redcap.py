@@ -4,6 +4,7 @@ or nothing. Expected records are written out by hand from the rows of tests/fixt
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import importlib.util
@@ -242,6 +243,24 @@ def test_repeating_event_instances_import_as_one_adverse_event_each(lite: Engine
 def test_example_mapping_in_the_docs_is_the_mapping_these_tests_import_with(files: Files) -> None:
     example = Path(__file__).parents[3] / "docs" / "examples" / "redcap-mapping.toml"
     assert load_mapping(example) == load_mapping(files.mapping)
+
+
+def test_update_keeps_the_fields_the_mapping_does_not_set(lite: Engine, files: Files) -> None:
+    run(lite, files.odm())
+    aware = dt.datetime(2024, 4, 16, 9, 30, tzinfo=dt.UTC)
+    with UnitOfWork(lite, "setup", "test set-up: the site records when it became aware") as uow:
+        ae = uow.adverse_events.find(subject_id="QFS-101", ae_id="101-AE02")
+        assert ae is not None
+        uow.adverse_events.update(ae.id, dataclasses.replace(ae.value, awareness_at=aware), version=ae.version)
+        uow.commit()
+    assert run(lite, files.odm()).counts["adverse_events"] == {"new": 0, "identical": 2, "conflicting": 0}
+    rows = rp.rows()
+    _ae(rows, "2")["ae_end"] = "2024-05-20"
+    run(lite, files.odm(rows), update=True)
+    with stored(lite) as uow:
+        ae = uow.adverse_events.find(subject_id="QFS-101", ae_id="101-AE02")
+        assert ae is not None
+        assert (ae.value.resolution_date, ae.value.awareness_at) == (dt.date(2024, 5, 20), aware)
 
 
 # ----------------------------------------------------------------------------- refusals

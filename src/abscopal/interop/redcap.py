@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from abscopal import domain as d
 from abscopal import validation
-from abscopal.errors import AbscopalError, InputFileError, Problem
+from abscopal.errors import AbscopalError, InputFileError, PermissionDenied, Problem
 from abscopal.inputs import decode_text, parse_csv, read_input_bytes
 from abscopal.protocol.calendar import questionnaire_visit_codes
 from abscopal.protocol.model import Protocol, load_bundled
@@ -873,6 +873,13 @@ def import_redcap(
         reason = f"imported from REDCap project {project} file {name} (sha256 {digest})"
         with UnitOfWork(engine, user=user, reason=reason) as uow:
             sites = frozenset(s.value.code for s in uow.sites.all())
+            account = uow.users.find(username=user)
+            if account is not None and account.value.role is not d.Role.DATA_MANAGER:
+                raise PermissionDenied(
+                    f"{user} is registered as {account.value.role.value.replace('_', ' ')}: a REDCap import is run "
+                    "by a data manager (interop.md §7)"
+                )
+            full_name = full_name or (account.value.full_name if account is not None else None)
             actor = Actor(user, full_name or user, StaffRole.DATA_MANAGER, sites=sites,
                           import_source=f"REDCap project {project} file {name}")  # fmt: skip
             step = progress(len(planned)) if progress else None

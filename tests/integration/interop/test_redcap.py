@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from abscopal import domain as d
-from abscopal.errors import InputFileError
+from abscopal.errors import InputFileError, PermissionDenied
 from abscopal.interop.redcap import ImportFiles, Report, import_redcap, load_mapping
 from abscopal.store.database import make_engine
 from abscopal.store.migrate import upgrade
@@ -370,6 +370,16 @@ def test_csv_route_checks_the_instrument_event_map_when_given(lite: Engine, file
     mapped = ImportFiles(f.export, f.mapping, f.dictionary, files.write("events.csv", rp.instrument_event_csv()))
     error = refused(lite, mapped)
     assert [(p.line, p.field) for p in error.problems] == [(10, "record 102, week_12_arm_1, lesion #1")]
+
+
+def test_registered_user_who_is_not_a_data_manager_may_not_import(lite: Engine, files: Files) -> None:
+    with UnitOfWork(lite, "setup", "test set-up: a coordinator account") as uow:
+        uow.users.add(d.User(USER, "王芳", d.Role.COORDINATOR, "QFS"))
+        uow.commit()
+    before = state(lite)
+    with pytest.raises(PermissionDenied, match="data manager"):
+        run(lite, files.odm())
+    assert state(lite) == before
 
 
 def test_labels_export_is_refused_naming_the_first_header_that_is_not_a_variable(lite: Engine, files: Files) -> None:

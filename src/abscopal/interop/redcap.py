@@ -564,6 +564,19 @@ def _account(mapping: Mapping_, export: Export, report: Report) -> None:
             report.fields_unaccounted.append(name)
             report.problems.append(Problem(None, f"{instrument}.{name}", "is neither mapped nor in [source].ignore: "
                                            "map it or ignore it"))  # fmt: skip
+    instruments = set(export.variables.values())
+    for i, rec in enumerate(mapping.records):
+        if rec.instrument not in instruments:
+            why = f"the export has no instrument {rec.instrument!r} ({', '.join(sorted(instruments))})"
+            report.problems.append(Problem(None, f"records[{i}].instrument", why))
+            continue
+        names = [n for spec in rec.fields.values() for n in _referenced(spec)]
+        if rec.expand is not None:
+            names += [_format(rec.expand.field, item=n) for n in rec.expand.items()]
+        for name in names:
+            if name in export.variables and export.variables[name] != rec.instrument:
+                why = f"is a field of {export.variables[name]}, not of {rec.instrument}: a record reads one instrument"
+                report.problems.append(Problem(None, f"records[{i}].{name}", why))
     report.instruments_mapped = sorted({r.instrument for r in mapping.records})
     report.instruments_not_mapped = sorted(set(export.variables.values()) - set(report.instruments_mapped))
     if export.designated is not None:

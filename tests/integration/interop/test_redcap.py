@@ -410,6 +410,12 @@ def test_identifier_field_mapped_without_identifier_ok_is_refused(lite: Engine, 
     assert [p.field for p in error.problems] == ["demographics.dob"]
 
 
+def test_mapping_naming_an_instrument_the_export_lacks_is_refused(lite: Engine, files: Files) -> None:
+    files.write("mapping.toml", rp.MAPPING_TOML.replace('instrument = "lesion"', 'instrument = "lesions"').encode())
+    error = refused(lite, files.odm())
+    assert [p.field for p in error.problems] == ["records[1].instrument"]
+
+
 def test_csv_export_without_the_data_dictionary_is_refused(lite: Engine, files: Files) -> None:
     f = files.csv()
     error = refused(lite, ImportFiles(f.export, f.mapping))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from abscopal import domain as d
 from abscopal.interop.sdtm.common import (
-    Context,
     Row,
     V,
+    context,
     iso,
     number_seq,
     ordered,
@@ -93,7 +93,7 @@ SUPPAE = supp_spec("AE", "Supplemental Qualifiers for AE")
 
 
 def build_ae(source: SdtmSource) -> list[Dataset]:
-    ctx = Context(source)
+    ctx = context(source)
     ctcae = load_ctcae()
     rows: list[Row] = []
     extra: dict[str, list[str]] = {}

@@ -278,3 +278,11 @@ class Context:
                 n += 1
                 out[day] = (round(last + 0.01 * n, 2), "UNSCHEDULED")
         return out
+
+
+def context(source: SdtmSource) -> Context:
+    """The one :class:`Context` of ``source``: its subjects (RFSTDTC, EPOCH bounds, visit calendar) derived once
+    for every builder of the export, not once per builder."""
+    from abscopal.interop.sdtm.memo import memo
+
+    return memo(source, Context, lambda: Context(source))

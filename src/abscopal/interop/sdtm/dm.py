@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from abscopal.interop.sdtm.common import COUNTRY3, Context, V, iso, ordered, spec
+from abscopal.interop.sdtm.common import COUNTRY3, V, context, iso, ordered, spec
 from abscopal.interop.sdtm.spec import Dataset, SdtmSource
 from abscopal.protocol.eligibility import age_on
 
@@ -53,7 +53,7 @@ def _birth(day: dt.date, precision: str) -> str:
 
 
 def build_dm(source: SdtmSource) -> list[Dataset]:
-    ctx = Context(source)
+    ctx = context(source)
     screenings = {s.value.subject_id: s.value for s in source.screenings}
     sites = {s.code: s for s in source.sites}
     rows = []

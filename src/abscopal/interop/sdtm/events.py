@@ -8,9 +8,9 @@ from abscopal import domain as d
 from abscopal.interop.sdtm.common import (
     BASELINE_VISIT,
     SCREENING_VISIT,
-    Context,
     Row,
     V,
+    context,
     iso,
     number_seq,
     ordered,
@@ -64,7 +64,7 @@ def build_ds(source: SdtmSource) -> list[Dataset]:
     End of treatment for progression (derived iCPD) is not written yet: it needs the response engine's
     confirmed progression per subject (docs/interop.md "SDTM", open points).
     """
-    ctx = Context(source)
+    ctx = context(source)
     screenings = {s.value.subject_id: s.value for s in source.screenings}
     rows: list[Row] = []
 
@@ -132,7 +132,7 @@ SV = spec(
 def build_sv(source: SdtmSource) -> list[Dataset]:
     """Visits that happened: screening, baseline (enrolment), tumour assessments, questionnaire visits; one
     record per VISITNUM, dated by its first record (interop.md §2.2)."""
-    ctx = Context(source)
+    ctx = context(source)
     seen: dict[tuple[str, float], tuple[str, dt.date, str | None]] = {}
 
     def visit(sid: str, num: float, name: str, day: dt.date | None, unplanned: str | None = None) -> None:
@@ -151,9 +151,14 @@ def build_sv(source: SdtmSource) -> list[Dataset]:
         if sid in ctx.subjects:
             num, name = ctx.subjects[sid].assessment_visits[a.value.assessment_date]
             visit(sid, num, name, a.value.assessment_date, "TUMOUR ASSESSMENT" if name == "UNSCHEDULED" else None)
+    qvisits: dict[tuple[str, int], tuple[float, str]] = {}  # (code, protocol) -> VISITNUM, VISIT, asked once
     for q in source.answers:
         if q.value.completed_on is not None:
-            num, name = questionnaire_visit(q.value.visit, ctx.protocol_of(q.value.subject_id))
+            protocol = ctx.protocol_of(q.value.subject_id)
+            qkey = (q.value.visit, id(protocol))
+            if qkey not in qvisits:
+                qvisits[qkey] = questionnaire_visit(q.value.visit, protocol)
+            num, name = qvisits[qkey]
             visit(q.value.subject_id, num, name, q.value.completed_on)
     rows: list[Row] = []
     for (sid, num), (name, day, unplanned) in seen.items():
@@ -201,7 +206,7 @@ SUPPDV = supp_spec("DV", "Supplemental Qualifiers for DV")
 def build_dv(source: SdtmSource) -> list[Dataset]:
     """Confirmed deviations only (a proposed one is not yet a deviation); DVTERM over 200 bytes continues in
     SUPPDV DVTERM1, DVTERM2… (interop.md §1.4)."""
-    ctx = Context(source)
+    ctx = context(source)
     rows: list[Row] = []
     rest: dict[str, list[str]] = {}
     for stored in source.deviations:

@@ -10,7 +10,7 @@ from typing import Any
 
 from abscopal import domain as d
 from abscopal.errors import ValidationError
-from abscopal.interop.sdtm.common import Context, Row, V, iso, number_seq, ordered, spec, supp_rows, supp_spec
+from abscopal.interop.sdtm.common import Row, V, context, iso, number_seq, ordered, spec, supp_rows, supp_spec
 from abscopal.interop.sdtm.spec import Dataset, SdtmSource
 from abscopal.protocol.radiotherapy import is_delivered, is_fully_delivered
 from abscopal.store.records import Stored
@@ -74,7 +74,7 @@ def _frequency(interval_days: int) -> str:
 
 
 def build_ex(source: SdtmSource) -> list[Dataset]:
-    ctx = Context(source)
+    ctx = context(source)
     courses = ctx.by_subject(source.courses)
     lesions = {(x.value.subject_id, x.value.lesion_id): x.value for x in source.lesions}
     loc = ctx.protocol.interop.organ_loc

@@ -7,7 +7,7 @@ LBSTRESN converts with :mod:`abscopal.protocol.units` (the eligibility engine's 
 from __future__ import annotations
 
 from abscopal.errors import ValidationError
-from abscopal.interop.sdtm.common import SCREENING_VISIT, Context, Row, V, iso, number_seq, ordered, spec
+from abscopal.interop.sdtm.common import SCREENING_VISIT, Row, V, context, iso, number_seq, ordered, spec
 from abscopal.interop.sdtm.spec import Dataset, SdtmSource
 from abscopal.protocol import units
 from abscopal.protocol.eligibility import Status, evaluate
@@ -67,7 +67,7 @@ def _num(x: float | None) -> str | None:
 
 def build_lb(source: SdtmSource) -> list[Dataset]:
     """Screening labs (the only labs the domain holds, G5); an unknown lab key is refused, named."""
-    ctx = Context(source)
+    ctx = context(source)
     rows: list[Row] = []
     for stored in source.screenings:
         s = stored.value
@@ -139,7 +139,7 @@ IE = spec(
 def build_ie(source: SdtmSource) -> list[Dataset]:
     """Criteria not met per ``eligibility.evaluate`` under the subject's protocol version: an inclusion not
     met -> IEORRES N, an exclusion met -> Y; an unknown criterion is reported, not listed (interop.md §2.8)."""
-    ctx = Context(source)
+    ctx = context(source)
     rows: list[Row] = []
     for stored in source.screenings:
         s = stored.value

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from abscopal import domain as d
 from abscopal.errors import ValidationError
+from abscopal.interop.sdtm.memo import memo
 from abscopal.interop.sdtm.spec import SdtmSource, Value
 from abscopal.protocol.model import Protocol, Schedule
 from abscopal.protocol.radiotherapy import first_study_treatment, study_treatment_dates
@@ -89,7 +90,12 @@ def study_id(source: SdtmSource) -> str:
 
 
 def subjects(source: SdtmSource) -> dict[str, Subject]:
-    """Every patient of the source by subject id, with RFSTDTC and the last study treatment date."""
+    """Every patient of the source by subject id, with RFSTDTC and the last study treatment date (derived once
+    per source and shared by TU, TR, RS and QS; read-only)."""
+    return memo(source, "subjects", lambda: _subjects(source))
+
+
+def _subjects(source: SdtmSource) -> dict[str, Subject]:
     study = study_id(source)
     fractions: dict[str, list[d.Fraction]] = defaultdict(list)
     cycles: dict[str, list[d.ImmunotherapyCycle]] = defaultdict(list)
@@ -202,7 +208,11 @@ def number_text(value: float) -> str:
 
 
 def assessments_by_subject(source: SdtmSource) -> dict[str, list[Stored[d.TumourAssessment]]]:
-    """Each subject's tumour assessments in date order (ties: stable id)."""
+    """Each subject's tumour assessments in date order (ties: stable id); once per source, read-only."""
+    return memo(source, "assessments_by_subject", lambda: _assessments_by_subject(source))
+
+
+def _assessments_by_subject(source: SdtmSource) -> dict[str, list[Stored[d.TumourAssessment]]]:
     out: dict[str, list[Stored[d.TumourAssessment]]] = defaultdict(list)
     for a in sorted(source.assessments, key=lambda s: (s.value.subject_id, s.value.assessment_date, s.id)):
         out[a.value.subject_id].append(a)
@@ -217,7 +227,16 @@ def link_group(assessment: Stored[d.TumourAssessment]) -> str:
 def assessment_visit_tables(
     source: SdtmSource, people: Mapping[str, Subject]
 ) -> dict[str, dict[dt.date, tuple[float, str]]]:
-    """:func:`assessment_visits` for every subject with assessments, under the protocol's ``[schedule]``."""
+    """:func:`assessment_visits` for every subject with assessments, under the protocol's ``[schedule]``
+    (once per source when ``people`` is :func:`subjects` of it)."""
+    if people is subjects(source):
+        return memo(source, "assessment_visit_tables", lambda: _assessment_visit_tables(source, people))
+    return _assessment_visit_tables(source, people)
+
+
+def _assessment_visit_tables(
+    source: SdtmSource, people: Mapping[str, Subject]
+) -> dict[str, dict[dt.date, tuple[float, str]]]:
     schedule = source.protocols.current.schedule
     return {
         sid: assessment_visits(
@@ -231,7 +250,16 @@ def engine_responses(
     source: SdtmSource, people: Mapping[str, Subject], criteria: Criteria
 ) -> dict[str, SubjectResponse]:
     """The response engine's derivation of every subject (:func:`abscopal.response.derive_cohort`) under the
-    protocol's ``[response]`` options; the reference date is RFSTDTC (response-rules.md §6)."""
+    protocol's ``[response]`` options; the reference date is RFSTDTC (response-rules.md §6). Derived once per
+    source and criteria when ``people`` is :func:`subjects` of it (TR and RS share the iRECIST derivation)."""
+    if people is subjects(source):
+        return memo(source, ("engine_responses", criteria), lambda: _engine_responses(source, people, criteria))
+    return _engine_responses(source, people, criteria)
+
+
+def _engine_responses(
+    source: SdtmSource, people: Mapping[str, Subject], criteria: Criteria
+) -> dict[str, SubjectResponse]:
     facts = {
         sid: SubjectFacts(sid, reference_date=p.rfstdtc, death_date=p.death_date, new_therapy_date=p.new_therapy_date)
         for sid, p in people.items()

@@ -94,8 +94,16 @@ def build_qs(source: SdtmSource) -> list[Dataset]:
     lobx = _last_before_exposure(completed, people)
     rows: list[dict[str, Value]] = []
 
+    visits: dict[str, tuple[float, str]] = {}  # visit code -> VISITNUM, VISIT (the calendar asked once per code)
+
+    def visit_of(code: str) -> tuple[float, str]:
+        if code not in visits:
+            number = questionnaire_visit_number(code, schedule)
+            visits[code] = (BASELINE_VISITNUM + number, week_visit(number, schedule.questionnaire_interval_days))
+        return visits[code]
+
     def base(key: FormKey, subject: Subject) -> dict[str, Value]:
-        number = questionnaire_visit_number(key[1], schedule)
+        visitnum, visit = visit_of(key[1])
         date = completed[key]
         return {
             "STUDYID": study,
@@ -106,8 +114,8 @@ def build_qs(source: SdtmSource) -> list[Dataset]:
             "QSCAT": CATEGORY[key[2]],
             "QSEVAL": "STUDY SUBJECT",
             "QSLOBXFL": "Y" if key in lobx else None,
-            "VISITNUM": BASELINE_VISITNUM + number,
-            "VISIT": week_visit(number, schedule.questionnaire_interval_days),
+            "VISITNUM": visitnum,
+            "VISIT": visit,
             "EPOCH": epoch(date, subject),
             "QSDTC": iso(date),
             "QSDY": study_day(date, subject.rfstdtc),

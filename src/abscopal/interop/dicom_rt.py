@@ -703,7 +703,7 @@ def import_records(
                 )
                 done = treatment.record_fraction(uow, actor, fraction, protocols=protocols, at=at)
                 added = tuple(x.value for x in done.deviations)
-                if status is d.FractionStatus.PARTIAL:
+                if not rt.is_fully_delivered(fraction):  # a partial fraction: the engine judges dose only when full
                     added += _partial_deviation(uow, actor, stored.value, c, fraction, protocols)
                 results.append(FractionImported(s.file.name, s.file.sop_uid, fraction, added))
         if not dry_run:

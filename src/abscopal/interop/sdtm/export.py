@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +14,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 import abscopal
+from abscopal.errors import ValidationError
 from abscopal.interop.sdtm import registry
 from abscopal.interop.sdtm.source import audit_state, load_source
-from abscopal.interop.sdtm.writers import WrittenFile, check_datasets, manifest_bytes, write_datasets
+from abscopal.interop.sdtm.spec import Dataset
+from abscopal.interop.sdtm.writers import FORMATS, WrittenFile, check_datasets, manifest_bytes, write_dataset
 from abscopal.protocol.model import ProtocolFile
 
 
@@ -20,6 +26,7 @@ from abscopal.protocol.model import ProtocolFile
 class ExportResult:
     files: list[WrittenFile]
     substitutions: list[str]
+    define: WrittenFile | None = None
 
 
 def export_sdtm(
@@ -34,55 +41,103 @@ def export_sdtm(
     transliterate: bool = False,
     options: dict[str, str] | None = None,
     on_step: Callable[[str], None] | None = None,
+    define_context: str | None = None,
 ) -> ExportResult:
-    """Write the selected datasets into ``output``; nothing is written when any value is refused."""
+    """Write the selected datasets into ``output``; nothing is written when any value is refused.
+
+    Each dataset is built, checked and written (into a staging folder beside ``output``) before the next is
+    built, so only one dataset's rows are held at a time; the staged files move into ``output`` once every
+    dataset has passed. With ``define_context`` (``"Other"`` or ``"Submission"``) define.xml 2.1 is written too,
+    from the datasets as built, and named in manifest.json.
+    """
     step = on_step or (lambda _name: None)
     names = registry.selected(domains)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValidationError("--format", f"{', '.join(unknown)} is not one of {', '.join(FORMATS)}")
     with engine.connect() as conn:
         source = load_source(conn, protocols, cutoff, created, options)
         head = audit_state(conn)
     step("read")
-    datasets = []
-    for name in names:
-        datasets.extend(registry.builder(name)(source))
-        step(name)
-    checked, report = check_datasets(datasets, transliterate=transliterate)
     protocol = protocols.current
     studyid = protocol.interop.studyid or protocol.trial.id
-    files = write_datasets(
-        checked,
-        output,
-        formats=formats,
-        created=created,
-        studyid=studyid,
-        version=abscopal.__version__,
-        last_modified=head.last_at,
-    )
-    (output / "manifest.json").write_bytes(
-        manifest_bytes(
-            files,
-            versions={
-                "abscopal": abscopal.__version__,
-                "protocol": protocol.version.number,
-                "sdtmig": protocol.interop.sdtmig_version,
-                "ct": protocol.interop.ct_version,
-            },
-            cutoff=cutoff,
-            created=created,
-            audit_seq=head.seq,
-            audit_hash=head.hash,
-            options={
-                "formats": list(formats),
-                "domains": names,
-                "transliterate": transliterate,
-                **(options or {}),
-            },
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
+    try:
+        files: list[WrittenFile] = []
+        substitutions: list[str] = []
+        kept: list[Dataset] = []  # for define.xml only
+        for name in names:
+            built = registry.builder(name)(source)
+            checked, report = check_datasets(built, transliterate=transliterate)
+            del built
+            substitutions.extend(report.substitutions)
+            for ds in checked:
+                for fmt in formats:
+                    files.append(
+                        write_dataset(
+                            ds,
+                            staging,
+                            fmt,
+                            created=created,
+                            studyid=studyid,
+                            version=abscopal.__version__,
+                            last_modified=head.last_at,
+                        )
+                    )
+            if define_context is not None:
+                kept.extend(checked)
+            del checked
+            step(name)
+        del source
+        define_file: WrittenFile | None = None
+        if define_context is not None:
+            from abscopal.interop.define import write_define
+
+            path = write_define(
+                kept,
+                protocols=protocols,
+                created=created,
+                context="Submission" if define_context == "Submission" else "Other",
+                leaf_format="xpt" if "xpt" in formats else "csv",
+                path=staging / "define.xml",
+            )
+            kept.clear()
+            define_file = WrittenFile(path.name, "define.xml", 0, hashlib.sha256(path.read_bytes()).hexdigest())
+            step("define")
+        (staging / "manifest.json").write_bytes(
+            manifest_bytes(
+                files,
+                versions={
+                    "abscopal": abscopal.__version__,
+                    "protocol": protocol.version.number,
+                    "sdtmig": protocol.interop.sdtmig_version,
+                    "ct": protocol.interop.ct_version,
+                },
+                cutoff=cutoff,
+                created=created,
+                audit_seq=head.seq,
+                audit_hash=head.hash,
+                options={
+                    "formats": list(formats),
+                    "domains": names,
+                    "transliterate": transliterate,
+                    **(options or {}),
+                },
+                define=None
+                if define_file is None
+                else {"name": define_file.name, "context": define_context, "sha256": define_file.sha256},
+            )
         )
-    )
+        output.mkdir(parents=True, exist_ok=True)
+        for staged in sorted(staging.iterdir()):
+            os.replace(staged, output / staged.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     step("manifest")
-    return ExportResult(files, report.substitutions)
+    return ExportResult(files, substitutions, define_file)
 
 
-def steps(domains: Sequence[str] | None) -> list[str]:
-    """The progress steps of an export: read, one per dataset, manifest."""
-    return ["read", *registry.selected(domains), "manifest"]
+def steps(domains: Sequence[str] | None, *, define: bool = False) -> list[str]:
+    """The progress steps of an export: read, one per dataset, define (when written), manifest."""
+    return ["read", *registry.selected(domains), *(["define"] if define else []), "manifest"]

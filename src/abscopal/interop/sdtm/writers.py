@@ -82,45 +82,60 @@ def check_datasets(datasets: Sequence[Dataset], *, transliterate: bool = False) 
     report = CheckReport()
     out: list[Dataset] = []
     for ds in datasets:
-        check_spec(ds.spec)
-        rows: list[dict[str, Value]] = []
-        for i, row in enumerate(ds.rows):
-            if tuple(row) != ds.spec.names:
-                raise ValidationError(_where(ds, i, "*"), f"row variables {list(row)} differ from the spec's")
-            new = dict(row)
-            for var in ds.spec.variables:
-                value = row[var.name]
-                if value is None:
-                    continue
-                if var.type == "Num":
-                    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                        raise ValidationError(_where(ds, i, var.name), f"{value!r} is not a finite number")
-                    continue
-                if not isinstance(value, str):
-                    raise ValidationError(_where(ds, i, var.name), f"{value!r} is not text")
-                if not value.isascii():
-                    if transliterate:
-                        fixed = "".join(TRANSLITERATION.get(ch, ch) for ch in value)
-                        if fixed != value:
-                            report.substitutions.append(f"{_where(ds, i, var.name)}: {value!r} -> {fixed!r}")
-                        value = fixed
-                    bad = next((ch for ch in value if not ch.isascii()), None)
-                    if bad is not None:
-                        raise ValidationError(
-                            _where(ds, i, var.name),
-                            f"holds the non-ASCII character U+{ord(bad):04X} ({bad!r}), which XPT v5 cannot carry; "
-                            "correct the record"
-                            + ("" if transliterate else " or export with --transliterate if it is punctuation"),
-                        )
-                    new[var.name] = value
-                size = len(value.encode("utf-8"))
-                if size > VALUE_MAX:
-                    raise ValidationError(
-                        _where(ds, i, var.name), f"is {size} bytes long; SDTM character values hold at most {VALUE_MAX}"
-                    )
-            rows.append(new)
-        out.append(Dataset(ds.spec, rows))
+        out.append(_check_dataset(ds, transliterate, report))
     return out, report
+
+
+def _check_dataset(ds: Dataset, transliterate: bool, report: CheckReport) -> Dataset:
+    """One dataset of :func:`check_datasets` (rows kept as they are unless ``transliterate`` changed a value)."""
+    check_spec(ds.spec)
+    names = ds.spec.names
+    kinds = [(var.name, var.type == "Num") for var in ds.spec.variables]
+    rows: list[Mapping[str, Value]] = []
+    for i, row in enumerate(ds.rows):
+        if tuple(row) != names:
+            raise ValidationError(_where(ds, i, "*"), f"row variables {list(row)} differ from the spec's")
+        new: dict[str, Value] | None = None
+        for name, numeric in kinds:
+            value = row[name]
+            if value is None:
+                continue
+            if numeric:
+                if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                    raise ValidationError(_where(ds, i, name), f"{value!r} is not a finite number")
+                continue
+            if not isinstance(value, str):
+                raise ValidationError(_where(ds, i, name), f"{value!r} is not text")
+            if value.isascii():
+                if len(value) > VALUE_MAX:  # ASCII: characters = bytes
+                    raise ValidationError(
+                        _where(ds, i, name),
+                        f"is {len(value)} bytes long; SDTM character values hold at most {VALUE_MAX}",
+                    )
+                continue
+            if transliterate:
+                fixed = "".join(TRANSLITERATION.get(ch, ch) for ch in value)
+                if fixed != value:
+                    report.substitutions.append(f"{_where(ds, i, name)}: {value!r} -> {fixed!r}")
+                value = fixed
+            bad = next((ch for ch in value if not ch.isascii()), None)
+            if bad is not None:
+                raise ValidationError(
+                    _where(ds, i, name),
+                    f"holds the non-ASCII character U+{ord(bad):04X} ({bad!r}), which XPT v5 cannot carry; "
+                    "correct the record"
+                    + ("" if transliterate else " or export with --transliterate if it is punctuation"),
+                )
+            if new is None:
+                new = dict(row)
+            new[name] = value
+            size = len(value.encode("utf-8"))
+            if size > VALUE_MAX:
+                raise ValidationError(
+                    _where(ds, i, name), f"is {size} bytes long; SDTM character values hold at most {VALUE_MAX}"
+                )
+        rows.append(row if new is None else new)
+    return Dataset(ds.spec, rows)
 
 
 # ----------------------------------------------------------------------------- XPT
@@ -275,18 +290,36 @@ def write_datasets(
     written: list[WrittenFile] = []
     for ds in datasets:
         for fmt in formats:
-            if fmt == "xpt":
-                data = xpt_bytes(ds, created, output)
-            elif fmt == "csv":
-                data = csv_bytes(ds)
-            else:
-                data = json_bytes(ds, studyid=studyid, created=created, last_modified=last_modified, version=version)
-            name = f"{ds.spec.name.lower()}.{fmt}"
-            (output / name).write_bytes(data)
-            written.append(WrittenFile(name, ds.spec.name, len(ds.rows), hashlib.sha256(data).hexdigest()))
+            written.append(
+                write_dataset(
+                    ds, output, fmt, created=created, studyid=studyid, version=version, last_modified=last_modified
+                )
+            )
             if on_file is not None:
-                on_file(name)
+                on_file(written[-1].name)
     return written
+
+
+def write_dataset(
+    ds: Dataset,
+    output: Path,
+    fmt: str,
+    *,
+    created: dt.datetime,
+    studyid: str,
+    version: str,
+    last_modified: dt.datetime | None = None,
+) -> WrittenFile:
+    """Write one (checked) dataset in one format into the existing folder ``output``."""
+    if fmt == "xpt":
+        data = xpt_bytes(ds, created, output)
+    elif fmt == "csv":
+        data = csv_bytes(ds)
+    else:
+        data = json_bytes(ds, studyid=studyid, created=created, last_modified=last_modified, version=version)
+    name = f"{ds.spec.name.lower()}.{fmt}"
+    (output / name).write_bytes(data)
+    return WrittenFile(name, ds.spec.name, len(ds.rows), hashlib.sha256(data).hexdigest())
 
 
 def manifest_bytes(
@@ -298,9 +331,11 @@ def manifest_bytes(
     audit_seq: int,
     audit_hash: str,
     options: Mapping[str, Any],
+    define: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """manifest.json (interop.md §7): versions, cut-off, audit head, per-file sha256 and rows, options."""
-    doc = {
+    """manifest.json (interop.md §7): versions, cut-off, audit head, per-file sha256 and rows, options; and the
+    define.xml written with the datasets (name, context, sha256), kept apart from ``files`` (not a dataset)."""
+    doc: dict[str, Any] = {
         "created": created.isoformat(timespec="seconds"),
         "cutoff": cutoff.isoformat(),
         "versions": dict(versions),
@@ -308,4 +343,6 @@ def manifest_bytes(
         "options": dict(options),
         "files": [{"name": f.name, "dataset": f.dataset, "rows": f.rows, "sha256": f.sha256} for f in files],
     }
+    if define is not None:
+        doc["define"] = dict(define)
     return (json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=True) + "\n").encode("utf-8")

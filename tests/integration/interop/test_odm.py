@@ -2,7 +2,9 @@
 
 The database: a synthetic cohort of 3 patients (abscopal.synth, seed 7) stored in bulk, then three single-record
 edits through the unit of work (a lesion's organ corrected, a patient's death cause set, an adverse event removed)
-so that the trail holds insert, field and removal records.
+so that the trail holds insert, field and removal records; then, through the services, a data query on the
+corrected lesion, a lock on it, an SDV mark on it and the PI's signature on the patient's casebook (the ``abs:``
+data-management elements).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from sqlalchemy import Engine, func, select
 from abscopal.errors import InputFileError, StoreError
 from abscopal.interop import odm
 from abscopal.protocol.model import load_bundled
+from abscopal.services import locking, monitoring, queries, signing
+from abscopal.services.common import Actor, StaffRole
 from abscopal.store.audit import verify
 from abscopal.store.audit_key import load_key
 from abscopal.store.cohort_loader import store_cohort_chunks
@@ -33,6 +37,7 @@ from abscopal.store.unit_of_work import UnitOfWork
 from abscopal.synth import iter_cohort_chunks
 
 CREATED = dt.datetime(2025, 6, 30, 12, 0, tzinfo=dt.UTC)
+MANAGED_AT = dt.datetime(2025, 6, 1, 8, 30, tzinfo=dt.UTC)  # the time the services are given for every action
 PROTOCOLS = load_bundled()
 
 
@@ -53,6 +58,28 @@ def _populate(engine: Engine) -> None:
             ev = sorted(events, key=lambda e: e.id)[0]
             uow.adverse_events.remove(ev.id, version=ev.version, reason="entered twice")
         uow.commit()
+    _manage(engine)
+
+
+def _manage(engine: Engine) -> None:
+    """A query, a lock and an SDV mark on the first patient's corrected lesion; the PI signs the casebook."""
+    with UnitOfWork(engine, user="dm.wang", reason="read") as uow:
+        patient = _all(uow, "patients")[0]
+        lesion = sorted(uow.lesions.for_subject(patient.value.subject_id), key=lambda s: s.id)[0]
+    subject, site = patient.value.subject_id, frozenset({patient.value.site_code})
+    dm = Actor("dm.wang", "Wang Data", StaffRole.DATA_MANAGER, site)
+    cra = Actor("cra.wu", "Wu Monitor", StaffRole.MONITOR, site)
+    pi = Actor("dr.li", "Li Investigator", StaffRole.INVESTIGATOR, site, pi=True)
+    with UnitOfWork(engine, user=dm.username, reason="query on the organ") as uow:
+        queries.raise_query(uow, dm, subject, "lesions", "organ", "Which lobe?", record_id=lesion.id, at=MANAGED_AT)
+    with UnitOfWork(engine, user=cra.username, reason="source data verified") as uow:
+        monitoring.mark_sdv(uow, cra, "lesions", lesion.id, version=lesion.version, at=MANAGED_AT)
+    with UnitOfWork(engine, user=dm.username, reason="lesion verified") as uow:
+        locking.lock_record(uow, dm, "lesions", lesion.id, reason="verified against CT", at=MANAGED_AT)
+    with UnitOfWork(engine, user=pi.username, reason="casebook approved") as uow:
+        signing.sign_record(
+            uow, pi, "patients", patient.id, version=patient.version, meaning=signing.Meaning.APPROVED, at=MANAGED_AT
+        )
 
 
 def _all(uow: UnitOfWork, name: str) -> list[Any]:
@@ -192,6 +219,56 @@ def test_full_file_holds_every_audit_record_verbatim(full_file: Path, source: En
     assert [e.get("Hash") for e in entries] == hashes
 
 
+def _management_elements(path: Path) -> dict[str, list[dict[str, str]]]:
+    tree = etree.parse(str(path))
+    out: dict[str, list[dict[str, str]]] = {}
+    for tag in ("Query", "Lock", "SDV", "Signature"):
+        found = tree.getroot().iter(f"{{{odm.ABS_NS}}}{tag}")
+        out[tag] = [dict(e.attrib) | {"subject": e.getparent().get("SubjectKey")} for e in found]
+    return out
+
+
+def test_full_file_has_each_data_management_record_with_its_columns(full_file: Path, source: Engine) -> None:
+    with UnitOfWork(source, user="dm.wang", reason="read") as uow:
+        patient = _all(uow, "patients")[0]
+        lesion = sorted(uow.lesions.for_subject(patient.value.subject_id), key=lambda s: s.id)[0]
+        (query,), (lock,), (mark,), (sig,) = (uow.queries.all(), uow.locks.all(), uow.sdv_marks.all(),
+                                              uow.signatures.all())  # fmt: skip
+    subject, at = patient.value.subject_id, "2025-06-01T08:30:00+00:00"
+    common = {"Version": "1", "subject_id": subject, "subject": subject}
+    assert _management_elements(full_file) == {
+        "Query": [common | {"StableID": query.id, "entity": "lesions", "record_id": lesion.id, "field": "organ",
+                            "text": "Which lobe?", "raised_by": "dm.wang", "raised_at": at, "status": "open"}],
+        "Lock": [common | {"StableID": lock.id, "entity": "lesions", "record_id": lesion.id, "locked_by": "dm.wang",
+                           "locked_at": at, "reason": "verified against CT"}],
+        # the lesion was corrected once (organ = liver) before it was verified: version 2
+        "SDV": [common | {"StableID": mark.id, "entity": "lesions", "record_id": lesion.id, "record_version": "2",
+                          "verified_by": "cra.wu", "verified_at": at}],
+        "Signature": [common | {"StableID": sig.id, "entity": "patients", "record_id": patient.id,
+                                "username": "dr.li", "full_name": "Li Investigator", "meaning": "approved",
+                                "signed_at": at, "content_hash": sig.value.content_hash}],
+    }  # fmt: skip
+    assert len(sig.value.content_hash) == 64
+
+
+def test_data_management_elements_follow_the_subjects_study_events(full_file: Path) -> None:
+    """ODM's SubjectData content model: the extension group comes after SiteRef and StudyEventData."""
+    tree = etree.parse(str(full_file))
+    (subject,) = [e.getparent() for e in tree.getroot().iter(f"{{{odm.ABS_NS}}}Lock")]
+    tags = [etree.QName(c).localname for c in subject]
+    first_abs = tags.index("Query")
+    assert set(tags[:first_abs]) == {"SiteRef", "StudyEventData"}
+    assert tags[first_abs:] == ["Query", "Lock", "SDV", "Signature"]
+
+
+def test_a_data_management_element_missing_its_stable_id_fails_the_extension_schema(full_file: Path) -> None:
+    tree = etree.parse(str(full_file))
+    lock = next(tree.getroot().iter(f"{{{odm.ABS_NS}}}Lock"))
+    del lock.attrib["StableID"]
+    errors = list(odm.extension_schema().iter_errors(tree))
+    assert len(errors) == 1 and "StableID" in str(errors[0].reason)
+
+
 # --- restore
 
 
@@ -203,6 +280,19 @@ def test_restore_then_export_is_byte_identical_and_tables_equal(
     again = _export(target, tmp_path / "again.xml")
     assert again.read_bytes() == full_file.read_bytes()
     assert _tables(target) == _tables(source)
+
+
+def test_restored_database_keeps_the_data_management_records_and_the_signature_holds(
+    full_file: Path, source: Engine, target: Engine, source_key: bytes, tmp_path: Path
+) -> None:
+    odm.restore_odm(target, full_file, key=source_key)
+    again = _export(target, tmp_path / "again.xml")
+    assert _management_elements(again) == _management_elements(full_file)
+    with UnitOfWork(target, user="dr.li", reason="check") as uow:
+        (sig,) = uow.signatures.all()
+        (lock,) = uow.locks.all()
+        assert signing.signature_holds(uow, sig.id)  # the signed record's id, version and content came back
+        assert lock.value.reason == "verified against CT"
 
 
 def test_restored_trail_verifies_with_the_database_key(full_file: Path, target: Engine, source_key: bytes) -> None:
@@ -303,6 +393,14 @@ def test_edited_clinical_value_is_refused(full_file: Path, target: Engine, sourc
     item = tree.xpath("//o:ItemData[@Value='不详']", namespaces={"o": odm.ODM_NS})[0]
     item.set("Value", "heart failure")
     bad = tmp_path / "edited.xml"
+    tree.write(str(bad), xml_declaration=True, encoding="UTF-8")
+    _refused(bad, target, source_key, "does not match")
+
+
+def test_edited_lock_reason_is_refused(full_file: Path, target: Engine, source_key: bytes, tmp_path: Path) -> None:
+    tree = etree.parse(str(full_file))
+    next(tree.getroot().iter(f"{{{odm.ABS_NS}}}Lock")).set("reason", "never verified")
+    bad = tmp_path / "lock.xml"
     tree.write(str(bad), xml_declaration=True, encoding="UTF-8")
     _refused(bad, target, source_key, "does not match")
 

@@ -8,11 +8,15 @@ dropped (the same "dated after it, dropped" rule of interop.md §2.0), histories
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import enum
+import types
+import typing
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, select
 
@@ -27,31 +31,71 @@ from abscopal.store.tables import ENTITIES, audit_head, audit_log
 T = TypeVar("T")
 
 
+def _converter(hint: Any) -> Callable[[Any], Any] | None:
+    """The conversion :func:`abscopal.store.mapping.from_row` applies to a non-null value of a field typed
+    ``hint`` (an optional's inner type), decided once per field instead of once per value; None: as stored."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return cast(Callable[[Any], Any], hint)
+    if typing.get_origin(hint) is dict:
+        if typing.get_args(hint)[1] is d.LabValue:
+            return lambda v: {k: d.LabValue(**x) for k, x in v.items()}
+        return dict
+    if hint is dt.datetime:
+        return lambda v: v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) and v.tzinfo is None else v
+    if hint is float:
+        return float
+    return None
+
+
+def _reader(cls: type[Any], columns: Sequence[str], skip: Collection[str] = ()) -> Callable[[Sequence[Any]], Any]:
+    """Row tuple (in ``columns`` order) -> the kwargs of ``cls`` as :func:`from_row` would build them."""
+    hints = typing.get_type_hints(cls)
+    at = {c: i for i, c in enumerate(columns)}
+    plan = [(f.name, at[f.name], _converter(hints[f.name])) for f in dataclasses.fields(cls) if f.name not in skip]
+    plain = [(n, i) for n, i, conv in plan if conv is None]
+    converted = [(n, i, conv) for n, i, conv in plan if conv is not None]
+
+    def read(row: Sequence[Any]) -> dict[str, Any]:
+        kwargs = {n: row[i] for n, i in plain}
+        for n, i, conv in converted:
+            v = row[i]
+            kwargs[n] = None if v is None else conv(v)
+        return kwargs
+
+    return read
+
+
 def _stored(conn: Connection, entity: str) -> list[Stored[Any]]:
     """Every live record of ``entity`` (with its live children) in natural-key order, ties by id."""
     e = ENTITIES[entity]
     order = [e.table.c[c] for c in e.natural_key if c in e.table.c] + [e.table.c.id]
-    rows = [
-        dict(r)
-        for r in conn.execute(select(e.table).where(e.table.c.removed_reason.is_(None)).order_by(*order)).mappings()
-    ]
     children: dict[str, dict[str, list[Any]]] = {}
     for field_name, child_entity in e.children.items():
         ce = ENTITIES[child_entity]
         assert ce.parent_column is not None
         grouped: dict[str, list[Any]] = defaultdict(list)
         query = select(ce.table).where(ce.table.c.removed_reason.is_(None)).order_by(ce.table.c.id)
-        for row in conn.execute(query).mappings():
-            grouped[str(row[ce.parent_column])].append(from_row(ce.cls, row))
+        result = conn.execute(query)
+        columns = list(result.keys())
+        read_child = _reader(ce.cls, columns)
+        parent_at = columns.index(ce.parent_column)
+        for row in result:
+            grouped[str(row[parent_at])].append(ce.cls(**read_child(row)))
         children[field_name] = grouped
-    return [
-        Stored(
-            str(r["id"]),
-            int(r["version"]),
-            from_row(e.cls, r, **{f: tuple(children[f].get(str(r["id"]), ())) for f in e.children}),
-        )
-        for r in rows
-    ]
+    result = conn.execute(select(e.table).where(e.table.c.removed_reason.is_(None)).order_by(*order))
+    columns = list(result.keys())
+    read = _reader(e.cls, columns, e.children)
+    id_at, version_at = columns.index("id"), columns.index("version")
+    out: list[Stored[Any]] = []
+    for r in result:
+        kwargs = read(r)
+        rid = str(r[id_at])
+        for f in e.children:
+            kwargs[f] = tuple(children[f].get(rid, ()))
+        out.append(Stored(rid, int(r[version_at]), e.cls(**kwargs)))
+    return out
 
 
 def _key(entity: str) -> Callable[[Any], Hashable]:

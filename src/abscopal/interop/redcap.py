@@ -30,7 +30,7 @@ from abscopal import validation
 from abscopal.errors import AbscopalError, InputFileError, PermissionDenied, Problem
 from abscopal.inputs import decode_text, parse_csv, read_input_bytes
 from abscopal.protocol.calendar import questionnaire_visit_codes
-from abscopal.protocol.model import Protocol, load_bundled
+from abscopal.protocol.model import Protocol, ProtocolFile, load_bundled
 from abscopal.qol import ITEMS
 from abscopal.qol.eortc import check_answer
 from abscopal.safety.ctcae import load_ctcae
@@ -733,8 +733,11 @@ _ORDER = ("patients", "screenings", "immunotherapy_histories", "lesions", "immun
 
 
 def _write(uow: UnitOfWork, actor: Actor, planned: list[Planned], update: bool, report: Report,
-           progress: Callable[[int], None] | None) -> None:  # fmt: skip
-    """Each planned record through its use case, in a savepoint; every refusal is kept as a problem."""
+           progress: Callable[[int], None] | None, protocols: ProtocolFile | None = None) -> None:  # fmt: skip
+    """Each planned record through its use case, in a savepoint; every refusal is kept as a problem.
+
+    ``protocols``: the protocol file the use cases check against, read once for the import (each use case
+    would otherwise read and parse the bundled TOML again for every record)."""
     port: UnitOfWorkLike = uow  # the store satisfies the services' protocol structurally
     failed_subjects: set[str] = set()
     questionnaires_: dict[tuple[str, str, d.Instrument], list[Planned]] = {}
@@ -761,19 +764,26 @@ def _write(uow: UnitOfWork, actor: Actor, planned: list[Planned], update: bool, 
                                            "other values; no use case edits a registered patient"))  # fmt: skip
             continue
         ident = {"record_id": found.id, "version": found.version} if found is not None else {}
-        ok = _attempt(uow, p, report, functools.partial(_CALL[p.entity], port, actor, value, **ident))
+        ok = _attempt(
+            uow, p, report, functools.partial(_CALL[p.entity], port, actor, value, protocols=protocols, **ident)
+        )
         if not ok and p.entity == "patients":
             failed_subjects.add(p.subject_id)
         if progress:
             progress(1)
+    stored_answers: dict[str, dict[tuple[str, d.Instrument, int], Any]] = {}
     for (subject_id, visit, instrument), items in questionnaires_.items():
         if subject_id in failed_subjects:
             continue
+        if subject_id not in stored_answers:  # one query per patient, not one per item (groups share no item)
+            stored_answers[subject_id] = {
+                (s.value.visit, s.value.instrument, s.value.item): s for s in uow.answers.for_subject(subject_id)
+            }
         answers: dict[int, int | None] = {}
         versions: dict[int, int] = {}
         completed_on = None
         for p in items:
-            found = uow.answers.find(subject_id=subject_id, visit=visit, instrument=instrument, item=p.value.item)
+            found = stored_answers[subject_id].get((visit, instrument, p.value.item))
             completed_on = p.value.completed_on
             if found is not None and found.value == p.value:
                 report.count(p.entity, "identical")
@@ -795,7 +805,7 @@ def _write(uow: UnitOfWork, actor: Actor, planned: list[Planned], update: bool, 
                 continue
             call = functools.partial(
                 questionnaires.record_questionnaire, port, actor, subject_id, visit, instrument, answers,
-                completed_on=completed_on, versions=versions,
+                completed_on=completed_on, versions=versions, protocols=protocols,
             )  # fmt: skip
             _attempt(uow, first, report, call)
         if progress:
@@ -822,7 +832,7 @@ def _attempt(uow: UnitOfWork, p: Planned, report: Report, call: Callable[[], obj
 
 
 _CALL: dict[str, Callable[..., object]] = {
-    "patients": lambda uow, actor, v: screening.register_patient(uow, actor, v),
+    "patients": lambda uow, actor, v, protocols=None: screening.register_patient(uow, actor, v, protocols=protocols),
     "screenings": screening.record_screening,
     "immunotherapy_histories": screening.record_immunotherapy_history,
     "immunotherapy_cycles": treatment.record_immunotherapy_cycle,
@@ -870,7 +880,8 @@ def import_redcap(
 ) -> Report:  # fmt: skip
     """Import (or, with ``dry_run``, check) a REDCap export; raises InputFileError listing every problem when a
     real run cannot import everything, and then nothing is written. A dry run returns the report instead."""
-    protocol = load_bundled().current
+    protocols = load_bundled()
+    protocol = protocols.current
     mapping = load_mapping(files.mapping, protocol)
     export, data = read_export(files, mapping)
     digest = hashlib.sha256(data).hexdigest()
@@ -897,7 +908,7 @@ def import_redcap(
                           import_source=f"REDCap project {project} file {name}")  # fmt: skip
             step = progress(len(planned)) if progress else None
             with uow.one_transaction():
-                _write(uow, actor, planned, update, report, step)
+                _write(uow, actor, planned, update, report, step, protocols)
             if report.ok and not dry_run:
                 uow.commit()
                 report.written = True

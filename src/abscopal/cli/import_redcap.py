@@ -79,6 +79,8 @@ def register(app: typer.Typer) -> None:
                 else ""
             )
         )
+        if result.skipped_records:
+            console.print(f"records skipped, their patient's form not complete: {', '.join(result.skipped_records)}")
         if result.events_unmapped:
             console.print(f"events not mapped: {', '.join(result.events_unmapped)}")
         console.print(

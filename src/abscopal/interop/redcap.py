@@ -456,6 +456,7 @@ class Report:
     fields_ignored: list[str] = field(default_factory=list)
     fields_unaccounted: list[str] = field(default_factory=list)
     skipped_incomplete: int = 0
+    skipped_records: list[str] = field(default_factory=list)  # the patient's own form not complete: all skipped
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     written: bool = False
@@ -608,15 +609,28 @@ def _build(mapping: Mapping_, export: Export, protocol: Protocol, today: dt.date
     by_record: dict[str, list[FormData]] = {}
     for form in export.forms:
         by_record.setdefault(form.record, []).append(form)
+    # the instruments [subject] reads (demographics): with require_complete, only their Complete forms count
+    subject_instruments = {
+        export.variables[n] for spec in mapping.subject.values() for n in _referenced(spec) if n in export.variables
+    }
     planned: list[Planned] = []
     for record, forms in by_record.items():
         if not record:
             report.problems.append(Problem(forms[0].line, mapping.source.record_id_field, "the record id is blank"))
             continue
+        own = [f for f in forms if f.instance is None and f.instrument in subject_instruments]
+        complete = {f.instrument for f in own if f.status == "2"}
+        unverified = [f for f in own if f.status != "2"] if mapping.source.require_complete else []
+        if {f.instrument for f in unverified} - complete:
+            # a subject instrument with no Complete form: no patient, so none of the record's forms either
+            report.skipped_incomplete += len(unverified)
+            report.skipped_records.append(record)
+            continue
+        report.skipped_incomplete += len(unverified)  # a second, unverified copy beside a Complete one
         # the patient: first non-blank value of each field over the record's non-repeating forms
         merged = FormData(record, forms[0].event, "[subject]", None, {}, "2", forms[0].line)
         for f in forms:
-            if f.instance is None:
+            if f.instance is None and all(f is not u for u in unverified):
                 for k, v in f.values.items():
                     if v and not merged.values.get(k):
                         merged.values[k] = v

@@ -179,6 +179,41 @@ def test_form_not_marked_complete_is_skipped_when_the_mapping_requires_complete(
     assert report.skipped_incomplete == 1
 
 
+def _demographics_of_102_unverified() -> list[dict[str, Any]]:
+    rows = rp.rows()
+    for row in rows:
+        if row["record_id"] == "102" and "demographics_complete" in row:
+            row["demographics_complete"] = "1"  # Unverified
+    return rows
+
+
+@pytest.mark.parametrize("route", ["odm", "csv"])
+def test_record_whose_demographics_form_is_not_complete_is_skipped_with_all_its_forms(
+    lite: Engine, files: Files, route: str
+) -> None:
+    # require_complete covers the patient's own form too: without a verified patient, no record of it is imported
+    report = run(lite, getattr(files, route)(_demographics_of_102_unverified()))
+    assert report.written and report.skipped_records == ["102"]
+    assert report.skipped_incomplete == 1  # 102's demographics (its baseline QLQ-C30 is not reached)
+    with stored(lite) as uow:
+        assert uow.patients.find(subject_id="QFS-102") is None
+        assert uow.screenings.find(subject_id="QFS-102") is None
+        assert uow.lesions.for_subject("QFS-102") == []
+        assert uow.patients.find(subject_id="QFS-101") is not None
+
+
+def test_demographics_form_not_complete_is_read_when_the_mapping_does_not_require_complete(
+    lite: Engine, files: Files
+) -> None:
+    files.mapping.write_text(rp.MAPPING_TOML.replace("require_complete = true", "require_complete = false"))
+    report = run(lite, files.odm(_demographics_of_102_unverified()))
+    assert report.skipped_records == [] and report.skipped_incomplete == 0
+    with stored(lite) as uow:
+        p102 = uow.patients.find(subject_id="QFS-102")
+        assert p102 is not None and p102.value.birth_date == dt.date(1958, 11, 2)
+        assert len(uow.answers.for_subject("QFS-102")) == 30  # the unverified baseline QLQ-C30 too
+
+
 def test_csv_export_with_a_byte_order_mark_imports_the_same_records_as_the_odm_export(
     tmp_path: Path, files: Files
 ) -> None:

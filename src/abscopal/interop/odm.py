@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from lxml import etree
 from sqlalchemy import JSON, Boolean, Connection, Date, DateTime, Engine, Float, Integer, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 import abscopal
 from abscopal.errors import InputFileError, Problem, StoreError
@@ -613,6 +614,25 @@ def extension_schema() -> Any:
         return xmlschema.XMLSchema(str(top), uri_mapper=mapper)
 
 
+class _OdmSchemaResolver(etree.Resolver):  # type: ignore[misc]  # lxml-stubs: Resolver untyped
+    """Maps our schemas' ``odm-1.3.2/`` locations to odmlib's copies (as :func:`extension_schema` does)."""
+
+    def resolve(self, system_url: str, public_id: str, context: Any) -> Any:
+        marker = "odm-1.3.2/"
+        if marker in system_url:
+            return self.resolve_filename(str(odm_schema_dir() / system_url.rsplit(marker, 1)[1]), context)
+        return None
+
+
+@cache
+def _validator() -> etree.XMLSchema:
+    """The same schema compiled by libxml2: a restore validates with it (xmlschema needs minutes on a big file)."""
+    parser = etree.XMLParser(no_network=True)
+    parser.resolvers.add(_OdmSchemaResolver())
+    with resources.as_file(SCHEMA_DIR / EXTENSION_SCHEMA) as top:
+        return etree.XMLSchema(etree.parse(str(top), parser))
+
+
 # --- restore
 
 
@@ -651,12 +671,12 @@ def parse_odm(path: Path) -> etree._ElementTree:
     root = tree.getroot()
     if root.tag != _O + "ODM":
         raise _refuse(path, f"the root element is {root.tag!r}, not ODM 1.3.2's {{{ODM_NS}}}ODM", root.sourceline)
+    schema = _validator()
     problems = []
-    for error in extension_schema().iter_errors(tree):
-        line = getattr(error.elem, "sourceline", None) if error.elem is not None else None
-        problems.append(Problem(line, "", f"not valid ODM 1.3.2 with the Abscopal extension: {error.reason}"))
-        if len(problems) >= 20:
-            break
+    if not schema.validate(tree):
+        for error in list(schema.error_log)[:20]:
+            line = error.line or None
+            problems.append(Problem(line, "", f"not valid ODM 1.3.2 with the Abscopal extension: {error.message}"))
     if problems:
         raise InputFileError(str(path), problems)
     if root.find(_A + "AuditTrail") is None:
@@ -740,7 +760,6 @@ def restore_odm(engine: Engine, path: Path | str, *, key: bytes | None = None, d
     entries = _entries(path, trail)
     last_seq, last_hash = int(trail.get("LastSeq", "0")), str(trail.get("LastHash"))
     legacy = int(trail.get("LegacySeq", "0"))
-    columns = tuple(c.name for c in audit_log.columns)
     with engine.connect() as conn, conn.begin() as txn:
         full = _is_empty(conn)
         if full:
@@ -748,35 +767,12 @@ def restore_odm(engine: Engine, path: Path | str, *, key: bytes | None = None, d
                 f"The database is not empty ({', '.join(full[:5])}{' …' if len(full) > 5 else ''} hold rows), so "
                 f"{path} was not restored; restore into a new database (`abscopal db upgrade` on an empty one)"
             )
-        insert_rows(conn, audit_log, columns, entries)
-        # the head first: replaying the trail leaves this connection streaming (yield_per), which PostgreSQL
-        # allows for SELECTs only
-        kid = key_id(key)
-        conn.execute(
-            update(audit_head)
-            .where(audit_head.c.id == 1)
-            .values(last_seq=last_seq, last_hash=last_hash, legacy_seq=legacy, key_id=kid,
-                    mac=audit_mod.head_mac(key, last_seq, last_hash, legacy, kid))
-        )  # fmt: skip
-        counts: dict[str, int] = {}
-        for table in ENTITIES:
-            c = codec(table)
-            replayed = audit_mod.replay_rows(conn, table)
-            rows = [
-                (k, *(_column_value(table, col, state.get(col)) for col in c.columns[1:]))
-                for k, state in sorted(replayed.items())
-            ]
-            insert_rows(conn, c.table, c.columns, rows)
-            counts[table] = len(rows)
-        report = audit_mod.verify(conn, key)
-        if not report.ok:
-            first = report.findings[0].message if report.findings else "unknown"
-            raise InputFileError(
-                str(path),
-                [Problem(None, "abs:AuditTrail", f"the audit trail does not verify under the key given "
-                                                 f"({report.total} findings; first: {first})")],
-            )  # fmt: skip
-        _check_clinical(path, conn, root)
+        try:
+            counts = _rebuild(path, conn, root, key, entries, (last_seq, last_hash, legacy))
+        except (SQLAlchemyError, ValueError, KeyError, TypeError) as exc:  # a trail that cannot be replayed
+            raise _refuse(path, f"the audit trail cannot be replayed into the database ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'})", None,
+                          "abs:AuditTrail") from None  # fmt: skip
         summary = OdmSummary(path, counts["patients"], len(entries), counts)
         if dry_run:
             txn.rollback()
@@ -790,25 +786,72 @@ def restore_odm(engine: Engine, path: Path | str, *, key: bytes | None = None, d
     return summary
 
 
-def _check_clinical(path: Path, conn: Connection, root: etree._Element) -> None:
-    """The restored rows must give back the file's ClinicalData, element for element."""
-    snap = _read(conn)
-    strict = False
-    nsmap = {None: ODM_NS, "abs": ABS_NS}
-    rebuilt = etree.Element(_O + "ODM", nsmap=nsmap)
-    for cd in root.iterfind(_O + "ClinicalData"):
-        version = cd.get("MetaDataVersionOID", "").removeprefix("MDV.")
-        mine = _clinical(rebuilt, snap, version, cd.get("StudyOID", ""), strict)
-        if etree.tostring(mine) != etree.tostring(cd):
-            line = cd.sourceline
-            raise _refuse(path, f"ClinicalData for {cd.get('MetaDataVersionOID')} does not match the rows its audit "
-                                "trail gives (the file was edited)", line, "ClinicalData")  # fmt: skip
-    wanted = {p["protocol_version"] for p in snap.rows["patients"]}
-    present = {cd.get("MetaDataVersionOID", "").removeprefix("MDV.") for cd in root.iterfind(_O + "ClinicalData")}
-    if wanted - present:
-        raise _refuse(
-            path, f"the file has no ClinicalData for protocol version(s) {', '.join(sorted(wanted - present))}"
-        )
+def _rebuild(
+    path: Path, conn: Connection, root: etree._Element, key: bytes, entries: list[tuple[Any, ...]],
+    head: tuple[int, str, int],
+) -> dict[str, int]:  # fmt: skip
+    """Insert the trail, set the head, replay every table, verify, compare with the file; the rows per table."""
+    last_seq, last_hash, legacy = head
+    columns = tuple(c.name for c in audit_log.columns)
+    insert_rows(conn, audit_log, columns, entries)
+    # the head first: replaying the trail leaves this connection streaming (yield_per), which PostgreSQL
+    # allows for SELECTs only
+    kid = key_id(key)
+    conn.execute(
+        update(audit_head)
+        .where(audit_head.c.id == 1)
+        .values(last_seq=last_seq, last_hash=last_hash, legacy_seq=legacy, key_id=kid,
+                mac=audit_mod.head_mac(key, last_seq, last_hash, legacy, kid))
+    )  # fmt: skip
+    counts: dict[str, int] = {}
+    for table in ENTITIES:
+        c = codec(table)
+        replayed = audit_mod.replay_rows(conn, table)
+        rows = [
+            (k, *(_column_value(table, col, state.get(col)) for col in c.columns[1:]))
+            for k, state in sorted(replayed.items())
+        ]
+        insert_rows(conn, c.table, c.columns, rows)
+        counts[table] = len(rows)
+    report = audit_mod.verify(conn, key)
+    if not report.ok:
+        first = report.findings[0].message if report.findings else "unknown"
+        raise InputFileError(
+            str(path),
+            [Problem(None, "abs:AuditTrail", f"the audit trail does not verify under the key given "
+                                             f"({report.total} findings; first: {first})")],
+        )  # fmt: skip
+    _check_document(path, conn, root)
+    return counts
+
+
+def _check_document(path: Path, conn: Connection, root: etree._Element) -> None:
+    """The restored rows must give back the whole file, element for element: what this version of Abscopal writes
+    for them (metadata, users and sites, ClinicalData, the trail), with the file's creation time."""
+    from abscopal.protocol.model import load_bundled
+
+    created = dt.datetime.fromisoformat(root.get("CreationDateTime", ""))
+    mine = _document(_read(conn), created=created, strict=False, protocols=load_bundled())
+    if dict(mine.attrib) != dict(root.attrib):
+        differ = sorted(k for k in set(mine.attrib) | set(root.attrib) if mine.get(k) != root.get(k))
+        raise _refuse(path, f"the ODM element's {', '.join(differ)} differ from what this version of Abscopal "
+                            f"writes ({abscopal.__version__}; the file was edited or written by another version)",
+                      root.sourceline, "ODM")  # fmt: skip
+    theirs = list(root)
+    for i, ours in enumerate(mine):
+        got = theirs[i] if i < len(theirs) else None
+        if got is not None and etree.tostring(ours) == etree.tostring(got):
+            continue
+        where = got if got is not None else root
+        name = etree.QName(ours).localname
+        if name == "ClinicalData":
+            name = f"ClinicalData for {ours.get('MetaDataVersionOID')}"
+        raise _refuse(path, f"{name} does not match the rows its audit trail gives (the file was edited)",
+                      where.sourceline, etree.QName(ours).localname)  # fmt: skip
+    if len(theirs) > len(mine):
+        extra = theirs[len(mine)]
+        raise _refuse(path, f"{etree.QName(extra).localname} is not part of what the audit trail gives (the file was "
+                            "edited)", extra.sourceline, etree.QName(extra).localname)  # fmt: skip
 
 
 def _install_key(engine: Engine, key: bytes) -> Callable[[], None]:

@@ -769,7 +769,7 @@ def restore_odm(engine: Engine, path: Path | str, *, key: bytes | None = None, d
             )
         try:
             counts = _rebuild(path, conn, root, key, entries, (last_seq, last_hash, legacy))
-        except (SQLAlchemyError, ValueError, KeyError, TypeError) as exc:  # a trail that cannot be replayed
+        except (SQLAlchemyError, ValueError, LookupError, TypeError, AttributeError) as exc:  # a trail not replayable
             raise _refuse(path, f"the audit trail cannot be replayed into the database ({type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'})", None,
                           "abs:AuditTrail") from None  # fmt: skip

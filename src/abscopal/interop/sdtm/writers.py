@@ -15,7 +15,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,14 +158,14 @@ def stamp_xpt(data: bytes, name: str, created: dt.datetime) -> bytes:
     return bytes(buf)
 
 
-def xpt_bytes(ds: Dataset, created: dt.datetime, workdir: Path) -> bytes:
-    """One dataset as SAS XPORT v5 bytes (labels, widths = longest value, Num as 8-byte floats), stamped."""
+def _pyreadstat_xpt(ds: Dataset, rows: Sequence[Mapping[str, Value]], workdir: Path) -> bytes:
+    """``ds``'s spec with ``rows`` as pyreadstat writes it (unstamped)."""
     import pandas as pd
     import pyreadstat
 
     columns: dict[str, Any] = {}
     for var in ds.spec.variables:
-        values = [r[var.name] for r in ds.rows]
+        values = [r[var.name] for r in rows]
         if var.type == "Num":
             columns[var.name] = pd.Series([math.nan if v is None else float(v) for v in values], dtype="float64")
         else:
@@ -180,7 +180,111 @@ def xpt_bytes(ds: Dataset, created: dt.datetime, workdir: Path) -> bytes:
     )
     data = tmp.read_bytes()
     tmp.unlink()
-    return stamp_xpt(data, ds.spec.name, created)
+    return data
+
+
+_OBS_HEADER = b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!" + b"0" * 30 + b"  "
+_XPT_MISSING = 0x2E00000000000000  # SAS missing "." as XPORT stores it
+
+
+def _ibm_doubles(values: Sequence[Value]) -> Any:
+    """IEEE doubles -> IBM System/360 doubles (the XPORT number), exact for normal numbers; null -> missing."""
+    import numpy as np
+
+    a = np.array([math.nan if v is None else float(v) for v in values], dtype="float64")
+    bits = a.view(np.uint64)
+    sign = (bits >> np.uint64(63)) & np.uint64(1)
+    exp = ((bits >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64) - 1023
+    mantissa = (bits & np.uint64((1 << 52) - 1)) | np.uint64(1 << 52)
+    shift = (exp & 3).astype(np.uint64)
+    ibm = ((((exp >> 2) + 65).astype(np.uint64) | (sign << np.uint64(7))) << np.uint64(56)) | (mantissa << shift)
+    ibm[a == 0] = 0
+    ibm[np.isnan(a)] = _XPT_MISSING
+    return ibm
+
+
+_CHUNK = 20_000  # observations laid out at a time: bounds the memory of a large dataset's XPT
+
+
+def _xpt_chunk(ds: Dataset, rows: Sequence[Mapping[str, Value]], widths: Mapping[str, int]) -> bytes:
+    """``rows`` as XPORT observations: character values space padded to their width, numbers IBM doubles."""
+    import numpy as np
+
+    fields = [(v.name, ">u8" if v.type == "Num" else f"S{widths[v.name]}") for v in ds.spec.variables]
+    records = np.empty(len(rows), dtype=np.dtype(fields))
+    char_bytes = np.zeros(records.dtype.itemsize, dtype=bool)
+    offset = 0  # fields are packed in order (no alignment)
+    for var, (name, kind) in zip(ds.spec.variables, fields, strict=True):
+        if var.type == "Num":
+            records[name] = _ibm_doubles([r[name] for r in rows])
+            offset += 8
+        else:
+            records[name] = np.array(["" if r[name] is None else str(r[name]) for r in rows], dtype=kind)
+            char_bytes[offset : offset + widths[name]] = True  # NUL padded by numpy: spaces below
+            offset += widths[name]
+    matrix = records.view(np.uint8).reshape(len(rows), records.dtype.itemsize)
+    chars = matrix[:, char_bytes]
+    chars[chars == 0] = 0x20
+    matrix[:, char_bytes] = chars
+    return matrix.tobytes()
+
+
+def _fast_xpt(ds: Dataset, workdir: Path) -> Iterator[bytes] | None:
+    """The bytes pyreadstat would write for ``ds`` (unstamped), in pieces, observations laid out with numpy: the
+    header is pyreadstat's own for a one-row template of the same widths; None when a value is outside what this
+    path reproduces (then pyreadstat writes the whole dataset)."""
+    rows = ds.rows
+    if not rows:
+        return None
+    widths: dict[str, int] = {}
+    template: dict[str, Value] = {}
+    for var in ds.spec.variables:
+        if var.type == "Num":
+            magnitudes = [abs(float(v)) for v in (r[var.name] for r in rows) if v is not None and v != 0]
+            if magnitudes and (min(magnitudes) < 1e-75 or max(magnitudes) > 1e75):
+                return None  # near the ends of IBM's exponent range: readstat decides
+            template[var.name] = 0.0
+        else:
+            width = 1
+            for r in rows:
+                v = r[var.name]
+                if v is not None:
+                    text = str(v)
+                    if "\x00" in text or not text.isascii():
+                        return None
+                    width = max(width, len(text))
+            widths[var.name] = width
+            template[var.name] = "x" * width
+    head = _pyreadstat_xpt(ds, [template], workdir)
+    at = head.find(_OBS_HEADER)
+    if at < 0 or at % 80:
+        return None
+
+    def pieces() -> Iterator[bytes]:
+        yield head[: at + 80]
+        size = 0
+        for start in range(0, len(rows), _CHUNK):
+            chunk = _xpt_chunk(ds, rows[start : start + _CHUNK], widths)
+            size += len(chunk)
+            yield chunk
+        yield b" " * (-size % 80)
+
+    return pieces()
+
+
+def _xpt_pieces(ds: Dataset, created: dt.datetime, workdir: Path) -> Iterator[bytes]:
+    """One dataset as stamped SAS XPORT v5, in pieces (the first holds every header, so it carries the stamp)."""
+    pieces = _fast_xpt(ds, workdir)
+    if pieces is None:
+        yield stamp_xpt(_pyreadstat_xpt(ds, ds.rows, workdir), ds.spec.name, created)
+        return
+    yield stamp_xpt(next(pieces), ds.spec.name, created)
+    yield from pieces
+
+
+def xpt_bytes(ds: Dataset, created: dt.datetime, workdir: Path) -> bytes:
+    """One dataset as SAS XPORT v5 bytes (labels, widths = longest value, Num as 8-byte floats), stamped."""
+    return b"".join(_xpt_pieces(ds, created, workdir))
 
 
 # ----------------------------------------------------------------------------- CSV and JSON
@@ -311,13 +415,18 @@ def write_dataset(
     last_modified: dt.datetime | None = None,
 ) -> WrittenFile:
     """Write one (checked) dataset in one format into the existing folder ``output``."""
-    if fmt == "xpt":
-        data = xpt_bytes(ds, created, output)
-    elif fmt == "csv":
+    name = f"{ds.spec.name.lower()}.{fmt}"
+    if fmt == "xpt":  # streamed: a large dataset's file is never held whole
+        digest = hashlib.sha256()
+        with (output / name).open("wb") as fh:
+            for piece in _xpt_pieces(ds, created, output):
+                digest.update(piece)
+                fh.write(piece)
+        return WrittenFile(name, ds.spec.name, len(ds.rows), digest.hexdigest())
+    if fmt == "csv":
         data = csv_bytes(ds)
     else:
         data = json_bytes(ds, studyid=studyid, created=created, last_modified=last_modified, version=version)
-    name = f"{ds.spec.name.lower()}.{fmt}"
     (output / name).write_bytes(data)
     return WrittenFile(name, ds.spec.name, len(ds.rows), hashlib.sha256(data).hexdigest())
 

@@ -62,8 +62,21 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--database-url", envvar="ABSCOPAL_DATABASE_URL", help="Database URL (default: settings)."),
         ] = None,
+        define: Annotated[
+            bool | None,
+            typer.Option(
+                "--define/--no-define",
+                help="Write define.xml 2.1 with the datasets (default: yes for a whole export, no with --domains).",
+            ),
+        ] = None,
+        context: Annotated[
+            str, typer.Option("--context", help="define.xml context: other (default) or submission.")
+        ] = "other",
     ) -> None:
         """Export SDTMIG 3.4 datasets; every value is checked before a file is written (no silent truncation).
+
+        Writes define.xml 2.1 beside the datasets (context other unless --context submission; --no-define skips
+        it), named in manifest.json.
 
         Example: abscopal export sdtm -o sdtm/ --cutoff 2025-06-30 --format xpt,csv --created 2025-07-01T09:00:00
         """
@@ -76,6 +89,10 @@ def register(app: typer.Typer) -> None:
         when = _datetime(created)
         fmts = _list(formats) or ["xpt"]
         wanted = _list(domains)
+        contexts = {"submission": "Submission", "other": "Other"}
+        if context.lower() not in contexts:
+            raise ValidationError("--context", f"{context!r} is not submission or other")
+        write_define = wanted is None if define is None else define
         engine = make_engine(database_url, read_only=True)
         try:
             with Progress(
@@ -86,7 +103,7 @@ def register(app: typer.Typer) -> None:
                 console=console,
                 transient=True,
             ) as progress:
-                plan = steps(wanted)
+                plan = steps(wanted, define=write_define)
                 task = progress.add_task("Reading the trial", total=len(plan))
 
                 def on_step(name: str) -> None:
@@ -103,6 +120,7 @@ def register(app: typer.Typer) -> None:
                     transliterate=transliterate,
                     options={"birth_date": birth_date},
                     on_step=on_step,
+                    define_context=contexts[context.lower()] if write_define else None,
                 )
         finally:
             engine.dispose()
@@ -111,3 +129,5 @@ def register(app: typer.Typer) -> None:
         rows = {f.dataset: f.rows for f in result.files}
         shown = ", ".join(f"{k} {v}" for k, v in rows.items())
         console.print(f"Wrote {len(result.files)} files to {output} (cut-off {cut}): {shown}")
+        if result.define is not None:
+            console.print(f"Wrote {output / result.define.name} (context {contexts[context.lower()]}).")

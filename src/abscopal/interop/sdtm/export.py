@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 import abscopal
 from abscopal.errors import ValidationError
 from abscopal.interop.sdtm import registry
+from abscopal.interop.sdtm.define_digest import define_digest
 from abscopal.interop.sdtm.source import audit_state, load_source
 from abscopal.interop.sdtm.spec import Dataset
 from abscopal.interop.sdtm.writers import FORMATS, WrittenFile, check_datasets, manifest_bytes, write_dataset
@@ -48,7 +49,7 @@ def export_sdtm(
     Each dataset is built, checked and written (into a staging folder beside ``output``) before the next is
     built, so only one dataset's rows are held at a time; the staged files move into ``output`` once every
     dataset has passed. With ``define_context`` (``"Other"`` or ``"Submission"``) define.xml 2.1 is written too,
-    from the datasets as built, and named in manifest.json.
+    from each dataset's :func:`define_digest` (the same bytes as from its rows), and named in manifest.json.
     """
     step = on_step or (lambda _name: None)
     names = registry.selected(domains)
@@ -66,7 +67,7 @@ def export_sdtm(
     try:
         files: list[WrittenFile] = []
         substitutions: list[str] = []
-        kept: list[Dataset] = []  # for define.xml only
+        kept: list[Dataset] = []  # what define.xml needs of each dataset (define_digest), not its rows
         for name in names:
             built = registry.builder(name)(source)
             checked, report = check_datasets(built, transliterate=transliterate)
@@ -86,7 +87,7 @@ def export_sdtm(
                         )
                     )
             if define_context is not None:
-                kept.extend(checked)
+                kept.extend(define_digest(ds) for ds in checked)
             del checked
             step(name)
         del source

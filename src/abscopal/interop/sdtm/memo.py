@@ -18,12 +18,22 @@ T = TypeVar("T")
 _MEMO: dict[int, tuple[weakref.ref[SdtmSource], dict[Hashable, Any]]] = {}
 
 
+def _forget(sid: int) -> Callable[[weakref.ref[SdtmSource]], None]:
+    """The weakref callback dropping a source's entry (bound to the table: safe at interpreter exit)."""
+    table = _MEMO
+
+    def forget(_ref: weakref.ref[SdtmSource]) -> None:
+        table.pop(sid, None)
+
+    return forget
+
+
 def memo(source: SdtmSource, key: Hashable, make: Callable[[], T]) -> T:
     """``make()`` the first time ``key`` is asked of ``source``, the same value after that."""
     entry = _MEMO.get(id(source))
     if entry is None or entry[0]() is not source:
         sid = id(source)
-        entry = (weakref.ref(source, lambda _ref: _MEMO.pop(sid, None)), {})
+        entry = (weakref.ref(source, _forget(sid)), {})
         _MEMO[sid] = entry
     values = entry[1]
     if key not in values:

@@ -42,6 +42,8 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
         ["--patients", "10000", "--database", "postgresql"],
         ["--patients", "300", "--lookups", "60", "--database", "postgresql"],
     ),
+    ("sdtm_export.py", ["--patients", "10000", "--database", "sqlite"], ["--quick"]),
+    ("sdtm_export.py", ["--patients", "10000", "--database", "postgresql"], ["--quick", "--database", "postgresql"]),
     ("redcap_import.py", ["--records", "1000", "--database", "sqlite"], ["--quick"]),
     ("redcap_import.py", ["--records", "1000", "--database", "postgresql"], ["--quick", "--database", "postgresql"]),
 ]

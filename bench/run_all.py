@@ -46,6 +46,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("sdtm_export.py", ["--patients", "10000", "--database", "postgresql"], ["--quick", "--database", "postgresql"]),
     ("redcap_import.py", ["--records", "1000", "--database", "sqlite"], ["--quick"]),
     ("redcap_import.py", ["--records", "1000", "--database", "postgresql"], ["--quick", "--database", "postgresql"]),
+    ("odm_export.py", ["--patients", "10000"], ["--quick"]),
 ]
 
 

@@ -381,6 +381,13 @@ def _subject_of(snap: _Snapshot) -> Callable[[str, dict[str, Any]], str | None]:
 
 def _clinical(root: etree._Element, snap: _Snapshot, version: str, study_oid: str, strict: bool) -> etree._Element:
     cd = _sub(root, _O + "ClinicalData", [("StudyOID", study_oid), ("MetaDataVersionOID", _mdv_oid(version))])
+    for _ in _subjects(cd, snap, version, strict):
+        pass
+    return cd
+
+
+def _subjects(cd: etree._Element, snap: _Snapshot, version: str, strict: bool) -> Iterator[etree._Element]:
+    """Append each SubjectData of ``version`` to ``cd`` and yield it (the export writes and drops it)."""
     patients = [p for p in snap.rows["patients"] if p["protocol_version"] == version]
     if strict:
         patients = [p for p in patients if p["removed_reason"] is None]
@@ -424,7 +431,7 @@ def _clinical(root: etree._Element, snap: _Snapshot, version: str, study_oid: st
                     ]  # fmt: skip
                     attrs += [(c, None if row[c] is None else _text(row[c])) for c in codec(table).state_columns]
                     _sub(subject, _A + tag, attrs)
-    return cd
+        yield subject
 
 
 def _form(
@@ -502,7 +509,14 @@ def _audit_record(item: etree._Element, record: Any, site_of: dict[str, Any], bu
     item.append(copy.deepcopy(template))
 
 
-def _trail(root: etree._Element, snap: _Snapshot) -> None:
+def _trail(root: etree._Element, snap: _Snapshot) -> etree._Element:
+    trail = _trail_element(root, snap)
+    for _ in _entries_of(trail, snap):
+        pass
+    return trail
+
+
+def _trail_element(root: etree._Element, snap: _Snapshot) -> etree._Element:
     head = snap.head
     trail = _sub(
         root,
@@ -510,6 +524,11 @@ def _trail(root: etree._Element, snap: _Snapshot) -> None:
         [("LastSeq", str(head.last_seq)), ("LastHash", str(head.last_hash)), ("LegacySeq", str(head.legacy_seq or 0)),
          ("KeyID", head.key_id)],
     )  # fmt: skip
+    return trail
+
+
+def _entries_of(trail: etree._Element, snap: _Snapshot) -> Iterator[etree._Element]:
+    """Append each audit record's abs:Entry to ``trail`` and yield it."""
     for r in snap.audit:
         entry = _sub(
             trail,
@@ -523,6 +542,7 @@ def _trail(root: etree._Element, snap: _Snapshot) -> None:
             _sub(entry, _A + "OldValue").text = r.old_value
         if r.new_value is not None:
             _sub(entry, _A + "NewValue").text = r.new_value
+        yield entry
 
 
 def _versions(snap: _Snapshot, protocols: ProtocolFile) -> list[str]:
@@ -531,7 +551,10 @@ def _versions(snap: _Snapshot, protocols: ProtocolFile) -> list[str]:
     return known + extra
 
 
-def _document(snap: _Snapshot, *, created: dt.datetime, strict: bool, protocols: ProtocolFile) -> etree._Element:
+def _document(
+    snap: _Snapshot, *, created: dt.datetime, strict: bool, protocols: ProtocolFile, body: bool = True
+) -> etree._Element:
+    """The whole document, or (``body=False``) the ODM element with Study and AdminData only."""
     current = protocols.current
     study_oid = _study_oid(current)
     nsmap = {None: ODM_NS} if strict else {None: ODM_NS, "abs": ABS_NS}
@@ -552,6 +575,8 @@ def _document(snap: _Snapshot, *, created: dt.datetime, strict: bool, protocols:
     for v in versions:
         _metadata(study, v, protocols.version(v) if v in protocols.versions else current)
     _admin(root, snap, versions, study_oid, protocols)
+    if not body:
+        return root
     for v in versions:
         _clinical(root, snap, v, study_oid, strict)
     if not strict:
@@ -580,12 +605,10 @@ def write_odm(
     """Write the database as one ODM 1.3.2 Snapshot file (atomically: a temporary file renamed into place)."""
     path = Path(path)
     snap = _read(conn)
-    root = _document(snap, created=created, strict=strict, protocols=protocols)
-    data = _serialise(root)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            _stream(fh, snap, created=created, strict=strict, protocols=protocols)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -594,10 +617,88 @@ def write_odm(
 
 
 def _serialise(root: etree._Element) -> bytes:
+    """The whole document in memory, pretty-printed (what :func:`_stream` writes piece by piece)."""
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+
+
+def _stream(
+    fh: typing.BinaryIO, snap: _Snapshot, *, created: dt.datetime, strict: bool, protocols: ProtocolFile
+) -> None:
+    """Write the document one SubjectData and one abs:Entry at a time, the same bytes as :func:`_serialise` of
+    :func:`_document`: the whole tree of 10,000 patients would not fit in memory (a few MB per patient)."""
+    root = _document(snap, created=created, strict=strict, protocols=protocols, body=False)
+    declared = [
+        b' xmlns="%s"' % uri.encode() if prefix is None else b' xmlns:%s="%s"' % (prefix.encode(), uri.encode())
+        for prefix, uri in root.nsmap.items()
+    ]
+
+    def piece(el: etree._Element, level: int, *, open_only: bool = False) -> bytes:
+        """``el`` serialised at ``level`` (its namespace declarations are the root's, so left out)."""
+        if open_only:
+            el = copy.copy(el)
+            for child in list(el):
+                el.remove(child)
+            etree.SubElement(el, el.tag)  # so that the start tag is not self-closing
+        else:
+            etree.indent(el, space="  ", level=level)
+        data = bytes(etree.tostring(el, encoding="UTF-8", xml_declaration=False, with_tail=False))
+        close = data.index(b">")
+        tag = data[:close]
+        for declaration in declared:  # the root declares them; lxml repeats them on a subtree it serialises
+            tag = tag.replace(declaration, b"", 1)
+        data = tag + data[close:]
+        if open_only:
+            data = data[: data.index(b">") + 1]  # lxml escapes ">" in attribute values
+        return b"  " * level + data + (b"" if open_only else b"\n")
+
+    def end(el: etree._Element, level: int) -> bytes:
+        return (
+            b"  " * level
+            + b"</"
+            + (el.prefix.encode() + b":" if el.prefix else b"")
+            + b"%s>\n" % (etree.QName(el).localname.encode())
+        )
+
     try:
-        return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+        head = _serialise(root).split(b"\n", 2)
+        fh.write(head[0] + b"\n" + head[1] + b"\n")  # the declaration and the ODM start tag
+        for child in root:
+            fh.write(piece(child, 1))
+        study_oid = _study_oid(protocols.current)
+        for v in _versions(snap, protocols):
+            cd = _sub(root, _O + "ClinicalData", [("StudyOID", study_oid), ("MetaDataVersionOID", _mdv_oid(v))])
+            subjects = _subjects(cd, snap, v, strict)
+            first = next(subjects, None)
+            if first is None:
+                fh.write(piece(cd, 1))
+                continue
+            fh.write(piece(cd, 1, open_only=True) + b"\n")
+            for subject in _chain(first, subjects):
+                fh.write(piece(subject, 2))
+                subject.clear()  # free its subtree here (removing it whole would move it to a new document)
+                cd.remove(subject)
+            fh.write(end(cd, 1))
+        if not strict:
+            trail = _trail_element(root, snap)
+            entries = _entries_of(trail, snap)
+            first = next(entries, None)
+            if first is None:
+                fh.write(piece(trail, 1))
+            else:
+                fh.write(piece(trail, 1, open_only=True) + b"\n")
+                for entry in _chain(first, entries):
+                    fh.write(piece(entry, 2))
+                    entry.clear()
+                    trail.remove(entry)
+                fh.write(end(trail, 1))
+        fh.write(b"</ODM>\n")
     except ValueError as exc:  # a control character in a value: XML 1.0 cannot hold it
-        raise StoreError(f"A value in the database cannot be written as XML ({exc}); correct it first") from None
+        raise StoreError(f"A value in the database cannot be written as XML ({exc}); correct it first") from exc
+
+
+def _chain(first: etree._Element, rest: Iterator[etree._Element]) -> Iterator[etree._Element]:
+    yield first
+    yield from rest
 
 
 # --- schemas

@@ -211,6 +211,15 @@ def test_export_with_the_same_created_is_byte_identical(source: Engine, tmp_path
     assert a == b
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_streamed_file_is_the_in_memory_document_byte_for_byte(source: Engine, tmp_path: Path, strict: bool) -> None:
+    """write_odm writes one SubjectData at a time; it must give the bytes of the whole tree pretty-printed."""
+    path = _export(source, tmp_path / "streamed.xml", strict=strict)
+    with source.connect() as conn:
+        whole = odm._serialise(odm._document(odm._read(conn), created=CREATED, strict=strict, protocols=PROTOCOLS))
+    assert path.read_bytes() == whole
+
+
 def test_full_file_holds_every_audit_record_verbatim(full_file: Path, source: Engine) -> None:
     tree = etree.parse(str(full_file))
     entries = tree.getroot().find(f"{{{odm.ABS_NS}}}AuditTrail")

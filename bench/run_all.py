@@ -29,6 +29,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("response_derive.py", [], ["--quick"]),
     ("qol_safety.py", [], ["--quick"]),
     ("stats_endpoints.py", [], ["--quick"]),
+    ("logrank_scale.py", ["--json"], ["--rows", "20000", "--groups", "100", "--repeats", "1", "--json"]),
     ("report.py", [], ["--quick"]),
     ("concurrent_writers.py", ["--database", "sqlite"], ["--writers", "4", "--seconds", "5"]),
     (

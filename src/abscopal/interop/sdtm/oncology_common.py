@@ -128,14 +128,6 @@ def subject_of(table: Mapping[str, Subject], subject_id: str, what: str) -> Subj
         raise ValidationError("subject_id", f"{what} of {subject_id!r}, who is not a patient of the export") from None
 
 
-def study_day(date: dt.date | None, reference: dt.date | None) -> int | None:
-    """--DY: date - RFSTDTC, +1 on or after RFSTDTC (no day 0); None without either date (§2.0)."""
-    if date is None or reference is None:
-        return None
-    delta = (date - reference).days
-    return delta + 1 if delta >= 0 else delta
-
-
 def epoch(date: dt.date | None, subject: Subject) -> str | None:
     """EPOCH (§2.0): SCREENING before the first study treatment, TREATMENT to the last, FOLLOW-UP after."""
     if date is None:
@@ -145,10 +137,6 @@ def epoch(date: dt.date | None, subject: Subject) -> str | None:
     if subject.last_treatment is not None and date > subject.last_treatment:
         return "FOLLOW-UP"
     return "TREATMENT"
-
-
-def iso(date: dt.date | None) -> str | None:
-    return None if date is None else date.isoformat()
 
 
 def week_visit(number: int, interval_days: int) -> str:

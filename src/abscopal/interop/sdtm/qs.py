@@ -12,13 +12,12 @@ import datetime as dt
 from collections.abc import Mapping
 
 from abscopal import domain as d
+from abscopal.interop.sdtm.common import iso, study_day
 from abscopal.interop.sdtm.oncology_common import (
     BASELINE_VISITNUM,
     Subject,
     epoch,
-    iso,
     number_rows,
-    study_day,
     study_id,
     subject_of,
     subjects,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 
 from abscopal import domain as d
+from abscopal.interop.sdtm.common import iso, study_day
 from abscopal.interop.sdtm.oncology_common import (
     Subject,
     accepted_evaluator,
@@ -19,10 +20,8 @@ from abscopal.interop.sdtm.oncology_common import (
     assessments_by_subject,
     engine_responses,
     epoch,
-    iso,
     link_group,
     number_rows,
-    study_day,
     study_id,
     subject_of,
     subjects,

@@ -9,17 +9,16 @@ recomputed here. TRLNKID = lesion id (TU's TULNKID); TRLNKGRP = "A" + assessment
 from __future__ import annotations
 
 from abscopal import domain as d
+from abscopal.interop.sdtm.common import iso, study_day
 from abscopal.interop.sdtm.oncology_common import (
     assessment_visit_tables,
     assessments_by_subject,
     engine_responses,
     epoch,
-    iso,
     link_group,
     nulls_last,
     number_rows,
     number_text,
-    study_day,
     study_id,
     subject_of,
     subjects,

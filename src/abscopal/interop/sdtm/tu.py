@@ -10,16 +10,15 @@ import datetime as dt
 from dataclasses import dataclass
 
 from abscopal import domain as d
+from abscopal.interop.sdtm.common import iso, study_day
 from abscopal.interop.sdtm.oncology_common import (
     Subject,
     assessment_visit_tables,
     assessments_by_subject,
     cdisc_location,
     epoch,
-    iso,
     nulls_last,
     number_rows,
-    study_day,
     study_id,
     subject_of,
     subjects,

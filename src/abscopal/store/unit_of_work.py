@@ -42,11 +42,6 @@ from abscopal.store.tables import DATA_MANAGEMENT, ENTITIES, ENTITY_BY_CLASS, RE
 _BATCH = 5_000
 
 
-def _translate(exc: BaseException) -> AbscopalError:
-    """A database error as a typed sentence (conflict, locked, duplicate, missing parent, busy)."""
-    return database_error(exc)
-
-
 class UnitOfWork:
     """``with UnitOfWork(engine, user="alice", reason="baseline CT") as uow: uow.lesions.add(lesion); uow.commit()``."""
 
@@ -97,7 +92,7 @@ class UnitOfWork:
             raise
         except SQLAlchemyError as exc:
             self._close()
-            raise _translate(exc) from None
+            raise database_error(exc) from None
         self._audit = AuditWriter(self._conn, self.user, self.reason, self._key)
         return self
 
@@ -139,7 +134,7 @@ class UnitOfWork:
             raise
         except SQLAlchemyError as exc:
             self.connection.rollback()
-            raise _translate(exc) from None
+            raise database_error(exc) from None
         self.committed = True
         self.connection.begin()
 
@@ -169,7 +164,7 @@ class UnitOfWork:
         try:
             return self.connection.execute(statement)
         except SQLAlchemyError as exc:
-            raise _translate(exc) from None
+            raise database_error(exc) from None
 
     # --- bulk inserts (imports, the synthetic cohort)
 
@@ -217,7 +212,7 @@ class UnitOfWork:
             try:
                 insert_rows(self.connection, e.table, columns, [(k, 1, None, *v) for k, v in batch])
             except SQLAlchemyError as exc:
-                raise _translate(exc) from None
+                raise database_error(exc) from None
             if len(batch) == 1:
                 key, values = batch[0]
                 state = canonical(dict(zip(state_cols, values, strict=True)))

@@ -300,6 +300,7 @@ class Site:
     code: str
     name: str
     country: str = "CN"
+    time_zone: str | None = None  # IANA name; dates are shown in it (web.md §8); None = the trial's default
 
 
 @dataclass(frozen=True, slots=True)

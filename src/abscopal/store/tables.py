@@ -287,3 +287,71 @@ audit_head = Table(
 )
 
 TRIAL_TABLES: tuple[str, ...] = tuple(ENTITIES)
+
+# --- accounts, sessions and tokens (web.md §6): security data, not trial data. Account changes are written to
+# the audit trail as ``accounts`` records (never a password hash); sessions and tokens hold only SHA-256 hashes
+# of the secrets the browser or script holds.
+
+_TZ = DateTime(timezone=True)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("username", String(100), primary_key=True),
+    Column("full_name", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),  # Argon2id (PHC string)
+    Column("disabled", Boolean, nullable=False),
+    Column("language", String(16), nullable=False),  # "en" | "zh_Hans"
+    Column("subject_id", String(100), nullable=True),  # set for a patient's own account
+    Column("created_at", _TZ, nullable=False),
+    Column("password_changed_at", _TZ, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("username", String(100), ForeignKey("accounts.username", ondelete="CASCADE"), primary_key=True),
+    Column("site_code", String(100), primary_key=True),  # "*": every site (admin, statistician)
+    Column("role", String(40), nullable=False),
+    Column("pi", Boolean, nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("username", String(100), ForeignKey("accounts.username", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", _TZ, nullable=False),
+    Column("last_seen_at", _TZ, nullable=False),
+    Column("ended_at", _TZ, nullable=True),
+    Column("ended_why", String(40), nullable=True),
+)
+Index("ix_web_sessions_username", web_sessions.c.username)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("username", String(100), ForeignKey("accounts.username", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", _TZ, nullable=False),
+    Column("expires_at", _TZ, nullable=True),
+    Column("revoked_at", _TZ, nullable=True),
+    Column("last_used_at", _TZ, nullable=True),
+)
+Index("ix_api_tokens_username", api_tokens.c.username)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False),
+    Column("at", _TZ, nullable=False),
+    Column("kind", String(20), nullable=False),  # "login" | "signature"
+)
+Index("ix_login_failures_username_at", login_failures.c.username, login_failures.c.at)
+
+SECURITY_TABLES: tuple[str, ...] = ("accounts", "memberships", "web_sessions", "api_tokens", "login_failures")

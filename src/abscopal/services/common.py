@@ -43,11 +43,15 @@ class Action(StrEnum):
     SDV = "SDV mark"
     SIGN_CASEBOOK = "sign casebook (per patient)"
     LOCK = "lock / unlock record or patient"
+    READ = "read patient data (own sites)"
+    AUDIT_VIEW = "audit trail view"
+    EXPORT = "report, SDTM / ODM export"
+    ADMIN = "users, sites, roles"
 
 
 T = TypeVar("T")
 R = StaffRole
-#: web.md §2, the write columns: action -> roles allowed. Refinements (coordinator AE drafts, RT-related AEs for
+#: web.md §2, the one permission table: action -> roles allowed; every web route declares one of these actions. Refinements (coordinator AE drafts, RT-related AEs for
 #: radiation oncologists, monitors closing their own queries, PI-only casebook signature) are in the use cases.
 PERMISSIONS: dict[Action, frozenset[StaffRole]] = {
     Action.SCREENING: frozenset({R.COORDINATOR, R.INVESTIGATOR}),
@@ -66,6 +70,12 @@ PERMISSIONS: dict[Action, frozenset[StaffRole]] = {
     Action.SDV: frozenset({R.MONITOR}),
     Action.SIGN_CASEBOOK: frozenset({R.INVESTIGATOR}),
     Action.LOCK: frozenset({R.DATA_MANAGER}),
+    # the read columns: every role but the administrator reads (the statistician every site, pseudonymised; a
+    # patient only their own questionnaires, patient_of); the administrator never sees trial data
+    Action.READ: frozenset(set(R) - {R.ADMIN}),
+    Action.AUDIT_VIEW: frozenset({R.INVESTIGATOR, R.DATA_MANAGER, R.MONITOR, R.ADMIN}),
+    Action.EXPORT: frozenset({R.DATA_MANAGER, R.STATISTICIAN}),
+    Action.ADMIN: frozenset({R.ADMIN}),
 }
 
 #: Who may enter data of each action from an import file (interop.md §7: data manager; RT also the radiation

@@ -1,0 +1,203 @@
+"""Who is asking, and may they: every route declares its action from the one permission table (web.md §2).
+
+A route takes ``principal: Annotated[Principal, Depends(requires(Action.X))]`` (or :data:`PUBLIC` /
+:data:`SIGNED_IN` for the login page and the profile); the dependency resolves the session cookie or the
+``Authorization: Bearer`` token, checks the CSRF token on unsafe methods of a browser session, and refuses a role
+the table does not allow (403, audited). Site scoping is the services' (``patient_of``: another site's patient
+is 404). A test walks ``app.routes`` and fails on a route whose dependencies declare no action.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import Connection, Engine, Executable
+from starlette.concurrency import run_in_threadpool
+
+from abscopal.errors import AbscopalError, PermissionDenied
+from abscopal.protocol.model import ProtocolFile
+from abscopal.services.common import PERMISSIONS, Action, Actor
+from abscopal.store.unit_of_work import UnitOfWork
+from abscopal.web.accounts import Account, load_account, security_event
+from abscopal.web.sessions import Session, Timeouts, resolve_session, resolve_token
+
+SESSION_COOKIE = "abscopal_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLIC = "public"
+SIGNED_IN = "signed in"
+RouteAction = Action | str
+
+
+class NotSignedIn(AbscopalError):
+    """No live session or token: 401 for the API, a redirect to the login page for pages."""
+
+
+class CsrfRefused(AbscopalError):
+    """An unsafe request of a browser session without its CSRF token: 403."""
+
+
+@dataclass
+class WebState:
+    """What every request shares: the engines (writes; reads that never take SQLite's write lock), settings."""
+
+    engine: Engine
+    read_engine: Engine
+    timeouts: Timeouts
+    secure_cookies: bool | None  # None: Secure when the request arrived over HTTPS
+    protocols: ProtocolFile | None
+    default_time_zone: str
+    demo: bool = False
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.read_engine.connect() as conn:
+            yield conn
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The signed-in account and how it signed in (a browser session, or a personal token when ``session`` is None)."""
+
+    account: Account
+    session: Session | None
+
+    @property
+    def username(self) -> str:
+        return self.account.username
+
+    def actor(self, site_code: str | None = None) -> Actor:
+        return self.account.actor(site_code)
+
+    def may(self, action: Action) -> bool:
+        return bool(self.account.roles & PERMISSIONS[action])
+
+
+def state_of(request: Request) -> WebState:
+    state: WebState = request.app.state.web
+    return state
+
+
+def _resolve(request: Request) -> Principal | None:
+    state = state_of(request)
+    auth = request.headers.get("authorization", "")
+    session: Session | None = None
+    writes: list[Executable] = []
+    with state.read() as conn:
+        if auth.lower().startswith("bearer "):
+            username, why = resolve_token(conn, auth[7:].strip(), writes)
+        else:
+            token = request.cookies.get(SESSION_COOKIE)
+            if not token:
+                return None
+            session, why = resolve_session(conn, token, state.timeouts, writes=writes)
+            username = session.username if session is not None else None
+        account = load_account(conn, username) if username is not None else None
+    if writes:
+        with state.write() as conn:
+            for statement in writes:
+                conn.execute(statement)
+    if username is None:
+        if session is None and not auth.lower().startswith("bearer "):
+            request.state.session_ended = why
+            return None
+        raise NotSignedIn(f"The API token is not accepted: {why}")
+    if account is None or account.disabled:
+        return None
+    return Principal(account, session)
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The request's principal, resolved once per request (cached on ``request.state``)."""
+    if not hasattr(request.state, "principal"):
+        request.state.principal = _resolve(request)
+    principal: Principal | None = request.state.principal
+    return principal
+
+
+async def check_csrf(request: Request, principal: Principal) -> None:
+    if principal.session is None:  # a bearer token is not sent by a browser on its own: no CSRF
+        return
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not sent or not hmac.compare_digest(sent, principal.session.csrf_token):
+        raise CsrfRefused(
+            "The form's security token is missing or out of date (CSRF protection); reload the page and try again"
+        )
+
+
+def refuse(request: Request, principal: Principal, action: RouteAction, sentence: str) -> PermissionDenied:
+    """Audit a permission refusal and return the error to raise (web.md §6)."""
+    state = state_of(request)
+    with state.write() as conn:
+        security_event(conn, principal.username, "refused", f"{request.method} {request.url.path}: {sentence}")
+    return PermissionDenied(sentence)
+
+
+def requires(action: RouteAction) -> Callable[[Request], Awaitable[Principal | None]]:
+    """The dependency that declares a route's action and enforces it (``PUBLIC`` and ``SIGNED_IN`` included)."""
+
+    async def dependency(request: Request) -> Principal | None:
+        if action == PUBLIC:
+            return await run_in_threadpool(principal_of, request)
+        principal = await run_in_threadpool(principal_of, request)
+        if principal is None:
+            why = getattr(request.state, "session_ended", None)
+            raise NotSignedIn(
+                "Your session has ended (no request for 30 minutes, or 12 hours since you signed in); sign in again"
+                if why in ("idle", "expired")
+                else "Sign in first"
+            )
+        if request.method not in SAFE_METHODS:
+            await check_csrf(request, principal)
+        if isinstance(action, Action) and not principal.may(action):
+            roles = ", ".join(sorted(r.value.replace("_", " ") for r in principal.account.roles)) or "no role"
+            sentence = f"{principal.username} ({roles}) may not do '{action.value}'"
+            raise await run_in_threadpool(refuse, request, principal, action, sentence)
+        return principal
+
+    dependency.action = action  # type: ignore[attr-defined]
+    return dependency
+
+
+def declared_action(route: Any) -> RouteAction | None:
+    """The action a route declares through :func:`requires` (None: the route declares none, a bug)."""
+    dependant = getattr(route, "dependant", None)
+    stack = list(dependant.dependencies) if dependant is not None else []
+    while stack:
+        dep = stack.pop()
+        found = getattr(dep.call, "action", None)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        stack.extend(dep.dependencies)
+    return None
+
+
+@contextmanager
+def unit_of_work(request: Request, principal: Principal, reason: str) -> Iterator[UnitOfWork]:
+    """A unit of work that audits ``principal`` and ``reason`` (the services commit inside it)."""
+    with UnitOfWork(state_of(request).engine, principal.username, reason) as uow:
+        yield uow
+
+
+@contextmanager
+def reading(request: Request, principal: Principal) -> Iterator[UnitOfWork]:
+    """A unit of work on the read engine (no SQLite write lock): for pages and GETs, never committed."""
+    with UnitOfWork(state_of(request).read_engine, principal.username, "read") as uow:
+        yield uow

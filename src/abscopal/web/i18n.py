@@ -1,0 +1,37 @@
+"""Translations (web.md §8): gettext catalogs managed with Babel, English source strings, zh-Hans catalog.
+
+The ``.po`` files under ``web/locales`` are the source; they are compiled in memory at start (Babel's
+``write_mo``), so the served text can never lag behind the catalog. Clinical codes (RECIST categories, CTCAE
+terms, SDTM values) are not translated: they stay as the standards write them.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+
+LOCALES = Path(__file__).parent / "locales"
+LANGUAGE_NAMES = {"en": "English", "zh_Hans": "中文（简体）"}
+HTML_LANG = {"en": "en", "zh_Hans": "zh-Hans"}
+
+
+@cache
+def translations(language: str) -> NullTranslations:
+    po = LOCALES / language / "LC_MESSAGES" / "messages.po"
+    if language == "en" or not po.exists():
+        return NullTranslations()
+    with po.open("rb") as f:
+        catalog = read_po(f, locale=language.replace("_", "-"))
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(buffer)
+
+
+def gettext(language: str, message: str) -> str:
+    return translations(language).gettext(message)

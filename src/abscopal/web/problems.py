@@ -1,0 +1,155 @@
+"""Errors as a sentence: RFC 9457 ``application/problem+json`` for the API, an error page for people (web.md §7).
+
+Every deliberate error (:mod:`abscopal.errors`) maps to one status and keeps its sentence; a validation error
+names its field as a JSON pointer. Anything else is a bug: it is logged with a correlation id, and the response
+carries only that id, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from abscopal.errors import (
+    AbscopalError,
+    ConflictError,
+    InputFileError,
+    NotFound,
+    PermissionDenied,
+    StoreError,
+    ValidationError,
+)
+from abscopal.web.accounts import LoginRefused
+from abscopal.web.context import CsrfRefused, NotSignedIn
+
+log = logging.getLogger("abscopal.web")
+PROBLEM = "application/problem+json"
+_TITLES = {
+    400: "Bad request", 401: "Sign in first", 403: "Not allowed", 404: "Not found", 405: "Method not allowed",
+    409: "Changed by someone else", 412: "Version required", 413: "Too large", 415: "Unsupported media type",
+    422: "Invalid input", 428: "Version required", 500: "Internal error", 503: "Database unavailable",
+}  # fmt: skip
+
+
+class PreconditionRequired(AbscopalError):
+    """A write without ``If-Match`` (or the form's version): 428."""
+
+
+def correlation_id(request: Request) -> str:
+    cid = getattr(request.state, "correlation_id", None)
+    if cid is None:
+        cid = request.state.correlation_id = uuid.uuid4().hex[:16]
+    return str(cid)
+
+
+def status_of(exc: AbscopalError) -> int:
+    if isinstance(exc, NotSignedIn | LoginRefused):
+        return 401
+    if isinstance(exc, PermissionDenied | CsrfRefused):
+        return 403
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, PreconditionRequired):
+        return 428
+    if isinstance(exc, ValidationError | InputFileError):
+        return 422
+    if isinstance(exc, StoreError):
+        return 503
+    return 400
+
+
+def _pointer(field: str) -> str:
+    return "/" + "/".join(p for p in field.replace(".", "/").split("/") if p) if field else ""
+
+
+def problem_body(request: Request, status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "about:blank",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": str(request.url.path),
+        "correlation_id": correlation_id(request),
+        **extra,
+    }
+
+
+def wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/")
+
+
+def _extra(exc: AbscopalError) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationError):
+        extra["errors"] = [{"pointer": _pointer(exc.field), "detail": exc.reason}]
+        reasons = getattr(exc, "reasons", None)
+        if reasons:
+            extra["reasons"] = list(reasons)
+    if isinstance(exc, InputFileError):
+        extra["errors"] = [{"line": p.line, "pointer": _pointer(p.field), "detail": p.reason} for p in exc.problems]
+    if isinstance(exc, ConflictError):
+        extra["current_version"] = exc.current
+        extra["changes"] = [
+            {"username": c.username, "at": c.at, "field": c.field, "value": c.new_value} for c in exc.changes
+        ]
+    return extra
+
+
+def respond(request: Request, status: int, detail: str, **extra: Any) -> Response:
+    body = problem_body(request, status, detail, **extra)
+    if wants_html(request):
+        from abscopal.web.templating import render_error
+
+        return render_error(request, body)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(AbscopalError)
+    async def _abscopal(request: Request, exc: AbscopalError) -> Response:
+        status = status_of(exc)
+        if status == 401 and wants_html(request) and not isinstance(exc, LoginRefused):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            if request.headers.get("hx-request"):
+                return Response(status_code=204, headers={"HX-Redirect": f"/login?next={target}"})
+            return RedirectResponse(f"/login?next={target}", status_code=303)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        response = respond(request, status, str(exc), **_extra(exc))
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = []
+        for e in exc.errors():
+            loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path", "header", "form")]
+            errors.append({"pointer": "/" + "/".join(loc), "detail": str(e.get("msg", "invalid"))})
+        first = errors[0] if errors else {"pointer": "", "detail": "invalid"}
+        where = first["pointer"].strip("/").replace("/", ".") or "the request"
+        return respond(request, 422, f"{where}: {first['detail']}", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail else _TITLES.get(exc.status_code, "Error")
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"There is no page or resource at {request.url.path}"
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed at {request.url.path}"
+        return respond(request, exc.status_code, detail)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> Response:
+        cid = correlation_id(request)
+        log.exception("unhandled error %s on %s %s", cid, request.method, request.url.path)
+        return respond(
+            request, 500, f"Something went wrong on our side; nothing you entered is lost. Quote {cid} to the team."
+        )

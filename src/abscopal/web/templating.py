@@ -1,0 +1,113 @@
+"""Server-rendered pages (Jinja2 + htmx): one environment per language, the filters pages share, the base context.
+
+Dates are ISO 8601, stored in UTC and shown in the site's time zone (web.md §8); every page gets the signed-in
+principal, the CSRF token for its forms and htmx requests, and the language switch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from abscopal.web.i18n import HTML_LANG, LANGUAGE_NAMES, translations
+
+TEMPLATES = Path(__file__).parent / "templates"
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+
+
+def local_time(value: dt.datetime | None, zone: str | None = None, seconds: bool = False) -> str:
+    """``value`` (UTC) in ``zone``, ISO 8601 with the offset: ``2026-12-01 18:30+08:00``."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    local = value.astimezone(ZoneInfo(zone or DEFAULT_TIME_ZONE))
+    text = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    offset = local.strftime("%z")
+    return f"{text}{offset[:3]}:{offset[3:]}"
+
+
+def nav_items(principal: Any) -> list[tuple[str, str]]:
+    """The main menu of the signed-in user: only what their role may open (the server refuses the rest too)."""
+    from abscopal.domain import Role
+    from abscopal.services.common import Action
+
+    items = [("/", "Dashboard")]
+    if principal.may(Action.READ):
+        items.append(("/patients", "Patients" if Role.PATIENT not in principal.account.roles else "My questionnaires"))
+        if Role.PATIENT not in principal.account.roles:
+            items.append(("/queries", "Queries"))
+    if principal.may(Action.AUDIT_VIEW):
+        items.append(("/audit", "Audit trail"))
+    if principal.may(Action.ADMIN):
+        items.append(("/admin/users", "Users"))
+        items.append(("/admin/sites", "Sites"))
+    items.append(("/profile", "Profile"))
+    return items
+
+
+def iso_date(value: dt.date | None) -> str:
+    return value.isoformat() if value is not None else ""
+
+
+@cache
+def environment(language: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["localtime"] = local_time
+    env.filters["isodate"] = iso_date
+    env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
+    env.globals["nav_items"] = nav_items
+    return env
+
+
+def language_of(request: Request) -> str:
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        return str(principal.account.language)
+    chosen = request.cookies.get("abscopal_lang")
+    if chosen in LANGUAGE_NAMES:
+        return str(chosen)
+    accept = request.headers.get("accept-language", "").lower()
+    return "zh_Hans" if accept.startswith("zh") else "en"
+
+
+def base_context(request: Request) -> dict[str, Any]:
+    principal = getattr(request.state, "principal", None)
+    language = language_of(request)
+    state = request.app.state.web
+    return {
+        "request": request,
+        "principal": principal,
+        "csrf_token": principal.session.csrf_token if principal is not None and principal.session else "",
+        "language": language,
+        "html_lang": HTML_LANG.get(language, "en"),
+        "time_zone": state.default_time_zone,
+        "demo": state.demo,
+        "path": request.url.path,
+    }
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    env = environment(language_of(request))
+    html = env.get_template(template).render(**base_context(request), **context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+def render_error(request: Request, problem: dict[str, Any]) -> HTMLResponse:
+    template = "_error_fragment.html" if request.headers.get("hx-request") else "error.html"
+    return render(request, template, status_code=int(problem["status"]), problem=problem)

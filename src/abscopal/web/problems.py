@@ -19,9 +19,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from abscopal.errors import (
     AbscopalError,
     ConflictError,
+    DuplicateRecord,
     InputFileError,
+    MissingParent,
     NotFound,
     PermissionDenied,
+    RecordLocked,
     StoreError,
     ValidationError,
 )
@@ -33,6 +36,7 @@ PROBLEM = "application/problem+json"
 _TITLES = {
     400: "Bad request", 401: "Sign in first", 403: "Not allowed", 404: "Not found", 405: "Method not allowed",
     409: "Changed by someone else", 412: "Version required", 413: "Too large", 415: "Unsupported media type",
+    423: "Locked",
     422: "Invalid input", 428: "Version required", 500: "Internal error", 503: "Database unavailable",
 }  # fmt: skip
 
@@ -55,8 +59,12 @@ def status_of(exc: AbscopalError) -> int:
         return 403
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, ConflictError):
+    if isinstance(exc, ConflictError | DuplicateRecord):
         return 409
+    if isinstance(exc, RecordLocked):
+        return 423
+    if isinstance(exc, MissingParent):
+        return 422
     if isinstance(exc, PreconditionRequired):
         return 428
     if isinstance(exc, ValidationError | InputFileError):

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from abscopal.web.api import session
+from abscopal.web.api import patients, records, session
 
-ROUTERS: list[APIRouter] = [session.router]
+ROUTERS: list[APIRouter] = [session.router, patients.router, records.router]

@@ -1,0 +1,298 @@
+"""The per-patient records the web shows and edits, one catalogue for the API and the pages (web.md §3, §7).
+
+Each :class:`Resource` names a kind of record by its URL segment (``lesions``, ``io-cycles`` …), its store
+entity and domain class, the action that writes it and the use case that saves it (the services: a rule is
+never written twice). :func:`record_states` gives each record's life (entered, edited, verified, signed, locked)
+from the SDV marks, signatures and locks of the patient; :func:`visible_patient` is the site check every
+patient route makes before anything else (another site's patient is 404, web.md §2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from abscopal import domain as d
+from abscopal.errors import NotFound, ValidationError
+from abscopal.protocol.model import ProtocolFile
+from abscopal.services import assessments, lesions, safety, screening, treatment
+from abscopal.services.common import Action, Actor, StaffRole, patient_of
+from abscopal.services.ports import UnitOfWorkLike, records_of
+from abscopal.services.signing import content_hash
+from abscopal.store.records import Stored
+from abscopal.web.context import Principal
+
+Saver = Callable[[UnitOfWorkLike, Actor, Any, str | None, int | None, ProtocolFile | None], Stored[Any]]
+
+
+def _save_screening(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
+                    p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
+    return screening.record_screening(uow, a, obj, record_id=rid, version=v, protocols=p).screening
+
+
+def _save_history(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
+                  p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
+    return screening.record_immunotherapy_history(uow, a, obj, record_id=rid, version=v, protocols=p)
+
+
+def _save_lesion(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
+                 p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
+    return lesions.record_lesion(uow, a, obj, record_id=rid, version=v, protocols=p)
+
+
+def _save_course(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
+                 p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
+    return lesions.prescribe_rt_course(uow, a, obj, record_id=rid, version=v, protocols=p).stored
+
+
+def _save_fraction(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
+                   p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
+    return treatment.record_fraction(uow, a, obj, record_id=rid, version=v, protocols=p).stored
+
+
+def _save_cycle(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
+                p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
+    return treatment.record_immunotherapy_cycle(uow, a, obj, record_id=rid, version=v, protocols=p)
+
+
+def _save_assessment(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
+                     p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
+    return assessments.record_assessment(uow, a, obj, record_id=rid, version=v, protocols=p).assessment
+
+
+def _save_ae(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
+             p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
+    return safety.record_adverse_event(uow, a, obj, record_id=rid, version=v, protocols=p)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One kind of per-patient record as the web names it."""
+
+    slug: str  # URL segment under /patients/{subject_id}/
+    entity: str  # the store's table
+    cls: type[Any]
+    title: str
+    write_action: Action | None  # None: read-only here (written by its own use case, e.g. adjudications)
+    save: Saver | None = None
+    label: Callable[[Any], str] = field(default=lambda obj: "")
+
+    @property
+    def repository(self) -> str:
+        from abscopal.store.tables import ENTITY_REPOSITORY
+
+        return ENTITY_REPOSITORY[self.entity]
+
+
+def _date_label(name: str) -> Callable[[Any], str]:
+    return lambda obj: str(getattr(obj, name, "") or "")
+
+
+RESOURCES: dict[str, Resource] = {
+    r.slug: r
+    for r in (
+        Resource("screening", "screenings", d.Screening, "Screening", Action.SCREENING, _save_screening,
+                 _date_label("screening_date")),
+        Resource("io-history", "immunotherapy_histories", d.ImmunotherapyHistory, "Prior immunotherapy",
+                 Action.SCREENING, _save_history, lambda o: f"{o.agent} {o.start_date}"),
+        Resource("adjudications", "adjudications", d.Adjudication, "Resistance adjudication", None,
+                 label=_date_label("proposed_at")),
+        Resource("lesions", "lesions", d.Lesion, "Lesions", Action.LESION_REGISTRY, _save_lesion,
+                 _date_label("lesion_id")),
+        Resource("rt-courses", "radiotherapy_courses", d.RadiotherapyCourse, "Radiotherapy courses",
+                 Action.RADIOTHERAPY, _save_course, lambda o: f"{o.lesion_id} {o.start_date}"),
+        Resource("fractions", "fractions", d.Fraction, "Fractions", Action.RADIOTHERAPY, _save_fraction,
+                 lambda o: f"{o.lesion_id} #{o.fraction_number}"),
+        Resource("io-cycles", "immunotherapy_cycles", d.ImmunotherapyCycle, "Immunotherapy cycles",
+                 Action.IMMUNOTHERAPY, _save_cycle, lambda o: f"C{o.cycle_number}"),
+        Resource("assessments", "tumour_assessments", d.TumourAssessment, "Tumour assessments",
+                 Action.LESION_REGISTRY, _save_assessment, _date_label("assessment_date")),
+        Resource("adverse-events", "adverse_events", d.AdverseEvent, "Adverse events", Action.ADVERSE_EVENTS,
+                 _save_ae, lambda o: f"{o.ae_id} {getattr(o, 'term', '')}"),
+        Resource("questionnaires", "questionnaire_answers", d.QuestionnaireAnswer, "Questionnaire answers", None,
+                 label=lambda o: f"{o.visit} {o.instrument.value} {o.item}"),
+        Resource("deviations", "protocol_deviations", d.ProtocolDeviation, "Protocol deviations", None,
+                 label=lambda o: f"{o.check} {o.date}"),
+    )
+}  # fmt: skip
+BY_ENTITY: dict[str, Resource] = {r.entity: r for r in RESOURCES.values()}
+
+
+def resource(slug: str) -> Resource:
+    found = RESOURCES.get(slug)
+    if found is None:
+        raise NotFound(f"There is no kind of record called {slug!r} (known: {', '.join(RESOURCES)})")
+    return found
+
+
+# --- the patient's site check
+
+
+def visible_patient(uow: UnitOfWorkLike, principal: Principal, subject_id: str) -> tuple[Stored[d.Patient], Actor]:
+    """The patient and the actor at the patient's site, or NotFound (unknown, or another site's patient)."""
+    found = uow.patients.find(subject_id=subject_id)
+    if found is None:
+        raise NotFound(f"No patient {subject_id!r} at your sites")
+    actor = principal.actor(found.value.site_code)
+    return patient_of(uow, actor, subject_id), actor
+
+
+PSEUDONYMISED_FIELDS = ("hospital_id", "birth_date")
+
+
+def pseudonymised(actor: Actor) -> bool:
+    """The statistician reads every site without direct identifiers (web.md §2): no hospital id, no birth date."""
+    return actor.role is StaffRole.STATISTICIAN
+
+
+# --- a record's life
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """Where a record is in its life (web.md §3); ``voided`` lists signatures its later changes voided."""
+
+    status: str  # entered | edited | verified | signed | locked
+    verified_by: str | None = None
+    signatures: tuple[dict[str, Any], ...] = ()
+    voided: tuple[dict[str, Any], ...] = ()
+    locked_by: str | None = None
+    locked_at: dt.datetime | None = None
+    lock_id: str | None = None
+    open_queries: int = 0
+
+
+@dataclass
+class PatientMarks:
+    """The SDV marks, signatures, locks and open queries of one patient, read once per page or response."""
+
+    sdv: dict[tuple[str, str], Stored[d.SdvMark]]
+    signatures: dict[tuple[str, str], list[Stored[d.RecordSignature]]]
+    voided: dict[tuple[str, str], list[Stored[d.RecordSignature]]]
+    locks: dict[tuple[str, str], Stored[d.RecordLock]]
+    queries: dict[tuple[str, str | None], int]
+
+
+def patient_marks(uow: UnitOfWorkLike, subject_id: str, *, with_voided: bool = True) -> PatientMarks:
+    sdv = {(s.value.entity, s.value.record_id): s for s in uow.sdv_marks.for_subject(subject_id)}
+    sigs: dict[tuple[str, str], list[Stored[d.RecordSignature]]] = {}
+    for s in uow.signatures.for_subject(subject_id):
+        sigs.setdefault((s.value.entity, s.value.record_id), []).append(s)
+    voided: dict[tuple[str, str], list[Stored[d.RecordSignature]]] = {}
+    if with_voided:
+        from sqlalchemy import select
+
+        from abscopal.store.tables import ENTITIES
+
+        table = ENTITIES["record_signatures"].table
+        conn = getattr(uow, "connection", None)
+        if conn is not None:
+            rows = conn.execute(
+                select(table.c.id).where(table.c.subject_id == subject_id, table.c.removed_reason.is_not(None))
+            ).scalars()
+            for rid in rows:
+                s = uow.signatures.get(rid, include_removed=True)
+                voided.setdefault((s.value.entity, s.value.record_id), []).append(s)
+    locks = {(s.value.entity, s.value.record_id): s for s in uow.locks.for_subject(subject_id)}
+    queries: dict[tuple[str, str | None], int] = {}
+    for q in uow.queries.for_subject(subject_id):
+        if q.value.status is not d.QueryStatus.CLOSED:
+            key = (q.value.entity, q.value.record_id)
+            queries[key] = queries.get(key, 0) + 1
+    return PatientMarks(sdv, sigs, voided, locks, queries)
+
+
+def _signature(s: Stored[d.RecordSignature]) -> dict[str, Any]:
+    v = s.value
+    return {"id": s.id, "username": v.username, "full_name": v.full_name, "meaning": v.meaning, "at": v.signed_at,
+            "void_reason": s.removed_reason}  # fmt: skip
+
+
+def record_state(
+    entity: str, record: Stored[Any], marks: PatientMarks, patient_id: str, *, hash_of: str | None = None
+) -> RecordState:
+    """The state of one record: locked > signed (a live signature whose hash holds) > verified > edited/entered."""
+    key = (entity, record.id)
+    lock = marks.locks.get(key) or marks.locks.get(("patients", patient_id))
+    current_hash = hash_of or content_hash(entity, record)
+    live = tuple(_signature(s) for s in marks.signatures.get(key, []) if s.value.content_hash == current_hash)
+    voided = tuple(_signature(s) for s in marks.voided.get(key, []))
+    sdv = marks.sdv.get(key)
+    verified = sdv is not None and sdv.value.record_version == record.version
+    status = "entered" if record.version == 1 else "edited"
+    if verified:
+        status = "verified"
+    if live:
+        status = "signed"
+    if lock is not None:
+        status = "locked"
+    return RecordState(
+        status, sdv.value.verified_by if verified and sdv else None, live, voided,
+        lock.value.locked_by if lock else None, lock.value.locked_at if lock else None, lock.id if lock else None,
+        marks.queries.get(key, 0),
+    )  # fmt: skip
+
+
+# --- bodies: the shared schema (the domain dataclasses) as Pydantic models for the API and forms
+
+_FORBID = ConfigDict(extra="forbid")
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def input_model(cls: type[Any]) -> type[BaseModel]:
+    """A request body for ``cls`` without ``subject_id`` (it comes from the path); unknown fields are refused."""
+    hints = _hints(cls)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name == "subject_id":
+            continue
+        if f.default is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], f.default_factory())
+        else:
+            fields[f.name] = (hints[f.name], ...)
+    model: type[BaseModel] = create_model(f"{cls.__name__}Input", __config__=_FORBID, **fields)
+    return model
+
+
+def output_model(cls: type[Any]) -> type[BaseModel]:
+    hints = _hints(cls)
+    fields: dict[str, Any] = {f.name: (hints[f.name] | None, None) for f in dataclasses.fields(cls)}
+    model: type[BaseModel] = create_model(f"{cls.__name__}Data", **fields)
+    return model
+
+
+def build(cls: type[Any], subject_id: str, body: BaseModel | Mapping[str, Any]) -> Any:
+    """The domain object from a validated body and the path's patient."""
+    values = dict(body)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValidationError(unknown[0], "is not a field of this record")
+    if "subject_id" in names:
+        values["subject_id"] = subject_id
+    return cls(**values)
+
+
+def record_data(obj: Any, actor: Actor) -> dict[str, Any]:
+    """A record's fields for the API (the statistician's copy without direct identifiers)."""
+    data = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if isinstance(obj, d.Patient) and pseudonymised(actor):
+        for name in PSEUDONYMISED_FIELDS:
+            data[name] = None
+        data["birth_year"] = obj.birth_date.year
+    return data
+
+
+def records_for(uow: UnitOfWorkLike, entity: str, subject_id: str) -> list[Stored[Any]]:
+    return records_of(uow, entity).for_subject(subject_id)

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from abscopal.web.pages import auth, home
+from abscopal.web.pages import admin, audit, auth, home, patients, profile, queries, records
 
-ROUTERS: list[APIRouter] = [auth.router, home.router]
+ROUTERS: list[APIRouter] = [
+    auth.router,
+    home.router,
+    patients.router,
+    records.router,
+    queries.router,
+    audit.router,
+    admin.router,
+    profile.router,
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from abscopal.web.pages import admin, audit, auth, home, patients, profile, queries, records
+from abscopal.web.pages import admin, api_docs, audit, auth, home, patients, profile, queries, records
 
 ROUTERS: list[APIRouter] = [
     auth.router,
@@ -15,4 +15,5 @@ ROUTERS: list[APIRouter] = [
     audit.router,
     admin.router,
     profile.router,
+    api_docs.router,
 ]

@@ -33,5 +33,10 @@ def translations(language: str) -> NullTranslations:
     return Translations(buffer)
 
 
+def N_(message: str) -> str:
+    """Mark a string for extraction where it is defined; it is translated where it is shown (``_(label)``)."""
+    return message
+
+
 def gettext(language: str, message: str) -> str:
     return translations(language).gettext(message)

@@ -30,15 +30,26 @@ from abscopal.errors import (
 )
 from abscopal.web.accounts import LoginRefused
 from abscopal.web.context import CsrfRefused, NotSignedIn
+from abscopal.web.i18n import N_
 
 log = logging.getLogger("abscopal.web")
 PROBLEM = "application/problem+json"
 _TITLES = {
-    400: "Bad request", 401: "Sign in first", 403: "Not allowed", 404: "Not found", 405: "Method not allowed",
-    409: "Changed by someone else", 412: "Version required", 413: "Too large", 415: "Unsupported media type",
-    423: "Locked",
-    422: "Invalid input", 428: "Version required", 500: "Internal error", 503: "Database unavailable",
-}  # fmt: skip
+    400: N_("Bad request"),
+    401: N_("Sign in first"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    405: N_("Method not allowed"),
+    409: N_("Changed by someone else"),
+    412: N_("Version required"),
+    413: N_("Too large"),
+    415: N_("Unsupported media type"),
+    422: N_("Invalid input"),
+    423: N_("Locked"),
+    428: N_("Version required"),
+    500: N_("Internal error"),
+    503: N_("Database unavailable"),
+}
 
 
 class PreconditionRequired(AbscopalError):

@@ -16,7 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from abscopal.web.i18n import HTML_LANG, LANGUAGE_NAMES, translations
+from abscopal.web.i18n import HTML_LANG, LANGUAGE_NAMES, N_, translations
 
 TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
@@ -39,17 +39,18 @@ def nav_items(principal: Any) -> list[tuple[str, str]]:
     from abscopal.domain import Role
     from abscopal.services.common import Action
 
-    items = [("/", "Dashboard")]
+    items = [("/", N_("Dashboard"))]
     if principal.may(Action.READ):
-        items.append(("/patients", "Patients" if Role.PATIENT not in principal.account.roles else "My questionnaires"))
-        if Role.PATIENT not in principal.account.roles:
-            items.append(("/queries", "Queries"))
+        patient = Role.PATIENT in principal.account.roles
+        items.append(("/patients", N_("My questionnaires") if patient else N_("Patients")))
+        if not patient:
+            items.append(("/queries", N_("Queries")))
     if principal.may(Action.AUDIT_VIEW):
-        items.append(("/audit", "Audit trail"))
+        items.append(("/audit", N_("Audit trail")))
     if principal.may(Action.ADMIN):
-        items.append(("/admin/users", "Users"))
-        items.append(("/admin/sites", "Sites"))
-    items.append(("/profile", "Profile"))
+        items.append(("/admin/users", N_("Users")))
+        items.append(("/admin/sites", N_("Sites")))
+    items.append(("/profile", N_("Profile")))
     return items
 
 

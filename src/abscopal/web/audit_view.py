@@ -1,0 +1,259 @@
+"""The audit trail as people read it (web.md §2, §8; 21 CFR Part 11 §11.10(e)): one record's history, the trail.
+
+Pure reads over a :class:`~sqlalchemy.Connection` (the pages and the API call them alike):
+
+- :func:`record_history` is every change to one record, oldest first, *including its child rows* (an
+  assessment's lesion measurements, an adjudication's signatures), each as who, when (UTC), which field, the old
+  and the new value, why and the record's version after it (:func:`abscopal.store.audit.history`).
+- :func:`trail` is the whole trail, newest first, filtered (user, entity, security event, patient, time) and
+  paginated by sequence number (``before_seq``), in SQL.
+
+Site scoping (``sites``, for an investigator: "R (own sites)" in web.md §2) is done in SQL, not per page in
+Python: a trial-data record is shown when the row it names (``audit_log.entity_key`` = the table's ``id``; for a
+child row, its parent's) belongs to a patient of those sites (``patients.site_code``), or is one of those
+sites. A bulk record (``field == "*rows"``) is shown when any row of its id range is such a row, and its
+payload is never shown in the trail (only how many rows it inserted), so that another site's rows in the same
+batch do not leak. Security and account events, schema notes and the ``users`` table are not about a patient:
+they are shown only when ``sites`` is None (data managers, monitors and the administrator see everything).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Connection, Select, and_, exists, false, or_, select
+
+from abscopal.errors import ValidationError
+from abscopal.store.audit import ROW, ROWS, history
+from abscopal.store.tables import ENTITIES, audit_log
+
+SECURITY = "security"
+MAX_LIMIT = 500
+_patients = ENTITIES["patients"].table
+_a = audit_log.c
+
+
+def shown(value: str | None) -> str:
+    """A stored (canonical JSON) value as a person reads it: a string without quotes, null as empty."""
+    if value is None:
+        return ""
+    try:
+        decoded = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+    if decoded is None:
+        return ""
+    if isinstance(decoded, str):
+        return decoded
+    return orjson.dumps(decoded).decode()
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One audited change: ``field`` is a column, ``*`` (the whole row at insert) or ``version`` (a child changed)."""
+
+    seq: int
+    at: dt.datetime  # UTC
+    username: str
+    entity: str  # the record's table, or a child table (``lesion_measurements``)
+    record_id: str
+    field: str
+    old_value: str | None  # canonical JSON, as stored
+    new_value: str | None
+    reason: str
+    version: int | None
+
+    @property
+    def old(self) -> str:
+        return shown(self.old_value)
+
+    @property
+    def new(self) -> str:
+        return shown(self.new_value)
+
+
+def _child_ids(conn: Connection, entity: str, record_id: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for name, e in ENTITIES.items():
+        if e.parent == entity and e.parent_column is not None:
+            ids = conn.execute(select(e.table.c.id).where(e.table.c[e.parent_column] == record_id)).scalars()
+            out.extend((name, str(i)) for i in ids)
+    return out
+
+
+def record_history(conn: Connection, entity: str, record_id: str) -> list[HistoryRow]:
+    """Every audited change to the record and to its child rows (removed ones included), oldest first.
+
+    An unknown ``entity`` is a ValidationError naming it; a record without history gives an empty list.
+    """
+    if entity not in ENTITIES:
+        known = ", ".join(sorted(ENTITIES))
+        raise ValidationError("entity", f"{entity!r} is not a kind of trial record (known: {known})")
+    rows: list[HistoryRow] = []
+    for name, rid in [(entity, record_id), *_child_ids(conn, entity, record_id)]:
+        for h in history(conn, name, rid):
+            rows.append(HistoryRow(h.seq, _utc(h.at), h.username, name, rid, h.field, h.old_value, h.new_value,
+                                   h.reason, h.version))  # fmt: skip
+    rows.sort(key=lambda r: r.seq)
+    return rows
+
+
+# --- the trail
+
+
+@dataclass(frozen=True)
+class TrailRow:
+    seq: int
+    at: dt.datetime  # UTC
+    username: str
+    entity: str
+    entity_key: str
+    field: str
+    old_value: str | None
+    new_value: str | None  # a bulk record's payload is replaced by a sentence (see the module docstring)
+    reason: str
+    version: int | None
+    subject_id: str | None = None  # the patient the record belongs to, when it is trial data
+
+    @property
+    def old(self) -> str:
+        return shown(self.old_value)
+
+    @property
+    def new(self) -> str:
+        return (self.new_value or "") if self.field == ROWS else shown(self.new_value)
+
+
+@dataclass(frozen=True)
+class TrailPage:
+    rows: list[TrailRow]
+    next_before_seq: int | None  # pass as ``before_seq`` for the next (older) page; None on the last page
+
+
+def _subject_column(entity: str) -> tuple[Any, Any, Any] | None:
+    """(table, its id column, an expression of the subject id) for a table whose rows belong to a patient."""
+    e = ENTITIES[entity]
+    if "subject_id" in e.table.c:
+        return e.table, e.table.c.id, e.table.c.subject_id
+    if e.parent is not None and e.parent_column is not None:
+        parent = ENTITIES[e.parent].table
+        if "subject_id" in parent.c:
+            return e.table.join(parent, e.table.c[e.parent_column] == parent.c.id), e.table.c.id, parent.c.subject_id
+    return None
+
+
+def _row_matches(id_column: Any) -> ColumnElement[bool]:
+    """The audit record names this row: its own record, or a bulk record whose id range holds it."""
+    return or_(
+        and_(_a.field != ROWS, _a.entity_key == id_column),
+        and_(_a.field == ROWS, _a.key_first <= id_column, _a.key_last >= id_column),
+    )
+
+
+def _belongs(subjects: Select[Any] | list[str]) -> ColumnElement[bool]:
+    """Audit records of trial-data rows whose patient is in ``subjects`` (a subquery or a list of subject ids)."""
+    clauses: list[ColumnElement[bool]] = []
+    for name in ENTITIES:
+        found = _subject_column(name)
+        if found is None:
+            continue
+        source, id_column, subject = found
+        clauses.append(
+            and_(
+                _a.entity == name,
+                exists(select(id_column).select_from(source).where(_row_matches(id_column), subject.in_(subjects))),
+            )
+        )
+    return or_(*clauses) if clauses else false()
+
+
+def _site_records(sites: set[str] | frozenset[str]) -> ColumnElement[bool]:
+    site_table = ENTITIES["sites"].table
+    codes = sorted(sites)
+    subjects = select(_patients.c.subject_id).where(_patients.c.site_code.in_(codes))
+    own_site = and_(
+        _a.entity == "sites",
+        exists(select(site_table.c.id).where(_row_matches(site_table.c.id), site_table.c.code.in_(codes))),
+    )
+    return or_(_belongs(subjects), own_site)
+
+
+def _bulk_summary(new_value: str | None, key_first: str | None, key_last: str | None) -> str:
+    try:
+        n = len(orjson.loads(new_value or "{}").get("rows", {}))
+    except (orjson.JSONDecodeError, AttributeError):
+        n = 0
+    return f"{n} rows inserted at once (ids {key_first} to {key_last}); open a record's history for its values"
+
+
+def _subjects_of(conn: Connection, rows: Sequence[Any]) -> dict[tuple[str, str], str]:
+    """(entity, entity_key) -> subject id for one page's trial-data records (one query per table on the page)."""
+    wanted: dict[str, set[str]] = {}
+    for r in rows:
+        if r.entity in ENTITIES and r.field != ROWS:
+            wanted.setdefault(r.entity, set()).add(r.entity_key)
+    out: dict[tuple[str, str], str] = {}
+    for name, keys in wanted.items():
+        found = _subject_column(name)
+        if found is None:
+            continue
+        source, id_column, subject = found
+        for rid, sid in conn.execute(select(id_column, subject).select_from(source).where(id_column.in_(keys))):
+            out[(name, str(rid))] = str(sid)
+    return out
+
+
+def trail(
+    conn: Connection, *, user: str | None = None, entity: str | None = None, event: str | None = None,
+    subject_id: str | None = None, since: dt.datetime | None = None, until: dt.datetime | None = None,
+    limit: int = 100, before_seq: int | None = None, sites: set[str] | frozenset[str] | None = None,
+) -> TrailPage:  # fmt: skip
+    """One page of the audit trail, newest first (see the module docstring for ``sites``).
+
+    ``event`` selects security events (``entity == "security"``, ``field == event``: ``login``,
+    ``login_failed``, ``signed``, ``refused`` …); ``subject_id`` the records of one patient; ``since`` is
+    inclusive, ``until`` exclusive (naive times are UTC).
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError("limit", f"is between 1 and {MAX_LIMIT}")
+    conditions: list[ColumnElement[bool]] = []
+    if user:
+        conditions.append(_a.username == user)
+    if entity:
+        conditions.append(_a.entity == entity)
+    if event:
+        conditions.extend([_a.entity == SECURITY, _a.field == event])
+    if since is not None:
+        conditions.append(_a.at >= _utc(since))
+    if until is not None:
+        conditions.append(_a.at < _utc(until))
+    if before_seq is not None:
+        conditions.append(_a.seq < before_seq)
+    if subject_id:
+        conditions.append(_belongs([subject_id]))
+    if sites is not None:
+        conditions.append(_site_records(sites))
+    query = select(audit_log).where(and_(*conditions)) if conditions else select(audit_log)
+    found = conn.execute(query.order_by(_a.seq.desc()).limit(limit + 1)).all()
+    page = found[:limit]
+    subjects = _subjects_of(conn, page)
+    rows = [
+        TrailRow(
+            int(r.seq), _utc(r.at), r.username, r.entity, r.entity_key, r.field, r.old_value,
+            _bulk_summary(r.new_value, r.key_first, r.key_last) if r.field == ROWS else r.new_value,
+            r.reason, r.version, subjects.get((r.entity, r.entity_key)),
+        )
+        for r in page
+    ]  # fmt: skip
+    return TrailPage(rows, rows[-1].seq if len(found) > limit and rows else None)
+
+
+__all__ = ["ROW", "ROWS", "SECURITY", "HistoryRow", "TrailPage", "TrailRow", "record_history", "shown", "trail"]

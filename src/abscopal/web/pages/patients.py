@@ -1,7 +1,92 @@
-"""(being written)"""
+"""The patient list (search, filters, pages; the table updates in place with htmx) and the patient page (web.md §8).
+
+The list reads the ``patients`` table in SQL (:func:`abscopal.web.patient_list.list_patients`, the API's too);
+the patient page lists every record of the patient by kind with its state and open queries. A patient's own
+account goes straight to its page, which shows only its questionnaires (web.md §1).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from abscopal import domain as d
+from abscopal.errors import ValidationError
+from abscopal.services.common import Action
+from abscopal.store.tables import ENTITIES
+from abscopal.web.api.common import decode_cursor, encode_cursor
+from abscopal.web.context import Principal, reading, requires, state_of
+from abscopal.web.pages.records import PATIENT_SLUGS, is_patient, may_write
+from abscopal.web.patient_list import list_patients
+from abscopal.web.records import RESOURCES, patient_marks, pseudonymised, record_state, records_for, visible_patient
+from abscopal.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 25
+sites_table = ENTITIES["sites"].table
+
+
+@router.get("/patients")
+def patients_page(
+    request: Request,
+    principal: Annotated[Principal, Depends(requires(Action.READ))],
+    q: Annotated[str, Query(max_length=100)] = "",
+    site: Annotated[str, Query(max_length=100)] = "",
+    status: Annotated[str, Query(max_length=40)] = "",
+    cursor: Annotated[str, Query(max_length=400)] = "",
+) -> Response:
+    if is_patient(principal):
+        return RedirectResponse(f"/patients/{principal.account.subject_id}", status_code=303)
+    actor = principal.actor()
+    error = None
+    with state_of(request).read() as conn:
+        try:
+            listing = list_patients(
+                conn, actor, site=site or None, status=status or None, q=q or None, limit=PAGE_SIZE,
+                after=decode_cursor(cursor or None),
+            )  # fmt: skip
+        except ValidationError as exc:
+            error = str(exc)
+            listing = list_patients(conn, actor, limit=PAGE_SIZE)
+        codes = list(conn.execute(select(sites_table.c.code).where(sites_table.c.removed_reason.is_(None))).scalars())
+    if actor.role is not d.Role.STATISTICIAN:
+        codes = [c for c in codes if c in actor.sites]
+    context: dict[str, Any] = {
+        "listing": listing, "q": q, "site": site, "status": status, "sites": sorted(codes),
+        "statuses": [s.value for s in d.PatientStatus], "error": error,
+        "next_cursor": encode_cursor(listing.next_after) if listing.next_after else None,
+        "filtered": bool(q or site or status), "first_page": not cursor,
+        "may_register": principal.may(Action.SCREENING),
+    }  # fmt: skip
+    if request.headers.get("hx-request") and request.headers.get("hx-target") == "patient-table":
+        return render(request, "_patient_table.html", **context)
+    return render(request, "patients.html", **context)
+
+
+@router.get("/patients/{subject_id}")
+def patient_page(
+    subject_id: str, request: Request, principal: Annotated[Principal, Depends(requires(Action.READ))],
+    notice: str | None = None,
+) -> Response:  # fmt: skip
+    own = is_patient(principal)
+    with reading(request, principal) as uow:
+        patient, actor = visible_patient(uow, principal, subject_id)
+        marks = patient_marks(uow, subject_id, with_voided=False)
+        sections = []
+        for res in RESOURCES.values():
+            if own and res.slug not in PATIENT_SLUGS:
+                continue
+            rows = []
+            for record in records_for(uow, res.entity, subject_id):
+                rows.append(
+                    {"record": record, "label": res.label(record.value) or record.id,
+                     "state": record_state(res.entity, record, marks, patient.id)}
+                )  # fmt: skip
+            sections.append({"res": res, "rows": rows, "may_add": may_write(principal, res)})
+    return render(
+        request, "patient.html", patient=patient.value, sections=sections, own=own,
+        hidden_identifiers=pseudonymised(actor), notice="The record was removed." if notice == "removed" else None,
+    )  # fmt: skip

@@ -166,7 +166,7 @@ def test_an_investigator_response_that_differs_from_the_derived_one_is_flagged(f
 def _screening_patient(clients: world.Clients, sid: str = NEW) -> dict[str, Any]:
     """A new QFS patient at screening, with the screening and prior immunotherapy of the enrolled one."""
     coord = clients.shared("coordinator")
-    source = coord.get(f"{API}/patients/{SID}").json()["data"]
+    source: dict[str, Any] = coord.get(f"{API}/patients/{SID}").json()["data"]
     patient = {k: v for k, v in source.items() if k != "subject_id"}
     patient.update(status="screening", enrolment_date=None, death_date=None, death_cause=None,
                    withdrawal_date=None, new_therapy_date=None, last_contact_date=None, hospital_id=None)  # fmt: skip
@@ -248,8 +248,8 @@ def test_the_proposer_cannot_sign_the_adjudication_even_after_becoming_a_deputy_
     assert admin.post(f"{API}/users", json=new_user).status_code == 201
     switcher = fresh_client.login("switcher")
     adjudication = _propose(switcher)
-    r = admin.put(f"{API}/users/switcher/memberships",
-                  json={"memberships": [{"site": world.QFS, "role": "deputy_chief_physician"}], "reason": "now a deputy chief"})  # fmt: skip
+    dcp = {"memberships": [{"site": world.QFS, "role": "deputy_chief_physician"}], "reason": "now a deputy chief"}
+    r = admin.put(f"{API}/users/switcher/memberships", json=dcp)
     assert r.status_code == 200, r.text
     refused = _sign(switcher, NEW, adjudication)
     assert refused.status_code == 403 and "proposed this adjudication" in refused.json()["detail"]

@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PATIENTS ?= 200
 SEED ?= 20221231
+DEMO_ARGS ?=
 
-.PHONY: help venv demo test test-fast lint bench system-packages clean
+.PHONY: help venv demo test test-fast lint bench fuzz system-packages clean
 
 help:
-	@echo "make demo   build the virtualenv, create a demo database with a synthetic cohort and summarise it"
+	@echo "make demo   build the virtualenv and a demo database (two sites, demo users), then serve the web app (DEMO_ARGS=\"--port 8080\")"
 	@echo "make test   install what the tests need (virtualenv, PostgreSQL) and run the whole suite"
 	@echo "make lint   ruff and mypy"
 	@echo "make bench  the benchmarks behind docs/benchmarks.md (long)"
@@ -24,7 +25,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: venv
-	$(BIN)/abscopal demo --patients $(PATIENTS) --seed $(SEED)
+	$(BIN)/abscopal demo --patients $(PATIENTS) --seed $(SEED) $(DEMO_ARGS)
 
 system-packages:
 	@bash scripts/ensure-system-packages.sh
@@ -44,6 +45,10 @@ lint: venv
 bench: venv system-packages
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/run_all.py
+
+# The API fuzz at length (schemathesis, 200 examples per operation, every role; SQLite): outside `make test`.
+fuzz: venv
+	$(BIN)/python bench/web_fuzz.py --examples 200 --roles all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -29,6 +29,9 @@ HELP = (
 # module defines ``register(app)``.
 AREAS: list[tuple[str, str, bool]] = [
     ("demo", "abscopal.cli.demo", False),
+    ("serve", "abscopal.cli.serve", False),
+    ("user", "abscopal.cli.users", True),
+    ("site", "abscopal.cli.sites", True),
     ("db", "abscopal.cli.db", True),
     ("audit", "abscopal.cli.audit", True),
     ("protocol", "abscopal.cli.protocol", True),

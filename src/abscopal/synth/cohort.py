@@ -58,7 +58,7 @@ from abscopal.synth.screening import (
     limits_from,
     screen_failure,
 )
-from abscopal.synth.staff import SITE, USERS
+from abscopal.synth.staff import SECOND_SITE, SITE, USERS
 from abscopal.synth.trajectory import disease_course
 
 SCREEN_FAILURE_RATE = 0.27
@@ -112,13 +112,18 @@ def generate_cohort(
     protocol: Protocol,
     start_date: dt.date | None = None,
     cutoff_date: dt.date | None = None,
+    sites: int = 1,
 ) -> Cohort:
     """Screen ``n_patients`` people (about 27% fail screening) and follow the enrolled to ``cutoff_date``.
 
     ``start_date`` defaults to the trial's start (protocol ``trial.start_date``), ``cutoff_date`` to two years
-    later. Example: ``generate_cohort(500, seed=7, protocol=load_bundled().current)``.
+    later. With ``sites=2`` every third person (index 2, 5, 8 ...) is screened at :data:`SECOND_SITE` instead of
+    :data:`SITE`; everything else about them is the same. Example:
+    ``generate_cohort(500, seed=7, protocol=load_bundled().current)``.
     """
-    return Cohort.concat(iter_cohort_chunks(n_patients, seed, protocol, max(n_patients, 1), start_date, cutoff_date))
+    return Cohort.concat(
+        iter_cohort_chunks(n_patients, seed, protocol, max(n_patients, 1), start_date, cutoff_date, sites=sites)
+    )
 
 
 def iter_cohort_chunks(
@@ -128,20 +133,28 @@ def iter_cohort_chunks(
     chunk_size: int = 1000,
     start_date: dt.date | None = None,
     cutoff_date: dt.date | None = None,
+    *,
+    sites: int = 1,
 ) -> Iterator[Cohort]:
-    """The cohort of :func:`generate_cohort` in chunks of ``chunk_size`` patients, so memory stays flat."""
+    """The cohort of :func:`generate_cohort` in chunks of ``chunk_size`` patients, so memory stays flat.
+
+    ``sites`` is 1 (every patient at :data:`SITE`) or 2 (every third at :data:`SECOND_SITE`, which then travels
+    in the first chunk's ``sites`` beside :data:`SITE`).
+    """
     if isinstance(n_patients, bool) or not isinstance(n_patients, int) or n_patients < 0:
         raise ValidationError("n_patients", f"must be a whole number >= 0, got {n_patients!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValidationError("chunk_size", f"must be a whole number >= 1, got {chunk_size!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValidationError("seed", f"must be a whole number >= 0, got {seed!r}")
+    if isinstance(sites, bool) or sites not in (1, 2):
+        raise ValidationError("sites", f"must be 1 or 2, got {sites!r}")
     start = start_date or protocol.trial.start_date
     cutoff = cutoff_date or _add_years(start, 2)
     if (cutoff - start).days < 120:
         raise ValidationError("cutoff_date", f"{cutoff} must be at least 120 days after the start date {start}")
-    world = _World(protocol, start, cutoff, n_patients)
-    staff = Cohort(sites=(SITE,), users=USERS)
+    world = _World(protocol, start, cutoff, n_patients, sites)
+    staff = Cohort(sites=(SITE, SECOND_SITE)[:sites], users=USERS)
     for begin in range(0, max(n_patients, 1), chunk_size):
         with _gc_paused():
             made = [world.patient(seed, i) for i in range(begin, min(begin + chunk_size, n_patients))]
@@ -184,8 +197,9 @@ def _streams(seed: int, index: int) -> tuple[random.Random, np.random.Generator]
 class _World:
     """What every patient shares: the protocol, its limits, the calendar and the accrual period."""
 
-    def __init__(self, protocol: Protocol, start: dt.date, cutoff: dt.date, n: int) -> None:
+    def __init__(self, protocol: Protocol, start: dt.date, cutoff: dt.date, n: int, sites: int = 1) -> None:
         self.protocol = protocol
+        self.sites = sites
         self.limits: Limits = limits_from(protocol)
         self.start = start
         self.cutoff = cutoff
@@ -197,13 +211,14 @@ class _World:
     def patient(self, seed: int, index: int) -> tuple[Cohort, QolPlan | None]:
         r, rng = _streams(seed, index)
         p = self.protocol
-        subject_id = f"{SITE.code}-{index + 1:06d}"
+        site = self.site_of(index)
+        subject_id = f"{site.code}-{index + 1:06d}"
         screening_date = self.start + dt.timedelta(days=7 + index * self.accrual_days // self.n + randint(r, 0, 3))
         consent = screening_date - dt.timedelta(days=randint(r, 0, 5))
         sex = Sex.MALE if r.random() < 0.7 else Sex.FEMALE
         age = eligible_age(r, self.limits)
         if r.random() < SCREEN_FAILURE_RATE:
-            return self._screen_failure(r, subject_id, screening_date, consent, sex, age), None
+            return self._screen_failure(r, subject_id, site, screening_date, consent, sex, age), None
 
         base = baseline_lesions(r, subject_id, p.radiotherapy)
         screening = eligible_screening(
@@ -324,7 +339,7 @@ class _World:
             last_contact = max(contact, latest)
         patient = Patient(
             subject_id=subject_id,
-            site_code=SITE.code,
+            site_code=site.code,
             sex=sex,
             birth_date=birth,
             protocol_version=p.version.number,
@@ -363,8 +378,19 @@ class _World:
             truths=(truth,),
         ), qol
 
+    def site_of(self, index: int) -> Site:
+        """Where patient ``index`` is screened: every third patient at the second site when there are two."""
+        return SECOND_SITE if self.sites == 2 and index % 3 == 2 else SITE
+
     def _screen_failure(
-        self, r: random.Random, subject_id: str, screening_date: dt.date, consent: dt.date, sex: Sex, age: int
+        self,
+        r: random.Random,
+        subject_id: str,
+        site: Site,
+        screening_date: dt.date,
+        consent: dt.date,
+        sex: Sex,
+        age: int,
     ) -> Cohort:
         lesion_count = 2 + sum(r.random() < 0.4 for _ in range(8))
         organs = min(lesion_count - 1, 1 + sum(r.random() < 0.45 for _ in range(3)))
@@ -384,7 +410,7 @@ class _World:
             )
         patient = Patient(
             subject_id=subject_id,
-            site_code=SITE.code,
+            site_code=site.code,
             sex=sex,
             birth_date=birth,
             protocol_version=self.protocol.version.number,

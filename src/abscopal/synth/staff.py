@@ -1,7 +1,8 @@
 """The synthetic trial's site and staff: every role the platform's permissions and signatures need.
 
 NCT05906329 is a single-site study (Qianfoshan Hospital, Jinan); resistance is confirmed by two or more
-deputy chief physicians (registry detailed description), so three are on the roster.
+deputy chief physicians (registry detailed description), so three are on the roster. :data:`SECOND_SITE` is
+the demo's invention, so that site-scoped access has another site to be scoped against.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from abscopal.domain import Role, Site, User
 
 SITE = Site(code="QFS", name="The First Affiliated Hospital of Shandong First Medical University", country="CN")
+#: A second site, for multi-site demos (``iter_cohort_chunks(..., sites=2)``): not part of the registered trial.
+SECOND_SITE = Site(code="JNC", name="Jinan Central Hospital", country="CN", time_zone="Asia/Shanghai")
 
 _ROSTER: tuple[tuple[str, str, Role], ...] = (
     ("dcp.zhang", "Zhang Jiandong", Role.DEPUTY_CHIEF_PHYSICIAN),

@@ -374,9 +374,9 @@ def mark_sdv(
     subject_id: SubjectId, entity: Entity, record_id: RecordId, request: Request, response: Response,
     principal: Annotated[Principal, Depends(requires(Action.SDV))],
 ) -> RecordOut:  # fmt: skip
-    version = parse_if_match(request, record_id)
     with unit_of_work(request, principal, "source data verified") as uow:
-        _, actor = visible_patient(uow, principal, subject_id)
+        _, actor = visible_patient(uow, principal, subject_id)  # before If-Match: another site's patient is 404
+        version = parse_if_match(request, record_id)
         record = _record(uow, entity, subject_id, record_id)
         _stale(uow, entity, record, version)
         monitoring.mark_sdv(uow, actor, entity, record_id, version=version)

@@ -36,6 +36,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,9 +222,16 @@ class _Templates:
 def _web_templates(
     tmp_path_factory: pytest.TempPathFactory, postgres_server: TemporaryPostgres | None
 ) -> Iterator[_Templates]:
-    templates = _Templates(tmp_path_factory.mktemp("web"), postgres_server)
+    shm = Path("/dev/shm")  # SQLite's fsyncs (synchronous=FULL) cost nothing in memory
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        folder = Path(tempfile.mkdtemp(prefix="abscopal-web-", dir=shm))
+    else:
+        folder = tmp_path_factory.mktemp("web")
+    templates = _Templates(folder, postgres_server)
     yield templates
     templates.close()
+    if folder.parent == shm:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _open(request: pytest.FixtureRequest, templates: _Templates) -> WebDb:

@@ -70,7 +70,8 @@ class Clients:
 
     ``login(username)`` signs in through ``POST /api/v1/login`` and returns a new client whose ``X-CSRF-Token``
     header is set (``csrf=False``: not set); its CSRF token is also ``client.csrf`` (an attribute added here).
-    ``shared(username)`` caches one signed-in client per username. Clients never follow redirects.
+    ``session(username)`` is the same without the sign-in (the session is written to the database: no Argon2
+    cost); ``shared(username)`` caches one signed-in client per username. Clients never follow redirects.
     """
 
     def __init__(self, app: Any, *, raise_server_exceptions: bool = True) -> None:
@@ -92,6 +93,20 @@ class Clients:
         if response.status_code != 200:
             raise AssertionError(f"login as {username} failed: {response.status_code} {response.text}")
         c.csrf = response.json()["csrf_token"]
+        if csrf:
+            c.headers["X-CSRF-Token"] = c.csrf
+        return c
+
+    def session(self, username: str, *, csrf: bool = True) -> Any:
+        """A client with a new session written straight to the database (no password check: no Argon2 cost)."""
+        from abscopal.web.context import SESSION_COOKIE
+        from abscopal.web.sessions import start_session
+
+        with self.app.state.web.write() as conn:
+            token, stored = start_session(conn, username)
+        c = self.anonymous()
+        c.cookies.set(SESSION_COOKIE, token)
+        c.csrf = stored.csrf_token
         if csrf:
             c.headers["X-CSRF-Token"] = c.csrf
         return c

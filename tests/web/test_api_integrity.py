@@ -347,3 +347,26 @@ def test_an_unknown_kind_of_record_is_422_naming_it(client: Any) -> None:
 def test_the_coordinator_may_not_open_the_trail_and_the_administrator_sees_the_logins(client: Any) -> None:
     assert client.shared("coordinator").get(f"{API}/audit").status_code == 403
     assert client.shared("admin").get(f"{API}/audit", params={"event": "login"}).json()["items"]
+
+
+def test_signing_a_version_someone_changed_since_is_409_naming_who_changed_which_field(fresh_client: Any) -> None:
+    inv, radiologist = fresh_client.login("investigator"), fresh_client.login("radiologist")
+    lesion = _lesion(inv)
+    assert _edit_lesion(radiologist, lesion).status_code == 200
+    stale = _sign(inv, lesion)  # If-Match: the version before the radiologist's edit
+    assert stale.status_code == 409, stale.text
+    assert "radiologist" in stale.json()["detail"] and "location" in stale.json()["detail"]
+    assert inv.get(f"{API}/patients/{SID}/signatures").json() == []
+
+
+def test_an_edit_to_any_record_of_the_patient_voids_the_casebook_signature(fresh_client: Any) -> None:
+    pi = fresh_client.login("pi")
+    patient = pi.get(f"{API}/patients/{SID}").json()
+    body = {"meaning": "approved", "password": world.PASSWORD}
+    assert pi.post(
+        f"{API}/patients/{SID}/casebook-signature", json=body, headers={"If-Match": patient["etag"]}
+    ).is_success
+    assert _edit_lesion(pi, _lesion(pi)).status_code == 200
+    (signature,) = pi.get(f"{API}/patients/{SID}/signatures").json()
+    assert signature["entity"] == "patients" and not signature["live"]
+    assert pi.get(f"{API}/patients/{SID}").json()["state"]["status"] != "signed"

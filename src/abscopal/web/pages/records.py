@@ -6,7 +6,6 @@ Every write goes through the services (the API calls the same ones). A stale ver
 sentence naming who locked it and when; a refused value is 422 with the message beside its field.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
@@ -134,7 +133,7 @@ def record_context(
     names = [f.name for f in editable_fields(res.cls)]
     fields = [
         {"name": n, "label": label_of(n), "value": display(getattr(record.value, n), zone),
-         "items": items_of(getattr(record.value, n), zone) if isinstance(getattr(record.value, n), tuple | dict)
+         "lines": items_of(getattr(record.value, n), zone) if isinstance(getattr(record.value, n), tuple | dict)
          else ()}
         for n in names
     ]  # fmt: skip

@@ -48,6 +48,9 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("redcap_import.py", ["--records", "1000", "--database", "sqlite"], ["--quick"]),
     ("redcap_import.py", ["--records", "1000", "--database", "postgresql"], ["--quick", "--database", "postgresql"]),
     ("odm_export.py", ["--patients", "10000"], ["--quick"]),
+    ("web_load.py", ["--patients", "10000", "--database", "sqlite"], ["--quick"]),
+    ("web_load.py", ["--patients", "10000", "--database", "postgresql"], ["--quick", "--database", "postgresql"]),
+    ("web_fuzz.py", ["--examples", "200", "--roles", "all"], ["--quick", "--roles", "datamanager"]),
 ]
 
 

@@ -1,0 +1,104 @@
+"""Locust scenario for the web application (issue 11 speed target): ``bench/web_load.py`` runs it headless.
+
+Every simulated user signs in once (``POST /api/v1/login``, step ``login``) as ``ABSCOPAL_LOAD_USER`` (default
+``investigator``, password ``ABSCOPAL_LOAD_PASSWORD``), then repeats, with a think time of 0.5-1.5 s:
+
+- ``dashboard``: ``GET /``;
+- ``patient list``: ``GET /patients`` (the HTML page), or ``GET /api/v1/patients`` when the page is not there
+  yet (404 at start-up: the step is then named ``patient list (API fallback)``);
+- ``patient page``: ``GET /patients/{id}`` of a random patient, or ``GET /api/v1/patients/{id}`` (fallback);
+- ``lesions``: ``GET /api/v1/patients/{id}/lesions`` then ``lesion edit``: ``PUT .../lesions/{record_id}`` with
+  ``If-Match`` = the record's ETag and ``{"reason": ..., "data": <its data minus subject_id>}``.
+
+The patients to aim at (subject ids with at least one lesion) are read from the file named by
+``ABSCOPAL_LOAD_SUBJECTS`` (one per line; web_load.py writes it). A 409 (someone else's edit of the same lesion in
+between) is counted as a failure, like any status other than the expected one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+from locust import HttpUser, between, events, task
+
+USERNAME = os.environ.get("ABSCOPAL_LOAD_USER", "investigator")
+PASSWORD = os.environ.get("ABSCOPAL_LOAD_PASSWORD", "correct horse battery staple")
+SUBJECTS_FILE = os.environ.get("ABSCOPAL_LOAD_SUBJECTS", "")
+SUBJECTS: list[str] = []
+#: Whether the HTML pages exist (decided once, by the first user, at start-up).
+PAGES: dict[str, bool] = {}
+
+
+@events.init.add_listener
+def _load_subjects(environment: Any, **_: Any) -> None:
+    if SUBJECTS_FILE:
+        with open(SUBJECTS_FILE, encoding="utf-8") as fh:
+            SUBJECTS.extend(line.strip() for line in fh if line.strip())
+    if not SUBJECTS:
+        raise SystemExit("no subjects to aim at: set ABSCOPAL_LOAD_SUBJECTS to a file of subject ids")
+
+
+class Investigator(HttpUser):
+    wait_time = between(0.5, 1.5)
+
+    def on_start(self) -> None:
+        self.client.headers["Accept"] = "text/html,application/json"
+        with self.client.post(
+            "/api/v1/login", json={"username": USERNAME, "password": PASSWORD}, name="login", catch_response=True
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"login {response.status_code}: {response.text[:200]}")
+                return
+            self.client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+        for page, probe in (("list", "/patients"), ("patient", f"/patients/{SUBJECTS[0]}")):
+            if page not in PAGES:
+                with self.client.get(probe, name="probe (not counted)", catch_response=True) as r:
+                    PAGES[page] = r.status_code == 200
+                    r.success()
+
+    @task(1)
+    def dashboard(self) -> None:
+        self._get("/", "dashboard")
+
+    @task(2)
+    def patient_list(self) -> None:
+        if PAGES.get("list"):
+            self._get("/patients", "patient list")
+        else:
+            self._get("/api/v1/patients", "patient list (API fallback)")
+
+    @task(3)
+    def patient_page(self) -> None:
+        sid = random.choice(SUBJECTS)
+        if PAGES.get("patient"):
+            self._get(f"/patients/{sid}", "patient page")
+        else:
+            self._get(f"/api/v1/patients/{sid}", "patient page (API fallback)")
+
+    @task(1)
+    def edit_lesion(self) -> None:
+        sid = random.choice(SUBJECTS)
+        with self.client.get(f"/api/v1/patients/{sid}/lesions", name="lesions", catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"{response.status_code}: {response.text[:200]}")
+                return
+            records = response.json()
+            if not records:
+                response.failure(f"{sid} has no lesion")
+                return
+        record = random.choice(records)
+        data = {k: v for k, v in record["data"].items() if k != "subject_id"}
+        body = {"reason": "load test: re-entered unchanged", "data": data}
+        with self.client.put(
+            f"/api/v1/patients/{sid}/lesions/{record['id']}", json=body, headers={"If-Match": record["etag"]},
+            name="lesion edit", catch_response=True,
+        ) as response:  # fmt: skip
+            if response.status_code != 200:
+                response.failure(f"{response.status_code}: {response.text[:300]}")
+
+    def _get(self, path: str, name: str) -> None:
+        with self.client.get(path, name=name, catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"{response.status_code}: {response.text[:200]}")

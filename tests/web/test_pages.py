@@ -120,8 +120,10 @@ def edit_form(c: Any, path: str) -> dict[str, str]:
     page = c.get(f"{path}/edit").text
     html = page.split('class="record-form"', 1)[1].split("</form>", 1)[0]
     values = hidden(html)
-    for name, value in re.findall(r'<input type="(?:text|number|date|datetime-local)"[^>]*name="(\w+)" value="([^"]*)"',
-                                  html.replace('step="1" ', "").replace('step="any" ', "")):
+    for name, value in re.findall(
+        r'<input type="(?:text|number|date|datetime-local)"[^>]*name="(\w+)" value="([^"]*)"',
+        html.replace('step="1" ', "").replace('step="any" ', ""),
+    ):
         values[name] = value
     for name, body in re.findall(r'<select id="f-\w+" name="(\w+)"[^>]*>(.*?)</select>', html, re.S):
         chosen = re.search(r'<option value="([^"]*)" selected>', body)
@@ -351,7 +353,9 @@ def test_a_query_raised_on_a_field_is_answered_in_the_inbox_with_htmx(client: wo
     assert answered.status_code == 200
     assert answered.text.lstrip().startswith(f'<tr id="query-{query_id}">')
     assert "The site&#39;s CT, 1 mm slices" in answered.text and "answered" in answered.text
-    closed = post(user(client, "datamanager"), f"/queries/{query_id}/close", {"version": str(int(version.group(1)) + 1)})
+    closed = post(
+        user(client, "datamanager"), f"/queries/{query_id}/close", {"version": str(int(version.group(1)) + 1)}
+    )
     assert closed.status_code == 303
 
 
@@ -390,7 +394,7 @@ def test_a_personal_token_is_shown_once_and_can_be_revoked(client: world.Clients
     assert secret is not None
     profile = c.get("/profile").text
     assert "nightly export" in profile and secret.group(1) not in profile
-    token_id = re.search(r'/profile/tokens/(\w+)/revoke', profile)
+    token_id = re.search(r"/profile/tokens/(\w+)/revoke", profile)
     assert token_id is not None
     assert post(c, f"/profile/tokens/{token_id.group(1)}/revoke", {}).status_code == 303
     assert "revoked" in c.get("/profile").text

@@ -167,8 +167,8 @@ def form_fields(
             FormField(
                 f.name, label_of(f.name), kind, value, options, required=not optional and not has_default,
                 error=errors.get(f.name), shown=items_of(current, zone) if kind == "readonly" else (),
-            )  # fmt: skip
-        )
+            )
+        )  # fmt: skip
     return out
 
 
@@ -176,9 +176,7 @@ def _field_of(loc: tuple[Any, ...]) -> str:
     return str(loc[0]) if loc else ""
 
 
-def parse(
-    cls: type[Any], posted: Mapping[str, str], *, base: Any | None = None, zone: str = "UTC"
-) -> dict[str, Any]:
+def parse(cls: type[Any], posted: Mapping[str, str], *, base: Any | None = None, zone: str = "UTC") -> dict[str, Any]:
     """The posted form as the API's validated body (a dict of typed values, without ``subject_id``).
 
     Read-only fields keep ``base``'s values (the record being edited), else the class's defaults. An empty

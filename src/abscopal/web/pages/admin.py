@@ -50,8 +50,10 @@ def users_page(
     return render(request, "admin_users.html", users=users, notice=NOTICES.get(notice or ""))
 
 
-def _new_form(request: Request, principal: Principal, posted: dict[str, str] | None = None,
-              errors: dict[str, str] | None = None, error: str | None = None, status: int = 200) -> Response:  # fmt: skip
+def _new_form(
+    request: Request, principal: Principal, posted: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None, error: str | None = None, status: int = 200,
+) -> Response:  # fmt: skip
     return render(
         request, "admin_user_new.html", status_code=status, posted=posted or {}, errors=errors or {}, error=error,
         sites=_site_codes(request, principal), roles=ROLES, languages=LANGUAGE_NAMES, every_site=EVERY_SITE,
@@ -66,7 +68,9 @@ def new_user_page(request: Request, principal: Annotated[Principal, Depends(requ
 ACCOUNT_FIELDS = {"username", "full_name", "password", "language", "site", "role", "pi", "subject_id"}
 
 
-def _field(exc: ValidationError, names: set[str], aliases: dict[str, str] | None = None) -> tuple[dict[str, str], str | None]:
+def _field(
+    exc: ValidationError, names: set[str], aliases: dict[str, str] | None = None
+) -> tuple[dict[str, str], str | None]:
     name = (aliases or {}).get(exc.field, exc.field)
     if name in names:
         return {name: exc.reason}, None
@@ -100,8 +104,10 @@ async def create_user(request: Request, principal: Annotated[Principal, Depends(
     return await run_in_threadpool(run)
 
 
-def _user_page(request: Request, principal: Principal, username: str, *, notice: str | None = None,
-               errors: dict[str, str] | None = None, error: str | None = None, status: int = 200) -> Response:  # fmt: skip
+def _user_page(
+    request: Request, principal: Principal, username: str, *, notice: str | None = None,
+    errors: dict[str, str] | None = None, error: str | None = None, status: int = 200,
+) -> Response:  # fmt: skip
     with state_of(request).read() as conn:
         account = require_account(conn, username)
     held = {m.site_code: m for m in account.memberships}
@@ -177,8 +183,10 @@ def sites_page(
     return _sites_page(request, principal, notice=NOTICES.get(notice or ""))
 
 
-def _sites_page(request: Request, principal: Principal, *, notice: str | None = None, posted: dict[str, str] | None = None,
-                errors: dict[str, str] | None = None, error: str | None = None, status: int = 200) -> Response:  # fmt: skip
+def _sites_page(
+    request: Request, principal: Principal, *, notice: str | None = None, posted: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None, error: str | None = None, status: int = 200,
+) -> Response:  # fmt: skip
     with reading(request, principal) as uow:
         sites = [s.value for s in uow.sites.all()]
     return render(

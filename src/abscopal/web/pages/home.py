@@ -32,7 +32,7 @@ def patients_by_status(conn: Connection, actor: Actor) -> dict[str, int]:
         return {}
     if actor.role is not StaffRole.STATISTICIAN:
         query = query.where(patients.c.site_code.in_(sorted(actor.sites)))
-    counts = dict(conn.execute(query.group_by(patients.c.status)).tuples().all())
+    counts: dict[str, int] = {str(s): int(n) for s, n in conn.execute(query.group_by(patients.c.status)).all()}
     return {s.value: int(counts[s.value]) for s in d.PatientStatus if counts.get(s.value)}
 
 
@@ -71,7 +71,7 @@ def dashboard(request: Request, principal: Annotated[Principal, Depends(requires
             context["patient_total"] = sum(by_status.values())
             context["ages"] = list(zip(AGE_BUCKETS, ages.as_dict().values(), strict=True))
             context["open_total"] = ages.total
-    steps = []
+    steps: list[tuple[str, str]] = []
     for action, href, sentence in NEXT_STEPS:
         if principal.may(action) and all(href != h for h, _ in steps):
             steps.append((href, sentence))

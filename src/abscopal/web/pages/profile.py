@@ -28,8 +28,10 @@ NOTICES = {"language": "Your language was saved.", "password": "Your password wa
            "revoked": "The token was revoked."}  # fmt: skip
 
 
-def _page(request: Request, principal: Principal, *, notice: str | None = None, errors: dict[str, str] | None = None,
-          status: int = 200, posted: dict[str, str] | None = None) -> Response:  # fmt: skip
+def _page(
+    request: Request, principal: Principal, *, notice: str | None = None, errors: dict[str, str] | None = None,
+    status: int = 200, posted: dict[str, str] | None = None,
+) -> Response:  # fmt: skip
     with state_of(request).read() as conn:
         tokens = tokens_of(conn, principal.username)
     return render(

@@ -6,8 +6,6 @@ Every write goes through the services (the API calls the same ones). A stale ver
 sentence naming who locked it and when; a refused value is 422 with the message beside its field.
 """
 
-
-import datetime as dt
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -19,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from abscopal import domain as d
 from abscopal.errors import ConflictError, NotFound, RecordLocked, ValidationError
 from abscopal.services import locking, monitoring, queries, signing
-from abscopal.services.common import ACTION_OF_ENTITY, PERMISSIONS, Action, Actor, StaffRole
+from abscopal.services.common import ACTION_OF_ENTITY, PERMISSIONS, Action, Actor
 from abscopal.services.ports import UnitOfWorkLike, records_of
 from abscopal.services.records import remove_record
 from abscopal.store.records import Stored

@@ -422,11 +422,6 @@ def test_switching_the_language_is_saved_on_the_account(fresh_client: world.Clie
     assert language == "zh_Hans"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="web/i18n.py:29 passes locale='zh-Hans' to babel's read_po, which Locale.parse refuses "
-    "(ValueError: expected only letters, got 'zh-hans'): every zh_Hans page is a 500; fix: read_po(f, locale=language)",
-)
 def test_switching_the_language_changes_the_html_lang(fresh_client: world.Clients) -> None:
     c = form_login(fresh_client, "dcp2")
     assert '<html lang="en">' in c.get("/").text

@@ -358,11 +358,6 @@ def test_a_server_error_carries_a_correlation_id_and_no_traceback(make_app: Any,
     assert "Traceback" not in response.text and "secret internals" not in response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the 500 response is made by Starlette's ServerErrorMiddleware, outside app.py's header middleware, "
-    "so it has no X-Request-ID, CSP, nosniff or X-Frame-Options",
-)
 def test_a_server_error_response_carries_the_request_id_and_security_headers(make_app: Any, web_db: Any) -> None:
     app = make_app(web_db)
 

@@ -57,8 +57,11 @@ def record_assessment(
     stored = add_or_update(uow.assessments, assessment, record_id, version)
     all_assessments = [s.value for s in uow.assessments.for_subject(assessment.subject_id)]
     fractions = [s.value for s in uow.fractions.for_subject(assessment.subject_id)]
+    cycles = [s.value for s in uow.immunotherapy_cycles.for_subject(assessment.subject_id)]
     p = patient.value
-    facts = SubjectFacts(p.subject_id, rt.first_rt_fraction(fractions), p.death_date, p.new_therapy_date)
+    # the response reference date is the first study treatment (response-rules.md §4, §6), as in the report
+    reference = rt.first_study_treatment(fractions, cycles, p.enrolment_date)
+    facts = SubjectFacts(p.subject_id, reference, p.death_date, p.new_therapy_date)
     derived = derive_subject(all_assessments, facts, protocol.response, Criteria.IRECIST)
     found = [x for x in find_discrepancies(all_assessments, derived) if x.assessment_date == assessment.assessment_date]
     discrepancy = found[0] if found else None

@@ -26,6 +26,7 @@ from abscopal.store.audit_key import load_key
 from abscopal.store.tables import ENTITIES, accounts, login_failures, memberships, web_sessions
 
 sites = ENTITIES["sites"].table
+patients = ENTITIES["patients"].table
 
 EVERY_SITE = "*"
 LANGUAGES = ("en", "zh_Hans")
@@ -191,6 +192,12 @@ def _check_memberships(conn: Connection, ms: Sequence[Membership], subject_id: s
             raise ValidationError("pi", "only an investigator can be a site's principal investigator")
         if m.role is d.Role.PATIENT and subject_id is None:
             raise ValidationError("subject_id", "a patient's account names the patient's subject id")
+    if subject_id is not None:
+        found = conn.execute(
+            select(patients.c.site_code).where(patients.c.subject_id == subject_id, patients.c.removed_reason.is_(None))
+        ).first()
+        if found is None:
+            raise ValidationError("subject_id", f"there is no patient {subject_id!r}")
 
 
 def create_account(

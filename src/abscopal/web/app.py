@@ -71,7 +71,11 @@ def create_app(
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         cid = problems.correlation_id(request)
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:  # a bug below: answer here so that the 500 carries the headers too
+            problems.log.exception("unhandled error %s on %s %s", cid, request.method, request.url.path)
+            response = problems.server_error(request)
         response.headers["X-Request-ID"] = cid
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"

@@ -19,11 +19,12 @@ from fastapi import Request
 from sqlalchemy import Connection, Engine, Executable
 from starlette.concurrency import run_in_threadpool
 
-from abscopal.errors import AbscopalError, PermissionDenied
+from abscopal.domain import Role
+from abscopal.errors import AbscopalError, NotFound, PermissionDenied, ValidationError
 from abscopal.protocol.model import ProtocolFile
 from abscopal.services.common import PERMISSIONS, Action, Actor
 from abscopal.store.unit_of_work import UnitOfWork
-from abscopal.web.accounts import Account, load_account, security_event
+from abscopal.web.accounts import EVERY_SITE, Account, load_account, security_event
 from abscopal.web.sessions import Session, Timeouts, resolve_session, resolve_token
 
 SESSION_COOKIE = "abscopal_session"
@@ -142,6 +143,50 @@ async def check_csrf(request: Request, principal: Principal) -> None:
         )
 
 
+async def refuse_nul(request: Request) -> None:
+    """Refuse a NUL character anywhere in the request (PostgreSQL text cannot hold one): 422 naming where."""
+    for name, value in [*request.path_params.items(), *request.query_params.items()]:
+        if "\x00" in str(value):
+            raise ValidationError(name, "contains a NUL character, which no field can hold")
+    if request.method in SAFE_METHODS:
+        return
+    kind = request.headers.get("content-type", "")
+    if kind.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()  # parsed once and cached: the route's Form() parameters read the same
+        for name, item in form.multi_items():
+            if isinstance(item, str) and "\x00" in item:
+                raise ValidationError(name, "contains a NUL character, which no field can hold")
+        return
+    body = await request.body()
+    if b"\\u0000" in body or b"\x00" in body:
+        raise ValidationError("body", "contains a NUL character, which no field can hold")
+
+
+def check_patient_scope(request: Request, principal: Principal) -> None:
+    """A route naming ``{subject_id}``: another site's (or an unknown) patient is 404 before anything else runs,
+    so that a write to it is refused the same way as a read (web.md §2: existence is not leaked)."""
+    subject_id = request.path_params.get("subject_id")
+    if subject_id is None:
+        return
+    from sqlalchemy import select
+
+    from abscopal.store.tables import ENTITIES
+
+    patients = ENTITIES["patients"].table
+    with state_of(request).read() as conn:
+        site = conn.execute(
+            select(patients.c.site_code).where(patients.c.subject_id == subject_id, patients.c.removed_reason.is_(None))
+        ).scalar_one_or_none()
+    account = principal.account
+    visible = site is not None and (
+        account.subject_id == subject_id
+        if account.roles == {Role.PATIENT}
+        else Role.STATISTICIAN in account.roles or any(m.site_code in (site, EVERY_SITE) for m in account.memberships)
+    )
+    if not visible:
+        raise NotFound(f"No patient {subject_id!r} at your sites")
+
+
 def refuse(request: Request, principal: Principal, action: RouteAction, sentence: str) -> PermissionDenied:
     """Audit a permission refusal and return the error to raise (web.md §6)."""
     state = state_of(request)
@@ -154,6 +199,7 @@ def requires(action: RouteAction) -> Callable[[Request], Awaitable[Principal | N
     """The dependency that declares a route's action and enforces it (``PUBLIC`` and ``SIGNED_IN`` included)."""
 
     async def dependency(request: Request) -> Principal | None:
+        await refuse_nul(request)
         if action == PUBLIC:
             return await run_in_threadpool(principal_of, request)
         principal = await run_in_threadpool(principal_of, request)
@@ -170,6 +216,8 @@ def requires(action: RouteAction) -> Callable[[Request], Awaitable[Principal | N
             roles = ", ".join(sorted(r.value.replace("_", " ") for r in principal.account.roles)) or "no role"
             sentence = f"{principal.username} ({roles}) may not do '{action.value}'"
             raise await run_in_threadpool(refuse, request, principal, action, sentence)
+        if action != SIGNED_IN:
+            await run_in_threadpool(check_patient_scope, request, principal)
         return principal
 
     dependency.action = action  # type: ignore[attr-defined]

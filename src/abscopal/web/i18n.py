@@ -26,7 +26,7 @@ def translations(language: str) -> NullTranslations:
     if language == "en" or not po.exists():
         return NullTranslations()
     with po.open("rb") as f:
-        catalog = read_po(f, locale=language.replace("_", "-"))
+        catalog = read_po(f, locale=language)
     buffer = io.BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)

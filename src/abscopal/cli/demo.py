@@ -475,8 +475,13 @@ def register(app: typer.Typer) -> None:
             typer.Option("--database-url", help="Where to build it (default: demo.sqlite in your data directory)."),
         ] = None,
         serve: Annotated[
-            bool, typer.Option("--serve/--no-serve", help="Serve the web app afterwards (--no-serve: build and exit).")
-        ] = True,
+            bool | None,
+            typer.Option(
+                "--serve/--no-serve",
+                help="Serve the web app afterwards (default: when run in a terminal or given --port; "
+                "--no-serve: build, summarise and exit).",
+            ),
+        ] = None,
         host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = (
             "127.0.0.1"
         ),
@@ -495,7 +500,7 @@ def register(app: typer.Typer) -> None:
 
         The demo database is rebuilt each time; a database holding anything but a demo is refused. It prints
         the address, the demo users and their password; sign in as any of them. Ctrl-C stops the server.
-        Examples:
+        It serves when run in a terminal or given --port; from a script, say --serve or --no-serve. Examples:
 
             abscopal demo --patients 50 --port 8080
 
@@ -505,6 +510,8 @@ def register(app: typer.Typer) -> None:
         if not url.startswith(("sqlite", "postgresql")):
             raise ValidationError("--database-url", "must start with sqlite:/// or postgresql+psycopg://")
         chosen = demo_password(password)
+        if serve is None:  # scripts and pipelines that ran `abscopal demo` before it served keep finishing
+            serve = port != 0 or (sys.stdin.isatty() and sys.stdout.isatty())
         sock = bind_socket(host, port) if serve else None  # a taken port is refused before anything is built
         try:
             build_demo_database(url, patients, seed, sites=2)

@@ -96,7 +96,7 @@ def test_the_served_demo_answers_signs_in_and_stops_on_ctrl_c(tmp_path: Path) ->
     url = f"sqlite:///{tmp_path / 'demo.sqlite'}"
     env = {**os.environ, "COLUMNS": "200"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "abscopal", "demo", "--patients", "12", "--port", str(port),
+        [sys.executable, "-m", "abscopal", "demo", "--serve", "--patients", "12", "--port", str(port),
          "--demo-password", PASSWORD, "--database-url", url],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip

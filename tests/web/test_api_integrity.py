@@ -370,3 +370,22 @@ def test_an_edit_to_any_record_of_the_patient_voids_the_casebook_signature(fresh
     (signature,) = pi.get(f"{API}/patients/{SID}/signatures").json()
     assert signature["entity"] == "patients" and not signature["live"]
     assert pi.get(f"{API}/patients/{SID}").json()["state"]["status"] != "signed"
+
+
+def test_a_scoped_trail_read_in_small_chunks_pages_through_the_same_records(web_db: Any, monkeypatch: Any) -> None:
+    from abscopal.web import audit_view
+
+    with web_db.engine.connect() as conn:
+        whole = [r.seq for r in trail(conn, sites={world.QFS}, limit=500).rows]
+        monkeypatch.setattr(audit_view, "SCAN_CHUNK", 3)
+        monkeypatch.setattr(audit_view, "SCAN_CHUNKS", 2)
+        paged: list[int] = []
+        before = None
+        for _ in range(1000):
+            page = trail(conn, sites={world.QFS}, limit=4, before_seq=before)
+            assert len(page.rows) <= 4
+            paged.extend(r.seq for r in page.rows)
+            if page.next_before_seq is None:
+                break
+            before = page.next_before_seq
+    assert whole and paged == whole

@@ -6,15 +6,22 @@ Pure reads over a :class:`~sqlalchemy.Connection` (the pages and the API call th
   assessment's lesion measurements, an adjudication's signatures), each as who, when (UTC), which field, the old
   and the new value, why and the record's version after it (:func:`abscopal.store.audit.history`).
 - :func:`trail` is the whole trail, newest first, filtered (user, entity, security event, patient, time) and
-  paginated by sequence number (``before_seq``), in SQL.
+  paginated by sequence number (``before_seq``).
 
-Site scoping (``sites``, for an investigator: "R (own sites)" in web.md §2) is done in SQL, not per page in
-Python: a trial-data record is shown when the row it names (``audit_log.entity_key`` = the table's ``id``; for a
-child row, its parent's) belongs to a patient of those sites (``patients.site_code``), or is one of those
-sites. A bulk record (``field == "*rows"``) is shown when any row of its id range is such a row, and its
-payload is never shown in the trail (only how many rows it inserted), so that another site's rows in the same
-batch do not leak. Security and account events, schema notes and the ``users`` table are not about a patient:
-they are shown only when ``sites`` is None (data managers, monitors and the administrator see everything).
+Scoping (``sites``, for an investigator: "R (own sites)" in web.md §2; ``subject_id``, one patient's records):
+the filters that are columns of ``audit_log`` (user, entity, event, time, the tables a patient's records live
+in) are SQL; *whose* record each audit record names is resolved per chunk of the trail, read newest first by
+``seq`` (:data:`SCAN_CHUNK` records a query, at most :data:`SCAN_CHUNKS` chunks a page), with one ``id IN (...)``
+query per table on the chunk (``audit_log.entity_key`` = the table's ``id``; a child row through its parent)
+and the patients' ``site_code``. This keeps a page bounded in a long trail, where one SQL statement joining
+every table's rows would make the database sort the whole trail before the first page (checked with EXPLAIN on
+SQLite); the price is that a scoped page may hold fewer than ``limit`` rows while ``next_before_seq`` says more
+may follow. A trial-data record is shown when its row belongs to a patient of those sites, or is one of those
+sites. A bulk record (``field == "*rows"``) is shown when any row of its id range is such a row, and its payload
+is never shown in the trail (only how many rows it inserted), so that another site's rows in the same batch do
+not leak. Security and account events, schema notes and the ``users`` table are not about a patient: they are
+shown only when ``sites`` is None (data managers, monitors and the administrator see everything) and no patient
+is asked for.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Select, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, select
 
 from abscopal.errors import ValidationError
 from abscopal.store.audit import ROW, ROWS, history
@@ -150,40 +157,80 @@ def _subject_column(entity: str) -> tuple[Any, Any, Any] | None:
     return None
 
 
-def _row_matches(id_column: Any) -> ColumnElement[bool]:
-    """The audit record names this row: its own record, or a bulk record whose id range holds it."""
-    return or_(
-        and_(_a.field != ROWS, _a.entity_key == id_column),
-        and_(_a.field == ROWS, _a.key_first <= id_column, _a.key_last >= id_column),
-    )
+def _scoped_entities() -> list[str]:
+    """The tables whose records belong to a patient (or, for ``sites``, to a site): all a scoped view can show."""
+    return [name for name in ENTITIES if name == "sites" or _subject_column(name) is not None]
 
 
-def _belongs(subjects: Select[Any] | list[str]) -> ColumnElement[bool]:
-    """Audit records of trial-data rows whose patient is in ``subjects`` (a subquery or a list of subject ids)."""
-    clauses: list[ColumnElement[bool]] = []
-    for name in ENTITIES:
-        found = _subject_column(name)
-        if found is None:
-            continue
+class _Scope:
+    """Which trial-data records a scoped view shows: of these patients (``subject_id``) and/or these sites.
+
+    Resolved per chunk of the trail: one query per table on the chunk (ids IN …) for single records, one range
+    query per bulk record, one query for the patients' sites.
+    """
+
+    def __init__(self, conn: Connection, subject_id: str | None, sites: set[str] | frozenset[str] | None) -> None:
+        self.conn = conn
+        self.subject_id = subject_id
+        self.sites = None if sites is None else frozenset(sites)
+        self._site_of: dict[str, str | None] = {}
+
+    def _subject_ok(self, subject: str) -> bool:
+        if self.subject_id is not None and subject != self.subject_id:
+            return False
+        if self.sites is None:
+            return True
+        if subject not in self._site_of:
+            site = self.conn.execute(
+                select(_patients.c.site_code).where(_patients.c.subject_id == subject)
+            ).scalar_one_or_none()
+            self._site_of[subject] = None if site is None else str(site)
+        return self._site_of[subject] in self.sites
+
+    def _site_ok(self, conn: Connection, r: Any) -> bool:
+        if self.subject_id is not None or self.sites is None:
+            return False
+        site_table = ENTITIES["sites"].table
+        query = select(site_table.c.code)
+        if r.field == ROWS:
+            query = query.where(site_table.c.id >= r.key_first, site_table.c.id <= r.key_last)
+        else:
+            query = query.where(site_table.c.id == r.entity_key)
+        return any(str(code) in self.sites for code in conn.execute(query).scalars())
+
+    def _bulk_ok(self, r: Any) -> bool:
+        found = _subject_column(r.entity)
+        if found is None or r.key_first is None or r.key_last is None:
+            return False
         source, id_column, subject = found
-        clauses.append(
-            and_(
-                _a.entity == name,
-                exists(select(id_column).select_from(source).where(_row_matches(id_column), subject.in_(subjects))),
+        query = select(subject).select_from(source).where(id_column >= r.key_first, id_column <= r.key_last)
+        if self.subject_id is not None:
+            query = query.where(subject == self.subject_id)
+        if self.sites is not None:
+            query = query.where(
+                subject.in_(select(_patients.c.subject_id).where(_patients.c.site_code.in_(sorted(self.sites))))
             )
-        )
-    return or_(*clauses) if clauses else false()
+        return self.conn.execute(query.limit(1)).first() is not None
+
+    def keep(self, rows: Sequence[Any], subjects: dict[tuple[str, str], str]) -> list[Any]:
+        kept = []
+        for r in rows:
+            if r.entity == "sites":
+                ok = self._site_ok(self.conn, r)
+            elif r.field == ROWS:
+                ok = self._bulk_ok(r)
+            else:
+                subject = subjects.get((r.entity, r.entity_key))
+                ok = subject is not None and self._subject_ok(subject)
+            if ok:
+                kept.append(r)
+        return kept
 
 
-def _site_records(sites: set[str] | frozenset[str]) -> ColumnElement[bool]:
-    site_table = ENTITIES["sites"].table
-    codes = sorted(sites)
-    subjects = select(_patients.c.subject_id).where(_patients.c.site_code.in_(codes))
-    own_site = and_(
-        _a.entity == "sites",
-        exists(select(site_table.c.id).where(_row_matches(site_table.c.id), site_table.c.code.in_(codes))),
-    )
-    return or_(_belongs(subjects), own_site)
+#: A scoped view (one patient, or an investigator's sites) reads the trail newest first in chunks of this many
+#: records, and at most :data:`SCAN_CHUNKS` chunks per page: a page is bounded even in a long trail.
+SCAN_CHUNK = 1000
+SCAN_CHUNKS = 20
 
 
 def _bulk_summary(new_value: str | None, key_first: str | None, key_last: str | None) -> str:
@@ -224,6 +271,7 @@ def trail(
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError("limit", f"is between 1 and {MAX_LIMIT}")
+    subject_id = subject_id or None
     conditions: list[ColumnElement[bool]] = []
     if user:
         conditions.append(_a.username == user)
@@ -237,14 +285,14 @@ def trail(
         conditions.append(_a.at < _utc(until))
     if before_seq is not None:
         conditions.append(_a.seq < before_seq)
-    if subject_id:
-        conditions.append(_belongs([subject_id]))
-    if sites is not None:
-        conditions.append(_site_records(sites))
-    query = select(audit_log).where(and_(*conditions)) if conditions else select(audit_log)
-    found = conn.execute(query.order_by(_a.seq.desc()).limit(limit + 1)).all()
-    page = found[:limit]
-    subjects = _subjects_of(conn, page)
+    if subject_id is None and sites is None:
+        query = select(audit_log).where(and_(*conditions)) if conditions else select(audit_log)
+        found = conn.execute(query.order_by(_a.seq.desc()).limit(limit + 1)).all()
+        page, more = found[:limit], len(found) > limit
+        subjects = _subjects_of(conn, page)
+        next_seq = int(page[-1].seq) if more and page else None
+    else:
+        page, subjects, next_seq = _scan(conn, conditions, limit, _Scope(conn, subject_id, sites), before_seq)
     rows = [
         TrailRow(
             int(r.seq), _utc(r.at), r.username, r.entity, r.entity_key, r.field, r.old_value,
@@ -253,7 +301,37 @@ def trail(
         )
         for r in page
     ]  # fmt: skip
-    return TrailPage(rows, rows[-1].seq if len(found) > limit and rows else None)
+    return TrailPage(rows, next_seq)
+
+
+def _scan(
+    conn: Connection, conditions: list[ColumnElement[bool]], limit: int, scope: _Scope, before_seq: int | None
+) -> tuple[list[Any], dict[tuple[str, str], str], int | None]:
+    """A scoped page: chunks of the trail newest first, kept by ``scope``, until the page is full or the bound hit.
+
+    Returns the page, the subjects of its records and the ``before_seq`` of the next page (None at the trail's
+    start). A page may hold fewer than ``limit`` rows while more follow (the scan bound was reached).
+    """
+    base = [*conditions, _a.entity.in_(_scoped_entities())]
+    page: list[Any] = []
+    subjects: dict[tuple[str, str], str] = {}
+    cursor = before_seq
+    for _ in range(SCAN_CHUNKS):
+        where = [*base, _a.seq < cursor] if cursor is not None else base
+        chunk = conn.execute(select(audit_log).where(and_(*where)).order_by(_a.seq.desc()).limit(SCAN_CHUNK)).all()
+        if not chunk:
+            return page, subjects, None
+        found = _subjects_of(conn, chunk)
+        for r in scope.keep(chunk, found):
+            page.append(r)
+            if (r.entity, r.entity_key) in found:
+                subjects[(r.entity, r.entity_key)] = found[(r.entity, r.entity_key)]
+            if len(page) == limit:
+                return page, subjects, int(r.seq)
+        cursor = int(chunk[-1].seq)
+        if len(chunk) < SCAN_CHUNK:
+            return page, subjects, None
+    return page, subjects, cursor
 
 
 __all__ = ["ROW", "ROWS", "SECURITY", "HistoryRow", "TrailPage", "TrailRow", "record_history", "shown", "trail"]

@@ -1,4 +1,7 @@
-"""The role x route matrix, generated from the permission table (web.md §2, §9).
+"""The role x route matrix, generated from the permission table (web.md §2, §9): the machinery.
+
+The tests are in ``test_route_matrix_api.py`` (JSON API routes) and ``test_route_matrix_pages.py`` (pages), two
+files so that pytest-xdist runs them on two workers at once.
 
 The routes are read at collection time from an app over a throwaway SQLite database, so the matrix grows by
 itself as routes are added. For every route and every account of the test world (and an anonymous caller):
@@ -69,7 +72,7 @@ class AppRoutes:
 
 
 @cache
-def _app_routes() -> AppRoutes:
+def app_routes() -> AppRoutes:
     """Every route of an app over a throwaway, migrated SQLite database (built once per process).
 
     FastAPI >= 0.165 keeps included routers as ``_IncludedRouter`` entries in ``app.routes``: the effective
@@ -98,12 +101,13 @@ def _app_routes() -> AppRoutes:
 
 
 @cache
-def routes() -> list[Route]:
+def routes(api: bool | None = None) -> list[Route]:
+    """Every (method, path) of the app; only the JSON API's (``api=True``) or only the pages' (``False``)."""
     found = []
-    for r in _app_routes().apis:
+    for r in app_routes().apis:
         for method in sorted(r.methods):
             found.append(Route(method, r.path, declared_action(r), r.path.startswith("/api/")))
-    return sorted(found, key=lambda r: (r.path, r.method))
+    return sorted((r for r in found if api is None or r.api == api), key=lambda r: (r.path, r.method))
 
 
 def allowed(route: Route, role: Role) -> bool:
@@ -197,31 +201,50 @@ def client_for(clients: world.Clients, caller: str, route: Route) -> Any:
     return clients.shared(caller)
 
 
-def _describe(response: Any) -> str:
+def describe(response: Any) -> str:
     return f"{response.status_code} {response.headers.get('content-type', '')} {response.text[:300]}"
 
 
-# --- the tests
+# --- cases
 
 
-def test_every_route_declares_an_action() -> None:
-    found = _app_routes()
-    missing = [f"{sorted(r.methods)} {r.path}" for r in found.apis if declared_action(r) is None]
-    assert not missing, "routes that declare no action (Depends(requires(...))): " + ", ".join(missing)
-    exempt = {"/static", found.openapi_url}  # the static files, FastAPI's own OpenAPI document (public)
-    others = [r.path for r in found.others if r.path not in exempt]
-    assert not others, f"routes the action check cannot see (not FastAPI APIRoutes): {others}"
+def patient_routes(api: bool | None = None) -> list[Route]:
+    return [r for r in routes(api) if "subject_id" in r.params]
 
 
-def test_the_matrix_covers_the_permission_tables_read_and_session_routes() -> None:
-    """A guard against a matrix that silently became empty (e.g. the route list failed to load)."""
-    ids = {r.id for r in routes()}
-    assert {"POST /api/v1/login", "GET /api/v1/me", "GET /"} <= ids
+def other_site_cases(api: bool) -> list[Any]:
+    cases = []
+    for route in patient_routes(api):
+        for caller in world.USERS:
+            if caller in world.ALL_SITES or not allowed(route, world.USERS[caller]) or route.action == PUBLIC:
+                continue
+            target = world.QFS_PATIENT if world.SITE_OF[caller] == world.JNC else world.JNC_PATIENT
+            cases.append(pytest.param(route, caller, target, id=f"{route.id}-{caller}"))
+    return cases
 
 
-@pytest.mark.parametrize("caller", CALLERS)
-@pytest.mark.parametrize("route", routes(), ids=lambda r: r.id)
-def test_role_route_matrix(route: Route, caller: str, client: world.Clients, web_db: Any) -> None:
+def refused_count(db: Any, username: str) -> int:
+    query = select(func.count()).where(
+        audit_log.c.entity == "security", audit_log.c.entity_key == username, audit_log.c.field == "refused"
+    )
+    with db.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def refused_case() -> tuple[Route, str] | None:
+    for route in routes():
+        if isinstance(route.action, Action):
+            for caller, role in world.USERS.items():
+                if not allowed(route, role):
+                    return route, caller
+    return None
+
+
+# --- the checks
+
+
+def check_route(route: Route, caller: str, client: world.Clients, web_db: Any) -> None:
+    """One cell of the matrix: ``caller`` calls ``route`` and gets what the permission table says."""
     c = client_for(client, caller, route)
     path = fill(route, web_db)
     if route.id == "POST /login":  # the sign-in form has its own CSRF (a cookie beside a hidden field)
@@ -232,115 +255,37 @@ def test_role_route_matrix(route: Route, caller: str, client: world.Clients, web
     else:
         response = call(c, route, path)
     status = response.status_code
-    assert status < 500, f"{route.id} as {caller}: {_describe(response)}"
+    assert status < 500, f"{route.id} as {caller}: {describe(response)}"
     if caller == ANONYMOUS:
         if route.action == PUBLIC:
-            assert status not in (401, 403), _describe(response)
+            assert status not in (401, 403), describe(response)
         elif route.api:
-            assert status == 401, _describe(response)
+            assert status == 401, describe(response)
             assert response.headers["content-type"].startswith("application/problem+json")
         else:
-            assert status == 303, _describe(response)
+            assert status == 303, describe(response)
             assert response.headers["location"].startswith("/login?next="), response.headers["location"]
         return
     role = world.USERS[caller]
-    assert status != 401, f"{route.id} as {caller}: {_describe(response)}"
+    assert status != 401, f"{route.id} as {caller}: {describe(response)}"
     if route.action == PUBLIC:
-        assert status not in (401, 403), _describe(response)
+        assert status not in (401, 403), describe(response)
     elif route.action == SIGNED_IN:
-        assert status != 403, _describe(response)
+        assert status != 403, describe(response)
     elif allowed(route, role):
-        assert status != 403, f"{route.id} as {caller} ({role.value}, allowed): {_describe(response)}"
+        assert status != 403, f"{route.id} as {caller} ({role.value}, allowed): {describe(response)}"
     else:
-        assert status == 403, f"{route.id} as {caller} ({role.value}, refused): {_describe(response)}"
+        assert status == 403, f"{route.id} as {caller} ({role.value}, refused): {describe(response)}"
         if route.api:
             assert response.headers["content-type"].startswith("application/problem+json")
             assert response.json()["detail"]
 
 
-# --- another site's patient
-
-
-def patient_routes() -> list[Route]:
-    return [r for r in routes() if "subject_id" in r.params]
-
-
-def _other_site_cases() -> list[Any]:
-    cases = []
-    for route in patient_routes():
-        for caller in world.USERS:
-            if caller in world.ALL_SITES or not allowed(route, world.USERS[caller]) or route.action == PUBLIC:
-                continue
-            target = world.QFS_PATIENT if world.SITE_OF[caller] == world.JNC else world.JNC_PATIENT
-            cases.append(pytest.param(route, caller, target, id=f"{route.id}-{caller}"))
-    return cases
-
-
-def test_there_are_patient_routes_to_scope() -> None:
-    """The site-scoping matrix below is not empty: the API has per-patient routes."""
-    assert patient_routes(), "no route has {subject_id} in its path"
-
-
-NOBODY = "QFS-999999"  # no such patient
-
-
-@pytest.mark.parametrize(("route", "caller", "target"), _other_site_cases())
-def test_another_sites_patient_is_not_found(
-    route: Route, caller: str, target: str, client: world.Clients, web_db: Any
-) -> None:
-    """Reads are 404; a write answers exactly as for a patient who does not exist (404, or 422 for the body).
-
-    FastAPI validates a body before the handler's site check runs, so a write with an empty body is 422 whether
-    the patient is another site's or nobody's: existence is not leaked either way.
-    """
+def check_other_site(route: Route, caller: str, target: str, client: world.Clients, web_db: Any) -> None:
+    """Another site's patient is 404 for a caller whose role may use the route."""
     c = client_for(client, caller, route)
     response = call(c, route, fill(route, web_db, subject_id=target))
-    where = f"{route.id} as {caller} for {target}: {_describe(response)}"
+    where = f"{route.id} as {caller} for {target}: {describe(response)}"
     if route.api:
         assert response.headers["content-type"].startswith("application/problem+json"), where
-    if route.method in ("GET", "HEAD"):
-        assert response.status_code == 404, where
-        return
-    ghost = call(c, route, fill(route, web_db, subject_id=NOBODY))
-    assert response.status_code in (404, 422), where
-    assert response.status_code == ghost.status_code, f"{where}; for {NOBODY}: {_describe(ghost)}"
-    if response.status_code == 422 and route.api:
-        assert response.json()["errors"] == ghost.json()["errors"], where
-
-
-# --- refusals are audited
-
-
-def _refused_count(db: Any, username: str) -> int:
-    query = select(func.count()).where(
-        audit_log.c.entity == "security", audit_log.c.entity_key == username, audit_log.c.field == "refused"
-    )
-    with db.engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
-
-
-def _refused_case() -> tuple[Route, str] | None:
-    for route in routes():
-        if isinstance(route.action, Action):
-            for caller, role in world.USERS.items():
-                if not allowed(route, role):
-                    return route, caller
-    return None
-
-
-def test_a_refused_call_is_audited(client: world.Clients, web_db: Any) -> None:
-    case = _refused_case()
-    assert case is not None, "no route refuses any role: the permission table is not enforced anywhere"
-    route, caller = case
-    before = _refused_count(web_db, caller)
-    response = call(client.shared(caller), route, fill(route, web_db))
-    assert response.status_code == 403, _describe(response)
-    assert _refused_count(web_db, caller) == before + 1
-    with web_db.engine.connect() as conn:
-        detail = conn.execute(
-            select(audit_log.c.new_value)
-            .where(audit_log.c.entity == "security", audit_log.c.field == "refused")
-            .order_by(audit_log.c.seq.desc())
-            .limit(1)
-        ).scalar_one()
-    assert route.method in detail and caller in detail
+    assert response.status_code == 404, where

@@ -1,0 +1,86 @@
+"""The role x route matrix for the JSON API (the checks: :mod:`matrix`; web.md §2, §9), and the checks of the
+route list itself. The pages' matrix is in ``test_route_matrix_pages.py`` (two files: two xdist workers)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).parent))
+import world
+from matrix import (
+    CALLERS,
+    Route,
+    app_routes,
+    call,
+    check_other_site,
+    check_route,
+    describe,
+    fill,
+    other_site_cases,
+    patient_routes,
+    refused_case,
+    refused_count,
+    routes,
+)
+
+from abscopal.store.tables import audit_log
+from abscopal.web.context import declared_action
+
+API = True
+
+
+def test_every_route_declares_an_action() -> None:
+    found = app_routes()
+    missing = [f"{sorted(r.methods)} {r.path}" for r in found.apis if declared_action(r) is None]
+    assert not missing, "routes that declare no action (Depends(requires(...))): " + ", ".join(missing)
+    exempt = {"/static", found.openapi_url}  # the static files, FastAPI's own OpenAPI document (public)
+    others = [r.path for r in found.others if r.path not in exempt]
+    assert not others, f"routes the action check cannot see (not FastAPI APIRoutes): {others}"
+
+
+def test_the_matrix_covers_the_permission_tables_read_and_session_routes() -> None:
+    """A guard against a matrix that silently became empty (e.g. the route list failed to load)."""
+    ids = {r.id for r in routes()}
+    assert {"POST /api/v1/login", "GET /api/v1/me", "GET /"} <= ids
+
+
+def test_there_are_patient_routes_to_scope() -> None:
+    """The site-scoping matrix below is not empty: the API has per-patient routes."""
+    assert patient_routes(), "no route has {subject_id} in its path"
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("route", routes(API), ids=lambda r: r.id)
+def test_role_route_matrix(route: Route, caller: str, client: world.Clients, web_db: Any) -> None:
+    check_route(route, caller, client, web_db)
+
+
+@pytest.mark.parametrize(("route", "caller", "target"), other_site_cases(API))
+def test_another_sites_patient_is_not_found(
+    route: Route, caller: str, target: str, client: world.Clients, web_db: Any
+) -> None:
+    """Reads and writes alike are 404: the patient's site is checked before the body (existence is not leaked)."""
+    check_other_site(route, caller, target, client, web_db)
+
+
+def test_a_refused_call_is_audited(client: world.Clients, web_db: Any) -> None:
+    case = refused_case()
+    assert case is not None, "no route refuses any role: the permission table is not enforced anywhere"
+    route, caller = case
+    before = refused_count(web_db, caller)
+    response = call(client.shared(caller), route, fill(route, web_db))
+    assert response.status_code == 403, describe(response)
+    assert refused_count(web_db, caller) == before + 1
+    with web_db.engine.connect() as conn:
+        detail = conn.execute(
+            select(audit_log.c.new_value)
+            .where(audit_log.c.entity == "security", audit_log.c.field == "refused")
+            .order_by(audit_log.c.seq.desc())
+            .limit(1)
+        ).scalar_one()
+    assert route.method in detail and caller in detail

@@ -11,7 +11,7 @@ def secure(request: Request) -> bool:
     configured = state_of(request).secure_cookies
     if configured is not None:
         return configured
-    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+    return request.url.scheme == "https"  # behind a proxy: uvicorn --proxy-headers sets the scheme
 
 
 def set_session_cookie(request: Request, response: Response, token: str) -> None:

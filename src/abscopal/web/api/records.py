@@ -40,7 +40,7 @@ def _routes(res: Resource) -> None:
         data=(Input, ...),
     )
 
-    @router.get(base, name=f"list_{slug}", summary=f"{res.title} of one patient")
+    @router.get(base, name=f"list_{slug}", summary=f"{res.title}: every record of one patient")
     def list_records(
         subject_id: str, request: Request, principal: Annotated[Principal, Depends(requires(Action.READ))],
     ) -> list[RecordOut]:  # fmt: skip
@@ -49,7 +49,7 @@ def _routes(res: Resource) -> None:
             marks = patient_marks(uow, subject_id)
             return [record_out(res.entity, r, marks, subject_id, actor) for r in uow_records(uow, res, subject_id)]
 
-    @router.get(f"{base}/{{record_id}}", name=f"get_{slug}", summary=f"One {res.title.lower()} record, with its ETag")
+    @router.get(f"{base}/{{record_id}}", name=f"get_{slug}", summary=f"{res.title}: one record, with its ETag")
     def get_record(
         subject_id: str, record_id: str, request: Request, response: Response,
         principal: Annotated[Principal, Depends(requires(Action.READ))],
@@ -65,7 +65,7 @@ def _routes(res: Resource) -> None:
     action = res.write_action
     save = res.save
 
-    @router.post(base, name=f"create_{slug}", status_code=201, summary=f"Enter a {res.title.lower()} record")
+    @router.post(base, name=f"create_{slug}", status_code=201, summary=f"{res.title}: enter a record")
     def create_record(
         subject_id: str, body: Input, request: Request, response: Response,  # type: ignore[valid-type]
         principal: Annotated[Principal, Depends(requires(action))],
@@ -78,7 +78,7 @@ def _routes(res: Resource) -> None:
             response.headers["Location"] = f"{request.url.path}/{stored.id}"
             return record_out(res.entity, stored, patient_marks(uow, subject_id), subject_id, actor)
 
-    @router.put(f"{base}/{{record_id}}", name=f"edit_{slug}", summary=f"Edit a {res.title.lower()} record (If-Match)")
+    @router.put(f"{base}/{{record_id}}", name=f"edit_{slug}", summary=f"{res.title}: edit a record (If-Match)")
     def edit_record(
         subject_id: str, record_id: str, body: Edit, request: Request, response: Response,
         principal: Annotated[Principal, Depends(requires(action))],
@@ -95,7 +95,7 @@ def _routes(res: Resource) -> None:
             return record_out(res.entity, stored, patient_marks(uow, subject_id), subject_id, actor)
 
     @router.delete(f"{base}/{{record_id}}", name=f"remove_{slug}", status_code=204,
-                   summary=f"Remove a {res.title.lower()} record (logical, with a reason; If-Match)")  # fmt: skip
+                   summary=f"{res.title}: remove a record (logical, with a reason; If-Match)")  # fmt: skip
     def remove(
         subject_id: str, record_id: str, request: Request,
         principal: Annotated[Principal, Depends(requires(action))],

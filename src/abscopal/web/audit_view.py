@@ -17,11 +17,13 @@ and the patients' ``site_code``. This keeps a page bounded in a long trail, wher
 every table's rows would make the database sort the whole trail before the first page (checked with EXPLAIN on
 SQLite); the price is that a scoped page may hold fewer than ``limit`` rows while ``next_before_seq`` says more
 may follow. A trial-data record is shown when its row belongs to a patient of those sites, or is one of those
-sites. A bulk record (``field == "*rows"``) is shown when any row of its id range is such a row, and its payload
-is never shown in the trail (only how many rows it inserted), so that another site's rows in the same batch do
-not leak. Security and account events, schema notes and the ``users`` table are not about a patient: they are
-shown only when ``sites`` is None (data managers, monitors and the administrator see everything) and no patient
-is asked for.
+sites. A bulk record (``field == "*rows"``) counts as its first row's (its ``entity_key``: one index lookup, where
+searching its id range for a row of a list of patients took tens of milliseconds a record); for one patient
+(``subject_id``) its id range is searched (the patient's rows by index, then their ids). Its payload is never
+loaded or shown in the trail (only its id range), so that another site's rows in the same batch do not leak;
+each row's values are in that record's history. Security and account events, schema notes and the ``users``
+table are not about a patient: they are shown only when ``sites`` is None (data managers, monitors and the
+administrator see everything) and no patient is asked for.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, select
+from sqlalchemy import ColumnElement, Connection, and_, case, select
 
 from abscopal.errors import ValidationError
 from abscopal.store.audit import ROW, ROWS, history
@@ -198,27 +200,22 @@ class _Scope:
             query = query.where(site_table.c.id == r.entity_key)
         return any(str(code) in self.sites for code in conn.execute(query).scalars())
 
-    def _bulk_ok(self, r: Any) -> bool:
+    def _bulk_holds_subject(self, r: Any) -> bool:
         found = _subject_column(r.entity)
         if found is None or r.key_first is None or r.key_last is None:
             return False
         source, id_column, subject = found
-        query = select(subject).select_from(source).where(id_column >= r.key_first, id_column <= r.key_last)
-        if self.subject_id is not None:
-            query = query.where(subject == self.subject_id)
-        if self.sites is not None:
-            query = query.where(
-                subject.in_(select(_patients.c.subject_id).where(_patients.c.site_code.in_(sorted(self.sites))))
-            )
-        return self.conn.execute(query.limit(1)).first() is not None
+        query = select(id_column).select_from(source).where(subject == self.subject_id)
+        query = query.where(id_column >= r.key_first, id_column <= r.key_last).limit(1)
+        return self.conn.execute(query).first() is not None
 
     def keep(self, rows: Sequence[Any], subjects: dict[tuple[str, str], str]) -> list[Any]:
         kept = []
         for r in rows:
             if r.entity == "sites":
                 ok = self._site_ok(self.conn, r)
-            elif r.field == ROWS:
-                ok = self._bulk_ok(r)
+            elif r.field == ROWS and self.subject_id is not None:
+                ok = self._bulk_holds_subject(r) and (self.sites is None or self._subject_ok(self.subject_id))
             else:
                 subject = subjects.get((r.entity, r.entity_key))
                 ok = subject is not None and self._subject_ok(subject)
@@ -233,19 +230,20 @@ SCAN_CHUNK = 1000
 SCAN_CHUNKS = 20
 
 
-def _bulk_summary(new_value: str | None, key_first: str | None, key_last: str | None) -> str:
-    try:
-        n = len(orjson.loads(new_value or "{}").get("rows", {}))
-    except (orjson.JSONDecodeError, AttributeError):
-        n = 0
-    return f"{n} rows inserted at once (ids {key_first} to {key_last}); open a record's history for its values"
+def _bulk_summary(key_first: str | None, key_last: str | None) -> str:
+    return f"rows inserted at once (ids {key_first} to {key_last}); open a record's history for its values"
+
+
+#: The trail's columns as a page reads them: a bulk record's payload (megabytes for a cohort) is never loaded.
+_COLUMNS = [c if c.name != "new_value" else case((_a.field == ROWS, None), else_=c).label("new_value")
+            for c in audit_log.columns]  # fmt: skip
 
 
 def _subjects_of(conn: Connection, rows: Sequence[Any]) -> dict[tuple[str, str], str]:
     """(entity, entity_key) -> subject id for one page's trial-data records (one query per table on the page)."""
     wanted: dict[str, set[str]] = {}
     for r in rows:
-        if r.entity in ENTITIES and r.field != ROWS:
+        if r.entity in ENTITIES:  # a bulk record: its first row's (entity_key is its first id)
             wanted.setdefault(r.entity, set()).add(r.entity_key)
     out: dict[tuple[str, str], str] = {}
     for name, keys in wanted.items():
@@ -286,7 +284,7 @@ def trail(
     if before_seq is not None:
         conditions.append(_a.seq < before_seq)
     if subject_id is None and sites is None:
-        query = select(audit_log).where(and_(*conditions)) if conditions else select(audit_log)
+        query = select(*_COLUMNS).where(and_(*conditions))
         found = conn.execute(query.order_by(_a.seq.desc()).limit(limit + 1)).all()
         page, more = found[:limit], len(found) > limit
         subjects = _subjects_of(conn, page)
@@ -296,8 +294,8 @@ def trail(
     rows = [
         TrailRow(
             int(r.seq), _utc(r.at), r.username, r.entity, r.entity_key, r.field, r.old_value,
-            _bulk_summary(r.new_value, r.key_first, r.key_last) if r.field == ROWS else r.new_value,
-            r.reason, r.version, subjects.get((r.entity, r.entity_key)),
+            _bulk_summary(r.key_first, r.key_last) if r.field == ROWS else r.new_value,
+            r.reason, r.version, None if r.field == ROWS else subjects.get((r.entity, r.entity_key)),
         )
         for r in page
     ]  # fmt: skip
@@ -318,7 +316,7 @@ def _scan(
     cursor = before_seq
     for _ in range(SCAN_CHUNKS):
         where = [*base, _a.seq < cursor] if cursor is not None else base
-        chunk = conn.execute(select(audit_log).where(and_(*where)).order_by(_a.seq.desc()).limit(SCAN_CHUNK)).all()
+        chunk = conn.execute(select(*_COLUMNS).where(and_(*where)).order_by(_a.seq.desc()).limit(SCAN_CHUNK)).all()
         if not chunk:
             return page, subjects, None
         found = _subjects_of(conn, chunk)

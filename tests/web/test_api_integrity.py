@@ -389,3 +389,13 @@ def test_a_scoped_trail_read_in_small_chunks_pages_through_the_same_records(web_
                 break
             before = page.next_before_seq
     assert whole and paged == whole
+
+
+def test_a_patient_sees_only_the_queries_about_their_questionnaires(fresh_client: Any) -> None:
+    dm, patient = fresh_client.login("datamanager"), fresh_client.login("patient")
+    _raise(dm, _lesion(dm))
+    body = {"entity": "questionnaire_answers", "field": "answer", "text": "Please answer item 3 again"}
+    assert dm.post(f"{API}/patients/{SID}/queries", json=body).status_code == 201
+    seen = patient.get(f"{API}/patients/{SID}/queries").json()
+    assert [q["entity"] for q in seen] == ["questionnaire_answers"]
+    assert patient.get(f"{API}/queries").json()["items"] == []

@@ -471,8 +471,11 @@ def patient_queries(
     subject_id: SubjectId, request: Request, principal: Annotated[Principal, Depends(requires(Action.READ))],
 ) -> list[QueryOut]:  # fmt: skip
     with reading(request, principal) as uow:
-        visible_patient(uow, principal, subject_id)
-        return [_query_out(q) for q in uow.queries.for_subject(subject_id)]
+        _, actor = visible_patient(uow, principal, subject_id)
+        found = uow.queries.for_subject(subject_id)
+        if actor.role is StaffRole.PATIENT:  # a patient sees only their own questionnaires (web.md §2)
+            found = [q for q in found if q.value.entity == "questionnaire_answers"]
+        return [_query_out(q) for q in found]
 
 
 @router.post("/patients/{subject_id}/queries", status_code=201, summary="Raise a query on a field of a record")

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError as PydanticError
 
 from abscopal.errors import ValidationError
+from abscopal.web.i18n import N_
 from abscopal.web.records import input_model
 
 #: Form field names the record forms use themselves (never a dataclass field's name).
@@ -76,8 +77,126 @@ def _kind(hint: Any) -> str:
     return "readonly"
 
 
+#: The English label of each record field (marked for the catalogs; the templates show it through ``_()``).
+#: A field not named here gets its name, readable (:func:`label_of`); tests/web/test_translations.py checks that
+#: every field of a form is here.
+FIELD_LABELS: dict[str, str] = {
+    "action_io": N_("Action io"),
+    "action_rt": N_("Action rt"),
+    "ae_id": N_("Ae id"),
+    "age_years": N_("Age years"),
+    "agent": N_("Agent"),
+    "alpha_beta_gy": N_("Alpha beta gy"),
+    "answer": N_("Answer"),
+    "assessed_by": N_("Assessed by"),
+    "assessment_date": N_("Assessment date"),
+    "attribution_cfrt": N_("Attribution cfrt"),
+    "attribution_io": N_("Attribution io"),
+    "attribution_ldrt": N_("Attribution ldrt"),
+    "awareness_at": N_("Awareness at"),
+    "baseline_diameter_mm": N_("Baseline diameter mm"),
+    "baseline_grade": N_("Baseline grade"),
+    "best_response": N_("Best response"),
+    "brain_metastases": N_("Brain metastases"),
+    "check": N_("Check"),
+    "classification": N_("Classification"),
+    "completed_on": N_("Completed on"),
+    "confirmed_by": N_("Confirmed by"),
+    "consent_date": N_("Consent date"),
+    "criteria": N_("Criteria"),
+    "cycle_number": N_("Cycle number"),
+    "date": N_("Date"),
+    "deviation_class": N_("Deviation class"),
+    "diet": N_("Diet"),
+    "dose": N_("Dose"),
+    "dose_gy": N_("Dose gy"),
+    "dose_per_fraction_gy": N_("Dose per fraction gy"),
+    "dose_reference": N_("Dose reference"),
+    "dose_unit": N_("Dose unit"),
+    "ecog": N_("Ecog"),
+    "fraction_group": N_("Fraction group"),
+    "fraction_number": N_("Fraction number"),
+    "fractions": N_("Fractions"),
+    "given": N_("Given"),
+    "grade": N_("Grade"),
+    "has_measurable_disease": N_("Has measurable disease"),
+    "histology": N_("Histology"),
+    "histology_confirmed_by": N_("Histology confirmed by"),
+    "immune_related": N_("Immune related"),
+    "immunotherapy_resistance_confirmed": N_("Immunotherapy resistance confirmed"),
+    "instrument": N_("Instrument"),
+    "instrument_version": N_("Instrument version"),
+    "investigator_judges_unsuitable": N_("Investigator judges unsuitable"),
+    "investigator_response": N_("Investigator response"),
+    "is_node": N_("Is node"),
+    "is_primary": N_("Is primary"),
+    "is_symptomatic": N_("Is symptomatic"),
+    "item": N_("Item"),
+    "label": N_("Label"),
+    "labs": N_("Labs"),
+    "last_dose_date": N_("Last dose date"),
+    "laterality": N_("Laterality"),
+    "lesion_class": N_("Lesion class"),
+    "lesion_count": N_("Lesion count"),
+    "lesion_id": N_("Lesion id"),
+    "life_expectancy_months": N_("Life expectancy months"),
+    "lines_of_therapy": N_("Lines of therapy"),
+    "location": N_("Location"),
+    "measurable": N_("Measurable"),
+    "measurements": N_("Measurements"),
+    "meddra_code": N_("Meddra code"),
+    "metastatic_organ_count": N_("Metastatic organ count"),
+    "meterset_ratio": N_("Meterset ratio"),
+    "method": N_("Method"),
+    "no_standard_treatment_option": N_("No standard treatment option"),
+    "not_done_reason": N_("Not done reason"),
+    "onset_date": N_("Onset date"),
+    "organ": N_("Organ"),
+    "other_trial_within_3_months": N_("Other trial within 3 months"),
+    "outcome": N_("Outcome"),
+    "plan_label": N_("Plan label"),
+    "plan_uid": N_("Plan uid"),
+    "prior_immune_related_toxicity": N_("Prior immune related toxicity"),
+    "prior_radiotherapy": N_("Prior radiotherapy"),
+    "progression_confirmed_date": N_("Progression confirmed date"),
+    "progression_date": N_("Progression date"),
+    "proposed_at": N_("Proposed at"),
+    "proposed_by": N_("Proposed by"),
+    "reason": N_("Reason"),
+    "record_uid": N_("Record uid"),
+    "recorded_by": N_("Recorded by"),
+    "refuses_cooperation": N_("Refuses cooperation"),
+    "reported_at": N_("Reported at"),
+    "resolution_date": N_("Resolution date"),
+    "role": N_("Role"),
+    "route": N_("Route"),
+    "rt_role": N_("Rt role"),
+    "screen_failure_reason": N_("Screen failure reason"),
+    "screening_date": N_("Screening date"),
+    "serious_comorbidity": N_("Serious comorbidity"),
+    "serious_congenital": N_("Serious congenital"),
+    "serious_death": N_("Serious death"),
+    "serious_disability": N_("Serious disability"),
+    "serious_hospitalisation": N_("Serious hospitalisation"),
+    "serious_life_threatening": N_("Serious life threatening"),
+    "serious_medically_important": N_("Serious medically important"),
+    "severe_allergy_history": N_("Severe allergy history"),
+    "severe_infection": N_("Severe infection"),
+    "signatures": N_("Signatures"),
+    "start_date": N_("Start date"),
+    "start_date_reported": N_("Start date reported"),
+    "status": N_("Status"),
+    "term": N_("Term"),
+    "values": N_("Values"),
+    "verbatim": N_("Verbatim"),
+    "visit": N_("Visit"),
+}
+
+
 def label_of(name: str) -> str:
-    """``baseline_diameter_mm`` -> ``Baseline diameter mm`` (the field's name, readable)."""
+    """``baseline_diameter_mm`` -> ``Baseline diameter mm`` (:data:`FIELD_LABELS`, else the field's name, readable)."""
+    if name in FIELD_LABELS:
+        return FIELD_LABELS[name]
     text = name.replace("_", " ").strip()
     return text[:1].upper() + text[1:]
 

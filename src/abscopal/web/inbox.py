@@ -25,12 +25,13 @@ from abscopal import domain as d
 from abscopal.errors import ValidationError
 from abscopal.services.common import PERMISSIONS, Action, Actor, StaffRole
 from abscopal.store.tables import ENTITIES
+from abscopal.web.i18n import N_
 
 queries = ENTITIES["data_queries"].table
 patients = ENTITIES["patients"].table
 MAX_LIMIT = 500
 #: The dashboard's age buckets (days): under 7, 7-14, 14-28, over 28.
-AGE_BUCKETS = ("<7 d", "7-14 d", "14-28 d", ">28 d")
+AGE_BUCKETS = (N_("<7 d"), N_("7-14 d"), N_("14-28 d"), N_(">28 d"))  # the dashboard shows them with _()
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

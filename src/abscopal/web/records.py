@@ -27,6 +27,7 @@ from abscopal.services.ports import UnitOfWorkLike, records_of
 from abscopal.services.signing import content_hash
 from abscopal.store.records import Stored
 from abscopal.web.context import Principal
+from abscopal.web.i18n import N_
 
 Saver = Callable[[UnitOfWorkLike, Actor, Any, str | None, int | None, ProtocolFile | None], Stored[Any]]
 
@@ -97,27 +98,27 @@ def _date_label(name: str) -> Callable[[Any], str]:
 RESOURCES: dict[str, Resource] = {
     r.slug: r
     for r in (
-        Resource("screening", "screenings", d.Screening, "Screening", Action.SCREENING, _save_screening,
+        Resource("screening", "screenings", d.Screening, N_("Screening"), Action.SCREENING, _save_screening,
                  _date_label("screening_date")),
-        Resource("io-history", "immunotherapy_histories", d.ImmunotherapyHistory, "Prior immunotherapy",
+        Resource("io-history", "immunotherapy_histories", d.ImmunotherapyHistory, N_("Prior immunotherapy"),
                  Action.SCREENING, _save_history, lambda o: f"{o.agent} {o.start_date}"),
-        Resource("adjudications", "adjudications", d.Adjudication, "Resistance adjudication", None,
+        Resource("adjudications", "adjudications", d.Adjudication, N_("Resistance adjudication"), None,
                  label=_date_label("proposed_at")),
-        Resource("lesions", "lesions", d.Lesion, "Lesions", Action.LESION_REGISTRY, _save_lesion,
+        Resource("lesions", "lesions", d.Lesion, N_("Lesions"), Action.LESION_REGISTRY, _save_lesion,
                  _date_label("lesion_id")),
-        Resource("rt-courses", "radiotherapy_courses", d.RadiotherapyCourse, "Radiotherapy courses",
+        Resource("rt-courses", "radiotherapy_courses", d.RadiotherapyCourse, N_("Radiotherapy courses"),
                  Action.RADIOTHERAPY, _save_course, lambda o: f"{o.lesion_id} {o.start_date}"),
-        Resource("fractions", "fractions", d.Fraction, "Fractions", Action.RADIOTHERAPY, _save_fraction,
+        Resource("fractions", "fractions", d.Fraction, N_("Fractions"), Action.RADIOTHERAPY, _save_fraction,
                  lambda o: f"{o.lesion_id} #{o.fraction_number}"),
-        Resource("io-cycles", "immunotherapy_cycles", d.ImmunotherapyCycle, "Immunotherapy cycles",
+        Resource("io-cycles", "immunotherapy_cycles", d.ImmunotherapyCycle, N_("Immunotherapy cycles"),
                  Action.IMMUNOTHERAPY, _save_cycle, lambda o: f"C{o.cycle_number}"),
-        Resource("assessments", "tumour_assessments", d.TumourAssessment, "Tumour assessments",
+        Resource("assessments", "tumour_assessments", d.TumourAssessment, N_("Tumour assessments"),
                  Action.LESION_REGISTRY, _save_assessment, _date_label("assessment_date")),
-        Resource("adverse-events", "adverse_events", d.AdverseEvent, "Adverse events", Action.ADVERSE_EVENTS,
+        Resource("adverse-events", "adverse_events", d.AdverseEvent, N_("Adverse events"), Action.ADVERSE_EVENTS,
                  _save_ae, lambda o: f"{o.ae_id} {getattr(o, 'term', '')}"),
-        Resource("questionnaires", "questionnaire_answers", d.QuestionnaireAnswer, "Questionnaire answers", None,
+        Resource("questionnaires", "questionnaire_answers", d.QuestionnaireAnswer, N_("Questionnaire answers"), None,
                  label=lambda o: f"{o.visit} {o.instrument.value} {o.item}"),
-        Resource("deviations", "protocol_deviations", d.ProtocolDeviation, "Protocol deviations", None,
+        Resource("deviations", "protocol_deviations", d.ProtocolDeviation, N_("Protocol deviations"), None,
                  label=lambda o: f"{o.check} {o.date}"),
     )
 }  # fmt: skip

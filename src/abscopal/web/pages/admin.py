@@ -26,14 +26,20 @@ from abscopal.web.accounts import (
     set_password,
 )
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
-from abscopal.web.i18n import LANGUAGE_NAMES
+from abscopal.web.i18n import LANGUAGE_NAMES, N_, gettext
 from abscopal.web.pages.records import posted_form
-from abscopal.web.templating import render
+from abscopal.web.templating import language_of, render
 
 router = APIRouter(include_in_schema=False)
 ROLES = [r.value for r in d.Role]
-NOTICES = {"created": "The account was created.", "roles": "The roles were saved.", "disabled": "Disabled.",
-           "enabled": "Enabled.", "password": "The password was reset.", "site": "The site was added."}  # fmt: skip
+NOTICES = {
+    "created": N_("The account was created."),
+    "roles": N_("The roles were saved."),
+    "disabled": N_("Disabled."),
+    "enabled": N_("Enabled."),
+    "password": N_("The password was reset."),
+    "site": N_("The site was added."),
+}
 
 
 def _site_codes(request: Request, principal: Principal) -> list[tuple[str, str]]:
@@ -111,7 +117,8 @@ def _user_page(
     with state_of(request).read() as conn:
         account = require_account(conn, username)
     held = {m.site_code: m for m in account.memberships}
-    sites = [(EVERY_SITE, "every site (statistician, administrator)"), *_site_codes(request, principal)]
+    every = gettext(language_of(request), N_("every site (statistician, administrator)"))
+    sites = [(EVERY_SITE, every), *_site_codes(request, principal)]
     rows: list[dict[str, Any]] = [
         {"code": code, "name": name, "role": held[code].role.value if code in held else "",
          "pi": held[code].pi if code in held else False}

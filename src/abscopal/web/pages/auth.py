@@ -13,9 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from abscopal.web.accounts import LoginRefused, security_event, set_language
 from abscopal.web.api.session import sign_in
 from abscopal.web.context import PUBLIC, SIGNED_IN, Principal, check_csrf, requires, state_of
-from abscopal.web.i18n import LANGUAGE_NAMES
+from abscopal.web.i18n import LANGUAGE_NAMES, N_, gettext
 from abscopal.web.sessions import end_session
-from abscopal.web.templating import render
+from abscopal.web.templating import language_of, render
 from abscopal.web.web_session import clear_session_cookie, secure, set_session_cookie
 
 router = APIRouter(include_in_schema=False)
@@ -56,9 +56,11 @@ def login(
 ) -> Response:
     cookie = request.cookies.get(LOGIN_CSRF, "")
     if not cookie or not hmac.compare_digest(cookie, csrf_token):
-        return _login_page(request, _safe_next(next), "The sign-in form had expired; please try again.", 403)
+        expired = gettext(language_of(request), N_("The sign-in form had expired; please try again."))
+        return _login_page(request, _safe_next(next), expired, 403)
     if not username.strip() or not password:
-        return _login_page(request, _safe_next(next), "Enter your username and password.", 422)
+        missing = gettext(language_of(request), N_("Enter your username and password."))
+        return _login_page(request, _safe_next(next), missing, 422)
     try:
         token, _principal = sign_in(request, username.strip(), password)
     except LoginRefused as exc:

@@ -17,6 +17,7 @@ from abscopal import domain as d
 from abscopal.services.common import Action, Actor, StaffRole
 from abscopal.store.tables import ENTITIES, accounts
 from abscopal.web.context import SIGNED_IN, Principal, requires, state_of
+from abscopal.web.i18n import N_
 from abscopal.web.inbox import AGE_BUCKETS, query_counts_by_age
 from abscopal.web.templating import render
 
@@ -38,15 +39,15 @@ def patients_by_status(conn: Connection, actor: Actor) -> dict[str, int]:
 
 #: What each action's holder does next, as (action, link, sentence) — shown when the role may do it.
 NEXT_STEPS: tuple[tuple[Action, str, str], ...] = (
-    (Action.ANSWER_QUERY, "/queries", "Answer the open queries at your sites."),
-    (Action.CLOSE_QUERY, "/queries", "Review answered queries and close or reopen them."),
-    (Action.SCREENING, "/patients?status=screening", "Continue screening: patients still in screening."),
-    (Action.ENROL, "/patients?status=screening", "Decide eligibility and enrol screened patients."),
-    (Action.LESION_REGISTRY, "/patients?status=on_treatment", "Record lesions and tumour assessments."),
-    (Action.RADIOTHERAPY, "/patients?status=on_treatment", "Prescribe radiotherapy and record fractions."),
-    (Action.SDV, "/patients", "Verify records against the source (SDV)."),
-    (Action.LOCK, "/patients", "Lock records that are complete and verified."),
-    (Action.AUDIT_VIEW, "/audit", "Review the audit trail."),
+    (Action.ANSWER_QUERY, "/queries", N_("Answer the open queries at your sites.")),
+    (Action.CLOSE_QUERY, "/queries", N_("Review answered queries and close or reopen them.")),
+    (Action.SCREENING, "/patients?status=screening", N_("Continue screening: patients still in screening.")),
+    (Action.ENROL, "/patients?status=screening", N_("Decide eligibility and enrol screened patients.")),
+    (Action.LESION_REGISTRY, "/patients?status=on_treatment", N_("Record lesions and tumour assessments.")),
+    (Action.RADIOTHERAPY, "/patients?status=on_treatment", N_("Prescribe radiotherapy and record fractions.")),
+    (Action.SDV, "/patients", N_("Verify records against the source (SDV).")),
+    (Action.LOCK, "/patients", N_("Lock records that are complete and verified.")),
+    (Action.AUDIT_VIEW, "/audit", N_("Review the audit trail.")),
 )
 
 

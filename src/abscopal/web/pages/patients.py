@@ -19,6 +19,7 @@ from abscopal.services.common import Action
 from abscopal.store.tables import ENTITIES
 from abscopal.web.api.common import decode_cursor, encode_cursor
 from abscopal.web.context import Principal, reading, requires, state_of
+from abscopal.web.i18n import N_
 from abscopal.web.pages.records import PATIENT_SLUGS, is_patient, may_write
 from abscopal.web.patient_list import list_patients
 from abscopal.web.records import RESOURCES, patient_marks, pseudonymised, record_state, records_for, visible_patient
@@ -88,5 +89,5 @@ def patient_page(
             sections.append({"res": res, "rows": rows, "may_add": may_write(principal, res)})
     return render(
         request, "patient.html", patient=patient.value, sections=sections, own=own,
-        hidden_identifiers=pseudonymised(actor), notice="The record was removed." if notice == "removed" else None,
+        hidden_identifiers=pseudonymised(actor), notice=N_("The record was removed.") if notice == "removed" else None,
     )  # fmt: skip

@@ -18,14 +18,14 @@ from abscopal.errors import ValidationError
 from abscopal.store.tables import accounts
 from abscopal.web.accounts import password_matches, set_language, set_password
 from abscopal.web.context import SIGNED_IN, Principal, requires, state_of
-from abscopal.web.i18n import LANGUAGE_NAMES
+from abscopal.web.i18n import LANGUAGE_NAMES, N_, gettext
 from abscopal.web.pages.records import posted_form
 from abscopal.web.sessions import create_token, revoke_token, tokens_of
-from abscopal.web.templating import render
+from abscopal.web.templating import language_of, render
 
 router = APIRouter(include_in_schema=False)
-NOTICES = {"language": "Your language was saved.", "password": "Your password was changed.",
-           "revoked": "The token was revoked."}  # fmt: skip
+NOTICES = {"language": N_("Your language was saved."), "password": N_("Your password was changed."),
+           "revoked": N_("The token was revoked.")}  # fmt: skip
 
 
 def _page(
@@ -76,9 +76,9 @@ async def change_password(request: Request, principal: Annotated[Principal, Depe
                 select(accounts.c.password_hash).where(accounts.c.username == principal.username)
             ).scalar_one()
         if not password_matches(stored, current):
-            errors["current_password"] = "That is not your current password."
+            errors["current_password"] = gettext(language_of(request), N_("That is not your current password."))
         if new != again:
-            errors["new_password_again"] = "The two new passwords differ."
+            errors["new_password_again"] = gettext(language_of(request), N_("The two new passwords differ."))
         if not errors:
             try:
                 with state_of(request).write() as conn:

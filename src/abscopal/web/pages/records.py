@@ -25,6 +25,7 @@ from abscopal.web import audit_view
 from abscopal.web.accounts import LoginRefused, confirm_password
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import display, editable_fields, errors_of, form_fields, items_of, label_of, parse
+from abscopal.web.i18n import N_, gettext
 from abscopal.web.records import (
     RESOURCES,
     Resource,
@@ -35,19 +36,19 @@ from abscopal.web.records import (
     resource,
     visible_patient,
 )
-from abscopal.web.templating import render
+from abscopal.web.templating import language_of, render
 
 router = APIRouter(include_in_schema=False)
 FIRST_ENTRY = "entered in the web application"
 #: The notices a redirect may ask the record page to show (codes, never text from the URL).
 NOTICES = {
-    "saved": "Saved.",
-    "created": "The record was entered.",
-    "verified": "Marked as verified against the source.",
-    "signed": "Signed.",
-    "locked": "Locked.",
-    "unlocked": "Unlocked.",
-    "query": "The query was raised.",
+    "saved": N_("Saved."),
+    "created": N_("The record was entered."),
+    "verified": N_("Marked as verified against the source."),
+    "signed": N_("Signed."),
+    "locked": N_("Locked."),
+    "unlocked": N_("Unlocked."),
+    "query": N_("The query was raised."),
 }
 PATIENT_SLUGS = frozenset({"questionnaires"})  # what a patient's own account sees of its records (web.md §1)
 
@@ -100,13 +101,14 @@ def _value_of(text: str | None) -> str:
     return text
 
 
-def history_rows(conn: Any, entity: str, record_id: str) -> list[dict[str, Any]]:
+def history_rows(conn: Any, entity: str, record_id: str, language: str = "en") -> list[dict[str, Any]]:
     """The record's audit history (its child rows included), newest first, for the templates."""
+    entered = gettext(language, N_("(record entered)"))
     rows = []
     for e in reversed(audit_view.record_history(conn, entity, record_id)):
         child = "" if e.entity == entity else f"{e.entity} {e.record_id}: "
         rows.append(
-            {"at": e.at, "username": e.username, "field": child + ("(record entered)" if e.field == "*" else e.field),
+            {"at": e.at, "username": e.username, "field": child + (entered if e.field == "*" else e.field),
              "created": e.field == "*", "old": e.old or "—", "new": e.new or "—", "reason": e.reason,
              "version": e.version}
         )  # fmt: skip
@@ -127,7 +129,11 @@ def record_context(
             if q.value.entity == res.entity and q.value.record_id == record.id
             and q.value.status is not d.QueryStatus.CLOSED
         ]  # fmt: skip
-        trail = history_rows(uow.connection, res.entity, record.id) if principal.may(Action.AUDIT_VIEW) else None
+        trail = (
+            history_rows(uow.connection, res.entity, record.id, language_of(request))
+            if principal.may(Action.AUDIT_VIEW)
+            else None
+        )
     names = [f.name for f in editable_fields(res.cls)]
     fields = [
         {"name": n, "label": label_of(n), "value": display(getattr(record.value, n), zone),
@@ -190,7 +196,12 @@ def show_form(
         state = record_state(res.entity, record, marks, patient.id)
     locked = None
     if state.status == "locked":
-        locked = f"{state.locked_by} at {state.locked_at:%Y-%m-%d %H:%M} UTC" if state.locked_at else state.locked_by
+        locked = (
+            gettext(language_of(request), N_("%(user)s at %(at)s UTC"))
+            % {"user": state.locked_by, "at": f"{state.locked_at:%Y-%m-%d %H:%M}"}
+            if state.locked_at
+            else state.locked_by
+        )
     return form_page(request, res, subject_id, record=record, posted=None, version=record.version, locked=locked)
 
 
@@ -223,9 +234,14 @@ def save_form(
     reason = (posted.get("reason") or "").strip()
     if current is not None:
         if version is None:
-            top = "The form did not say which version of the record it was based on; reload the page and try again."
+            top = gettext(
+                language_of(request),
+                N_("The form did not say which version of the record it was based on; reload the page and try again."),
+            )
         if not reason:
-            errors["reason"] = "Every edit after the first save needs a reason (it goes to the audit trail)."
+            errors["reason"] = gettext(
+                language_of(request), N_("Every edit after the first save needs a reason (it goes to the audit trail).")
+            )
     body: dict[str, Any] | None = None
     try:
         body = parse(res.cls, posted, base=current.value if current else None, zone=zone)
@@ -302,7 +318,7 @@ def _routes(res: Resource) -> None:
     ) -> Response:  # fmt: skip
         with reading(request, principal) as uow:
             _, _, record = visible_record(uow, principal, res, subject_id, record_id)
-            rows = history_rows(uow.connection, res.entity, record.id)
+            rows = history_rows(uow.connection, res.entity, record.id, language_of(request))
         return render(
             request, "record_history.html", res=res, subject_id=subject_id, record=record, history=rows,
             label=res.label(record.value) or record.id,
@@ -342,7 +358,10 @@ def _routes(res: Resource) -> None:
             if version is None or not reason:
                 return record_page(
                     request, principal, res, subject_id, record_id, status=422,
-                    error="Removing a record needs the reason (it goes to the audit trail) and the form's version.",
+                    error=gettext(
+                        language_of(request),
+                        N_("Removing a record needs the reason (it goes to the audit trail) and the form's version."),
+                    ),
                 )  # fmt: skip
             try:
                 with unit_of_work(request, principal, reason) as uow:

@@ -51,8 +51,9 @@ class Action(StrEnum):
 
 T = TypeVar("T")
 R = StaffRole
-#: web.md §2, the one permission table: action -> roles allowed; every web route declares one of these actions. Refinements (coordinator AE drafts, RT-related AEs for
-#: radiation oncologists, monitors closing their own queries, PI-only casebook signature) are in the use cases.
+#: web.md §2, the one permission table: action -> roles allowed; every web route declares one of these actions.
+#: Refinements (coordinator AE drafts, RT-related AEs for radiation oncologists, monitors closing their own queries,
+#: PI-only casebook signature) are in the use cases.
 PERMISSIONS: dict[Action, frozenset[StaffRole]] = {
     Action.SCREENING: frozenset({R.COORDINATOR, R.INVESTIGATOR}),
     Action.ENROL: frozenset({R.INVESTIGATOR}),

@@ -7,6 +7,8 @@ Every simulated user signs in once (``POST /api/v1/login``, step ``login``) as `
 - ``patient list``: ``GET /patients`` (the HTML page), or ``GET /api/v1/patients`` when the page is not there
   yet (404 at start-up: the step is then named ``patient list (API fallback)``);
 - ``patient page``: ``GET /patients/{id}`` of a random patient, or ``GET /api/v1/patients/{id}`` (fallback);
+- (a user whose sign-in failed signs in again instead of its next step; pages are fetched without following
+  redirects, so a redirect to ``/login`` is a failure);
 - ``lesions``: ``GET /api/v1/patients/{id}/lesions`` then ``lesion edit``: ``PUT .../lesions/{record_id}`` with
   ``If-Match`` = the record's ETag and ``{"reason": ..., "data": <its data minus subject_id>}``.
 
@@ -43,8 +45,19 @@ def _load_subjects(environment: Any, **_: Any) -> None:
 class Investigator(HttpUser):
     wait_time = between(0.5, 1.5)
 
+    signed_in = False
+
     def on_start(self) -> None:
         self.client.headers["Accept"] = "text/html,application/json"
+        self._sign_in()
+
+    def _ready(self) -> bool:
+        """Signed in (a user whose sign-in failed tries again instead of the step: a failed step, not a 401)."""
+        if not self.signed_in:
+            self._sign_in()
+        return self.signed_in
+
+    def _sign_in(self) -> None:
         with self.client.post(
             "/api/v1/login", json={"username": USERNAME, "password": PASSWORD}, name="login", catch_response=True
         ) as response:
@@ -52,9 +65,12 @@ class Investigator(HttpUser):
                 response.failure(f"login {response.status_code}: {response.text[:200]}")
                 return
             self.client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+            self.signed_in = True
         for page, probe in (("list", "/patients"), ("patient", f"/patients/{SUBJECTS[0]}")):
             if page not in PAGES:
-                with self.client.get(probe, name="probe (not counted)", catch_response=True) as r:
+                with self.client.get(
+                    probe, name="probe (not counted)", catch_response=True, allow_redirects=False
+                ) as r:
                     PAGES[page] = r.status_code == 200
                     r.success()
 
@@ -79,6 +95,8 @@ class Investigator(HttpUser):
 
     @task(1)
     def edit_lesion(self) -> None:
+        if not self._ready():
+            return
         sid = random.choice(SUBJECTS)
         with self.client.get(f"/api/v1/patients/{sid}/lesions", name="lesions", catch_response=True) as response:
             if response.status_code != 200:
@@ -99,6 +117,9 @@ class Investigator(HttpUser):
                 response.failure(f"{response.status_code}: {response.text[:300]}")
 
     def _get(self, path: str, name: str) -> None:
-        with self.client.get(path, name=name, catch_response=True) as response:
+        if not self._ready():
+            return
+        # A redirect (to /login: the session is gone) is a failure, not the login page's 200.
+        with self.client.get(path, name=name, catch_response=True, allow_redirects=False) as response:
             if response.status_code != 200:
                 response.failure(f"{response.status_code}: {response.text[:200]}")

@@ -71,11 +71,9 @@ EXAMPLES = int(os.environ.get("ABSCOPAL_FUZZ_EXAMPLES", "10"))
 PROBLEM_STATUSES = frozenset({400, 401, 403, 404, 405, 409, 412, 413, 415, 422, 423, 428})
 #: operation id -> the reported bug that excludes it (empty: every operation is fuzzed).
 KNOWN_BUGS: dict[str, str] = {}
-#: Known bug, reported 2026-12-01: every route's 422 is documented as FastAPI's default (``application/json``,
-#: ``HTTPValidationError`` with ``detail`` a list), but the app answers RFC 9457 ``application/problem+json`` with
-#: ``detail`` a sentence (problems.py ``_invalid``). Until the document describes the problem body, a 422 is
-#: checked against :func:`_problem_shape` instead of the document (True: relaxed; set False once fixed).
-RELAX_422_DOCUMENT = True
+#: Every API route documents its problem answers (401/403/404/409/422/423/428, ``problems.PROBLEM_RESPONSES``), so
+#: a 422 is checked against the document like any other answer (True would check it only against _problem_shape).
+RELAX_422_DOCUMENT = False
 
 pytestmark = [pytest.mark.parametrize("web_db", ["sqlite"], indirect=True)]
 

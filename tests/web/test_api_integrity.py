@@ -405,7 +405,6 @@ def test_a_patient_sees_only_the_queries_about_their_questionnaires(fresh_client
 # --- bugs in the services, reported (the routes above work around them)
 
 
-@pytest.mark.xfail(strict=True, reason="services/monitoring.py:24 raises ConflictError without the changes")
 def test_the_sdv_service_names_who_changed_the_record_when_stale(fresh_web_db: Any) -> None:
     from abscopal.errors import ConflictError
     from abscopal.services import monitoring
@@ -420,7 +419,6 @@ def test_the_sdv_service_names_who_changed_the_record_when_stale(fresh_web_db: A
     assert [c.username for c in caught.value.changes] == ["investigator"]
 
 
-@pytest.mark.xfail(strict=True, reason="services/locking.py:21 reads subject_id of a record that has none")
 def test_the_lock_service_refuses_a_kind_of_record_that_belongs_to_no_patient(fresh_web_db: Any) -> None:
     from abscopal.errors import ValidationError
     from abscopal.services import locking

@@ -7,7 +7,7 @@ import datetime as dt
 
 from abscopal import domain as d
 from abscopal.services.common import Action, Actor, authorise, patient_of, require, utc_now
-from abscopal.services.ports import UnitOfWorkLike, records_of
+from abscopal.services.ports import UnitOfWorkLike, patient_record
 from abscopal.store.records import Stored
 
 
@@ -17,8 +17,7 @@ def lock_record(
     """Lock one record (``entity`` is the store's name, e.g. ``tumour_assessments``)."""
     authorise(uow, actor, Action.LOCK)
     why = require(reason, "reason", "a lock needs a reason")
-    record = records_of(uow, entity).get(record_id)
-    subject_id = str(record.value.subject_id)
+    _, subject_id = patient_record(uow, entity, record_id)
     patient_of(uow, actor, subject_id)
     stored = uow.locks.add(d.RecordLock(entity, record_id, subject_id, actor.username, utc_now(at), why))
     uow.commit()

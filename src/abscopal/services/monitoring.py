@@ -6,9 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 from abscopal import domain as d
-from abscopal.errors import ConflictError
 from abscopal.services.common import Action, Actor, authorise, patient_of, utc_now
-from abscopal.services.ports import UnitOfWorkLike, records_of
+from abscopal.services.ports import UnitOfWorkLike, patient_record
 from abscopal.store.records import Stored
 
 
@@ -17,11 +16,10 @@ def mark_sdv(
 ) -> Stored[d.SdvMark]:  # fmt: skip
     """Mark ``version`` of the record verified against source; a record changed since is a ConflictError."""
     authorise(uow, actor, Action.SDV)
-    record = records_of(uow, entity).get(record_id)
-    subject_id = str(record.value.subject_id)
+    record, subject_id = patient_record(uow, entity, record_id)
     patient_of(uow, actor, subject_id)
     if record.version != version:
-        raise ConflictError(entity, record_id, version, record.version)
+        raise uow.conflict(entity, record_id, version, record.version)
     mark = d.SdvMark(entity, record_id, subject_id, version, actor.username, utc_now(at))
     stored = uow.sdv_marks.add(mark)
     uow.commit()

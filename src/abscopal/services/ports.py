@@ -11,9 +11,9 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
 from abscopal import domain as d
-from abscopal.errors import ValidationError
+from abscopal.errors import ConflictError, ValidationError
 from abscopal.store.records import Stored
-from abscopal.store.tables import ENTITY_REPOSITORY
+from abscopal.store.tables import ENTITIES, ENTITY_REPOSITORY
 
 T = TypeVar("T")
 
@@ -102,10 +102,22 @@ class UnitOfWorkLike(Protocol):
 
     def one_transaction(self) -> AbstractContextManager[None]: ...
 
+    def conflict(self, entity: str, record_id: str, based_on: int, current: int) -> ConflictError: ...
+
 
 #: The store's entity (table) name of each repository attribute: locks, SDV marks, signatures and queries name a
 #: record by its entity and id (``("tumour_assessments", "0190…")``). A test keeps this equal to the store's map.
 REPOSITORY_OF_ENTITY: dict[str, str] = ENTITY_REPOSITORY
+
+
+def patient_record(uow: UnitOfWorkLike, entity: str, record_id: str) -> tuple[Stored[Any], str]:
+    """A patient's record and its subject id, for use cases about one record (lock, SDV, signature); a kind of
+    record that belongs to no patient (sites, users) is a ValidationError naming it."""
+    records = records_of(uow, entity)
+    if "subject_id" not in ENTITIES[entity].table.c:
+        raise ValidationError("entity", f"{entity} records belong to no patient: only a patient's records qualify")
+    record = records.get(record_id)
+    return record, str(record.value.subject_id)
 
 
 def records_of(uow: UnitOfWorkLike, entity: str) -> Records[Any]:

@@ -37,7 +37,8 @@ def raise_query(
     patient_of(uow, actor, subject_id)
     text = require(text, "text", "a query needs its question")
     require(field, "field", "a query names the field it is about")
-    if record_id is not None and records_of(uow, entity).get(record_id).value.subject_id != subject_id:
+    records = records_of(uow, entity)  # an unknown kind of record is a ValidationError naming it
+    if record_id is not None and records.get(record_id).value.subject_id != subject_id:
         raise ValidationError("record_id", f"record {record_id} is not one of {subject_id}'s")
     stored = open_query(uow, subject_id, entity, field, text, actor.username, record_id, utc_now(at))
     uow.commit()

@@ -15,9 +15,9 @@ from enum import StrEnum
 from typing import Any
 
 from abscopal import domain as d
-from abscopal.errors import ConflictError, PermissionDenied, ValidationError
+from abscopal.errors import PermissionDenied, ValidationError
 from abscopal.services.common import ACTION_OF_ENTITY, PERMISSIONS, Action, Actor, authorise, patient_of, utc_now
-from abscopal.services.ports import UnitOfWorkLike, records_of
+from abscopal.services.ports import UnitOfWorkLike, patient_record, records_of
 from abscopal.store.codec import canonical
 from abscopal.store.records import Stored
 
@@ -53,11 +53,10 @@ def sign_record(
         if action is None:
             raise ValidationError("entity", f"{entity} records are not signed")
         authorise(uow, signer, action if signer.role in PERMISSIONS[action] else Action.SIGN_CASEBOOK)
-    record = records_of(uow, entity).get(record_id)
-    subject_id = str(record.value.subject_id)
+    record, subject_id = patient_record(uow, entity, record_id)
     patient_of(uow, signer, subject_id)
     if record.version != version:
-        raise ConflictError(entity, record_id, version, record.version)
+        raise uow.conflict(entity, record_id, version, record.version)
     signature = d.RecordSignature(
         entity, record_id, subject_id, signer.username, signer.full_name, meaning.value, utc_now(at),
         content_hash(entity, record),

@@ -32,7 +32,7 @@ from abscopal.errors import (
     ValidationError,
 )
 from abscopal.store.records import Stored
-from abscopal.store.tables import DATA_MANAGEMENT, ENTITIES, REPOSITORY_NAMES
+from abscopal.store.tables import DATA_MANAGEMENT, ENTITIES, ENTITY_REPOSITORY, REPOSITORY_NAMES
 
 T = TypeVar("T")
 
@@ -273,6 +273,14 @@ class FakeUnitOfWork:
             yield
         finally:
             self._held -= 1
+
+    def conflict(self, entity: str, record_id: str, based_on: int, current: int) -> ConflictError:
+        """The typed conflict naming who changed what since ``based_on`` (as the real unit of work's)."""
+        repository: FakeRecords[Any] = getattr(self, ENTITY_REPOSITORY[entity])
+        row = repository._rows.get(record_id)
+        if row is None:
+            return ConflictError(entity, record_id, based_on, current)
+        return repository._conflict(record_id, row, based_on)
 
     def commit(self) -> None:
         if self._held:

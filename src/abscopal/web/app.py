@@ -8,7 +8,8 @@ Every route declares its action (:mod:`abscopal.web.context`), every error is a 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -52,7 +53,15 @@ def create_app(
     engine = make_engine(database_url)
     require_schema(engine)
     read_engine = make_engine(database_url, read_only=True)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+        read_engine.dispose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Abscopal",
         version=__version__,
         description="The NCT05906329 trial's data: every page of the web application has its API here.",
@@ -92,14 +101,9 @@ def create_app(
     from abscopal.web.pages import ROUTERS as PAGE_ROUTERS
 
     for router in API_ROUTERS:
-        app.include_router(router, prefix=API)
+        app.include_router(router, prefix=API, responses=problems.PROBLEM_RESPONSES)
     for router in PAGE_ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.on_event("shutdown")
-    def _dispose() -> None:
-        engine.dispose()
-        read_engine.dispose()
 
     return app

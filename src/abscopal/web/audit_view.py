@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, case, select
+from sqlalchemy import ColumnElement, Connection, and_, case, select, true
 
 from abscopal.errors import ValidationError
 from abscopal.store.audit import ROW, ROWS, history
@@ -284,7 +284,7 @@ def trail(
     if before_seq is not None:
         conditions.append(_a.seq < before_seq)
     if subject_id is None and sites is None:
-        query = select(*_COLUMNS).where(and_(*conditions))
+        query = select(*_COLUMNS).where(and_(true(), *conditions))
         found = conn.execute(query.order_by(_a.seq.desc()).limit(limit + 1)).all()
         page, more = found[:limit], len(found) > limit
         subjects = _subjects_of(conn, page)

@@ -17,12 +17,14 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy import Connection, Engine, Executable
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from abscopal.domain import Role
 from abscopal.errors import AbscopalError, NotFound, PermissionDenied, ValidationError
 from abscopal.protocol.model import ProtocolFile
 from abscopal.services.common import PERMISSIONS, Action, Actor
+from abscopal.store.database import database_error
 from abscopal.store.unit_of_work import UnitOfWork
 from abscopal.web.accounts import EVERY_SITE, Account, load_account, security_event
 from abscopal.web.sessions import Session, Timeouts, resolve_session, resolve_token
@@ -58,13 +60,20 @@ class WebState:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        """One short write transaction; a database error becomes a sentence (busy, down: 503)."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise database_error(exc) from None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.read_engine.connect() as conn:
-            yield conn
+        try:
+            with self.read_engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise database_error(exc) from None
 
 
 @dataclass(frozen=True)

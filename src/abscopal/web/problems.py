@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from abscopal.errors import (
@@ -49,6 +50,36 @@ _TITLES = {
     428: N_("Version required"),
     500: N_("Internal error"),
     503: N_("Database unavailable"),
+}
+
+
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details, as every API error answers (``application/problem+json``)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = Field(description="What happened, in a sentence")
+    instance: str
+    correlation_id: str = Field(description="Quote it to the team; a 5xx is logged under it")
+    errors: list[dict[str, Any]] | None = Field(None, description="Each bad field as a JSON pointer, with why")
+    reasons: list[str] | None = Field(None, description="Every rule a refused step broke")
+    changes: list[dict[str, Any]] | None = Field(None, description="409: who changed which field, when, to what")
+    current_version: int | None = None
+
+
+_DESCRIBED = {
+    401: "Not signed in, or the session or token has ended",
+    403: "The role may not do this, or the CSRF token is missing",
+    404: "No such resource at your sites",
+    409: "Changed by someone else since the version sent (If-Match), or a duplicate",
+    422: "A field is invalid, or a rule of the protocol refuses the step",
+    423: "The record is locked",
+    428: "A write without If-Match",
+}
+#: The error answers every API route may give, documented once for all of them (web.md §7).
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ProblemDetail, "description": text, "content": {PROBLEM: {}}} for code, text in _DESCRIBED.items()
 }
 
 

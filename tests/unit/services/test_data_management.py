@@ -147,3 +147,8 @@ def test_a_questionnaire_at_a_visit_off_the_protocol_schedule_is_refused_naming_
             patient, questionnaires.record_questionnaire, "S-001", "W6", d.Instrument.QLQ_C30, {1: 1},
             completed_on=dt.date(2024, 4, 12),
         )  # fmt: skip
+
+
+def test_a_query_on_a_kind_of_record_that_does_not_exist_is_refused_naming_it(trial: Any) -> None:
+    with pytest.raises(ValidationError, match="'lesion_sizes' is not a kind of trial record"):
+        trial.act(trial.DATA_MANAGER, queries.raise_query, "S-001", "lesion_sizes", "location", "Which lobe?")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from abscopal.web.accounts import LoginRefused, authenticate, security_event
+from abscopal.web.accounts import LoginRefused, authenticate, check_password_outside, security_event
 from abscopal.web.context import PUBLIC, SIGNED_IN, Principal, requires, state_of
 from abscopal.web.sessions import create_token, end_session, revoke_token, start_session, tokens_of
 from abscopal.web.web_session import clear_session_cookie, set_session_cookie
@@ -44,9 +44,11 @@ def sign_in(request: Request, username: str, password: str) -> tuple[str, Princi
 
     state = state_of(request)
     refused: LoginRefused | None = None
+    with state.read() as conn:
+        ok = check_password_outside(conn, username, password)
     with state.write() as conn:
         try:
-            account = authenticate(conn, username, password)
+            account = authenticate(conn, username, password, password_ok=ok)
         except LoginRefused as exc:
             refused = exc
         else:

@@ -427,3 +427,18 @@ def test_switching_the_language_changes_the_html_lang(fresh_client: world.Client
     assert '<html lang="en">' in c.get("/").text
     assert post(c, "/profile/language", {"language": "zh_Hans"}).status_code == 303
     assert '<html lang="zh-Hans">' in c.get("/").text
+
+
+def test_the_patient_page_shows_one_row_per_questionnaire_not_one_per_item(client: world.Clients, web_db: Any) -> None:
+    answers = ENTITIES["questionnaire_answers"].table
+    with web_db.engine.connect() as conn:
+        found = conn.execute(
+            select(answers.c.visit, answers.c.instrument).where(
+                answers.c.subject_id == world.QFS_PATIENT, answers.c.removed_reason.is_(None)
+            )
+        ).all()
+    questionnaires = {(v, i) for v, i in found}
+    assert len(found) > len(questionnaires) > 0  # items outnumber questionnaires in the synthetic cohort
+    page = client.shared("investigator").get(f"/patients/{world.QFS_PATIENT}").text
+    section = page[page.index('id="questionnaires"') : page.index("</section>", page.index('id="questionnaires"'))]
+    assert section.count('<th scope="row">') == len(questionnaires)

@@ -221,8 +221,9 @@ def record_state(
     """The state of one record: locked > signed (a live signature whose hash holds) > verified > edited/entered."""
     key = (entity, record.id)
     lock = marks.locks.get(key) or marks.locks.get(("patients", patient_id))
-    current_hash = hash_of or content_hash(entity, record)
-    live = tuple(_signature(s) for s in marks.signatures.get(key, []) if s.value.content_hash == current_hash)
+    signed = marks.signatures.get(key, [])
+    current_hash = (hash_of or content_hash(entity, record)) if signed else ""  # hashing only what was signed
+    live = tuple(_signature(s) for s in signed if s.value.content_hash == current_hash)
     voided = tuple(_signature(s) for s in marks.voided.get(key, []))
     sdv = marks.sdv.get(key)
     verified = sdv is not None and sdv.value.record_version == record.version
@@ -238,6 +239,24 @@ def record_state(
         lock.value.locked_by if lock else None, lock.value.locked_at if lock else None, lock.id if lock else None,
         marks.queries.get(key, 0),
     )  # fmt: skip
+
+
+_PROGRESS = ("entered", "edited", "verified", "signed")
+
+
+def combined_state(states: list[RecordState]) -> RecordState:
+    """One state for a group of records shown as one row (a questionnaire's items): locked if any is, else the
+    least advanced of entered < edited < verified < signed; open queries add up."""
+    if not states:
+        return RecordState("entered")
+    locked = next((st for st in states if st.status == "locked"), None)
+    if locked is not None:
+        return dataclasses.replace(locked, open_queries=sum(st.open_queries for st in states))
+    least = min(states, key=lambda st: _PROGRESS.index(st.status) if st.status in _PROGRESS else 0)
+    edited = any(st.status != "entered" for st in states) and least.status == "entered"
+    return dataclasses.replace(
+        least, status="edited" if edited else least.status, open_queries=sum(st.open_queries for st in states)
+    )
 
 
 # --- bodies: the shared schema (the domain dataclasses) as Pydantic models for the API and forms

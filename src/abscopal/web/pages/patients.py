@@ -22,7 +22,15 @@ from abscopal.web.context import Principal, reading, requires, state_of
 from abscopal.web.i18n import N_
 from abscopal.web.pages.records import PATIENT_SLUGS, is_patient, may_write
 from abscopal.web.patient_list import list_patients
-from abscopal.web.records import RESOURCES, patient_marks, pseudonymised, record_state, records_for, visible_patient
+from abscopal.web.records import (
+    RESOURCES,
+    combined_state,
+    patient_marks,
+    pseudonymised,
+    record_state,
+    records_for,
+    visible_patient,
+)
 from abscopal.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -67,6 +75,23 @@ def patients_page(
     return render(request, "patients.html", **context)
 
 
+def _questionnaire_rows(res: Any, records: list[Any], marks: Any, patient_id: str) -> list[dict[str, Any]]:
+    """One row per questionnaire (visit x instrument) instead of one per item: a patient answers ~30 items per
+    questionnaire and visit, and the page lists them all otherwise (each item's record page stays one click on)."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for record in records:
+        groups.setdefault((record.value.visit, record.value.instrument.value), []).append(record)
+    rows = []
+    for (visit, instrument), items in groups.items():
+        states = [record_state(res.entity, r, marks, patient_id) for r in items]
+        answered = sum(1 for r in items if r.value.answer is not None)
+        rows.append(
+            {"record": items[0], "label": f"{visit} · {instrument} · {answered}/{len(items)}",
+             "state": combined_state(states), "version": max(r.version for r in items)}
+        )  # fmt: skip
+    return rows
+
+
 @router.get("/patients/{subject_id}")
 def patient_page(
     subject_id: str, request: Request, principal: Annotated[Principal, Depends(requires(Action.READ))],
@@ -80,12 +105,15 @@ def patient_page(
         for res in RESOURCES.values():
             if own and res.slug not in PATIENT_SLUGS:
                 continue
-            rows = []
-            for record in records_for(uow, res.entity, subject_id):
-                rows.append(
+            records = records_for(uow, res.entity, subject_id)
+            if res.entity == "questionnaire_answers":
+                rows = _questionnaire_rows(res, records, marks, patient.id)
+            else:
+                rows = [
                     {"record": record, "label": res.label(record.value) or record.id,
                      "state": record_state(res.entity, record, marks, patient.id)}
-                )  # fmt: skip
+                    for record in records
+                ]  # fmt: skip
             sections.append({"res": res, "rows": rows, "may_add": may_write(principal, res)})
     return render(
         request, "patient.html", patient=patient.value, sections=sections, own=own,

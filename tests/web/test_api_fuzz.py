@@ -17,8 +17,8 @@ record sends ``If-Match`` with its current ETag, so the handlers run past the 40
 Bounded and reproducible: ``derandomize=True`` (the same cases on every run), ``deadline=None``, no shrinking, no
 example database; :data:`EXAMPLES` per operation and role (``ABSCOPAL_FUZZ_EXAMPLES``), the roles of
 :data:`ROLES` (``ABSCOPAL_FUZZ_ROLES``: a comma-separated list, or ``all``). ``bench/web_fuzz.py`` (``make fuzz``)
-runs this module with 200 examples and every role. SQLite only: the fuzz is about the API's contract, and
-PostgreSQL parity of the same handlers is covered by the other web tests (every fixture there runs on both).
+runs this module with 200 examples and every role. On SQLite and on PostgreSQL
+(the world's fixtures run on both).
 One module-scoped database for every role: the cases' writes accumulate (and the admin runs last).
 
 Operations with a known, reported bug are excluded in :data:`KNOWN_BUGS` (operation id -> the bug) until fixed.
@@ -74,8 +74,6 @@ KNOWN_BUGS: dict[str, str] = {}
 #: Every API route documents its problem answers (401/403/404/409/422/423/428, ``problems.PROBLEM_RESPONSES``), so
 #: a 422 is checked against the document like any other answer (True would check it only against _problem_shape).
 RELAX_422_DOCUMENT = False
-
-pytestmark = [pytest.mark.parametrize("web_db", ["sqlite"], indirect=True)]
 
 
 @dataclass

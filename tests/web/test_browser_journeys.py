@@ -14,8 +14,8 @@ Every key step leaves a screenshot in ``browser.artifacts_dir()/<test name>/NN-s
 every distinct page of the module (a page kind, by route, state and language, is checked the first time a journey
 reaches it); a serious or critical violation fails the journey with the rule ids and the selectors.
 
-One browser, one live server and one database per module. The database is SQLite only: the browser journeys test
-the pages, and PostgreSQL parity of what they call is covered by the API and page tests (``[postgresql]`` ids).
+One browser per module, and one live server and one database per backend: every journey runs on SQLite and on
+PostgreSQL.
 The browser contexts bypass the Content-Security-Policy only so that axe-core can be injected (an inline script
 the app's CSP refuses, as it should); the CSP itself is tested by the page and security tests. ``expect``
 waits up to 15 s (not Playwright's 5 s): the suite runs on two cores beside other workers.
@@ -73,9 +73,12 @@ def expected_nav(username: str) -> set[str]:
 # --- fixtures: one database, one server, one browser for the module
 
 
-@pytest.fixture(scope="module")
-def browser_db(_web_templates: Any) -> Iterator[Any]:
-    db = _web_templates.copy("sqlite")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def browser_db(request: pytest.FixtureRequest, _web_templates: Any) -> Iterator[Any]:
+    """The world on each backend: the journeys run on SQLite and on PostgreSQL (make test starts the server)."""
+    if request.param == "postgresql" and _web_templates.server is None:
+        pytest.skip("PostgreSQL not available (ABSCOPAL_TEST_POSTGRES=0); `make test` installs and starts it")
+    db = _web_templates.copy(request.param)
     yield db
     _web_templates.drop(db)
 

@@ -42,11 +42,22 @@ class RadiotherapyRecorded:
     deviations: tuple[Stored[d.ProtocolDeviation], ...]
 
 
-def _refuse_role_rules(lesions: Sequence[d.Lesion], protocol: Protocol, irradiated: set[str]) -> None:
-    """Refuse a registry that breaks a role rule, naming each rule (radiotherapy.md §1)."""
+def _broken(lesions: Sequence[d.Lesion], protocol: Protocol, irradiated: set[str]) -> list[rt.RtCheck]:
     if all(lesion.rt_role is d.RtRole.NONE for lesion in lesions):
-        return  # roles not assigned yet: the registry is being built
-    failed = [c for c in rt.check_lesion_roles(lesions, protocol.radiotherapy, None, irradiated) if not c.ok]
+        return []  # roles not assigned yet: the registry is being built
+    return [c for c in rt.check_lesion_roles(lesions, protocol.radiotherapy, None, irradiated) if not c.ok]
+
+
+def _refuse_role_rules(
+    lesions: Sequence[d.Lesion], protocol: Protocol, irradiated: set[str], before: Sequence[d.Lesion] | None = None
+) -> None:
+    """Refuse a registry that breaks a role rule, naming each rule (radiotherapy.md §1).
+
+    With ``before`` (the registry as it is), only what the change breaks is refused: a registry that already
+    breaks a rule (a recorded deviation) can still have a typo corrected; a change that makes it worse is refused,
+    because the rule's message then differs (7 organs instead of 6)."""
+    already = {(c.check, c.message) for c in _broken(before, protocol, irradiated)} if before is not None else set()
+    failed = [c for c in _broken(lesions, protocol, irradiated) if (c.check, c.message) not in already]
     if failed:
         raise Refused("rt_role", "the RT roles break the protocol", [f"{c.check.value}: {c.message}" for c in failed])
 
@@ -69,7 +80,8 @@ def record_lesion(
         if uow.lesions.get(record_id).value.rt_role is not lesion.rt_role:
             raise ValidationError("rt_role", "is assigned by a radiation oncologist (assign_rt_roles)")
     irradiated = rt.irradiated_lesions(s.value for s in uow.fractions.for_subject(lesion.subject_id))
-    _refuse_role_rules([*(s.value for s in others), lesion], protocol, irradiated)
+    current = [*(s.value for s in others), *([uow.lesions.get(record_id).value] if record_id else [])]
+    _refuse_role_rules([*(s.value for s in others), lesion], protocol, irradiated, before=current)
     stored = add_or_update(uow.lesions, lesion, record_id, version)
     uow.commit()
     return stored

@@ -138,14 +138,19 @@ class Account:
         return Actor(self.username, self.full_name, role, self.sites_as(role), pi=pi, subject_id=self.subject_id)
 
 
-def load_account(conn: Connection, username: str) -> Account | None:
+def load_account(conn: Connection, username: str, site_codes: tuple[str, ...] | None = None) -> Account | None:
+    """The account with its memberships; ``site_codes`` (every site of the trial, to expand ``*``) when known."""
     row = conn.execute(select(accounts).where(accounts.c.username == username)).first()
     if row is None:
         return None
     ms = conn.execute(
         select(memberships).where(memberships.c.username == username).order_by(memberships.c.site_code)
     ).all()
-    codes = tuple(conn.execute(select(sites.c.code).where(sites.c.removed_reason.is_(None))).scalars())
+    codes = (
+        site_codes
+        if site_codes is not None
+        else tuple(conn.execute(select(sites.c.code).where(sites.c.removed_reason.is_(None))).scalars())
+    )
     return Account(
         row.username, row.full_name, bool(row.disabled), row.language, row.subject_id,
         tuple(Membership(m.site_code, d.Role(m.role), bool(m.pi)) for m in ms), int(row.version), codes,

@@ -8,12 +8,14 @@ Every route declares its action (:mod:`abscopal.web.context`), every error is a 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from abscopal import __version__
 from abscopal.protocol.model import ProtocolFile
@@ -38,6 +40,50 @@ OPENAPI_TAGS = [
     {"name": "derived", "description": "What the engines derive: eligibility, RT checks, response, schedule"},
     {"name": "trial", "description": "Trial-level outputs: report and exports"},
 ]
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (no per-request task, unlike ``@app.middleware``): the headers of web.md §6 on every
+    response, errors included, and the 500 answer for a bug below (logged with its correlation id)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request = Request(scope)
+        cid = problems.correlation_id(request)
+        https = scope.get("scheme") == "https"
+        static = str(scope.get("path", "")).startswith("/static/")
+        sent = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal sent
+            if message["type"] == "http.response.start":
+                sent = True
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = cid
+                headers["Content-Security-Policy"] = CSP
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "same-origin"
+                headers["X-Frame-Options"] = "DENY"
+                headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+                if https:
+                    headers["Strict-Transport-Security"] = "max-age=31536000"
+                if not static and "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:  # a bug below: answer here so that the 500 carries the headers too
+            problems.log.exception("unhandled error %s on %s %s", cid, request.method, request.url.path)
+            if sent:
+                raise
+            await problems.server_error(request)(scope, receive, send_with_headers)
 
 
 def create_app(
@@ -76,26 +122,7 @@ def create_app(
     )  # fmt: skip
     problems.install(app)
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        cid = problems.correlation_id(request)
-        try:
-            response = await call_next(request)
-        except Exception:  # a bug below: answer here so that the 500 carries the headers too
-            problems.log.exception("unhandled error %s on %s %s", cid, request.method, request.url.path)
-            response = problems.server_error(request)
-        response.headers["X-Request-ID"] = cid
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
-        if request.url.scheme == "https":
-            response.headers["Strict-Transport-Security"] = "max-age=31536000"
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(SecurityHeaders)
 
     from abscopal.web.api import ROUTERS as API_ROUTERS
     from abscopal.web.pages import ROUTERS as PAGE_ROUTERS

@@ -10,6 +10,7 @@ is 404). A test walks ``app.routes`` and fails on a route whose dependencies dec
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,20 @@ class WebState:
     protocols: ProtocolFile | None
     default_time_zone: str
     demo: bool = False
+    _sites: tuple[float, tuple[str, ...]] | None = None
+
+    def site_codes(self, conn: Connection) -> tuple[str, ...]:
+        """The trial's site codes, re-read every 30 s (sites change rarely; every request needs them for ``*``)."""
+        now = time.monotonic()
+        if self._sites is None or now - self._sites[0] > 30:
+            from sqlalchemy import select
+
+            from abscopal.store.tables import ENTITIES
+
+            table = ENTITIES["sites"].table
+            codes = tuple(conn.execute(select(table.c.code).where(table.c.removed_reason.is_(None))).scalars())
+            self._sites = (now, codes)
+        return self._sites[1]
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -113,7 +128,9 @@ def _resolve(request: Request) -> Principal | None:
                 return None
             session, why = resolve_session(conn, token, state.timeouts, writes=writes)
             username = session.username if session is not None else None
-        account = load_account(conn, username) if username is not None else None
+        account = load_account(conn, username, state.site_codes(conn)) if username is not None else None
+        if "subject_id" in request.path_params:  # the patient's site, read now: no second connection later
+            request.state.patient_site = _site_of(conn, request.path_params["subject_id"])
     if writes:
         with state.write() as conn:
             for statement in writes:
@@ -171,21 +188,29 @@ async def refuse_nul(request: Request) -> None:
         raise ValidationError("body", "contains a NUL character, which no field can hold")
 
 
+def _site_of(conn: Connection, subject_id: str) -> str | None:
+    from sqlalchemy import select
+
+    from abscopal.store.tables import ENTITIES
+
+    patients = ENTITIES["patients"].table
+    site: str | None = conn.execute(
+        select(patients.c.site_code).where(patients.c.subject_id == subject_id, patients.c.removed_reason.is_(None))
+    ).scalar_one_or_none()
+    return site
+
+
 def check_patient_scope(request: Request, principal: Principal) -> None:
     """A route naming ``{subject_id}``: another site's (or an unknown) patient is 404 before anything else runs,
     so that a write to it is refused the same way as a read (web.md §2: existence is not leaked)."""
     subject_id = request.path_params.get("subject_id")
     if subject_id is None:
         return
-    from sqlalchemy import select
-
-    from abscopal.store.tables import ENTITIES
-
-    patients = ENTITIES["patients"].table
-    with state_of(request).read() as conn:
-        site = conn.execute(
-            select(patients.c.site_code).where(patients.c.subject_id == subject_id, patients.c.removed_reason.is_(None))
-        ).scalar_one_or_none()
+    if hasattr(request.state, "patient_site"):
+        site = request.state.patient_site
+    else:
+        with state_of(request).read() as conn:
+            site = _site_of(conn, subject_id)
     account = principal.account
     visible = site is not None and (
         account.subject_id == subject_id
@@ -226,7 +251,10 @@ def requires(action: RouteAction) -> Callable[[Request], Awaitable[Principal | N
             sentence = f"{principal.username} ({roles}) may not do '{action.value}'"
             raise await run_in_threadpool(refuse, request, principal, action, sentence)
         if action != SIGNED_IN:
-            await run_in_threadpool(check_patient_scope, request, principal)
+            if hasattr(request.state, "patient_site"):
+                check_patient_scope(request, principal)  # no I/O: the site was read with the session
+            else:
+                await run_in_threadpool(check_patient_scope, request, principal)
         return principal
 
     dependency.action = action  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -117,3 +118,28 @@ def test_a_radiologist_cannot_record_the_investigator_response(trial: Any) -> No
             assessments.record_assessment,
             _measured(dt.date(2024, 3, 1), 40.0, d.InvestigatorResponse.SD),
         )
+
+
+def _two_conventional(trial: Any) -> Any:
+    """A registry that already breaks a role rule (two conventional lesions: radiotherapy.md §1), as imported."""
+    trial.seed(
+        trial.lesion("L1", 40.0, d.RtRole.CONVENTIONAL),
+        trial.lesion("L2", 20.0, d.RtRole.CONVENTIONAL, organ="liver"),
+        trial.lesion("L3", 25.0, d.RtRole.OBSERVATION, organ="adrenal"),
+    )
+    return next(s for s in trial.read().lesions.all() if s.value.lesion_id == "L3")
+
+
+def test_a_registry_that_already_breaks_a_rule_can_still_have_a_typo_corrected(trial: Any) -> None:
+    stored = _two_conventional(trial)
+    fixed = dataclasses.replace(stored.value, location="left adrenal gland")
+    result = trial.act(trial.RADIOLOGIST, lesions.record_lesion, fixed, record_id=stored.id, version=stored.version)
+    assert result.value.location == "left adrenal gland"
+
+
+def test_a_change_that_breaks_a_further_rule_is_still_refused(trial: Any) -> None:
+    stored = _two_conventional(trial)
+    unmeasurable = dataclasses.replace(stored.value, measurable=False)
+    with pytest.raises(Refused) as refused:
+        trial.act(trial.RADIOLOGIST, lesions.record_lesion, unmeasurable, record_id=stored.id, version=stored.version)
+    assert not any(r.startswith("conventional.count") for r in refused.value.reasons)  # the old break is not news

@@ -180,6 +180,11 @@ def main() -> None:
     parser.add_argument("--profile", help="Record the server with py-spy: OUT.svg (flame graph) or OUT.txt (stacks).")
     parser.add_argument("--build-only", action="store_true", help="Build the --reuse database and stop.")
     parser.add_argument("--quick", action="store_true", help="300 patients, 10 users, 15 s: checks that it runs.")
+    parser.add_argument(
+        "--steady", action="store_true",
+        help="Reset the statistics once every user has spawned (locust --reset-stats): the steady state, without "
+        "the sign-in storm of the first seconds (the sign-ins are then measured in the run without --steady).",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.patients, args.users, args.seconds = 300, 10, 15
@@ -231,6 +236,7 @@ def main() -> None:
             str(Path(sys.executable).with_name("locust")), "-f", str(HERE / "locustfile.py"), "--headless",
             "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.seconds}s",
             "--host", f"http://127.0.0.1:{port}", "--csv", prefix, "--only-summary",
+            *(["--reset-stats"] if args.steady else []),
         ]  # fmt: skip
         env = {**os.environ, "ABSCOPAL_LOAD_SUBJECTS": str(subjects), "ABSCOPAL_LOAD_PASSWORD": PASSWORD}
         print("$ " + " ".join(locust), flush=True)

@@ -81,7 +81,7 @@ class RecordRepository(Generic[T]):
             .where(self.table.c.removed_reason.is_(None))
             .order_by(self.table.c.id)
         ).mappings()
-        return [self.uow.load(self.entity, dict(r)) for r in rows]
+        return self.uow.load_many(self.entity, [dict(r) for r in rows])
 
     def all(self, limit: int | None = None) -> list[Stored[T]]:
         """Every live record of the table, oldest first."""

@@ -327,6 +327,35 @@ class UnitOfWork:
         )
         return new_version
 
+    def load_many(self, entity: str, rows: Sequence[Mapping[str, Any]]) -> list[Stored[Any]]:
+        """Rows of one table as domain objects, their live children read in one query per child table (not one
+        per row: a patient's assessments and their measurements in two queries)."""
+        e = ENTITIES[entity]
+        if not e.children or len(rows) < 2:
+            return [self.load(entity, r) for r in rows]
+        kids: dict[str, dict[str, list[Any]]] = {}
+        ids = [r["id"] for r in rows]
+        for field_name, child_entity in e.children.items():
+            ce = ENTITIES[child_entity]
+            assert ce.parent_column is not None
+            grouped: dict[str, list[Any]] = {}
+            for k in self.execute(
+                select(ce.table)
+                .where(ce.table.c[ce.parent_column].in_(ids))
+                .where(ce.table.c.removed_reason.is_(None))
+                .order_by(ce.table.c.id)
+            ).mappings():
+                grouped.setdefault(str(k[ce.parent_column]), []).append(from_row(ce.cls, k))
+            kids[field_name] = grouped
+        return [
+            Stored(
+                str(r["id"]), int(r["version"]),
+                from_row(e.cls, r, **{f: tuple(g.get(str(r["id"]), ())) for f, g in kids.items()}),
+                r["removed_reason"],
+            )
+            for r in rows
+        ]  # fmt: skip
+
     def load(self, entity: str, row: Mapping[str, Any]) -> Stored[Any]:
         """A stored row (and its live children) as a domain object with its id and version."""
         e = ENTITIES[entity]

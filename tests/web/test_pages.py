@@ -442,3 +442,21 @@ def test_the_patient_page_shows_one_row_per_questionnaire_not_one_per_item(clien
     page = client.shared("investigator").get(f"/patients/{world.QFS_PATIENT}").text
     section = page[page.index('id="questionnaires"') : page.index("</section>", page.index('id="questionnaires"'))]
     assert section.count('<th scope="row">') == len(questionnaires)
+
+
+def test_times_are_shown_in_the_time_zone_of_the_users_site(fresh_web_db: Any, make_app: Any) -> None:
+    import dataclasses
+
+    from abscopal.store.unit_of_work import UnitOfWork
+
+    with UnitOfWork(fresh_web_db.engine, "admin", "JNC moved to London for this test") as uow:
+        site = uow.sites.find(code=world.JNC)
+        assert site is not None
+        uow.sites.update(site.id, dataclasses.replace(site.value, time_zone="Europe/London"), version=site.version)
+        uow.commit()
+    clients = world.Clients(make_app(fresh_web_db.url))
+    try:
+        assert "Europe/London" in clients.login("coordinator2").get("/").text
+        assert "Asia/Shanghai" in clients.login("coordinator").get("/").text
+    finally:
+        clients.close()

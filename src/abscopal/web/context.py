@@ -58,10 +58,10 @@ class WebState:
     protocols: ProtocolFile | None
     default_time_zone: str
     demo: bool = False
-    _sites: tuple[float, tuple[str, ...]] | None = None
+    _sites: tuple[float, dict[str, str | None]] | None = None
 
-    def site_codes(self, conn: Connection) -> tuple[str, ...]:
-        """The trial's site codes, re-read every 30 s (sites change rarely; every request needs them for ``*``)."""
+    def _site_zones(self, conn: Connection | None = None) -> dict[str, str | None]:
+        """Every live site's code -> its time zone, re-read every 30 s (sites change rarely)."""
         now = time.monotonic()
         if self._sites is None or now - self._sites[0] > 30:
             from sqlalchemy import select
@@ -69,9 +69,28 @@ class WebState:
             from abscopal.store.tables import ENTITIES
 
             table = ENTITIES["sites"].table
-            codes = tuple(conn.execute(select(table.c.code).where(table.c.removed_reason.is_(None))).scalars())
-            self._sites = (now, codes)
+            query = select(table.c.code, table.c.time_zone).where(table.c.removed_reason.is_(None))
+            if conn is None:
+                with self.read() as own:
+                    rows = own.execute(query).all()
+            else:
+                rows = conn.execute(query).all()
+            self._sites = (now, {str(code): zone for code, zone in rows})
         return self._sites[1]
+
+    def site_codes(self, conn: Connection) -> tuple[str, ...]:
+        """The trial's site codes (every request needs them to expand ``*``)."""
+        return tuple(self._site_zones(conn))
+
+    def time_zone_of(self, account: Account | None) -> str:
+        """Where an account's times are shown: its first site's zone (web.md §8), else the trial's default."""
+        if account is not None:
+            zones = self._site_zones()
+            for m in account.memberships:
+                zone = zones.get(m.site_code)
+                if zone:
+                    return zone
+        return self.default_time_zone
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

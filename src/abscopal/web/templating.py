@@ -97,7 +97,7 @@ def base_context(request: Request) -> dict[str, Any]:
         "csrf_token": principal.session.csrf_token if principal is not None and principal.session else "",
         "language": language,
         "html_lang": HTML_LANG.get(language, "en"),
-        "time_zone": state.default_time_zone,
+        "time_zone": state.time_zone_of(principal.account if principal is not None else None),
         "demo": state.demo,
         "path": request.url.path,
     }

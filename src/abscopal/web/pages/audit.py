@@ -53,7 +53,7 @@ def audit_page(
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     state = state_of(request)
-    zone = state.default_time_zone
+    zone = state.time_zone_of(principal.account)
     scoped = principal.account.roles <= SITE_SCOPED
     sites = principal.actor().sites if scoped else None
     error = None

@@ -107,7 +107,7 @@ async def new_token(request: Request, principal: Annotated[Principal, Depends(re
                     day = dt.date.fromisoformat(expires_text)
                 except ValueError:
                     raise ValidationError("expires_at", f"{expires_text!r} is not a date (YYYY-MM-DD)") from None
-                zone = ZoneInfo(state_of(request).default_time_zone)
+                zone = ZoneInfo(state_of(request).time_zone_of(principal.account))
                 expires = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
             with state_of(request).write() as conn:
                 secret, token = create_token(conn, principal.username, name, expires)

@@ -58,7 +58,9 @@ def is_patient(principal: Principal) -> bool:
 
 
 def zone_of(request: Request) -> str:
-    return state_of(request).default_time_zone
+    """The signed-in user's site's time zone (web.md §8: times shown in the site's zone)."""
+    principal = getattr(request.state, "principal", None)
+    return state_of(request).time_zone_of(principal.account if principal is not None else None)
 
 
 def visible_record(

@@ -293,6 +293,21 @@ def declared_action(route: Any) -> RouteAction | None:
     return None
 
 
+def confirm_signing_password(request: Request, principal: Principal, password: str) -> None:
+    """Password re-entry at signing (21 CFR 11.200(a), web.md §5), in its own write transaction: a wrong password
+    is counted (three lock the account) and that count commits before the refusal is raised."""
+    from abscopal.web.accounts import LoginRefused, confirm_password
+
+    refused: AbscopalError | None = None
+    with state_of(request).write() as conn:
+        try:
+            confirm_password(conn, principal.username, password)
+        except (ValidationError, LoginRefused) as exc:
+            refused = exc  # leave the block normally, so that the counted failure (and a lock-out) commits
+    if refused is not None:
+        raise refused
+
+
 @contextmanager
 def unit_of_work(request: Request, principal: Principal, reason: str) -> Iterator[UnitOfWork]:
     """A unit of work that audits ``principal`` and ``reason`` (the services commit inside it)."""

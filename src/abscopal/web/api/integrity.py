@@ -20,17 +20,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from abscopal import domain as d
-from abscopal.errors import AbscopalError, NotFound, PermissionDenied, ValidationError
+from abscopal.errors import NotFound, PermissionDenied, ValidationError
 from abscopal.services import locking, monitoring, queries, signing
 from abscopal.services.common import Action, StaffRole
 from abscopal.services.ports import REPOSITORY_OF_ENTITY, UnitOfWorkLike, records_of
 from abscopal.services.signing import Meaning
 from abscopal.store.records import Stored
 from abscopal.store.tables import ENTITIES
-from abscopal.web.accounts import LoginRefused, confirm_password, security_event
+from abscopal.web.accounts import security_event
 from abscopal.web.api.common import RecordOut, decode_cursor, encode_cursor, parse_if_match, record_out, set_etag
 from abscopal.web.audit_view import HistoryRow, TrailRow, record_history, trail
-from abscopal.web.context import Principal, RouteAction, reading, refuse, requires, state_of, unit_of_work
+from abscopal.web.context import (
+    Principal,
+    RouteAction,
+    confirm_signing_password,
+    reading,
+    refuse,
+    requires,
+    state_of,
+    unit_of_work,
+)
 from abscopal.web.inbox import InboxRow, query_inbox
 from abscopal.web.records import patient_marks, visible_patient
 
@@ -204,18 +213,6 @@ def _refusals_audited(request: Request, principal: Principal, action: RouteActio
         raise refuse(request, principal, action, str(exc)) from None
 
 
-def _confirm_password(request: Request, principal: Principal, password: str) -> None:
-    """Re-check the password (21 CFR 11.200(a)); a failure is counted and committed before it is raised."""
-    failure: AbscopalError | None = None
-    with state_of(request).write() as conn:
-        try:
-            confirm_password(conn, principal.username, password)
-        except (ValidationError, LoginRefused) as exc:
-            failure = exc  # leave the block normally, so that the counted failure (and a lock-out) commits
-    if failure is not None:
-        raise failure
-
-
 def _signature_out(uow: UnitOfWorkLike, s: Stored[d.RecordSignature]) -> SignatureOut:
     v = s.value
     try:
@@ -310,7 +307,7 @@ def _sign(
             parse_if_match(request, rid)
         else:
             _record(uow, entity, subject_id, rid)
-    _confirm_password(request, principal, body.password)
+    confirm_signing_password(request, principal, body.password)
     reason = f"e-signature ({body.meaning.value})"
     with _refusals_audited(request, principal, action), unit_of_work(request, principal, reason) as uow:
         _, actor = visible_patient(uow, principal, subject_id)

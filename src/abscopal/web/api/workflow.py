@@ -16,12 +16,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from abscopal import domain as d
-from abscopal.errors import AbscopalError, NotFound
+from abscopal.errors import NotFound
 from abscopal.services import adjudication, lesions, questionnaires
 from abscopal.services.common import Action
-from abscopal.web.accounts import confirm_password, security_event
+from abscopal.web.accounts import security_event
 from abscopal.web.api.common import RecordOut, parse_if_match, record_out, set_etag
-from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
+from abscopal.web.context import Principal, confirm_signing_password, reading, requires, state_of, unit_of_work
 from abscopal.web.records import patient_marks, visible_patient
 
 router = APIRouter(tags=["patients"])
@@ -74,14 +74,7 @@ def sign_adjudication(
         visible_patient(uow, principal, subject_id)
         if uow.adjudications.get(adjudication_id).value.subject_id != subject_id:
             raise NotFound(f"No adjudication {adjudication_id!r} for patient {subject_id}")
-    refused: AbscopalError | None = None
-    with state.write() as conn:
-        try:
-            confirm_password(conn, principal.username, body.password)
-        except AbscopalError as exc:  # the failure (and a lock-out) is recorded: commit it, then refuse
-            refused = exc
-    if refused is not None:
-        raise refused
+    confirm_signing_password(request, principal, body.password)
     with unit_of_work(request, principal, "resistance adjudication signed") as uow:
         _, actor = visible_patient(uow, principal, subject_id)
         stored = adjudication.sign_adjudication(uow, actor, adjudication_id, version=version, protocols=state.protocols)

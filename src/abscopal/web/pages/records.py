@@ -22,8 +22,7 @@ from abscopal.services.ports import UnitOfWorkLike, records_of
 from abscopal.services.records import remove_record
 from abscopal.store.records import Stored
 from abscopal.web import audit_view
-from abscopal.web.accounts import LoginRefused, confirm_password
-from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
+from abscopal.web.context import Principal, confirm_signing_password, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import display, editable_fields, errors_of, form_fields, items_of, label_of, parse
 from abscopal.web.i18n import N_, gettext
 from abscopal.web.records import (
@@ -451,14 +450,7 @@ async def sign(
             raise ValidationError("password", "type your password again to sign (21 CFR 11.200); nothing was signed")
         with reading(request, principal) as uow:
             visible_record(uow, principal, res, subject_id, record_id)
-        refused: Exception | None = None
-        with state_of(request).write() as conn:  # its own transaction: a wrong password is counted and kept
-            try:
-                confirm_password(conn, principal.username, password)
-            except (ValidationError, LoginRefused) as exc:
-                refused = exc
-        if refused is not None:
-            raise refused
+        confirm_signing_password(request, principal, password)
         with unit_of_work(request, principal, f"signed ({meaning.value})") as uow:
             _, actor, _ = visible_record(uow, principal, res, subject_id, record_id)
             signing.sign_record(uow, actor, res.entity, record_id, version=version, meaning=meaning)

@@ -192,7 +192,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 @dataclass(frozen=True)
 class ReportFiles:
     html: Path
-    pdf: Path
+    pdf: Path | None  # None when only the HTML was asked for
     pages: int
     analysis: Analysis
 
@@ -205,9 +205,10 @@ def build_report(
     title: str | None = None,
     command_line: str = "abscopal report",
     on_step: Callable[[str], None] | None = None,
+    pdf: bool = True,
 ) -> ReportFiles:
     """Read the trial, analyse it at ``cutoff`` (default: today), draw the figures and write report.html and
-    report.pdf into ``output`` (created if needed)."""
+    (unless ``pdf=False``) report.pdf into ``output`` (created if needed)."""
     from abscopal.analysis import analyse
     from abscopal.protocol.model import load_bundled
     from abscopal.reports.io import content_hash, load_trial
@@ -252,6 +253,8 @@ def build_report(
     html = render_html(analysis, meta, figures)
     html_path, pdf_path = output / "report.html", output / "report.pdf"
     _write_atomic(html_path, html.encode("utf-8"))
+    if not pdf:
+        return ReportFiles(html_path, None, 0, analysis)
     step("pdf")
     fd, tmp = tempfile.mkstemp(dir=output, prefix=".report.pdf.")
     os.close(fd)

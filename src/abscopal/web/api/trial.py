@@ -13,7 +13,6 @@ birth date) and the whole audit trail, so it is refused to the statistician with
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import zipfile
 from pathlib import Path
@@ -83,10 +82,6 @@ def _database_url(request: Request) -> str:
 # --- the report
 
 
-class _StopBeforePdf(Exception):
-    """Raised from build_report's progress callback when only the HTML is wanted (it is written by then)."""
-
-
 class ReportIn(BaseModel):
     model_config = _FORBID
     format: Literal["html", "pdf"] = "html"
@@ -105,13 +100,13 @@ def report(body: ReportIn, request: Request, response: Response, principal: Expo
         steps = STEPS if fmt == "pdf" else STEPS[:-1]
 
         def on_step(name: str) -> None:
-            if name == "pdf" and fmt == "html":
-                raise _StopBeforePdf
             done = steps.index(name) if name in steps else 0
             progress(done * 100 // len(steps), _STEP_TEXT.get(name, name))
 
-        with contextlib.suppress(_StopBeforePdf):
-            build_report(folder, database_url=url, cutoff=cutoff, title=title, command_line=command, on_step=on_step)
+        build_report(
+            folder, database_url=url, cutoff=cutoff, title=title, command_line=command, on_step=on_step,
+            pdf=fmt == "pdf",
+        )  # fmt: skip
         return folder / f"report.{fmt}"
 
     return _start(request, response, principal, "report", work, f"report.{fmt}", MEDIA[fmt], f" ({fmt})")

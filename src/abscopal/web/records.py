@@ -32,44 +32,16 @@ from abscopal.web.i18n import N_
 Saver = Callable[[UnitOfWorkLike, Actor, Any, str | None, int | None, ProtocolFile | None], Stored[Any]]
 
 
-def _save_screening(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
-                    p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
-    return screening.record_screening(uow, a, obj, record_id=rid, version=v, protocols=p).screening
+def _saver(use_case: Callable[..., Any], result: str | None = None) -> Saver:
+    """A resource's save: the service's use case, and the stored record out of what it returns (``result``)."""
 
+    def save(uow: UnitOfWorkLike, actor: Actor, obj: Any, record_id: str | None, version: int | None,
+             protocols: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
+        out = use_case(uow, actor, obj, record_id=record_id, version=version, protocols=protocols)
+        stored: Stored[Any] = getattr(out, result) if result else out
+        return stored
 
-def _save_history(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
-                  p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
-    return screening.record_immunotherapy_history(uow, a, obj, record_id=rid, version=v, protocols=p)
-
-
-def _save_lesion(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
-                 p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
-    return lesions.record_lesion(uow, a, obj, record_id=rid, version=v, protocols=p)
-
-
-def _save_course(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
-                 p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
-    return lesions.prescribe_rt_course(uow, a, obj, record_id=rid, version=v, protocols=p).stored
-
-
-def _save_fraction(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
-                   p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
-    return treatment.record_fraction(uow, a, obj, record_id=rid, version=v, protocols=p).stored
-
-
-def _save_cycle(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
-                p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
-    return treatment.record_immunotherapy_cycle(uow, a, obj, record_id=rid, version=v, protocols=p)
-
-
-def _save_assessment(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
-                     p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
-    return assessments.record_assessment(uow, a, obj, record_id=rid, version=v, protocols=p).assessment
-
-
-def _save_ae(uow: UnitOfWorkLike, a: Actor, obj: Any, rid: str | None, v: int | None,
-             p: ProtocolFile | None) -> Stored[Any]:  # fmt: skip
-    return safety.record_adverse_event(uow, a, obj, record_id=rid, version=v, protocols=p)
+    return save
 
 
 @dataclass(frozen=True)
@@ -98,24 +70,27 @@ def _date_label(name: str) -> Callable[[Any], str]:
 RESOURCES: dict[str, Resource] = {
     r.slug: r
     for r in (
-        Resource("screening", "screenings", d.Screening, N_("Screening"), Action.SCREENING, _save_screening,
-                 _date_label("screening_date")),
+        Resource("screening", "screenings", d.Screening, N_("Screening"), Action.SCREENING,
+                 _saver(screening.record_screening, "screening"), _date_label("screening_date")),
         Resource("io-history", "immunotherapy_histories", d.ImmunotherapyHistory, N_("Prior immunotherapy"),
-                 Action.SCREENING, _save_history, lambda o: f"{o.agent} {o.start_date}"),
+                 Action.SCREENING, _saver(screening.record_immunotherapy_history),
+                 lambda o: f"{o.agent} {o.start_date}"),
         Resource("adjudications", "adjudications", d.Adjudication, N_("Resistance adjudication"), None,
                  label=_date_label("proposed_at")),
-        Resource("lesions", "lesions", d.Lesion, N_("Lesions"), Action.LESION_REGISTRY, _save_lesion,
-                 _date_label("lesion_id")),
+        Resource("lesions", "lesions", d.Lesion, N_("Lesions"), Action.LESION_REGISTRY,
+                 _saver(lesions.record_lesion), _date_label("lesion_id")),
         Resource("rt-courses", "radiotherapy_courses", d.RadiotherapyCourse, N_("Radiotherapy courses"),
-                 Action.RADIOTHERAPY, _save_course, lambda o: f"{o.lesion_id} {o.start_date}"),
-        Resource("fractions", "fractions", d.Fraction, N_("Fractions"), Action.RADIOTHERAPY, _save_fraction,
-                 lambda o: f"{o.lesion_id} #{o.fraction_number}"),
+                 Action.RADIOTHERAPY, _saver(lesions.prescribe_rt_course, "stored"),
+                 lambda o: f"{o.lesion_id} {o.start_date}"),
+        Resource("fractions", "fractions", d.Fraction, N_("Fractions"), Action.RADIOTHERAPY,
+                 _saver(treatment.record_fraction, "stored"), lambda o: f"{o.lesion_id} #{o.fraction_number}"),
         Resource("io-cycles", "immunotherapy_cycles", d.ImmunotherapyCycle, N_("Immunotherapy cycles"),
-                 Action.IMMUNOTHERAPY, _save_cycle, lambda o: f"C{o.cycle_number}"),
+                 Action.IMMUNOTHERAPY, _saver(treatment.record_immunotherapy_cycle), lambda o: f"C{o.cycle_number}"),
         Resource("assessments", "tumour_assessments", d.TumourAssessment, N_("Tumour assessments"),
-                 Action.LESION_REGISTRY, _save_assessment, _date_label("assessment_date")),
+                 Action.LESION_REGISTRY, _saver(assessments.record_assessment, "assessment"),
+                 _date_label("assessment_date")),
         Resource("adverse-events", "adverse_events", d.AdverseEvent, N_("Adverse events"), Action.ADVERSE_EVENTS,
-                 _save_ae, lambda o: f"{o.ae_id} {getattr(o, 'term', '')}"),
+                 _saver(safety.record_adverse_event), lambda o: f"{o.ae_id} {getattr(o, 'term', '')}"),
         Resource("questionnaires", "questionnaire_answers", d.QuestionnaireAnswer, N_("Questionnaire answers"), None,
                  label=lambda o: f"{o.visit} {o.instrument.value} {o.item}"),
         Resource("deviations", "protocol_deviations", d.ProtocolDeviation, N_("Protocol deviations"), None,

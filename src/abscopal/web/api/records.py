@@ -15,7 +15,7 @@ from abscopal.services.common import Action, require
 from abscopal.services.records import remove_record
 from abscopal.web.api.common import RecordOut, parse_if_match, record_out, set_etag
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
-from abscopal.web.records import RESOURCES, Resource, build, input_model, patient_marks, visible_patient
+from abscopal.web.records import RESOURCES, Resource, build, input_model, patient_marks, records_for, visible_patient
 
 router = APIRouter(tags=["records"])
 FIRST_ENTRY = "entered in the web application"
@@ -47,7 +47,9 @@ def _routes(res: Resource) -> None:
         with reading(request, principal) as uow:
             _, actor = visible_patient(uow, principal, subject_id)
             marks = patient_marks(uow, subject_id)
-            return [record_out(res.entity, r, marks, subject_id, actor) for r in uow_records(uow, res, subject_id)]
+            return [
+                record_out(res.entity, r, marks, subject_id, actor) for r in records_for(uow, res.entity, subject_id)
+            ]
 
     @router.get(f"{base}/{{record_id}}", name=f"get_{slug}", summary=f"{res.title}: one record, with its ETag")
     def get_record(
@@ -107,12 +109,6 @@ def _routes(res: Resource) -> None:
             _get(uow, res, subject_id, record_id)
             remove_record(uow, actor, res.entity, record_id, version=version, reason=reason)
         return Response(status_code=204)
-
-
-def uow_records(uow: Any, res: Resource, subject_id: str) -> list[Any]:
-    from abscopal.services.ports import records_of
-
-    return records_of(uow, res.entity).for_subject(subject_id)
 
 
 for _res in RESOURCES.values():

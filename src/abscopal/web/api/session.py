@@ -40,8 +40,6 @@ def _me(principal: Principal) -> SignedIn:
 
 def sign_in(request: Request, username: str, password: str) -> tuple[str, Principal]:
     """Check the password and open a session (audited either way); LoginRefused is raised after its commit."""
-    from abscopal.web.context import Principal as P
-
     state = state_of(request)
     refused: LoginRefused | None = None
     with state.read() as conn:
@@ -56,7 +54,7 @@ def sign_in(request: Request, username: str, password: str) -> tuple[str, Princi
             security_event(conn, account.username, "login", "signed in")
     if refused is not None:
         raise refused
-    principal = P(account, session)
+    principal = Principal(account, session)
     request.state.principal = principal
     return token, principal
 

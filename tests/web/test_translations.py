@@ -56,8 +56,14 @@ def extracted() -> dict[str, Message]:
 
 @cache
 def catalog() -> Catalog:
-    with CATALOG.open("rb") as f:
-        return read_po(f, locale="zh_Hans")
+    """``messages.po`` and every area catalog beside it, merged the way ``abscopal.web.i18n`` merges them."""
+    merged = Catalog(locale="zh_Hans", fuzzy=False)
+    for po in sorted(CATALOG.parent.glob("*.po"), key=lambda p: (p.name != "messages.po", p.name)):
+        with po.open("rb") as f:
+            for message in read_po(f, locale="zh_Hans"):
+                if message.id and not (merged.get(message.id) and merged[message.id].string):
+                    merged[message.id] = message
+    return merged
 
 
 def _strings(value: Any) -> tuple[str, ...]:

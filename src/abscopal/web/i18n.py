@@ -11,6 +11,7 @@ import io
 from functools import cache
 from pathlib import Path
 
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -22,13 +23,20 @@ HTML_LANG = {"en": "en", "zh_Hans": "zh-Hans"}
 
 @cache
 def translations(language: str) -> NullTranslations:
-    po = LOCALES / language / "LC_MESSAGES" / "messages.po"
-    if language == "en" or not po.exists():
+    """The language's catalog: ``messages.po`` merged with every other ``*.po`` beside it (one per page area, so
+    that areas can be translated apart); the first translation of a message wins."""
+    folder = LOCALES / language / "LC_MESSAGES"
+    files = sorted(folder.glob("*.po"), key=lambda po: (po.name != "messages.po", po.name))
+    if language == "en" or not files:
         return NullTranslations()
-    with po.open("rb") as f:
-        catalog = read_po(f, locale=language)
+    merged = Catalog(locale=language, fuzzy=False)
+    for po in files:
+        with po.open("rb") as f:
+            for message in read_po(f, locale=language):
+                if message.id and message.string and not merged.get(message.id):
+                    merged[message.id] = message
     buffer = io.BytesIO()
-    write_mo(buffer, catalog)
+    write_mo(buffer, merged)
     buffer.seek(0)
     return Translations(buffer)
 

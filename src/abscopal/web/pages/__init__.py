@@ -4,12 +4,42 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from abscopal.web.pages import admin, api_docs, audit, auth, home, patients, profile, queries, records
+from abscopal.web.pages import (
+    adjudication,
+    admin,
+    adverse_events,
+    api_docs,
+    assessments,
+    audit,
+    auth,
+    casebook,
+    epro,
+    home,
+    patients,
+    profile,
+    queries,
+    radiotherapy,
+    records,
+    report,
+    screening,
+    treatment,
+)
 
+#: The area routers come before the generic record pages, whose ``/patients/{subject_id}/{slug}/{record_id}`` would
+#: otherwise answer an area's own paths.
 ROUTERS: list[APIRouter] = [
     auth.router,
     home.router,
     patients.router,
+    screening.router,
+    adjudication.router,
+    casebook.router,
+    report.router,
+    radiotherapy.router,
+    treatment.router,
+    assessments.router,
+    adverse_events.router,
+    epro.router,
     records.router,
     queries.router,
     audit.router,

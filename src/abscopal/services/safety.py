@@ -71,3 +71,15 @@ def record_adverse_event(
     stored = add_or_update(uow.adverse_events, event, record_id, version)
     uow.commit()
     return stored
+
+
+def next_ae_id(uow: UnitOfWorkLike, subject_id: str) -> str:
+    """The sponsor's id for the patient's next adverse event: ``<subject>-AE<nn>``, one past the highest so far
+    (the synthetic cohort and the CSV imports use the same form)."""
+    prefix = f"{subject_id}-AE"
+    numbers = [
+        int(s.value.ae_id[len(prefix) :])
+        for s in uow.adverse_events.for_subject(subject_id)
+        if s.value.ae_id.startswith(prefix) and s.value.ae_id[len(prefix) :].isdigit()
+    ]
+    return f"{prefix}{max(numbers, default=0) + 1:02d}"

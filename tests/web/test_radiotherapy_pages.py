@@ -212,8 +212,8 @@ def test_a_lesion_is_added_through_the_service_without_a_role_and_audited(
 def test_a_refused_lesion_value_is_422_with_the_sentence_beside_its_field(client: world.Clients) -> None:
     response = form(client.session("radiologist"), f"{BASE}/lesions", lesion_form("L09", baseline_diameter_mm="big"))
     assert response.status_code == 422
-    field = response.text.split('id="f-baseline_diameter_mm"', 1)[1]
-    assert 'class="field-error" id="f-baseline_diameter_mm-error"' in field.split("</div>", 1)[0]
+    field = response.text.split('id="lesion-baseline_diameter_mm"', 1)[1]
+    assert 'class="field-error" id="lesion-baseline_diameter_mm-error"' in field.split("</div>", 1)[0]
 
 
 def test_a_lesion_edit_needs_a_reason_beside_the_reason_field(client: world.Clients, web_db: Any) -> None:

@@ -52,6 +52,23 @@ NOTICES = {
 }
 
 
+@dataclasses.dataclass
+class PrefixedField(FormField):
+    """A generated form control whose id carries its form's prefix: two forms of one page (a lesion's and a
+    course's ``lesion_id``) must not share an id, or a label would name the wrong control."""
+
+    prefix: str = ""
+
+    @property
+    def control_id(self) -> str:
+        return f"{self.prefix}-{self.name}"
+
+
+def prefixed(fields: list[FormField], prefix: str) -> list[FormField]:
+    """``fields`` with ids ``<prefix>-<name>`` (the tests and the journeys find a control by that id)."""
+    return [PrefixedField(**{f.name: getattr(x, f.name) for f in dataclasses.fields(x)}, prefix=prefix) for x in fields]
+
+
 class _Refusal(Exception):
     """A form refused before the services were called: the status and what to show beside which field."""
 
@@ -150,10 +167,8 @@ def _stored(uow: UnitOfWorkLike, subject_id: str) -> dict[str, Any]:
 def lesion_form_fields(
     lesion: d.Lesion | None, posted: Mapping[str, str] | None, errors: Mapping[str, str] | None, zone: str
 ) -> list[FormField]:
-    return [
-        f for f in form_fields(d.Lesion, lesion, posted=posted, errors=errors, zone=zone)
-        if f.name not in NOT_IN_LESION_FORM
-    ]  # fmt: skip
+    fields = form_fields(d.Lesion, lesion, posted=posted, errors=errors, zone=zone)
+    return prefixed([f for f in fields if f.name not in NOT_IN_LESION_FORM], "lesion")
 
 
 def course_form_fields(
@@ -163,7 +178,7 @@ def course_form_fields(
     lesion = fields["lesion_id"]
     lesion.kind, lesion.required = "select", True
     lesion.options = tuple((x.lesion_id, f"{x.lesion_id} · {x.rt_role.value} · {x.organ}") for x in prescribable)
-    return [fields[name] for name in COURSE_FIELDS]
+    return prefixed([fields[name] for name in COURSE_FIELDS], "course")
 
 
 def page(

@@ -29,6 +29,7 @@ from abscopal.store.schedule_input import schedule_input_from_records
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import FormField, errors_of, form_fields, parse
 from abscopal.web.i18n import N_, gettext
+from abscopal.web.pages.radiotherapy import prefixed
 from abscopal.web.pages.records import FIRST_ENTRY, is_patient, posted_form, zone_of
 from abscopal.web.records import visible_patient
 from abscopal.web.templating import language_of, render
@@ -128,10 +129,10 @@ def schedule_of(
 
 def _fields(
     cls: type[Any], names: tuple[str, ...], posted: Mapping[str, str] | None, errors: Mapping[str, str] | None,
-    zone: str, obj: Any | None = None,
+    zone: str, prefix: str, obj: Any | None = None,
 ) -> list[FormField]:  # fmt: skip
     by_name = {f.name: f for f in form_fields(cls, obj, posted=posted, errors=errors, zone=zone)}
-    return [by_name[n] for n in names]
+    return prefixed([by_name[n] for n in names], prefix)
 
 
 def page(
@@ -161,12 +162,12 @@ def page(
     cycles = sorted(records["cycles"], key=lambda c: (c.cycle_number, c.date))
     wd = _working_days(protocol, [f.date for f in fractions] + [c.date for c in cycles])
     visits, no_calendar = schedule_of(patient.value, records, protocol, wd)
-    fraction_fields = _fields(d.Fraction, FRACTION_FIELDS, fraction_posted, fraction_errors, zone)
+    fraction_fields = _fields(d.Fraction, FRACTION_FIELDS, fraction_posted, fraction_errors, zone, "fraction")
     lesion_field = fraction_fields[0]
     lesion_field.kind, lesion_field.required = "select", True
     lesion_field.options = tuple((x.lesion_id, f"{x.lesion_id} · {x.rt_role.value}") for x in lesions)
     defaults = d.ImmunotherapyCycle(subject_id, 0, dt.date.today(), cycles[-1].agent if cycles else "")
-    cycle_fields = _fields(d.ImmunotherapyCycle, CYCLE_FIELDS, cycle_posted, cycle_errors, zone,
+    cycle_fields = _fields(d.ImmunotherapyCycle, CYCLE_FIELDS, cycle_posted, cycle_errors, zone, "cycle",
                            None if cycle_posted is not None else defaults)  # fmt: skip
     if cycle_posted is None:
         for f in cycle_fields:

@@ -24,6 +24,7 @@ from abscopal.services.common import (
     authorise,
     check_values,
     patient_of,
+    protocol_of,
     protocols_or_bundled,
     utc_now,
 )
@@ -31,9 +32,14 @@ from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
 
 
-def _checklist(uow: UnitOfWorkLike, subject_id: str, protocol: Protocol) -> tuple[Checklist | None, list[str]]:
-    """The checklist with the adjudication's datum, and the reasons enrolment would be refused."""
-    screening = uow.screenings.find(subject_id=subject_id)
+def _checklist(
+    uow: UnitOfWorkLike, subject_id: str, protocol: Protocol, screening: d.Screening | None = None
+) -> tuple[Checklist | None, list[str]]:
+    """The checklist with the adjudication's datum, and the reasons enrolment would be refused; of the stored
+    screening, or of ``screening`` when given (a form's unsaved values)."""
+    if screening is None:
+        stored = uow.screenings.find(subject_id=subject_id)
+        screening = stored.value if stored is not None else None
     adjudication = current_adjudication(uow, subject_id)
     adj = adjudication.value if adjudication else None
     reasons: list[str] = []
@@ -42,7 +48,7 @@ def _checklist(uow: UnitOfWorkLike, subject_id: str, protocol: Protocol) -> tupl
         reasons.append("Eligibility has not been checked: there is no screening record")
     else:
         datum = resistance.resistance_confirmed(adj, protocol.resistance)
-        data = dataclasses.replace(screening.value, immunotherapy_resistance_confirmed=datum)
+        data = dataclasses.replace(screening, immunotherapy_resistance_confirmed=datum)
         checklist = eligibility.evaluate(data, protocol.eligibility, protocol.version.number)
         for r in checklist.results:
             if r.excludes or r.status is Status.UNKNOWN:
@@ -60,6 +66,20 @@ def eligibility_of(
     patient_of(uow, actor, subject_id)
     protocol = protocols_or_bundled(protocols).version_on(on or dt.date.today())
     return _checklist(uow, subject_id, protocol)
+
+
+def preview_eligibility(
+    uow: UnitOfWorkLike, actor: Actor, screening: d.Screening, *, protocols: ProtocolFile | None = None,
+) -> tuple[Checklist, list[str]]:  # fmt: skip
+    """Read-only: the checklist of unsaved screening values (a form being filled in) as enrolment would see them
+    (criterion 10's resistance from the adjudication), under the rules :func:`record_screening` checks them by
+    (the patient's version, else the version in force on the screening date). Writes nothing."""
+    authorise(uow, actor, Action.SCREENING)
+    patient = patient_of(uow, actor, screening.subject_id)
+    protocol = protocol_of(patient.value, protocols, screening.screening_date)
+    checklist, reasons = _checklist(uow, screening.subject_id, protocol, screening)
+    assert checklist is not None
+    return checklist, reasons
 
 
 def enrol(
@@ -100,5 +120,9 @@ def record_screen_failure(
     stored = uow.patients.update(
         patient.id, dataclasses.replace(patient.value, status=d.PatientStatus.SCREEN_FAILED), version=version
     )
+    screening = uow.screenings.find(subject_id=subject_id)
+    if screening is not None:  # the reason kept with the screening data (SDTM DS; the CONSORT's screening log)
+        kept = dataclasses.replace(screening.value, screen_failure_reason=reason.strip())
+        uow.screenings.update(screening.id, kept, version=screening.version)
     uow.commit()
     return stored

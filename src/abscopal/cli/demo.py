@@ -10,6 +10,7 @@ database: a lock file next to the SQLite file (``flock``) or a PostgreSQL adviso
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import secrets
 import shlex
@@ -106,14 +107,31 @@ def demo_password(given: str | None) -> str:
             return password
 
 
+def demo_start_date(today: dt.date) -> dt.date:
+    """Two years before ``today`` (29 February → 28 February): the synthetic trial then ends today."""
+    try:
+        return today.replace(year=today.year - 2)
+    except ValueError:
+        return today.replace(year=today.year - 2, day=28)
+
+
 def default_demo_url() -> str:
     return f"sqlite:///{default_data_dir() / 'demo.sqlite'}"
 
 
 def build_demo_database(
-    url: str, patients: int, seed: int, *, fresh: bool = True, chunk_size: int = 500, sites: int = 1
+    url: str,
+    patients: int,
+    seed: int,
+    *,
+    fresh: bool = True,
+    chunk_size: int = 500,
+    sites: int = 1,
+    start_date: dt.date | None = None,
 ) -> int:
     """Create (or replace the demo at) ``url`` and load a synthetic cohort at ``sites`` sites; return rows written.
+
+    The cohort's trial runs two years from ``start_date`` (default: the protocol's ``trial.start_date``).
 
     Refuses, writing nothing, when the database holds anything but a demo or another demo is being built there.
     With ``fresh=False`` the cohort is added to the existing demo.
@@ -146,7 +164,9 @@ def build_demo_database(
 
                 store_cohort_chunks(
                     engine,
-                    iter_cohort_chunks(patients, seed, protocol, chunk_size=chunk_size, sites=sites),
+                    iter_cohort_chunks(
+                        patients, seed, protocol, chunk_size=chunk_size, start_date=start_date, sites=sites
+                    ),
                     user=DEMO_USER,
                     reason=f"{DEMO_REASON} (seed {seed})",
                     on_chunk=advance,
@@ -495,6 +515,16 @@ def register(app: typer.Typer) -> None:
                 help="The demo users' password (at least 12 characters; default: a random one, printed once).",
             ),
         ] = None,
+        start_date: Annotated[
+            dt.datetime | None,
+            typer.Option(
+                "--start-date",
+                formats=["%Y-%m-%d"],
+                help="The synthetic trial's first day (default: two years before today, so that the cohort's "
+                "visits are due and overdue around today, as the dashboard shows them; the protocol's own start "
+                "is 2022-12-31).",
+            ),
+        ] = None,
     ) -> None:
         """Create a demo database (synthetic cohort at two sites, one account per role) and serve the web app.
 
@@ -514,7 +544,8 @@ def register(app: typer.Typer) -> None:
             serve = port != 0 or (sys.stdin.isatty() and sys.stdout.isatty())
         sock = bind_socket(host, port) if serve else None  # a taken port is refused before anything is built
         try:
-            build_demo_database(url, patients, seed, sites=2)
+            first = start_date.date() if start_date else demo_start_date(dt.date.today())
+            build_demo_database(url, patients, seed, sites=2, start_date=first)
             people = create_demo_accounts(url, chosen, seed)
             _summary(url, seed)
             _accounts_table(people, chosen, generated=password is None)

@@ -61,6 +61,10 @@ class Repository:
         """Every stored object of a domain class, in key order."""
         return self._load(cls)
 
+    def matching(self, cls: type[T], where: Any = None) -> list[T]:
+        """The stored objects of a class whose row meets a SQLAlchemy condition (every one when ``where`` is None)."""
+        return self._load(cls, where)
+
     def for_subject(self, cls: type[T], subject_id: str) -> list[T]:
         """The objects of one subject (for classes with a ``subject_id`` field)."""
         table = ENTITIES[ENTITY_BY_CLASS[cls]].table

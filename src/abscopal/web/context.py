@@ -13,7 +13,7 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
@@ -29,6 +29,7 @@ from abscopal.store.database import database_error
 from abscopal.store.unit_of_work import UnitOfWork
 from abscopal.web.accounts import EVERY_SITE, Account, load_account, security_event
 from abscopal.web.sessions import Session, Timeouts, resolve_session, resolve_token
+from abscopal.web.trial_overview import OverviewCache
 
 SESSION_COOKIE = "abscopal_session"
 CSRF_HEADER = "x-csrf-token"
@@ -59,6 +60,7 @@ class WebState:
     default_time_zone: str
     demo: bool = False
     _sites: tuple[float, dict[str, str | None]] | None = None
+    overview: OverviewCache = field(default_factory=OverviewCache)  # the dashboard's figures (trial_overview)
 
     def _site_zones(self, conn: Connection | None = None) -> dict[str, str | None]:
         """Every live site's code -> its time zone, re-read every 30 s (sites change rarely)."""

@@ -113,8 +113,12 @@ def _role_condition(actor: Actor, status: d.QueryStatus | None, mine: bool) -> C
 def query_inbox(
     uow_or_conn: Any, actor: Actor, *, status: str | d.QueryStatus | None = None, subject_id: str | None = None,
     mine: bool = False, limit: int = 100, after: str | None = None, now: dt.datetime | None = None,
+    age: int | None = None,
 ) -> list[InboxRow]:  # fmt: skip
     """The queries ``actor`` should see (module docstring), oldest first (by id, which is time-ordered).
+
+    ``age`` keeps one bucket of :data:`AGE_BUCKETS` (0: raised less than 7 days ago ... 3: more than 28), the
+    dashboard's "open queries by age" links.
 
     ``after`` is the last id of the previous page (a cursor); ask for ``limit + 1`` to know whether more follow.
     """
@@ -127,6 +131,10 @@ def query_inbox(
     conditions = [q.removed_reason.is_(None), _site_condition(actor), _role_condition(actor, wanted, mine)]
     if subject_id:
         conditions.append(q.subject_id == subject_id)
+    if age is not None:
+        if not 0 <= age < len(AGE_BUCKETS):
+            raise ValidationError("age", f"is one of 0-{len(AGE_BUCKETS) - 1} (the dashboard's age buckets)")
+        conditions.append(_age_buckets(now)[age])
     if after:
         conditions.append(q.id > after)
     query = (
@@ -167,6 +175,14 @@ class AgeCounts:
         return self.under_7 + self.from_7_to_14 + self.from_14_to_28 + self.over_28
 
 
+def _age_buckets(now: dt.datetime) -> tuple[Any, ...]:
+    """The SQL condition of each of :data:`AGE_BUCKETS` on ``now``."""
+    q = queries.c
+    d7, d14, d28 = (now - dt.timedelta(days=n) for n in (7, 14, 28))
+    return (q.raised_at > d7, and_(q.raised_at <= d7, q.raised_at > d14),
+            and_(q.raised_at <= d14, q.raised_at > d28), q.raised_at <= d28)  # fmt: skip
+
+
 def query_counts_by_age(
     uow_or_conn: Any, actor: Actor, *, statuses: tuple[str, ...] = (d.QueryStatus.OPEN.value,),
     now: dt.datetime | None = None,
@@ -178,10 +194,8 @@ def query_counts_by_age(
     conn = _connection(uow_or_conn)
     now = _utc(now or dt.datetime.now(dt.UTC))
     q = queries.c
-    d7, d14, d28 = (now - dt.timedelta(days=n) for n in (7, 14, 28))
     wanted = [w.value for w in (_status(s) for s in statuses) if w is not None]
-    buckets = (q.raised_at > d7, and_(q.raised_at <= d7, q.raised_at > d14),
-               and_(q.raised_at <= d14, q.raised_at > d28), q.raised_at <= d28)  # fmt: skip
+    buckets = _age_buckets(now)
     query = (
         select(*(func.coalesce(func.sum(case((b, 1), else_=0)), 0) for b in buckets))
         .select_from(queries.join(patients, patients.c.subject_id == q.subject_id))

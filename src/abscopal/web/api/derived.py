@@ -30,9 +30,9 @@ from abscopal.services.common import Action, Actor, StaffRole, protocol_of, prot
 from abscopal.services.enrolment import eligibility_of
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
-from abscopal.store.schedule_input import schedule_input_from_records
 from abscopal.web.context import Principal, reading, requires, state_of
 from abscopal.web.records import visible_patient
+from abscopal.web.trial_overview import patient_schedule
 
 router = APIRouter(tags=["derived"])
 
@@ -356,19 +356,12 @@ def schedule(
     day = as_of or dt.date.today()
     with reading(request, principal) as uow:
         patient, _ = _clinical_patient(uow, principal, subject_id)
-        protocol = protocol_of(patient.value, state_of(request).protocols)
-        records = [
-            _values(uow, name, subject_id)
-            for name in ("radiotherapy_courses", "fractions", "immunotherapy_cycles", "assessments", "answers")
-        ]
-    p = patient.value
-    if p.enrolment_date is None:
+        result = patient_schedule(uow, patient.value, state_of(request).protocols, day)
+    if result is None:
         return ScheduleOut(
             subject_id=subject_id, as_of=day, holidays_country=None, visits=[], overdue=0, due=0, off_study=None,
             off_study_reason="", note=f"{subject_id} is not enrolled, so has no treatment calendar yet",
         )  # fmt: skip
-    inp = schedule_input_from_records(p, *records)
-    result = cal.build_schedule(inp, protocol.immunotherapy, protocol.schedule, protocol.radiotherapy.low_dose, day)
     visits = [
         VisitOut(kind=v.kind.value, number=v.number, due=v.planned, window_start=v.window_start,
                  window_end=v.window_end, actual=v.actual, status=v.status(day).value, note=v.not_expected or v.note)

@@ -23,6 +23,7 @@ from abscopal.web.pages import (
     report,
     screening,
     treatment,
+    worklists,
 )
 
 #: The area routers come before the generic record pages, whose ``/patients/{subject_id}/{slug}/{record_id}`` would
@@ -40,6 +41,7 @@ ROUTERS: list[APIRouter] = [
     assessments.router,
     adverse_events.router,
     epro.router,
+    worklists.router,
     records.router,
     queries.router,
     audit.router,

@@ -1,8 +1,10 @@
-"""The dashboard (web.md §8): what needs doing today, by role.
+"""The dashboard (web.md §8; issue 12 item 9): what needs doing today, by role.
 
-Patients by status at the user's sites (SQL on the ``patients`` table, restricted as the patient list is), open
-queries by age (:func:`abscopal.web.inbox.query_counts_by_age`) and links to what the role does next. The
-administrator sees only how many accounts and sites there are: never trial data.
+Enrolment, visits overdue and due soon, protocol deviations, serious adverse events inside their reporting clock
+and the safety monitor (:mod:`abscopal.web.trial_overview`, from the engines); patients by status at the user's
+sites (SQL on the ``patients`` table, restricted as the patient list is), open queries by age
+(:func:`abscopal.web.inbox.query_counts_by_age`) and links to what the role does next. Every number links to
+the list behind it. The administrator sees only how many accounts and sites there are: never trial data.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from sqlalchemy import Connection, func, select
 from abscopal import domain as d
 from abscopal.services.common import Action, Actor, StaffRole
 from abscopal.store.tables import ENTITIES, accounts
+from abscopal.web.charts import cumulative_line
 from abscopal.web.context import SIGNED_IN, Principal, requires, state_of
 from abscopal.web.i18n import N_
 from abscopal.web.inbox import AGE_BUCKETS, query_counts_by_age
 from abscopal.web.templating import render
+from abscopal.web.trial_overview import DUE_SOON_DAYS
 
 router = APIRouter(include_in_schema=False)
 patients = ENTITIES["patients"].table
@@ -66,6 +70,10 @@ def dashboard(request: Request, principal: Annotated[Principal, Depends(requires
                 .scalar_one()
             )  # fmt: skip
         elif not context["own"]:
+            overview = state_of(request).overview.get(conn, actor, state_of(request).protocols)
+            context["overview"] = overview
+            context["chart"] = cumulative_line(overview.enrolment_by_month, overview.planned_enrolment)
+            context["due_soon_days"] = DUE_SOON_DAYS
             by_status = patients_by_status(conn, actor)
             ages = query_counts_by_age(conn, actor)
             context["by_status"] = by_status

@@ -7,22 +7,26 @@ account goes straight to its page, which shows only its questionnaires (web.md Â
 
 from __future__ import annotations
 
+import datetime as dt
 from types import SimpleNamespace
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from abscopal import domain as d
-from abscopal.errors import ValidationError
+from abscopal.errors import AbscopalError, ValidationError
 from abscopal.services.common import Action
 from abscopal.store.records import Stored
 from abscopal.store.tables import ENTITIES
 from abscopal.web.api.common import decode_cursor, encode_cursor
+from abscopal.web.charts import STATUS_COLOURS, timeline
 from abscopal.web.context import Principal, reading, requires, state_of
 from abscopal.web.i18n import N_
-from abscopal.web.pages.records import PATIENT_SLUGS, is_patient, may_write
+from abscopal.web.pages.records import PATIENT_SLUGS, is_patient, may_write, zone_of
+from abscopal.web.pages.worklists import VISIT_KINDS, VISIT_STATUSES
 from abscopal.web.patient_list import list_patients
 from abscopal.web.records import (
     RESOURCES,
@@ -34,9 +38,24 @@ from abscopal.web.records import (
     visible_patient,
 )
 from abscopal.web.templating import render
+from abscopal.web.trial_overview import patient_schedule
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
+#: The patient's work areas (issue 12): (path under /patients/{id}/, label, the action that opens the page).
+AREAS: tuple[tuple[str, str, Action], ...] = (
+    ("screen", N_("Screening and eligibility"), Action.SCREENING),
+    ("adjudication", N_("Resistance adjudication"), Action.READ),
+    ("enrol", N_("Enrolment"), Action.ENROL),
+    ("radiotherapy", N_("Lesions and radiotherapy"), Action.READ),
+    ("treatment", N_("Treatment delivery"), Action.READ),
+    ("assessment-grid", N_("Tumour assessments"), Action.READ),
+    ("ae-log", N_("Adverse events"), Action.READ),
+    ("epro", N_("Questionnaires"), Action.READ),
+    ("casebook", N_("Casebook"), Action.READ),
+)
+#: The timeline's lanes, in order (protocol.calendar.VisitKind values).
+TIMELINE_KINDS = ("cfrt_fraction", "ldrt_fraction", "immunotherapy", "tumour_assessment", "questionnaire", "follow_up")
 sites_table = ENTITIES["sites"].table
 
 
@@ -116,8 +135,16 @@ def patient_page(
     notice: str | None = None,
 ) -> Response:  # fmt: skip
     own = is_patient(principal)
+    today = dt.datetime.now(ZoneInfo(zone_of(request))).date()
+    schedule = chart = None
+    schedule_error = ""
     with reading(request, principal) as uow:
         patient, actor = visible_patient(uow, principal, subject_id)
+        if not own:
+            try:
+                schedule = patient_schedule(uow, patient.value, state_of(request).protocols, today)
+            except AbscopalError as exc:  # inconsistent dates: the page still shows every record, and why
+                schedule_error = str(exc)
         marks = patient_marks(uow, subject_id, with_voided=False)
         sections = []
         for res in RESOURCES.values():
@@ -138,7 +165,17 @@ def patient_page(
                     for record in records
                 ]  # fmt: skip
             sections.append({"res": res, "rows": rows, "may_add": may_write(principal, res)})
+    if schedule is not None:
+        dots = []
+        for v in schedule.visits:
+            day = v.actual or v.planned
+            if day is not None:
+                dots.append((v.kind.value, v.number, day, v.status(today).value))
+        chart = timeline(dots, today, TIMELINE_KINDS)
     return render(
         request, "patient.html", patient=patient.value, sections=sections, own=own,
+        areas=[(seg, label) for seg, label, action in AREAS if principal.may(action)] if not own else [],
+        schedule=schedule, timeline=chart, today=today, schedule_error=schedule_error,
+        visit_kinds=VISIT_KINDS, visit_statuses=VISIT_STATUSES, status_colours=STATUS_COLOURS,
         hidden_identifiers=pseudonymised(actor), notice=N_("The record was removed.") if notice == "removed" else None,
     )  # fmt: skip

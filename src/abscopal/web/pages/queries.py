@@ -17,7 +17,7 @@ from abscopal.errors import ConflictError, NotFound, ValidationError
 from abscopal.services import queries
 from abscopal.services.common import Action
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
-from abscopal.web.inbox import InboxRow, query_inbox
+from abscopal.web.inbox import AGE_BUCKETS, InboxRow, query_inbox
 from abscopal.web.pages.records import is_patient, posted_form
 from abscopal.web.records import BY_ENTITY
 from abscopal.web.templating import render
@@ -45,19 +45,21 @@ def row_context(principal: Principal, row: InboxRow) -> dict[str, Any]:
 def inbox_page(
     request: Request, principal: Annotated[Principal, Depends(requires(Action.READ))],
     status: Annotated[str, Query(max_length=20)] = "", mine: bool = False,
+    age: Annotated[int | None, Query(ge=0, le=3, description="an age bucket of the dashboard")] = None,
 ) -> Response:  # fmt: skip
     if is_patient(principal):  # a patient has no queries to see: its own questionnaires instead
         return RedirectResponse(f"/patients/{principal.account.subject_id}", status_code=303)
     error = None
     with state_of(request).read() as conn:
         try:
-            rows = query_inbox(conn, principal.actor(), status=status or None, mine=mine, limit=PAGE_SIZE + 1)
+            rows = query_inbox(conn, principal.actor(), status=status or None, mine=mine, limit=PAGE_SIZE + 1, age=age)
         except ValidationError as exc:
             error, status = str(exc), ""
             rows = query_inbox(conn, principal.actor(), mine=mine, limit=PAGE_SIZE + 1)
     return render(
         request, "queries.html", rows=[row_context(principal, r) for r in rows[:PAGE_SIZE]], more=len(rows) > PAGE_SIZE,
-        status=status, mine=mine, statuses=STATUSES, error=error,
+        status=status, mine=mine, statuses=STATUSES, error=error, age=age,
+        age_label=AGE_BUCKETS[age] if age is not None else None,
         answers=principal.may(Action.ANSWER_QUERY), closes=principal.may(Action.CLOSE_QUERY),
     )  # fmt: skip
 

@@ -1,0 +1,327 @@
+"""The dashboard's figures (web.md §8; issue 12 item 9): enrolment, visits overdue and due soon, protocol
+deviations, serious adverse events inside their reporting clock and the safety monitor's state.
+
+Every figure comes from an engine: the calendar engine (:func:`abscopal.protocol.calendar.build_schedule`, fed by
+:func:`abscopal.store.schedule_input.schedule_input_from_records`, as the API's schedule endpoint is), the
+expedited-report clock (:func:`abscopal.safety.events.sae_report_status`) and the beta-binomial monitor
+(:func:`abscopal.safety.monitor.monitor` over :func:`abscopal.safety.analysis_set.safety_analysis_set`, as the
+report does). This module only reads the records of the actor's sites and hands them over.
+
+The figures are kept per (sites, day, audit-trail head): any write anywhere, in any worker, moves the head of the
+audit chain, so a cached overview is never older than the last change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, func, select
+
+from abscopal import domain as d
+from abscopal.errors import AbscopalError
+from abscopal.protocol import calendar as cal
+from abscopal.protocol.model import ProtocolFile
+from abscopal.safety.analysis_set import safety_analysis_set
+from abscopal.safety.events import sae_report_status
+from abscopal.safety.monitor import MonitorResult, monitor
+from abscopal.services.common import Actor, StaffRole, protocol_of, protocols_or_bundled
+from abscopal.store.mapping import from_row
+from abscopal.store.schedule_input import schedule_input_from_records
+from abscopal.store.tables import ENTITIES, audit_log
+
+#: "Due soon": the visit's window opens within this many days (a display horizon, not a protocol rule).
+DUE_SOON_DAYS = 7
+#: Patients whose calendar still runs (screening and off-study patients have no visits to chase).
+ON_STUDY = frozenset({d.PatientStatus.ENROLLED, d.PatientStatus.ON_TREATMENT, d.PatientStatus.FOLLOW_UP})
+#: How many rows a dashboard list shows before "and N more".
+LIST_LIMIT = 200
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class VisitDue:
+    """A visit the site must chase: its patient, kind and number, planned day and window, and calendar status."""
+
+    subject_id: str
+    kind: str
+    number: int
+    planned: dt.date
+    window_start: dt.date
+    window_end: dt.date
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaeClock:
+    """A serious adverse event not yet reported: when its clock ends and whether it already has."""
+
+    subject_id: str
+    record_id: str
+    term: str
+    grade: int | None
+    awareness_at: dt.datetime | None
+    due_at: dt.datetime | None
+    overdue: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviationRow:
+    subject_id: str
+    record_id: str
+    check: str
+    deviation_class: str
+    date: dt.date | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What the dashboard shows, all restricted to the actor's sites except the trial-wide safety monitor."""
+
+    as_of: dt.date
+    enrolled: int
+    planned_enrolment: int | None
+    enrolment_by_month: tuple[tuple[str, int], ...]  # (YYYY-MM, cumulative enrolled)
+    overdue: tuple[VisitDue, ...]
+    due_soon: tuple[VisitDue, ...]
+    deviations: tuple[DeviationRow, ...]
+    deviations_by_class: dict[str, int]
+    saes: tuple[SaeClock, ...]
+    sae_report_hours: int
+    monitor: MonitorResult | None
+    calendar_errors: tuple[str, ...] = field(default=())
+
+    @property
+    def saes_inside_clock(self) -> int:
+        return sum(1 for s in self.saes if not s.overdue)
+
+    @property
+    def saes_overdue(self) -> int:
+        return sum(1 for s in self.saes if s.overdue)
+
+
+def _site_condition(table: Any, actor: Actor) -> Any:
+    """Rows of patients at the actor's sites (the statistician reads every site)."""
+    if actor.role is StaffRole.STATISTICIAN:
+        return None
+    patients = ENTITIES["patients"].table
+    column = table.c.site_code if table is patients else table.c.subject_id
+    if table is patients:
+        return column.in_(sorted(actor.sites))
+    return column.in_(select(patients.c.subject_id).where(patients.c.site_code.in_(sorted(actor.sites))))
+
+
+def _records(conn: Connection, cls: type[T], actor: Actor | None, subjects: Sequence[str] | None = None) -> list[T]:
+    """Live records of one kind: of the actor's sites (every site when ``actor`` is None), or of ``subjects``."""
+    from abscopal.store.repository import Repository
+    from abscopal.store.tables import ENTITY_BY_CLASS
+
+    table = ENTITIES[ENTITY_BY_CLASS[cls]].table
+    if subjects is not None:
+        return Repository(conn).matching(cls, table.c.subject_id.in_(sorted(subjects)))
+    condition = None if actor is None else _site_condition(table, actor)
+    return Repository(conn).matching(cls, condition)
+
+
+@dataclass(frozen=True, slots=True)
+class _Completed:
+    """A questionnaire's completion day: all the calendar needs of an answer."""
+
+    completed_on: dt.date | None
+
+
+def _questionnaire_days(conn: Connection, actor: Actor) -> dict[str, list[_Completed]]:
+    table = ENTITIES["questionnaire_answers"].table
+    query = (
+        select(table.c.subject_id, table.c.completed_on)
+        .where(table.c.removed_reason.is_(None), table.c.completed_on.is_not(None))
+        .distinct()
+    )
+    condition = _site_condition(table, actor)
+    if condition is not None:
+        query = query.where(condition)
+    out: dict[str, list[_Completed]] = defaultdict(list)
+    for subject_id, day in conn.execute(query):
+        out[str(subject_id)].append(_Completed(day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))))
+    return out
+
+
+def _by_subject(records: Sequence[T]) -> dict[str, list[T]]:
+    out: dict[str, list[T]] = defaultdict(list)
+    for r in records:
+        out[r.subject_id].append(r)  # type: ignore[attr-defined]
+    return out
+
+
+def _visits(
+    conn: Connection, actor: Actor, patients: Sequence[d.Patient], protocols: ProtocolFile, as_of: dt.date
+) -> tuple[list[VisitDue], list[VisitDue], list[str]]:
+    """Every on-study patient's calendar on ``as_of``: the overdue visits and those due now or soon."""
+    on_study = [p for p in patients if p.enrolment_date is not None and p.status in ON_STUDY]
+    if not on_study:
+        return [], [], []
+    ids = [p.subject_id for p in on_study]
+    courses = _by_subject(_records(conn, d.RadiotherapyCourse, actor, ids))
+    fractions = _by_subject(_records(conn, d.Fraction, actor, ids))
+    cycles = _by_subject(_records(conn, d.ImmunotherapyCycle, actor, ids))
+    assessments = _by_subject(_records(conn, d.TumourAssessment, actor, ids))
+    answers = _questionnaire_days(conn, actor)
+    overdue: list[VisitDue] = []
+    soon: list[VisitDue] = []
+    errors: list[str] = []
+    horizon = as_of + dt.timedelta(days=DUE_SOON_DAYS)
+    for p in on_study:
+        protocol = protocol_of(p, protocols)
+        try:
+            inp = schedule_input_from_records(
+                p, courses.get(p.subject_id, []), fractions.get(p.subject_id, []), cycles.get(p.subject_id, []),
+                assessments.get(p.subject_id, []), answers.get(p.subject_id, []),  # type: ignore[arg-type]
+            )  # fmt: skip
+            result = cal.build_schedule(
+                inp, protocol.immunotherapy, protocol.schedule, protocol.radiotherapy.low_dose, as_of
+            )
+        except AbscopalError as exc:  # one patient's inconsistent dates must not hide everyone else's visits
+            errors.append(f"{p.subject_id}: {exc}")
+            continue
+        for v in result.visits:
+            status = v.status(as_of)
+            if v.planned is None or v.window_start is None or v.window_end is None:
+                continue
+            row = VisitDue(p.subject_id, v.kind.value, v.number, v.planned, v.window_start, v.window_end, status.value)
+            if status is cal.VisitStatus.OVERDUE:
+                overdue.append(row)
+            elif status is cal.VisitStatus.DUE or (status is cal.VisitStatus.UPCOMING and v.window_start <= horizon):
+                soon.append(row)
+    overdue.sort(key=lambda v: (v.window_end, v.subject_id))
+    soon.sort(key=lambda v: (v.window_start, v.subject_id))
+    return overdue, soon, errors
+
+
+def _saes(conn: Connection, actor: Actor, report_hours: int, now: dt.datetime) -> list[SaeClock]:
+    """Serious events at the actor's sites that are not reported yet (inside or past their clock)."""
+    table = ENTITIES["adverse_events"].table
+    query = select(table).where(table.c.removed_reason.is_(None), table.c.reported_at.is_(None))
+    condition = _site_condition(table, actor)
+    if condition is not None:
+        query = query.where(condition)
+    out = []
+    for row in conn.execute(query).mappings():
+        ae = from_row(d.AdverseEvent, row)
+        status = sae_report_status(ae, report_hours, now)
+        if status.required and status.reported_at is None:
+            out.append(
+                SaeClock(ae.subject_id, str(row["id"]), ae.term, ae.grade, ae.awareness_at, status.due_at,
+                         status.overdue, status.reason)
+            )  # fmt: skip
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    return sorted(out, key=lambda s: (not s.overdue, s.due_at or far, s.subject_id))
+
+
+def _monitor(conn: Connection, protocols: ProtocolFile) -> MonitorResult | None:
+    """The safety monitor over the whole trial (its rule is trial-wide: every site's treated patients)."""
+    options = protocols.current.safety
+    analysis = safety_analysis_set(
+        _records(conn, d.Patient, None), _records(conn, d.Fraction, None),
+        _records(conn, d.ImmunotherapyCycle, None), _records(conn, d.AdverseEvent, None), options,
+    )  # fmt: skip
+    if not analysis.population.size:
+        return None
+    return monitor(analysis.events, analysis.population.size, options.monitor)
+
+
+def build_overview(
+    conn: Connection, actor: Actor, protocols: ProtocolFile | None, *, as_of: dt.date | None = None,
+    now: dt.datetime | None = None,
+) -> Overview:  # fmt: skip
+    """The dashboard's figures for the actor on ``as_of`` (default today) at ``now`` (default: the clock)."""
+    pf = protocols_or_bundled(protocols)
+    now = now or dt.datetime.now(dt.UTC)
+    day = as_of or now.date()
+    patients = _records(conn, d.Patient, actor)
+    enrolment_days = sorted(p.enrolment_date for p in patients if p.enrolment_date is not None)
+    per_month = Counter(day_.strftime("%Y-%m") for day_ in enrolment_days)
+    cumulative, running = [], 0
+    for month in sorted(per_month):
+        running += per_month[month]
+        cumulative.append((month, running))
+    overdue, soon, errors = _visits(conn, actor, patients, pf, day)
+    deviations = [
+        DeviationRow(r.subject_id, rid, r.check.value, r.deviation_class.value, r.date, r.reason)
+        for rid, r in _with_ids(conn, actor)
+    ]
+    deviations.sort(key=lambda r: (r.date or dt.date.min, r.subject_id), reverse=True)
+    safety = pf.current.safety
+    return Overview(
+        as_of=day,
+        enrolled=len(enrolment_days),
+        planned_enrolment=pf.current.interop.planned_enrolment,  # TS PLANSUB: one planned size
+        enrolment_by_month=tuple(cumulative),
+        overdue=tuple(overdue),
+        due_soon=tuple(soon),
+        deviations=tuple(deviations),
+        deviations_by_class=dict(Counter(r.deviation_class for r in deviations)),
+        saes=tuple(_saes(conn, actor, safety.sae_report_hours, now)),
+        sae_report_hours=safety.sae_report_hours,
+        monitor=_monitor(conn, pf),
+        calendar_errors=tuple(errors),
+    )
+
+
+def _with_ids(conn: Connection, actor: Actor) -> list[tuple[str, d.ProtocolDeviation]]:
+    table = ENTITIES["protocol_deviations"].table
+    query = select(table).where(table.c.removed_reason.is_(None))
+    condition = _site_condition(table, actor)
+    if condition is not None:
+        query = query.where(condition)
+    return [(str(row["id"]), from_row(d.ProtocolDeviation, row)) for row in conn.execute(query).mappings()]
+
+
+def patient_schedule(
+    uow: Any, patient: d.Patient, protocols: ProtocolFile | None, as_of: dt.date
+) -> cal.PatientSchedule | None:
+    """One patient's calendar on ``as_of`` from its stored records (None before enrolment): the patient page's
+    timeline and the API's schedule endpoint."""
+    if patient.enrolment_date is None:
+        return None
+    protocol = protocol_of(patient, protocols_or_bundled(protocols))
+    records = [
+        [s.value for s in getattr(uow, name).for_subject(patient.subject_id)]
+        for name in ("radiotherapy_courses", "fractions", "immunotherapy_cycles", "assessments", "answers")
+    ]
+    inp = schedule_input_from_records(patient, *records)
+    return cal.build_schedule(inp, protocol.immunotherapy, protocol.schedule, protocol.radiotherapy.low_dose, as_of)
+
+
+def audit_head(conn: Connection) -> int:
+    """The audit chain's last sequence number: it moves with every write to the database."""
+    return int(conn.execute(select(func.coalesce(func.max(audit_log.c.seq), 0))).scalar_one())
+
+
+class OverviewCache:
+    """The last overview per (sites, role, day, audit head): recomputed only after a change (or on a new day)."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._items: dict[tuple[Any, ...], Overview] = {}
+        self._lock = threading.Lock()
+
+    def get(self, conn: Connection, actor: Actor, protocols: ProtocolFile | None) -> Overview:
+        now = dt.datetime.now(dt.UTC)
+        key = (actor.role is StaffRole.STATISTICIAN, tuple(sorted(actor.sites)), now.date(), audit_head(conn))
+        with self._lock:
+            found = self._items.get(key)
+        if found is not None and not any(s.due_at and not s.overdue and s.due_at < now for s in found.saes):
+            return found  # (an SAE clock that ran out since forces a recomputation)
+        overview = build_overview(conn, actor, protocols, now=now)
+        with self._lock:
+            if len(self._items) >= self._size:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = overview
+        return overview

@@ -1,0 +1,235 @@
+"""The dashboard and the lists behind its numbers (issue 12 item 9), and the patient page's schedule timeline.
+
+The expected figures are computed here from the engines over the same stored records (the calendar engine per
+patient, the expedited-report clock, the beta-binomial monitor), never re-typed: the page must show what the
+engines say, restricted to the user's sites.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).parent))
+import world
+
+from abscopal import domain as d
+from abscopal.protocol import calendar as cal
+from abscopal.protocol.model import load_bundled
+from abscopal.safety.analysis_set import safety_analysis_set
+from abscopal.safety.events import sae_report_status
+from abscopal.safety.monitor import monitor
+from abscopal.store.repository import Repository
+from abscopal.store.schedule_input import schedule_input_from_records
+from abscopal.store.tables import ENTITIES
+from abscopal.store.unit_of_work import UnitOfWork
+from abscopal.web.trial_overview import ON_STUDY, OverviewCache, build_overview
+
+OVERDUE_LINK = re.compile(r'href="/worklist/visits\?status=overdue"[^>]*>(\d+)</a>')
+DUE_LINK = re.compile(r'href="/worklist/visits\?status=due"[^>]*>(\d+)</a>')
+SAE_LINK = re.compile(r'href="/worklist/saes"[^>]*>(\d+)</a>')
+DEVIATION_LINK = re.compile(r'href="/worklist/deviations"[^>]*>(\d+)</a>')
+
+
+def _expected_visits(db: Any, site: str, today: dt.date) -> tuple[int, int]:
+    """(overdue, due now or within 7 days) over the on-study patients of ``site``, from the calendar engine."""
+    protocol = load_bundled().current
+    overdue = soon = 0
+    with db.engine.connect() as conn:
+        repo = Repository(conn)
+        for p in repo.all(d.Patient):
+            if p.site_code != site or p.enrolment_date is None or p.status not in ON_STUDY:
+                continue
+            inp = schedule_input_from_records(
+                p, *(repo.for_subject(cls, p.subject_id) for cls in (
+                    d.RadiotherapyCourse, d.Fraction, d.ImmunotherapyCycle, d.TumourAssessment,
+                    d.QuestionnaireAnswer))
+            )  # fmt: skip
+            result = cal.build_schedule(
+                inp, protocol.immunotherapy, protocol.schedule, protocol.radiotherapy.low_dose, today
+            )
+            for v in result.visits:
+                status = v.status(today)
+                if status is cal.VisitStatus.OVERDUE:
+                    overdue += 1
+                elif status is cal.VisitStatus.DUE or (
+                    status is cal.VisitStatus.UPCOMING
+                    and v.window_start is not None
+                    and v.window_start <= today + dt.timedelta(days=7)
+                ):
+                    soon += 1
+    return overdue, soon
+
+
+def _number(pattern: re.Pattern[str], html: str) -> int:
+    found = pattern.search(html)
+    assert found is not None, f"{pattern.pattern} not on the page"
+    return int(found.group(1))
+
+
+def test_the_dashboards_visit_counts_are_the_calendar_engines_for_the_users_site(web_db: Any, client: Any) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    overdue, soon = _expected_visits(web_db, world.QFS, today)
+    html = client.shared("coordinator").get("/").text
+    assert _number(OVERDUE_LINK, html) == overdue
+    assert _number(DUE_LINK, html) == soon
+    assert overdue > 0  # the world's synthetic visits stopped in 2024: there is something to chase
+
+
+def test_the_overdue_list_has_one_row_per_overdue_visit_each_linking_to_its_patient(web_db: Any, client: Any) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    overdue, _ = _expected_visits(web_db, world.QFS, today)
+    html = client.shared("coordinator").get("/worklist/visits?status=overdue").text
+    rows = re.findall(r'<tr><th scope="row"><a href="/patients/(QFS-\d+)#schedule">', html)
+    assert len(rows) == min(overdue, 200)
+    assert "JNC-" not in html
+
+
+def test_a_site_user_sees_only_their_sites_visits_and_the_statistician_every_site(web_db: Any, client: Any) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    qfs, _ = _expected_visits(web_db, world.QFS, today)
+    jnc, _ = _expected_visits(web_db, world.JNC, today)
+    assert _number(OVERDUE_LINK, client.shared("coordinator2").get("/").text) == jnc
+    assert _number(OVERDUE_LINK, client.shared("statistician").get("/").text) == qfs + jnc
+
+
+def test_the_safety_monitor_on_the_dashboard_is_the_beta_binomial_rule_over_the_whole_trial(
+    web_db: Any, client: Any
+) -> None:
+    options = load_bundled().current.safety
+    with web_db.engine.connect() as conn:
+        repo = Repository(conn)
+        analysis = safety_analysis_set(
+            repo.all(d.Patient), repo.all(d.Fraction), repo.all(d.ImmunotherapyCycle), repo.all(d.AdverseEvent),
+            options,
+        )  # fmt: skip
+    expected = monitor(analysis.events, analysis.population.size, options.monitor)
+    html = client.shared("investigator").get("/").text
+    assert f"{expected.events} of {expected.patients} treated patients" in html
+    assert f"P(rate > {expected.rate_threshold:g}) = {expected.probability_above:.3f}" in html
+    assert ("ALERT" if expected.alert else "no alert") in html
+
+
+def test_a_new_deviation_appears_on_the_dashboard_and_in_its_list_at_once(fresh_web_db: Any, fresh_client: Any) -> None:
+    c = fresh_client.shared("monitor")
+    before = _number(DEVIATION_LINK, c.get("/").text)
+    with UnitOfWork(fresh_web_db.engine, "radonc", "test: a fraction over the protocol's dose") as uow:
+        uow.deviations.add(
+            d.ProtocolDeviation(
+                world.QFS_PATIENT, d.DeviationCheck.LDRT_DOSE_PER_FRACTION, d.DeviationClass.MAJOR,
+                "2.4 Gy", "dose per fraction 2.4 Gy outside 1.6 Gy ± 5%", date=dt.date(2024, 3, 4),
+            )
+        )  # fmt: skip
+        uow.commit()
+    html = c.get("/").text
+    assert _number(DEVIATION_LINK, html) == before + 1
+    listing = c.get("/worklist/deviations?class=major").text
+    assert "dose per fraction 2.4 Gy outside 1.6 Gy ± 5%" in listing
+
+
+def test_an_unreported_serious_event_shows_its_24_hour_clock_and_counts_overdue_once_past_it(
+    fresh_web_db: Any, fresh_client: Any
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    events = {
+        "AE-CLOCK-1": now - dt.timedelta(hours=2),  # inside its clock: due in 22 h
+        "AE-CLOCK-2": now - dt.timedelta(hours=30),  # past its clock, not reported
+    }
+    with UnitOfWork(fresh_web_db.engine, "investigator", "test: serious events") as uow:
+        for ae_id, aware in events.items():
+            uow.adverse_events.add(
+                d.AdverseEvent(
+                    world.QFS_PATIENT, ae_id, "Pneumonitis", 10035742, 3, aware.date(),
+                    serious_hospitalisation=True, awareness_at=aware,
+                )
+            )  # fmt: skip
+        uow.commit()
+    hours = load_bundled().current.safety.sae_report_hours
+    with fresh_web_db.engine.connect() as conn:
+        table = ENTITIES["adverse_events"].table
+        rows = conn.execute(select(table).where(table.c.subject_id == world.QFS_PATIENT)).mappings().all()
+    statuses = [sae_report_status(_ae(r), hours, now) for r in rows]
+    waiting = [s for s in statuses if s.required and s.reported_at is None]
+    inside = sum(1 for s in waiting if not s.overdue)
+    c = fresh_client.shared("coordinator")
+    html = c.get("/").text
+    assert _number(SAE_LINK, html) == inside
+    assert inside >= 1
+    listing = c.get("/worklist/saes").text
+    assert listing.count('<span class="badge locked">overdue</span>') == sum(1 for s in waiting if s.overdue)
+    assert listing.count('<span class="badge open">running</span>') >= 1
+
+
+def _ae(row: Any) -> d.AdverseEvent:
+    from abscopal.store.mapping import from_row
+
+    return from_row(d.AdverseEvent, row)
+
+
+def test_the_overview_is_recomputed_only_after_a_write(fresh_web_db: Any) -> None:
+    from abscopal.services.common import Actor, StaffRole
+
+    cache = OverviewCache()
+    actor = Actor("coordinator", "C", StaffRole.COORDINATOR, frozenset({world.QFS}))
+    with fresh_web_db.engine.connect() as conn:
+        first = cache.get(conn, actor, None)
+        assert cache.get(conn, actor, None) is first
+    with UnitOfWork(fresh_web_db.engine, "coordinator", "test: any change") as uow:
+        uow.sites.add(d.Site("TST", "Test site", "CN", world.TIME_ZONE))
+        uow.commit()
+    with fresh_web_db.engine.connect() as conn:
+        assert cache.get(conn, actor, None) is not first
+
+
+def test_the_open_queries_age_links_filter_the_inbox_to_that_age(client: Any) -> None:
+    html = client.shared("monitor").get("/queries?status=open&age=3").text
+    assert "Raised >28 d ago." in html
+    refused = client.shared("monitor").get("/queries?status=open&age=9")
+    assert refused.status_code == 422
+
+
+def test_the_patient_page_shows_the_calendar_engines_visits_with_their_status(web_db: Any, client: Any) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    protocol = load_bundled().current
+    with web_db.engine.connect() as conn:
+        repo = Repository(conn)
+        p = repo.patient(world.QFS_PATIENT)
+        inp = schedule_input_from_records(
+            p, *(repo.for_subject(cls, p.subject_id) for cls in (
+                d.RadiotherapyCourse, d.Fraction, d.ImmunotherapyCycle, d.TumourAssessment, d.QuestionnaireAnswer))
+        )  # fmt: skip
+    result = cal.build_schedule(inp, protocol.immunotherapy, protocol.schedule, protocol.radiotherapy.low_dose, today)
+    html = client.shared("coordinator").get(f"/patients/{world.QFS_PATIENT}").text
+    section = html.split('id="schedule"', 1)[1].split("</section>", 1)[0]
+    assert f"Every visit ({len(result.visits)})" in section
+    shown = re.findall(r'<span class="badge (\w+)">', section)
+    assert shown == [v.status(today).value for v in result.visits]
+    assert "<svg" in section and "<title" in section  # the timeline, with its text alternative
+
+
+def test_a_patient_not_yet_enrolled_has_an_empty_schedule_that_says_when_it_starts(client: Any) -> None:
+    html = client.shared("coordinator2").get(f"/patients/{world.JNC_PATIENT}").text
+    assert "No treatment calendar yet: it starts on the day the patient is enrolled." in html
+
+
+def test_a_patients_own_account_is_sent_to_its_page_from_the_lists(client: Any) -> None:
+    for path in ("/worklist/visits", "/worklist/saes", "/worklist/deviations"):
+        response = client.shared("patient").get(path)
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/patients/{world.QFS_PATIENT}"
+
+
+def test_build_overview_counts_only_on_study_patients_of_the_actors_sites(web_db: Any) -> None:
+    from abscopal.services.common import Actor, StaffRole
+
+    actor = Actor("coordinator2", "C", StaffRole.COORDINATOR, frozenset({world.JNC}))
+    with web_db.engine.connect() as conn:
+        overview = build_overview(conn, actor, None)
+    assert {v.subject_id[:3] for v in overview.overdue} <= {"JNC"}
+    assert overview.enrolled == 0  # the world's JNC patient is still screening
+    assert overview.overdue == () and overview.due_soon == ()

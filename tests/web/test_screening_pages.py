@@ -244,6 +244,16 @@ def test_the_live_checklist_equals_the_engines_checklist_of_the_unsaved_values(
     assert f'class="scr-verdict {expected.verdict.value}"' in r.text
 
 
+def test_the_live_checklist_updates_only_the_short_summary_in_the_live_region(client: world.Clients) -> None:
+    c = client.shared("coordinator")
+    subject_id = register(c)
+    page = c.get(f"/patients/{subject_id}/screen").text
+    assert 'id="scr-live"' in page and 'aria-live="polite"' in page and "hx-swap-oob" not in page
+    fragment = c.post(f"/patients/{subject_id}/screen/checklist", data=eligible_form(ecog="3")).text
+    live = re.search(r'<span hx-swap-oob="innerHTML:#scr-live">(.*?)</span>', fragment, re.S)
+    assert live is not None and "Verdict: ineligible" in live.group(1)
+
+
 def test_the_live_checklist_writes_nothing(client: world.Clients, web_db: Any) -> None:
     c = client.shared("coordinator")
     subject_id = register(c)

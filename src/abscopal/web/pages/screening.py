@@ -655,7 +655,7 @@ def _checklist_fragment(request: Request, principal: Principal, subject_id: str,
         base = data.screening.value if data.screening else None
         found, checklist, reasons, notes = live_checklist(request, uow, data, posted, base)
     return render(
-        request, "_screening_checklist.html", subject_id=subject_id,
+        request, "_screening_checklist.html", subject_id=subject_id, fragment=True,
         **checklist_context(checklist, reasons, found, data.protocol, notes),
     )  # fmt: skip
 

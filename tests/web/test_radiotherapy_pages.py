@@ -304,3 +304,21 @@ def test_a_prescription_for_an_observation_lesion_is_refused_beside_the_lesion(c
     response = form(client.session("radonc"), f"{BASE}/courses", course_form("L06", "1.6", "5"))
     assert response.status_code == 422
     assert "it cannot have a prescription" in response.text
+
+
+def test_a_course_edit_needs_a_reason_and_is_saved_with_it_in_the_audit_trail(
+    fresh_client: world.Clients, fresh_web_db: Any
+) -> None:
+    course = next(s for s in stored(fresh_web_db, "radiotherapy_courses") if s.value.lesion_id == "L02")
+    radonc = fresh_client.session("radonc")
+    shown = radonc.get(f"{BASE}?course={course.id}")
+    assert f'action="{BASE}/courses/{course.id}"' in shown.text and 'id="course-reason"' in shown.text
+    data = course_form("L02", "1.6", "6") | {"version": str(course.version)}
+    refused = form(radonc, f"{BASE}/courses/{course.id}", data)
+    assert refused.status_code == 422 and 'id="course-reason-error"' in refused.text
+    saved = form(radonc, f"{BASE}/courses/{course.id}", data | {"reason": "sixth fraction added"})
+    assert saved.status_code == 303, saved.text[-2000:]
+    after = next(s for s in stored(fresh_web_db, "radiotherapy_courses") if s.id == course.id)
+    assert after.value.fractions == 6 and after.version == course.version + 1
+    change = [h for h in history(fresh_web_db, "radiotherapy_courses", course.id) if h.field == "fractions"]
+    assert change and change[-1].reason == "sixth fraction added" and change[-1].username == "radonc"

@@ -172,9 +172,10 @@ def lesion_form_fields(
 
 
 def course_form_fields(
-    posted: Mapping[str, str] | None, errors: Mapping[str, str] | None, prescribable: list[d.Lesion], zone: str
-) -> list[FormField]:
-    fields = {f.name: f for f in form_fields(d.RadiotherapyCourse, None, posted=posted, errors=errors, zone=zone)}
+    posted: Mapping[str, str] | None, errors: Mapping[str, str] | None, prescribable: list[d.Lesion], zone: str,
+    course: d.RadiotherapyCourse | None = None,
+) -> list[FormField]:  # fmt: skip
+    fields = {f.name: f for f in form_fields(d.RadiotherapyCourse, course, posted=posted, errors=errors, zone=zone)}
     lesion = fields["lesion_id"]
     lesion.kind, lesion.required = "select", True
     lesion.options = tuple((x.lesion_id, f"{x.lesion_id} · {x.rt_role.value} · {x.organ}") for x in prescribable)
@@ -188,7 +189,7 @@ def page(
     roles_posted: Mapping[str, str] | None = None, roles_error: str | None = None,
     roles_reasons: list[str] | None = None, course_posted: Mapping[str, str] | None = None,
     course_errors: Mapping[str, str] | None = None, course_error: str | None = None,
-    recorded_count: int = 0,
+    recorded_count: int = 0, course_id: str | None = None,
 ) -> Response:  # fmt: skip
     """The registry page (with a refused form's values and sentences when a save was refused)."""
     zone = zone_of(request)
@@ -196,6 +197,7 @@ def page(
         patient, _ = visible_patient(uow, principal, subject_id)
         records = _stored(uow, subject_id)
         editing = next((s for s in records["lesions"] if s.id == edit_id), None) if edit_id else None
+        course = next((s for s in records["courses"] if s.id == course_id), None) if course_id else None
     protocol = protocol_of(patient.value, state_of(request).protocols)
     lesions = [s.value for s in records["lesions"]]
     courses = [s.value for s in records["courses"]]
@@ -221,8 +223,10 @@ def page(
         lesion_reason_error=(lesion_errors or {}).get("reason"),
         roles_error=roles_error, roles_reasons=roles_reasons or [],
         roles_reason=(roles_posted or {}).get("reason", ""), roles_reason_needed=_roles_reason_needed(lesions),
-        course_fields=course_form_fields(course_posted, course_errors, prescribable, zone),
-        course_error=course_error, alpha_beta=protocol.radiotherapy.radiobiology,
+        course_fields=course_form_fields(
+            course_posted, course_errors, prescribable, zone, course.value if course else None),
+        course_error=course_error, course=course, course_reason=(course_posted or {}).get("reason", ""),
+        course_reason_error=(course_errors or {}).get("reason"), alpha_beta=protocol.radiotherapy.radiobiology,
         notice=notice, recorded_count=max(recorded_count, 0), irradiated=irradiated,
         may_registry=principal.may(Action.LESION_REGISTRY), may_rt=principal.may(Action.RADIOTHERAPY),
         protocol_version=protocol.version.number,
@@ -246,12 +250,13 @@ def _rules_for_choices(
 @router.get(BASE, name="page_radiotherapy")
 def registry(
     subject_id: str, request: Request, principal: Annotated[Principal, Depends(requires(Action.READ))],
-    notice: str | None = None, edit: str | None = None, deviations: int = 0,
+    notice: str | None = None, edit: str | None = None, course: str | None = None, deviations: int = 0,
 ) -> Response:  # fmt: skip
     _refuse_patient_account(principal, subject_id)
     return page(
-        request, principal, subject_id, notice=_notice(request, notice), edit_id=edit, recorded_count=deviations
-    )
+        request, principal, subject_id, notice=_notice(request, notice), edit_id=edit, recorded_count=deviations,
+        course_id=course,
+    )  # fmt: skip
 
 
 def _refuse_patient_account(principal: Principal, subject_id: str) -> None:
@@ -492,25 +497,48 @@ async def check_course(
     return await run_in_threadpool(course_fragment, request, principal, subject_id, posted)
 
 
-def save_course(request: Request, principal: Principal, subject_id: str, posted: Mapping[str, str]) -> Response:
-    """Prescribe a course; a prescription outside the regimen is stored with its deviations (the engine's)."""
+def save_course(
+    request: Request, principal: Principal, subject_id: str, record_id: str | None, posted: Mapping[str, str]
+) -> Response:
+    """Prescribe a course (record_id None) or edit one (with the version it was based on and a reason); a
+    prescription outside the regimen is stored with its deviations (the engine's)."""
+    language = language_of(request)
     with reading(request, principal) as uow:
         patient, _ = visible_patient(uow, principal, subject_id)
         lesions = [s.value for s in uow.lesions.for_subject(subject_id)]
+        current = uow.radiotherapy_courses.get(record_id) if record_id else None
+        if current is not None and current.value.subject_id != subject_id:
+            from abscopal.errors import NotFound
+
+            raise NotFound(f"No radiotherapy course {record_id!r} for patient {subject_id}")
     protocol = protocol_of(patient.value, state_of(request).protocols)
-    names = set(COURSE_FIELDS)
+    names = set(COURSE_FIELDS) | {"reason"}
+    version = _int(posted.get("version"))
+    reason = (posted.get("reason") or "").strip()
+    course_id = current.id if current else None
     try:
         course = _course_of(posted, lesions, subject_id, protocol, zone_of(request))
+        if current is not None and not reason:
+            raise ValidationError(
+                "reason",
+                gettext(language, N_("Every edit after the first save needs a reason (it goes to the audit trail).")),
+            )
+        if current is not None and version is None:
+            raise ValidationError(
+                "", gettext(language, N_("The form did not say which version of the course it was based on; reload."))
+            )
     except ValidationError as exc:
         found, sentence = errors_of(exc, names)
         return page(
             request, principal, subject_id, status=422, course_posted=posted, course_errors=found,
-            course_error=sentence,
+            course_error=sentence, course_id=course_id,
         )  # fmt: skip
     try:
-        with unit_of_work(request, principal, FIRST_ENTRY) as uow:
+        with unit_of_work(request, principal, reason if current else FIRST_ENTRY) as uow:
             _, actor = visible_patient(uow, principal, subject_id)
-            done = lesion_service.prescribe_rt_course(uow, actor, course, protocols=state_of(request).protocols)
+            done = lesion_service.prescribe_rt_course(
+                uow, actor, course, record_id=record_id, version=version, protocols=state_of(request).protocols
+            )
     except (ConflictError, RecordLocked, ValidationError) as exc:
         status = 409 if isinstance(exc, ConflictError) else 423 if isinstance(exc, RecordLocked) else 422
         found, sentence = errors_of(exc, names) if isinstance(exc, ValidationError) else ({}, str(exc))
@@ -518,7 +546,7 @@ def save_course(request: Request, principal: Principal, subject_id: str, posted:
             found, sentence = {"lesion_id": exc.reason}, None
         return page(
             request, principal, subject_id, status=status, course_posted=posted, course_errors=found,
-            course_error=sentence,
+            course_error=sentence, course_id=course_id,
         )  # fmt: skip
     count = len(done.deviations)
     return RedirectResponse(
@@ -531,4 +559,13 @@ async def prescribe(
     subject_id: str, request: Request, principal: Annotated[Principal, Depends(requires(Action.RADIOTHERAPY))]
 ) -> Response:
     posted = await posted_form(request)
-    return await run_in_threadpool(save_course, request, principal, subject_id, posted)
+    return await run_in_threadpool(save_course, request, principal, subject_id, None, posted)
+
+
+@router.post(f"{BASE}/courses/{{record_id}}", name="page_radiotherapy_edit_course")
+async def edit_course(
+    subject_id: str, record_id: str, request: Request,
+    principal: Annotated[Principal, Depends(requires(Action.RADIOTHERAPY))],
+) -> Response:  # fmt: skip
+    posted = await posted_form(request)
+    return await run_in_threadpool(save_course, request, principal, subject_id, record_id, posted)

@@ -154,6 +154,10 @@ def page(
             "assessments": [s.value for s in uow.assessments.for_subject(subject_id)],
             "answers": [s.value for s in uow.answers.for_subject(subject_id)],
         }
+        ids = {(s.value.lesion_id, s.value.fraction_number): s.id for s in uow.fractions.for_subject(subject_id)}
+        cycle_ids = {
+            (s.value.cycle_number, s.value.date): s.id for s in uow.immunotherapy_cycles.for_subject(subject_id)
+        }
         deviations = sorted(
             uow.deviations.for_subject(subject_id), key=lambda s: (s.value.date or dt.date.min, s.value.check)
         )
@@ -175,7 +179,8 @@ def page(
                 f.value = ""
     return render(
         request, "treatment.html", status_code=status, subject_id=subject_id, patient=patient.value,
-        lesions=lesions, fractions=[_fraction_row(f, wd) for f in fractions], cycles=cycles,
+        lesions=lesions, cycles=[(cycle_ids[(c.cycle_number, c.date)], c) for c in cycles],
+        fractions=[_fraction_row(f, wd) | {"id": ids[(f.lesion_id, f.fraction_number)]} for f in fractions],
         weeks=week_view(fractions, lesions, wd), visits=visits, no_calendar=no_calendar,
         deviations=deviations, fraction_fields=fraction_fields, fraction_error=fraction_error,
         cycle_fields=cycle_fields, cycle_error=cycle_error, notice=notice, recorded_count=max(recorded_count, 0),

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).parent))
 import browser
@@ -38,7 +38,7 @@ from abscopal.safety.ctcae import GRADES, load_ctcae
 from abscopal.store.unit_of_work import UnitOfWork
 
 S = world.QFS_PATIENT
-PHONE = {"width": 360, "height": 740}
+PHONE: ViewportSize = {"width": 360, "height": 740}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

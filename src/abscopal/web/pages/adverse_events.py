@@ -52,6 +52,12 @@ ATTRIBUTIONS: tuple[tuple[str, str], ...] = (
     ("attribution_ldrt", N_("Attribution to low-dose radiotherapy")),
     ("attribution_io", N_("Attribution to immunotherapy")),
 )
+#: The same, short, for the log's table.
+ATTRIBUTIONS_SHORT: tuple[tuple[str, str], ...] = (
+    ("attribution_cfrt", N_("Conventional RT")),
+    ("attribution_ldrt", N_("Low-dose RT")),
+    ("attribution_io", N_("Immunotherapy")),
+)
 ACTIONS: tuple[tuple[str, str], ...] = (
     ("action_io", N_("Action taken with the immunotherapy")),
     ("action_rt", N_("Action taken with the radiotherapy")),
@@ -145,7 +151,7 @@ def ae_log(
     return render(
         request, "adverse_events.html", subject_id=subject_id, patient=patient.value, rows=rows, hours=hours,
         may_write=principal.may(Action.ADVERSE_EVENTS), notice=NOTICES.get(notice or ""),
-        attributions=ATTRIBUTIONS,
+        attributions=ATTRIBUTIONS_SHORT,
     )  # fmt: skip
 
 

@@ -21,8 +21,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -33,6 +36,7 @@ from abscopal import domain as d
 from abscopal.analysis.figures import spider_series, waterfall_bars
 from abscopal.errors import ConflictError, NotFound, RecordLocked, ValidationError
 from abscopal.protocol import radiotherapy as rt
+from abscopal.protocol.model import ProtocolFile, ResponseOptions, load_bundled
 from abscopal.response import Criteria, SubjectFacts, SubjectResponse, derive_subject, find_discrepancies
 from abscopal.response.recist import PD_INCREASE_PCT, PR_DECREASE_PCT
 from abscopal.services.assessments import PendingIupd, pending_iupd, record_assessment
@@ -151,13 +155,49 @@ def _rows(lesions: Sequence[d.Lesion], assessments: Sequence[d.TumourAssessment]
     return sorted(found.values(), key=lambda r: order.get(r.kind, 3))  # stable: registry / first-sight order kept
 
 
+#: Derivations already made, by their exact inputs (the engine is pure: the same inputs give the same result). The
+#: grid is read far more often than it is written, and the iRECIST derivation of 20 assessments costs tens of ms.
+_DERIVED: OrderedDict[tuple[Any, ...], SubjectResponse] = OrderedDict()
+_DERIVED_MAX = 512
+_DERIVED_LOCK = threading.Lock()
+
+
+def derive(
+    assessments: Sequence[d.TumourAssessment], facts: SubjectFacts, options: ResponseOptions, criteria: Criteria
+) -> SubjectResponse:
+    """:func:`abscopal.response.derive_subject`, remembered by its inputs (the records, the facts, the options)."""
+    key = (tuple(sorted(assessments, key=lambda a: a.assessment_date)), facts, options.model_dump_json(), criteria)
+    with _DERIVED_LOCK:
+        found = _DERIVED.get(key)
+        if found is not None:
+            _DERIVED.move_to_end(key)
+            return found
+    result = derive_subject(assessments, facts, options, criteria)
+    with _DERIVED_LOCK:
+        _DERIVED[key] = result
+        while len(_DERIVED) > _DERIVED_MAX:
+            _DERIVED.popitem(last=False)
+    return result
+
+
+@cache
+def _bundled() -> ProtocolFile:
+    """The bundled protocol file, parsed once (``load_bundled`` reads and validates the TOML on every call)."""
+    return load_bundled()
+
+
+def protocols_of(request: Request) -> ProtocolFile:
+    """The app's protocol file, else the bundled one (what ``services.common.protocols_or_bundled`` gives)."""
+    return state_of(request).protocols or _bundled()
+
+
 def read_grid(request: Request, principal: Principal, subject_id: str) -> Grid:
     """The patient's lesions and assessments, and the engine's derivation of them under both criteria."""
     with reading(request, principal) as uow:
         patient, actor = visible_patient(uow, principal, subject_id)
         if _is_patient(principal):
             raise NotFound(f"No patient {subject_id!r} at your sites")
-        protocol = protocol_of(patient.value, state_of(request).protocols)
+        protocol = protocol_of(patient.value, protocols_of(request))
         lesions = [s.value for s in uow.lesions.for_subject(subject_id)]
         stored = sorted(uow.assessments.for_subject(subject_id), key=lambda s: s.value.assessment_date)
         fractions = [s.value for s in uow.fractions.for_subject(subject_id)]
@@ -177,8 +217,8 @@ def read_grid(request: Request, principal: Principal, subject_id: str) -> Grid:
         reference = rt.first_study_treatment(fractions, cycles, p.enrolment_date)
         facts = SubjectFacts(p.subject_id, reference, p.death_date, p.new_therapy_date)
         try:
-            recist = derive_subject(assessments, facts, protocol.response, Criteria.RECIST11)
-            irecist = derive_subject(assessments, facts, protocol.response, Criteria.IRECIST)
+            recist = derive(assessments, facts, protocol.response, Criteria.RECIST11)
+            irecist = derive(assessments, facts, protocol.response, Criteria.IRECIST)
         except ValidationError as exc:
             engine_error = str(exc)
     chosen = irecist if criteria is Criteria.IRECIST else recist
@@ -531,8 +571,7 @@ def save_column(
         with unit_of_work(request, principal, reason if column is not None else FIRST_ENTRY) as uow:
             _, actor = visible_patient(uow, principal, subject_id)
             result = record_assessment(
-                uow, actor, parsed.assessment, record_id=record_id, version=version,
-                protocols=state_of(request).protocols,
+                uow, actor, parsed.assessment, record_id=record_id, version=version, protocols=protocols_of(request),
             )  # fmt: skip
     except ConflictError as exc:
         return grid_page(
@@ -604,7 +643,7 @@ def save_response(
         with unit_of_work(request, principal, reason or RESPONSE_ENTRY) as uow:
             _, actor = visible_patient(uow, principal, subject_id)
             result = record_assessment(
-                uow, actor, changed, record_id=record_id, version=version, protocols=state_of(request).protocols
+                uow, actor, changed, record_id=record_id, version=version, protocols=protocols_of(request)
             )
     except ConflictError as exc:
         return grid_page(

@@ -24,6 +24,7 @@ from abscopal.protocol.model import load_bundled
 from abscopal.safety.analysis_set import safety_analysis_set
 from abscopal.safety.events import sae_report_status
 from abscopal.safety.monitor import monitor
+from abscopal.store.database import make_engine
 from abscopal.store.repository import Repository
 from abscopal.store.schedule_input import schedule_input_from_records
 from abscopal.store.tables import ENTITIES
@@ -184,6 +185,37 @@ def test_the_overview_is_recomputed_only_after_a_write(fresh_web_db: Any) -> Non
         uow.commit()
     with fresh_web_db.engine.connect() as conn:
         assert cache.get(conn, actor, None) is not first
+
+
+def test_a_slow_overview_is_refreshed_in_the_background_while_the_previous_figures_are_shown(
+    fresh_web_db: Any,
+) -> None:
+    import time
+
+    from abscopal.services.common import Actor, StaffRole
+
+    cache = OverviewCache(sync_limit=0.0, min_interval=0.0)  # every computation counts as slow
+    actor = Actor("coordinator", "C", StaffRole.COORDINATOR, frozenset({world.QFS}))
+    reader = make_engine(fresh_web_db.url, read_only=True)  # what the app gives the cache: its read engine
+    with reader.connect() as conn:
+        first = cache.get(conn, actor, None, reader)
+    with UnitOfWork(fresh_web_db.engine, "radonc", "test: a deviation") as uow:
+        uow.deviations.add(
+            d.ProtocolDeviation(world.QFS_PATIENT, d.DeviationCheck.CFRT_PRESCRIPTION, d.DeviationClass.MINOR,
+                                "38 Gy", "total dose 38 Gy below 40 Gy", date=dt.date(2024, 2, 1))
+        )  # fmt: skip
+        uow.commit()
+    with reader.connect() as conn:
+        assert cache.get(conn, actor, None, reader) is first  # no wait: the previous figures
+    deadline = time.monotonic() + 20
+    latest = first
+    while latest is first and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with reader.connect() as conn:
+            latest = cache.get(conn, actor, None, reader)
+    reader.dispose()
+    assert len(latest.deviations) == len(first.deviations) + 1
+    assert latest.computed_at > first.computed_at
 
 
 def test_the_open_queries_age_links_filter_the_inbox_to_that_age(client: Any) -> None:

@@ -7,20 +7,22 @@ expedited-report clock (:func:`abscopal.safety.events.sae_report_status`) and th
 (:func:`abscopal.safety.monitor.monitor` over :func:`abscopal.safety.analysis_set.safety_analysis_set`, as the
 report does). This module only reads the records of the actor's sites and hands them over.
 
-The figures are kept per (sites, day, audit-trail head): any write anywhere, in any worker, moves the head of the
-audit chain, so a cached overview is never older than the last change.
+The figures are kept per (sites, day) until the head of the audit chain moves (any write anywhere, in any worker,
+moves it); see :class:`OverviewCache` for how a large trial's figures are refreshed without making anyone wait.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from abscopal import domain as d
 from abscopal.errors import AbscopalError
@@ -97,6 +99,7 @@ class Overview:
     sae_report_hours: int
     monitor: MonitorResult | None
     calendar_errors: tuple[str, ...] = field(default=())
+    computed_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     @property
     def saes_inside_clock(self) -> int:
@@ -304,24 +307,77 @@ def audit_head(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(audit_log.c.seq), 0))).scalar_one())
 
 
-class OverviewCache:
-    """The last overview per (sites, role, day, audit head): recomputed only after a change (or on a new day)."""
+@dataclass
+class _Entry:
+    head: int
+    overview: Overview
+    cost: float  # seconds it took to compute
+    refreshing: bool = False
 
-    def __init__(self, size: int = 32) -> None:
+
+class OverviewCache:
+    """The last overview per (role's reach, sites, day), kept until the audit chain's head moves.
+
+    A small trial's overview costs milliseconds: after a change it is recomputed in the request, so the dashboard
+    is always current. A large trial's (more than :attr:`sync_limit` seconds, e.g. 10,000 patients) is recomputed
+    in a background thread, at most one per key and not more often than every :attr:`min_interval` seconds, while
+    requests get the previous figures with the time they were computed (``Overview.computed_at``): a dashboard
+    never waits seconds, nor do the workers behind it.
+    """
+
+    def __init__(self, size: int = 32, sync_limit: float = 0.5, min_interval: float = 30.0) -> None:
         self._size = size
-        self._items: dict[tuple[Any, ...], Overview] = {}
+        self.sync_limit = sync_limit
+        self.min_interval = min_interval
+        self._items: dict[tuple[Any, ...], _Entry] = {}
         self._lock = threading.Lock()
 
-    def get(self, conn: Connection, actor: Actor, protocols: ProtocolFile | None) -> Overview:
+    def get(
+        self, conn: Connection, actor: Actor, protocols: ProtocolFile | None, engine: Engine | None = None
+    ) -> Overview:
+        """The overview for ``actor``; ``engine`` (a read engine) lets a slow recomputation run in the background."""
         now = dt.datetime.now(dt.UTC)
-        key = (actor.role is StaffRole.STATISTICIAN, tuple(sorted(actor.sites)), now.date(), audit_head(conn))
+        key = (actor.role is StaffRole.STATISTICIAN, tuple(sorted(actor.sites)), now.date())
+        head = audit_head(conn)
         with self._lock:
-            found = self._items.get(key)
-        if found is not None and not any(s.due_at and not s.overdue and s.due_at < now for s in found.saes):
-            return found  # (an SAE clock that ran out since forces a recomputation)
-        overview = build_overview(conn, actor, protocols, now=now)
+            entry = self._items.get(key)
+        if entry is not None:
+            expired = any(s.due_at and not s.overdue and s.due_at < now for s in entry.overview.saes)
+            if entry.head == head and not expired:
+                return entry.overview
+            if entry.cost > self.sync_limit and engine is not None:
+                age = (now - entry.overview.computed_at).total_seconds()
+                with self._lock:
+                    start = not entry.refreshing and age >= self.min_interval
+                    if start:
+                        entry.refreshing = True
+                if start:
+                    threading.Thread(
+                        target=self._refresh, args=(key, engine, actor, protocols), daemon=True,
+                        name="abscopal-overview",
+                    ).start()  # fmt: skip
+                return entry.overview
+        return self._compute(key, conn, head, actor, protocols)
+
+    def _compute(
+        self, key: tuple[Any, ...], conn: Connection, head: int, actor: Actor, protocols: ProtocolFile | None
+    ) -> Overview:
+        started = time.perf_counter()
+        overview = build_overview(conn, actor, protocols)
+        entry = _Entry(head, overview, time.perf_counter() - started)
         with self._lock:
-            if len(self._items) >= self._size:
+            if key not in self._items and len(self._items) >= self._size:
                 self._items.pop(next(iter(self._items)))
-            self._items[key] = overview
+            self._items[key] = entry
         return overview
+
+    def _refresh(self, key: tuple[Any, ...], engine: Engine, actor: Actor, protocols: ProtocolFile | None) -> None:
+        try:
+            with engine.connect() as conn:
+                self._compute(key, conn, audit_head(conn), actor, protocols)
+        except Exception:  # the previous figures stay; the next request after min_interval tries again
+            logging.getLogger(__name__).exception("the dashboard's overview could not be recomputed")
+            with self._lock:
+                entry = self._items.get(key)
+                if entry is not None:
+                    entry.refreshing = False

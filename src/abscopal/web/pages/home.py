@@ -70,7 +70,9 @@ def dashboard(request: Request, principal: Annotated[Principal, Depends(requires
                 .scalar_one()
             )  # fmt: skip
         elif not context["own"]:
-            overview = state_of(request).overview.get(conn, actor, state_of(request).protocols)
+            overview = state_of(request).overview.get(
+                conn, actor, state_of(request).protocols, state_of(request).read_engine
+            )
             context["overview"] = overview
             context["chart"] = cumulative_line(overview.enrolment_by_month, overview.planned_enrolment)
             context["due_soon_days"] = DUE_SOON_DAYS

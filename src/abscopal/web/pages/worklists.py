@@ -43,7 +43,9 @@ VISIT_STATUSES = {
 
 def _overview(request: Request, principal: Principal) -> Overview:
     with state_of(request).read() as conn:
-        return state_of(request).overview.get(conn, principal.actor(), state_of(request).protocols)
+        return state_of(request).overview.get(
+            conn, principal.actor(), state_of(request).protocols, state_of(request).read_engine
+        )
 
 
 @router.get("/worklist/visits")

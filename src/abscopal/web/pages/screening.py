@@ -19,6 +19,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -30,11 +31,11 @@ from abscopal import domain as d
 from abscopal.errors import AbscopalError, ConflictError, DuplicateRecord, RecordLocked, ValidationError
 from abscopal.protocol import eligibility, resistance, units
 from abscopal.protocol.eligibility import Checklist, CriterionResult, Status
-from abscopal.protocol.model import LabMaxUlnCheck, LabMinCheck, Protocol
+from abscopal.protocol.model import LabMaxUlnCheck, LabMinCheck, Protocol, ProtocolFile, load_bundled
 from abscopal.services import enrolment
 from abscopal.services import screening as screening_service
 from abscopal.services.adjudication import current_adjudication
-from abscopal.services.common import PERMISSIONS, Action, Actor, Refused, protocol_of, protocols_or_bundled
+from abscopal.services.common import PERMISSIONS, Action, Actor, Refused, protocol_of
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
@@ -103,8 +104,17 @@ def today_in(request: Request) -> dt.date:
     return dt.datetime.now(ZoneInfo(zone_of(request))).date()
 
 
-def _protocols(request: Request) -> Any:
-    return protocols_or_bundled(state_of(request).protocols)
+@cache
+def _bundled() -> ProtocolFile:
+    """The bundled protocol file, read once: the package's TOML does not change while the server runs, and
+    parsing it again for every keystroke of the live checklist would cost more than the checklist itself."""
+    return load_bundled()
+
+
+def _protocols(request: Request) -> ProtocolFile:
+    """The server's protocol file (a configured one, else the bundled one)."""
+    configured = state_of(request).protocols
+    return configured if configured is not None else _bundled()
 
 
 # --- the labs: one row per laboratory value the protocol's criteria read
@@ -372,7 +382,7 @@ def _word(r: CriterionResult) -> str:
     if r.status is Status.UNKNOWN:
         return N_("unknown")
     if r.section == "exclusion":
-        return N_("present: excludes") if r.status is Status.MET else N_("absent")
+        return N_("present: excludes") if r.status is Status.MET else N_("not present")
     return N_("met") if r.status is Status.MET else N_("not met")
 
 
@@ -465,7 +475,7 @@ def _register(request: Request, principal: Principal, posted: Mapping[str, str])
     try:
         with unit_of_work(request, principal, "patient registered for screening") as uow:
             screening_service.register_patient(
-                uow, principal.actor(patient.site_code), patient, protocols=state_of(request).protocols
+                uow, principal.actor(patient.site_code), patient, protocols=_protocols(request)
             )
     except ValidationError as exc:
         head = (exc.field or "").split(".")[0]
@@ -496,13 +506,17 @@ class ScreeningData:
     protocol: Protocol
 
 
-def load(request: Request, uow: UnitOfWorkLike, principal: Principal, subject_id: str) -> ScreeningData:
+def load(
+    request: Request, uow: UnitOfWorkLike, principal: Principal, subject_id: str, *, histories: bool = True
+) -> ScreeningData:
+    """The patient, the actor at its site, its screening (and prior immunotherapies) and the rules they are read by."""
     patient, actor = visible_patient(uow, principal, subject_id)
     screening = uow.screenings.find(subject_id=subject_id)
-    histories = sorted(uow.immunotherapy_histories.for_subject(subject_id), key=lambda s: s.value.start_date)
+    found = uow.immunotherapy_histories.for_subject(subject_id) if histories else []
+    lines = sorted(found, key=lambda s: s.value.start_date)
     on = screening.value.screening_date if screening is not None else today_in(request)
-    protocol = protocol_of(patient.value, state_of(request).protocols, on)
-    return ScreeningData(patient, actor, screening, histories, protocol)
+    protocol = protocol_of(patient.value, _protocols(request), on)
+    return ScreeningData(patient, actor, screening, lines, protocol)
 
 
 def history_rows(data: ScreeningData) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -620,7 +634,7 @@ def _save(request: Request, principal: Principal, subject_id: str, posted: Mappi
             _, actor = visible_patient(uow, principal, subject_id)
             screening_service.record_screening(
                 uow, actor, found, record_id=current.id if current else None, version=version,
-                protocols=state_of(request).protocols,
+                protocols=_protocols(request),
             )  # fmt: skip
     except ConflictError as exc:
         return screening_page(
@@ -651,7 +665,7 @@ async def screen_save(
 
 def _checklist_fragment(request: Request, principal: Principal, subject_id: str, posted: Mapping[str, str]) -> Response:
     with reading(request, principal) as uow:  # never committed: the live checklist writes nothing
-        data = load(request, uow, principal, subject_id)
+        data = load(request, uow, principal, subject_id, histories=False)
         base = data.screening.value if data.screening else None
         found, checklist, reasons, notes = live_checklist(request, uow, data, posted, base)
     return render(
@@ -741,7 +755,7 @@ def _enrol(request: Request, principal: Principal, subject_id: str, posted: Mapp
     try:
         with unit_of_work(request, principal, f"enrolled on {on}") as uow:
             _, actor = visible_patient(uow, principal, subject_id)
-            enrolment.enrol(uow, actor, subject_id, version=version, on=on, protocols=state_of(request).protocols)
+            enrolment.enrol(uow, actor, subject_id, version=version, on=on, protocols=_protocols(request))
     except Refused as exc:
         return enrol_page(
             request, principal, subject_id, status=422, posted=posted, refusal=exc.reasons,

@@ -425,6 +425,31 @@ def test_a_screen_failure_keeps_its_reasons_with_the_screening_and_in_the_audit_
     assert any(reason == suggested for _, reason in audited(web_db, "investigator", "patients"))
 
 
+def consort_count(db: Any, criterion: str) -> int:
+    """How many patients the report's CONSORT diagram excludes under ``criterion`` (from the stored trial)."""
+    from abscopal.analysis.populations import consort_flow, populations
+    from abscopal.reports.io import load_trial
+
+    with db.engine.connect() as conn:
+        data = load_trial(conn)
+    flow = consort_flow(data, populations(data, ()), load_bundled())
+    return sum(n for label, n in flow.exclusion_reasons if label.split(" ")[0] == criterion)
+
+
+def test_a_screen_failure_is_counted_under_its_criterion_in_the_reports_consort_diagram(
+    client: world.Clients, web_db: Any
+) -> None:
+    before = consort_count(web_db, "IN2")
+    subject_id = register(client.shared("coordinator"))
+    save_screening(client.shared("coordinator"), subject_id, eligible_form(age_years="70"))
+    version = stored(web_db, "patients", subject_id).version
+    r = client.shared("investigator").post(
+        f"/patients/{subject_id}/screen/fail", data={"failure_reason": "IN2: age 70", "version": str(version)}
+    )
+    assert r.status_code == 303
+    assert consort_count(web_db, "IN2") == before + 1
+
+
 def test_a_screen_failure_without_reasons_is_refused_beside_the_field(client: world.Clients, web_db: Any) -> None:
     subject_id = register(client.shared("coordinator"))
     version = stored(web_db, "patients", subject_id).version

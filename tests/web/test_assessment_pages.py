@@ -315,6 +315,23 @@ def test_an_iupd_awaiting_confirmation_is_shown_with_its_confirmation_window(
     new_rows = page.xpath("//tbody[contains(@class,'new')]//span[@class='lid']")
     assert [r.text for r in new_rows] == ["N01"]
 
+    # editing an earlier column does not put the new lesion there (it was not seen then)
+    _, assessments, _ = stored(db, sid)
+    earlier = assessments[-2]
+    c = fresh_client.session("radiologist")
+    edit = page_of(c.get(f"{grid_url(sid)}?edit={earlier.id}"))
+    form = {i.get("name"): i.get("value") or "" for i in edit.xpath("//input[@form='f-edit']")}
+    for s in edit.xpath("//select[@form='f-edit']"):
+        chosen = s.xpath("./option[@selected]")
+        form[s.get("name")] = chosen[0].get("value") if chosen else ""
+    assert form["m-N01-d"] == "" and form["m-N01-s"] == ""
+    changed = {**form, "method": "MRI", "version": str(earlier.version), "reason": "method corrected"}
+    saved = post(c, f"{grid_url(sid)}/{earlier.id}", changed)
+    assert saved.status_code == 303, saved.text
+    again = next(s for s in stored(db, sid)[1] if s.id == earlier.id)
+    assert again.version == earlier.version + 1
+    assert {m.lesion_id for m in again.value.measurements} == {m.lesion_id for m in earlier.value.measurements}
+
 
 def test_an_edit_saves_with_its_reason_and_a_stale_version_is_refused_with_409(
     client: world.Clients, web_db: Any

@@ -350,7 +350,11 @@ def parse_column(
     method = posted.get("method", "").strip() or None
     if method is not None and method not in METHODS:
         errors["method"] = gettext(language, N_("Choose one of the imaging methods offered."))
+    had = {m.lesion_id for m in base.measurements} if base is not None else set()
     for row in grid.rows:
+        blank = not posted.get(f"{row.control}-d", "").strip() and not posted.get(f"{row.control}-s", "").strip()
+        if row.kind == "new" and blank and row.lesion_id not in had:
+            continue  # a new lesion not read on this date (perhaps not there yet): no row, so not "seen" here
         measurements.append(_measurement(row, posted, errors, language))
         controls.append(f"{row.control}-d")
     organ = posted.get("new-organ", "").strip()

@@ -236,7 +236,10 @@ def test_a_radiation_oncologist_is_told_to_attribute_the_event_to_radiotherapy(c
 def test_the_ae_pages_render_in_chinese(client: world.Clients) -> None:
     c = client.login("investigator")
     assert c.post("/language", data={"language": "zh_Hans", "next": "/", "csrf_token": c.csrf}).status_code == 303
-    for path in (LOG, f"{LOG}/new?q=fatigue"):
-        page = c.get(path)
-        assert page.status_code == 200 and '<html lang="zh-Hans">' in page.text
-        assert "不良事件" in page.text
+    try:
+        for path in (LOG, f"{LOG}/new?q=fatigue"):
+            page = c.get(path)
+            assert page.status_code == 200 and '<html lang="zh-Hans">' in page.text
+            assert "不良事件" in page.text
+    finally:
+        c.post("/language", data={"language": "en", "next": "/", "csrf_token": c.csrf})

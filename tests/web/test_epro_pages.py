@@ -223,8 +223,30 @@ def test_every_item_label_and_scale_name_has_a_chinese_translation() -> None:
 def test_the_epro_pages_render_in_chinese(client: world.Clients) -> None:
     c = client.login("patient")
     assert c.post("/language", data={"language": "zh_Hans", "next": "/", "csrf_token": c.csrf}).status_code == 303
-    page = c.get(f"{EPRO}/week_102")
-    assert page.status_code == 200 and '<html lang="zh-Hans">' in page.text
-    assert gettext("zh_Hans", next(i for i in ITEMS if i.number == 1).label) in page.text
-    assert "问卷" in c.get(EPRO).text
-    assert d.Instrument.QLQ_C30.value in page.text
+    try:
+        page = c.get(f"{EPRO}/week_102")
+        assert page.status_code == 200 and '<html lang="zh-Hans">' in page.text
+        assert gettext("zh_Hans", next(i for i in ITEMS if i.number == 1).label) in page.text
+        assert "问卷" in c.get(EPRO).text
+        assert d.Instrument.QLQ_C30.value in page.text
+    finally:
+        c.post("/language", data={"language": "en", "next": "/", "csrf_token": c.csrf})
+
+
+def test_an_unreadable_wording_file_falls_back_to_the_short_labels(
+    client: world.Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text("{not json", encoding="utf-8")
+    monkeypatch.setenv(WORDING_ENV, str(path))
+    page = client.shared("patient").get(f"{EPRO}/week_102")
+    assert page.status_code == 200 and '<span class="item-text">strenuous activity</span>' in page.text
+
+
+def test_without_javascript_an_answer_is_stored_and_the_page_moves_on(client: world.Clients, web_db: Any) -> None:
+    c = client.shared("patient")
+    visit = "week_78"
+    response = c.post(f"{EPRO}/{visit}/answer", data={"csrf_token": c.csrf, "item": "1", "answer": "3"})
+    assert response.status_code == 303 and response.headers["location"] == f"{EPRO}/{visit}"
+    assert answers(web_db, visit)[1].value.answer == 3
+    assert shown_item(c.get(f"{EPRO}/{visit}").text) == 2

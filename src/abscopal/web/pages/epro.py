@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -51,6 +52,7 @@ from abscopal.web.records import visible_patient
 from abscopal.web.templating import language_of, render
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
 
 #: The environment variable naming a licensed site's file of the official item wording (module docstring).
 WORDING_ENV = "ABSCOPAL_EPRO_WORDING"
@@ -68,22 +70,32 @@ BLANK = "blank"  # a transcribed item the patient left blank on paper (stored as
 
 @lru_cache(maxsize=4)
 def _wording_file(path: str, mtime: float) -> dict[str, Any]:
-    with Path(path).open(encoding="utf-8") as f:
-        data = json.load(f)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: the ePRO wording file holds a JSON object")
+    """The file's JSON object, read once per version of the file; a broken file is logged once and ignored (a
+    patient must still be able to answer: the short labels are shown)."""
+    try:
+        with Path(path).open(encoding="utf-8") as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            raise ValueError("the file does not hold a JSON object")
+    except (OSError, ValueError) as exc:
+        log.warning(
+            "%s=%s: the ePRO wording file cannot be read (%s); showing the short labels", WORDING_ENV, path, exc
+        )
+        return {}
     return data
 
 
 def wording() -> dict[str, Any]:
-    """The licensed wording file named by ``ABSCOPAL_EPRO_WORDING`` (empty when unset; re-read when it changes)."""
+    """The licensed wording file named by ``ABSCOPAL_EPRO_WORDING`` (empty when unset or unreadable, which is
+    logged; re-read when it changes)."""
     path = os.environ.get(WORDING_ENV, "").strip()
     if not path:
         return {}
     try:
-        return _wording_file(path, Path(path).stat().st_mtime)
-    except (OSError, ValueError) as exc:
-        raise RuntimeError(f"{WORDING_ENV}={path}: the ePRO wording file cannot be read ({exc})") from None
+        mtime = Path(path).stat().st_mtime
+    except OSError:
+        mtime = -1.0
+    return _wording_file(path, mtime)
 
 
 def item_text(item: ItemDefinition, language: str) -> tuple[str, str | None]:

@@ -216,6 +216,8 @@ def test_a_negative_diameter_is_a_sentence_beside_its_cell(client: world.Clients
     assert cell.get("aria-invalid") == "true" and cell.get("value") == "-4"
     sentence = page_of(response).xpath(f"//p[@id='{cell.get('aria-describedby')}']")[0].text_content()
     assert "not plausible" in sentence and "Traceback" not in response.text
+    summary = page_of(response).xpath("//ul[@class='error-list']/li/a")
+    assert [(a.get("href"), a.text) for a in summary] == [(f"#n-{name}", target.lesion_id)]
     assert len(stored(web_db, REFUSAL_PATIENT)[1]) == before  # nothing written
 
 

@@ -499,6 +499,11 @@ def grid_page(
         for row in grid.rows for c in grid.columns
     }  # fmt: skip
     chosen = grid.irecist if grid.criteria is Criteria.IRECIST else grid.recist
+    prefix = f"r-{response_for}" if response_for else ("e" if editing is not None else "n")
+    summary = [
+        {"href": f"#{prefix}-{name}", "what": _control_label(grid, name, language), "why": why}
+        for name, why in (errors or {}).items()
+    ]
     return render(
         request, "assessments.html", status_code=status, subject_id=subject_id, grid=grid, cells=cells,
         editing=editing, edit=edit, posted=posted or {}, errors=errors or {}, error=error,
@@ -506,9 +511,28 @@ def grid_page(
         may_respond=may_respond, form_values=form_values, new_values=new_values, conflict=conflict or [],
         response_for=response_for, kind_labels=KIND_LABELS, status_labels=STATUS_LABELS, methods=METHODS,
         responses=[r.value for r in d.InvestigatorResponse], not_evaluable=NOT_EVALUABLE,
-        spider=spider_svg(chosen), waterfall=waterfall_svg(chosen),
+        spider=spider_svg(chosen), waterfall=waterfall_svg(chosen), error_summary=summary,
         bor=str(chosen.bor_confirmed) if chosen else None, bor_unconfirmed=str(chosen.bor) if chosen else None,
     )  # fmt: skip
+
+
+CONTROL_LABELS = {
+    "assessment_date": N_("Date"),
+    "method": N_("Method"),
+    "reason": N_("Reason for change"),
+    "investigator_response": N_("Investigator response"),
+    "new-organ": N_("Another new lesion"),
+    "new-d": N_("Another new lesion"),
+    "new-s": N_("Another new lesion"),
+}
+
+
+def _control_label(grid: Grid, name: str, language: str) -> str:
+    """What the error summary calls a form control: the lesion id of a cell, else the row's label."""
+    for row in grid.rows:
+        if name in (f"{row.control}-d", f"{row.control}-s"):
+            return row.lesion_id
+    return gettext(language, CONTROL_LABELS.get(name, name))
 
 
 @router.get(BASE, name="page_assessment_grid")

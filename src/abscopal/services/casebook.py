@@ -61,10 +61,11 @@ def casebook_records(uow: UnitOfWorkLike, subject_id: str) -> list[tuple[str, St
     return found
 
 
-def casebook_digest(uow: UnitOfWorkLike, subject_id: str) -> str:
-    """SHA-256 over the sorted (entity, id, content hash) of every live record of the patient: any edit, removal
-    or addition changes it."""
-    lines = sorted(f"{entity} {r.id} {content_hash(entity, r)}" for entity, r in casebook_records(uow, subject_id))
+def casebook_digest(uow: UnitOfWorkLike, subject_id: str, records: list[tuple[str, Stored[Any]]] | None = None) -> str:
+    """SHA-256 over the sorted (entity, id, content hash) of every live record of the patient (``records``: the
+    patient's :func:`casebook_records`, when already read): any edit, removal or addition changes it."""
+    found = casebook_records(uow, subject_id) if records is None else records
+    lines = sorted(f"{entity} {r.id} {content_hash(entity, r)}" for entity, r in found)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
@@ -91,7 +92,7 @@ def sign_casebook(
     if patient.version != version:
         raise uow.conflict("patients", patient.id, version, patient.version)
     records = casebook_records(uow, subject_id)
-    digest = casebook_digest(uow, subject_id)
+    digest = casebook_digest(uow, subject_id, records)
     signature = d.RecordSignature(
         "patients", patient.id, subject_id, signer.username, signer.full_name, meaning.value, utc_now(at),
         content_hash("patients", patient),
@@ -136,9 +137,12 @@ def _casebook_signature_ids(uow: UnitOfWorkLike, subject_id: str) -> list[str]:
     return [str(i) for i in conn.execute(query.order_by(table.c.id)).scalars()]
 
 
-def casebook_signatures(uow: UnitOfWorkLike, subject_id: str) -> list[CasebookSignature]:
-    """The patient's casebook signatures, oldest first, each with whether it still holds."""
-    digest = casebook_digest(uow, subject_id)
+def casebook_signatures(
+    uow: UnitOfWorkLike, subject_id: str, records: list[tuple[str, Stored[Any]]] | None = None
+) -> list[CasebookSignature]:
+    """The patient's casebook signatures, oldest first, each with whether it still holds (``records``: the
+    patient's :func:`casebook_records`, when already read)."""
+    digest = casebook_digest(uow, subject_id, records)
     patient = uow.patients.find(subject_id=subject_id)
     out = []
     for sid in _casebook_signature_ids(uow, subject_id):

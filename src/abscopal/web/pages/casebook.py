@@ -99,7 +99,8 @@ def casebook_context(
     """Every record with its state, the signatures, the lock and the open queries, read in one transaction."""
     with reading(request, principal) as uow:
         patient, actor = visible_patient(uow, principal, subject_id)
-        signatures = casebook.casebook_signatures(uow, subject_id)
+        everything = casebook.casebook_records(uow, subject_id)
+        signatures = casebook.casebook_signatures(uow, subject_id, everything)
         if not settled and any(s.void_reason is None and not s.holds for s in signatures):
             stale = True
         else:
@@ -110,12 +111,16 @@ def casebook_context(
                 rows = _rows(res, records_for(uow, res.entity, subject_id), marks, patient.id)
                 for row in rows:
                     row["href"] = row["href"].replace("{sid}", subject_id)
-                sections.append({"res": res, "rows": rows})
+                by_state = dict.fromkeys(STATES, 0)
+                for row in rows:
+                    by_state[row["state"].status] = by_state.get(row["state"].status, 0) + 1
+                opened = any(row["state"].open_queries for row in rows)  # what needs an answer is shown open
+                sections.append({"res": res, "rows": rows, "counts": by_state, "open": opened})
             lock = marks.locks.get(("patients", patient.id))
             open_queries = [
                 q for q in uow.queries.for_subject(subject_id) if q.value.status is not d.QueryStatus.CLOSED
             ]
-            record_count = len(casebook.casebook_records(uow, subject_id))
+            record_count = len(everything)
     if stale:
         _void_stale(request, subject_id)
         return casebook_context(request, principal, subject_id, settled=True)

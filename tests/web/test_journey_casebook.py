@@ -1,0 +1,329 @@
+"""Browser journeys of the adjudication, casebook and report pages (issue 12 items 2 and 10), in Debian's Chromium
+against the app served on loopback, each person signing in through the login form:
+
+1. adjudicate with two DCPs: a coordinator proposes the engine's classification; once made a deputy chief physician
+   the proposer's own signature is refused with its sentence; dcp1 signs, dcp1's second signature is refused; dcp2
+   signs and the adjudication is complete (enrolment no longer refused for it);
+2. the PI signs the casebook with the password typed again and the data manager locks it;
+3. the statistician generates the report, watches its progress and downloads the HTML and the PDF.
+
+Each page of the area is checked with axe-core in English and in Chinese (zero serious or critical violations) and
+each key step leaves a screenshot in ``browser.artifacts_dir()/<test>/NN-step.png``. One browser for the module,
+one live server and database per backend (SQLite, PostgreSQL). Test data that is not this area's work (a new
+patient at screening, a user who changes role) is set up through the JSON API, as a script would.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from playwright.sync_api import APIRequestContext, Browser, BrowserContext, Page, expect, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).parent))
+import browser
+import live_server
+import world
+
+TIMEOUT_MS = 15_000
+API = "/api/v1"
+NEW = "QFS-900301"
+REPORT_TITLE = "Journey interim report"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def browser_db(request: pytest.FixtureRequest, _web_templates: Any) -> Iterator[Any]:
+    if request.param == "postgresql" and _web_templates.server is None:
+        pytest.skip("PostgreSQL not available (ABSCOPAL_TEST_POSTGRES=0); `make test` installs and starts it")
+    db = _web_templates.copy(request.param)
+    yield db
+    _web_templates.drop(db)
+
+
+@pytest.fixture(scope="module")
+def live_url(browser_db: Any) -> Iterator[str]:
+    from abscopal.web.app import create_app
+
+    app: FastAPI = create_app(browser_db.url)
+    try:
+        with live_server.serve(app) as url:
+            yield url
+    finally:
+        app.state.web.engine.dispose()
+        app.state.web.read_engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        instance = browser.launch(playwright)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture(scope="module")
+def axe_checked() -> dict[tuple[str, str, str], list[str]]:
+    return {}
+
+
+@dataclass
+class Journey:
+    """One test's numbered screenshots, browser contexts and axe-core findings (per page kind and language)."""
+
+    name: str
+    browser: Browser
+    base_url: str
+    checked: dict[tuple[str, str, str], list[str]]
+    folder: Path = field(init=False)
+    step: int = 0
+    findings: list[str] = field(default_factory=list)
+    contexts: list[BrowserContext] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.folder = browser.artifacts_dir() / self.name
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for old in self.folder.glob("*.png"):
+            old.unlink()
+
+    def context(self) -> BrowserContext:
+        ctx = self.browser.new_context(base_url=self.base_url, bypass_csp=True, locale="en-GB")
+        ctx.set_default_timeout(TIMEOUT_MS)
+        self.contexts.append(ctx)
+        return ctx
+
+    def sign_in(self, username: str) -> Page:
+        page = self.context().new_page()
+        page.goto("/login")
+        page.fill("#username", username)
+        page.fill("#password", world.PASSWORD)
+        with page.expect_navigation():
+            page.locator("main form").get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(f"{self.base_url}/")
+        return page
+
+    def api(self, username: str) -> tuple[APIRequestContext, dict[str, str]]:
+        """A JSON API client signed in as ``username`` and the CSRF header its writes send."""
+        request = self.context().request
+        r = request.post(f"{API}/login", data={"username": username, "password": world.PASSWORD})
+        assert r.ok, r.text()
+        return request, {"X-CSRF-Token": str(r.json()["csrf_token"])}
+
+    def open(self, page: Page, path: str, *, status: int = 200) -> None:
+        response = page.goto(path)
+        assert response is not None and response.status == status, f"{path}: {response and response.status}"
+
+    def snap(self, page: Page, label: str, *, variant: str = "") -> None:
+        self.step += 1
+        page.screenshot(path=self.folder / f"{self.step:02d}-{label}.png", full_page=True)
+        path, lang = page.evaluate("[location.pathname, document.documentElement.lang]")
+        key = (re.sub(r"/patients/[A-Z]{2,5}-\d+", "/patients/{subject}", path), variant, lang)
+        if key not in self.checked:
+            self.checked[key] = [describe(v) for v in browser.serious_or_critical(browser.run_axe(page))]
+            self.findings += [f"{path} ({variant or 'default'}, {lang}): {f}" for f in self.checked[key]]
+
+    def assert_accessible(self) -> None:
+        assert not self.findings, "serious/critical axe-core violations:\n" + "\n".join(self.findings)
+
+    def close(self) -> None:
+        for ctx in self.contexts:
+            ctx.close()
+
+
+def describe(violation: dict[str, Any]) -> str:
+    targets = ["/".join(str(t) for t in node.get("target", [])) for node in violation.get("nodes", [])]
+    return f"{violation['id']} [{violation.get('impact')}] at {', '.join(targets)} — {violation.get('help', '')}"
+
+
+@pytest.fixture
+def journey(
+    request: pytest.FixtureRequest, chromium: Browser, live_url: str, axe_checked: dict[tuple[str, str, str], list[str]]
+) -> Iterator[Journey]:
+    j = Journey(request.node.name, chromium, live_url, axe_checked)
+    yield j
+    j.close()
+
+
+def submit(page: Page, form: str, button: str) -> int:
+    with page.expect_navigation() as navigation:
+        page.locator(form).get_by_role("button", name=button).click()
+    response = navigation.value
+    assert response is not None
+    return response.status
+
+
+def switch_language(page: Page, language: str) -> None:
+    """The header's language switch (the choice is kept on the account)."""
+    page.select_option("#language-switch", language)
+    with page.expect_navigation():
+        page.locator("header form[action='/language'] button").click()
+
+
+def in_chinese(j: Journey, page: Page, label: str, variant: str = "") -> None:
+    """A Chinese screenshot of the page (axe-core on it too), then back to English."""
+    switch_language(page, "zh_Hans")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
+    j.snap(page, f"{label}-zh", variant=variant)
+    switch_language(page, "en")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
+def screening_patient(j: Journey) -> None:
+    """A new QFS patient at screening with the enrolled patient's screening and prior immunotherapy (API set-up)."""
+    api, csrf = j.api("coordinator")
+    source = api.get(f"{API}/patients/{world.QFS_PATIENT}").json()["data"]
+    patient = {k: v for k, v in source.items() if k != "subject_id"}
+    patient.update(status="screening", enrolment_date=None, death_date=None, death_cause=None,
+                   withdrawal_date=None, new_therapy_date=None, last_contact_date=None, hospital_id=None)  # fmt: skip
+    assert api.post(f"{API}/patients?subject_id={NEW}", data=patient, headers=csrf).status == 201
+    for slug in ("screening", "io-history"):
+        first = api.get(f"{API}/patients/{world.QFS_PATIENT}/{slug}").json()[0]["data"]
+        body = {k: v for k, v in first.items() if k != "subject_id"}
+        assert api.post(f"{API}/patients/{NEW}/{slug}", data=body, headers=csrf).status == 201
+
+
+def sign_adjudication(page: Page) -> int:
+    page.fill("#adj-password", world.PASSWORD)
+    return submit(page, "#sign-form", "Sign as adjudicated")
+
+
+# --- 1. adjudication with two deputy chief physicians
+
+
+def test_two_deputy_chief_physicians_adjudicate_and_the_proposers_signature_is_refused(journey: Journey) -> None:
+    j = journey
+    page_path = f"/patients/{NEW}/adjudication"
+    screening_patient(j)
+    admin, admin_csrf = j.api("admin")
+    new_user = {"username": "proposer", "full_name": "Test Proposer", "password": world.PASSWORD,
+                "memberships": [{"site": world.QFS, "role": "coordinator"}]}  # fmt: skip
+    assert admin.post(f"{API}/users", data=new_user, headers=admin_csrf).status == 201
+
+    proposer = j.sign_in("proposer")
+    j.open(proposer, page_path)
+    expect(proposer.locator("#rule-reasons li").first).to_be_visible()
+    expect(proposer.locator(".cb-refused")).to_contain_text("Enrolment is refused until both")
+    j.snap(proposer, "proposal", variant="unproposed")
+    in_chinese(j, proposer, "proposal", variant="unproposed")
+    assert proposer.locator("#classification").input_value() == "primary"  # the engine's class is chosen
+    assert submit(proposer, "#propose-form", "Propose") == 200
+    expect(proposer.locator("main .notice").first).to_contain_text("The adjudication was proposed.")
+    expect(proposer.locator("#signature-count")).to_have_text("0 of the 2 required")
+    j.snap(proposer, "proposed", variant="proposed")
+
+    dcp = {"memberships": [{"site": world.QFS, "role": "deputy_chief_physician"}], "reason": "now a deputy chief"}
+    assert admin.put(f"{API}/users/proposer/memberships", data=dcp, headers=admin_csrf).ok
+    as_dcp = j.sign_in("proposer")
+    j.open(as_dcp, page_path)
+    expect(as_dcp.locator("#sign-form")).to_be_visible()
+    assert sign_adjudication(as_dcp) == 403
+    expect(as_dcp.locator("#adj-password-error")).to_contain_text("proposed this adjudication")
+    j.snap(as_dcp, "proposer-refused", variant="refused")
+
+    dcp1 = j.sign_in("dcp1")
+    j.open(dcp1, page_path)
+    assert sign_adjudication(dcp1) == 200
+    expect(dcp1.locator("#signature-count")).to_have_text("1 of the 2 required")
+    expect(dcp1.locator(".cb-signatures")).to_contain_text("Signed by Test Dcp1 (dcp1), meaning “adjudicated”")
+    j.snap(dcp1, "first-signature", variant="half-signed")
+    assert sign_adjudication(dcp1) == 403
+    expect(dcp1.locator("#adj-password-error")).to_contain_text("already signed")
+    j.snap(dcp1, "second-signature-refused", variant="refused")
+
+    dcp2 = j.sign_in("dcp2")
+    j.open(dcp2, page_path)
+    assert sign_adjudication(dcp2) == 200
+    expect(dcp2.locator(".cb-complete")).to_contain_text("The adjudication is complete")
+    expect(dcp2.locator(".cb-refused")).to_have_count(0)
+    expect(dcp2.locator(".cb-signatures li")).to_have_count(2)
+    reasons = " ".join(dcp2.locator("#enrolment-reasons li").all_inner_texts())
+    assert "signature" not in reasons and "adjudicat" not in reasons, reasons
+    j.snap(dcp2, "complete", variant="complete")
+    in_chinese(j, dcp2, "complete", variant="complete")
+    j.assert_accessible()
+
+
+# --- 2. the PI signs the casebook and the data manager locks it
+
+
+def test_the_pi_signs_the_casebook_and_the_data_manager_locks_it(journey: Journey) -> None:
+    j = journey
+    path = f"/patients/{world.QFS_PATIENT}/casebook"
+    pi = j.sign_in("pi")
+    j.open(pi, path)
+    expect(pi.locator("#casebook-signatures")).to_contain_text("The casebook has not been signed.")
+    j.snap(pi, "casebook", variant="unsigned")
+    in_chinese(j, pi, "casebook", variant="unsigned")
+    pi.select_option("#cb-meaning", "approved")
+    pi.fill("#cb-password", "not my password")
+    assert submit(pi, "#casebook-sign-form", "Sign the casebook") == 422
+    expect(pi.locator("#cb-password-error")).to_contain_text("the password is wrong; nothing was signed")
+    j.snap(pi, "wrong-password", variant="refused")
+    pi.fill("#cb-password", world.PASSWORD)
+    assert submit(pi, "#casebook-sign-form", "Sign the casebook") == 200
+    expect(pi.locator("main .notice").first).to_have_text("You signed the casebook.")
+    expect(pi.locator("#casebook-signatures .signature")).to_contain_text("Signed by Test Pi (pi), meaning “approved”")
+    expect(pi.locator("#casebook-signatures code")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
+    j.snap(pi, "signed", variant="signed")
+
+    dm = j.sign_in("datamanager")
+    j.open(dm, path)
+    expect(dm.locator("#casebook-signatures .signature")).to_be_visible()
+    dm.fill("#cb-lock-reason", "casebook complete and signed")
+    assert submit(dm, "#casebook-lock-form", "Lock the casebook") == 200
+    expect(dm.locator("main .notice").first).to_contain_text("The casebook is locked")
+    expect(dm.locator("#casebook-lock")).to_contain_text("Locked by datamanager")
+    expect(dm.locator("#casebook-lock")).to_contain_text("casebook complete and signed")
+    expect(dm.locator("#casebook-unlock-form")).to_be_visible()
+    j.snap(dm, "locked", variant="locked")
+    in_chinese(j, dm, "locked", variant="locked")
+
+    radiologist, csrf = j.api("radiologist")
+    lesion = sorted(radiologist.get(f"{API}/patients/{world.QFS_PATIENT}/lesions").json(), key=lambda r: r["id"])[0]
+    data = {**{k: v for k, v in lesion["data"].items() if k != "subject_id"}, "location": "after the lock"}
+    refused = radiologist.put(
+        f"{API}/patients/{world.QFS_PATIENT}/lesions/{lesion['id']}",
+        data={"reason": "late correction", "data": data}, headers={**csrf, "If-Match": lesion["etag"]},
+    )  # fmt: skip
+    assert refused.status == 423 and "is locked" in refused.json()["detail"]
+    j.assert_accessible()
+
+
+# --- 3. the statistician downloads the report
+
+
+def test_the_statistician_generates_the_report_and_downloads_it(journey: Journey) -> None:
+    j = journey
+    stat = j.sign_in("statistician")
+    j.open(stat, "/report")
+    expect(stat.locator("#report-jobs .empty")).to_be_visible()
+    j.snap(stat, "report-empty", variant="empty")
+    in_chinese(j, stat, "report-empty", variant="empty")
+    stat.fill("#report-cutoff", "2026-06-30")
+    stat.fill("#report-title", REPORT_TITLE)
+    assert submit(stat, "#report-form", "Generate the report") == 200
+    expect(stat.locator("main .notice").first).to_have_text("The report is being generated.")
+    job = stat.locator("#report-jobs li.cb-job").first
+    j.snap(stat, "report-running", variant="running")
+    expect(job).to_have_attribute("data-status", "done", timeout=120_000)  # htmx polls the job's fragment
+    expect(job.get_by_role("link", name="Download PDF")).to_be_visible()
+    j.snap(stat, "report-done", variant="done")
+
+    with stat.expect_download() as pdf_download:
+        job.get_by_role("link", name="Download PDF").click()
+    pdf = Path(pdf_download.value.path())
+    assert pdf_download.value.suggested_filename == "report.pdf" and pdf.read_bytes().startswith(b"%PDF-")
+    with stat.expect_download() as html_download:
+        job.get_by_role("link", name="Download HTML").click()
+    text = Path(html_download.value.path()).read_text(encoding="utf-8")
+    assert html_download.value.suggested_filename == "report.html" and f"<title>{REPORT_TITLE}" in text
+    in_chinese(j, stat, "report-done", variant="done")
+    j.assert_accessible()

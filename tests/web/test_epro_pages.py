@@ -250,3 +250,22 @@ def test_without_javascript_an_answer_is_stored_and_the_page_moves_on(client: wo
     assert response.status_code == 303 and response.headers["location"] == f"{EPRO}/{visit}"
     assert answers(web_db, visit)[1].value.answer == 3
     assert shown_item(c.get(f"{EPRO}/{visit}").text) == 2
+
+
+def test_a_transcription_over_stored_answers_changes_them_with_the_versions_the_form_holds(
+    client: world.Clients, web_db: Any
+) -> None:
+    c = client.shared("coordinator")
+    visit = "week_72"  # answered by the synthetic cohort
+    before = answers(web_db, visit)
+    item = next(i for i in ITEMS if i.number == 2)
+    new_value = item.low if before[2].value.answer != item.low else item.high
+    page = c.get(f"{EPRO}/transcribe", params={"visit": visit}).text
+    versions = dict(re.findall(r'name="v_(\d+)" value="(\d+)"', page))
+    assert versions["2"] == str(before[2].version)
+    data = {"csrf_token": c.csrf, "visit": visit, "completed_on": "2026-11-30", "reason": "corrected from paper"}
+    without = c.post(f"{EPRO}/transcribe", data={**data, "item_2": str(new_value)})
+    assert without.status_code == 422 and "send its version" in without.text
+    response = c.post(f"{EPRO}/transcribe", data={**data, "item_2": str(new_value), "v_2": versions["2"]})
+    assert response.status_code == 303, response.text
+    assert answers(web_db, visit)[2].value.answer == new_value

@@ -2,7 +2,7 @@
 <= 150 ms p95 under the locust mix of issue 11 at 50 users).
 
 Usage: .venv/bin/python bench/web_assessment_grid.py [--database sqlite|postgresql] [--requests 300]
-       [--patients 1000] [--users 50] [--seconds 60] [--no-load] [--quick]
+       [--patients 1000] [--users 50] [--spawn-rate 10] [--settle 10] [--no-load] [--quick]
 
 Builds a database with ``bench/web_load.py``'s synthetic cohort and accounts (``--patients``), then one more patient
 at the cohort's site whose 10 lesions (5 targets on three organs, 5 non-targets) and 20 assessments six weeks apart
@@ -13,7 +13,9 @@ the entry column and a response form per assessment):
 
 1. alone: ``--requests`` sequential requests (after 10 warm-up requests): p50/p95/p99/max;
 2. under load (unless ``--no-load``): the same while ``locust -f bench/locustfile.py`` runs ``--users`` users (the
-   issue-11 mix: dashboard, patient list, patient page, lesions read + edit) against the same server.
+   issue-11 mix: sign-in, dashboard, patient list, patient page, lesions read + edit) against the same server; the
+   timing starts ``--settle`` seconds after the last user spawned and locust runs until it ends (its own figures
+   for the mix are printed too).
 
 Prints a table and one JSON line per phase. Locust, the timing client and the server share the machine's cores.
 """
@@ -35,7 +37,7 @@ from pathlib import Path
 
 import httpx
 from _machine import cpu_model
-from web_load import PASSWORD, _free_port, _serve_command, _wait_ready, build, subjects_with_lesions
+from web_load import PASSWORD, _free_port, _serve_command, _wait_ready, build, read_stats, subjects_with_lesions
 
 HERE = Path(__file__).resolve().parent
 SUBJECT = "QFS-900001"
@@ -139,7 +141,7 @@ def time_grid(client: httpx.Client, n: int) -> dict[str, float]:
         if r.status_code != 200:
             raise SystemExit(f"the grid answered {r.status_code}: {r.text[:500]}")
         size = len(r.content)
-    q = statistics.quantiles(times, n=100)
+    q = statistics.quantiles(times, n=100, method="inclusive")
     return {"requests": n, "p50": q[49], "p95": q[94], "p99": q[98], "max": max(times), "kb": size / 1024}
 
 
@@ -150,12 +152,12 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--spawn-rate", type=float, default=10)
-    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--settle", type=int, default=10, help="Seconds of load before the timing starts.")
     parser.add_argument("--no-load", action="store_true", help="Only the grid alone, without locust.")
     parser.add_argument("--quick", action="store_true", help="200 patients, 50 requests, 10 users for 15 s.")
     args = parser.parse_args()
     if args.quick:
-        args.patients, args.requests, args.users, args.seconds = 200, 50, 10, 15
+        args.patients, args.requests, args.users, args.settle = 200, 50, 10, 3
     tmp = tempfile.mkdtemp(prefix="abscopal-bench-grid-")
     os.environ.setdefault("ABSCOPAL_AUDIT_KEY_DIR", tmp)
     common = {"benchmark": "web_assessment_grid", "database": args.database, "lesions": len(LESIONS),
@@ -183,22 +185,24 @@ def main() -> None:
         _wait_ready(port, proc)
         base = f"http://127.0.0.1:{port}"
         results = []
+        mix: list[dict[str, object]] = []
         client = sign_in(base, "investigator")
         try:
             results.append(("alone", time_grid(client, args.requests)))
             if not args.no_load:
+                prefix = str(Path(tmp) / "locust")
                 cmd = [
                     str(Path(sys.executable).with_name("locust")), "-f", str(HERE / "locustfile.py"), "--headless",
-                    "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.seconds + 30}s",
-                    "--host", base, "--only-summary", "--csv", str(Path(tmp) / "locust"),
+                    "-u", str(args.users), "-r", str(args.spawn_rate), "-t", "3600s",
+                    "--host", base, "--only-summary", "--csv", prefix,
                 ]  # fmt: skip
                 env = {**os.environ, "ABSCOPAL_LOAD_SUBJECTS": str(subjects), "ABSCOPAL_LOAD_PASSWORD": PASSWORD}
                 locust = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-                time.sleep(args.users / args.spawn_rate + 5)  # every user spawned and signed in: the steady state
-                start = time.perf_counter()
+                time.sleep(args.users / args.spawn_rate + args.settle)  # every user spawned and signed in
                 results.append((f"under locust, {args.users} users", time_grid(client, args.requests)))
-                if time.perf_counter() - start > args.seconds + 25 - args.users / args.spawn_rate:
-                    print("warning: locust may have stopped before the timing ended", file=sys.stderr)
+                locust.send_signal(signal.SIGINT)  # locust writes its statistics as it stops
+                locust.wait(60)
+                mix = [r for r in read_stats(prefix) if r["step"] == "all"]
         finally:
             client.close()
         print(
@@ -213,6 +217,12 @@ def main() -> None:
                 f"{r['kb']:>8.0f}"
             )
             print(json.dumps({**common, "phase": name, **{k: round(v, 1) for k, v in r.items()}}))
+        for r in mix:  # the locust mix itself while the grid was timed (all its steps together)
+            print(
+                f"locust mix (all steps)       {r['requests']:>8} {r['p50']:>7.1f} {r['p95']:>7.1f} {r['p99']:>7.1f} "
+                f"{r['max']:>7.1f}   failures {r['failures']}, {r['rps']:.1f} req/s"
+            )
+            print(json.dumps({**common, "phase": "locust mix", **r}))
     finally:
         if locust is not None and locust.poll() is None:
             locust.send_signal(signal.SIGINT)

@@ -3,8 +3,9 @@
 A signature holds the signer, the meaning, the UTC time and a SHA-256 hash of the signed record's canonical
 state (entity, id, version and every field), so that any later change voids it (the store voids it on change;
 :func:`signature_holds` recomputes the hash). Password re-entry is the web's job: the signer passed in is
-already authenticated. The casebook (``entity == "patients"``) is signed by the site's PI; another record by a
-role that may write it. Adjudications have their own signatures (:mod:`abscopal.services.adjudication`).
+already authenticated. The casebook (``entity == "patients"``) is signed by the site's PI over every record of the
+patient (:mod:`abscopal.services.casebook`); another record by a role that may write it. Adjudications have their
+own signatures (:mod:`abscopal.services.adjudication`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from abscopal import domain as d
-from abscopal.errors import PermissionDenied, ValidationError
+from abscopal.errors import ValidationError
 from abscopal.services.common import ACTION_OF_ENTITY, PERMISSIONS, Action, Actor, authorise, patient_of, utc_now
 from abscopal.services.ports import UnitOfWorkLike, patient_record, records_of
 from abscopal.store.codec import canonical
@@ -44,10 +45,11 @@ def sign_record(
     """Sign ``version`` of a record with ``meaning``; a record changed since is a ConflictError."""
     if entity == "adjudications":
         raise ValidationError("entity", "an adjudication is signed with sign_adjudication (its own rules)")
-    if entity == "patients":
-        authorise(uow, signer, Action.SIGN_CASEBOOK)
-        if not signer.pi:
-            raise PermissionDenied(f"{signer.username} is not the site's principal investigator: only the PI signs")
+    if entity == "patients":  # the casebook: every record of the patient (services.casebook)
+        from abscopal.services.casebook import sign_casebook
+
+        patient = uow.patients.get(record_id)
+        return sign_casebook(uow, signer, patient.value.subject_id, version=version, meaning=meaning, at=at)
     else:
         action = ACTION_OF_ENTITY.get(entity)
         if action is None:
@@ -72,4 +74,8 @@ def signature_holds(uow: UnitOfWorkLike, signature_id: str) -> bool:
     if stored.removed_reason is not None:
         return False
     s = stored.value
+    if s.entity == "patients":  # a casebook signature covers every record of the patient
+        from abscopal.services.casebook import casebook_signatures
+
+        return any(c.id == signature_id and c.holds for c in casebook_signatures(uow, s.subject_id))
     return content_hash(s.entity, records_of(uow, s.entity).get(s.record_id)) == s.content_hash

@@ -221,3 +221,8 @@ def test_two_distinct_deputy_chief_physicians_complete_it_and_enrolment_no_longe
     for name in ("dcp1", "dcp2"):
         assert f"Signed by {world.full_name(name)} ({name}), meaning “adjudicated”" in shown
     assert 'id="sign-form"' not in page.text and 'id="propose-form"' not in page.text
+
+
+def test_a_patients_own_account_does_not_see_the_adjudication(client: world.Clients) -> None:
+    own = world.SUBJECT_OF["patient"]
+    assert client.session("patient").get(f"/patients/{own}/adjudication").status_code == 404

@@ -236,3 +236,9 @@ def test_the_casebook_signature_covers_the_patients_every_kind_of_trial_record()
         if e.parent is None and "subject_id" in e.table.c and name not in casebook.NOT_CONTENT
     }  # fmt: skip
     assert trial_data == set(casebook.CASEBOOK_ENTITIES)
+
+
+def test_a_patients_own_account_does_not_see_its_casebook(client: world.Clients) -> None:
+    """A patient's account sees only its own questionnaires (web.md §1), not the casebook of its records."""
+    assert world.SUBJECT_OF["patient"] == SID
+    assert client.session("patient").get(PAGE).status_code == 404

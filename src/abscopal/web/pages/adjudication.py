@@ -29,7 +29,7 @@ from abscopal.services.signing import Meaning
 from abscopal.web.accounts import LoginRefused, load_account, security_event
 from abscopal.web.context import Principal, confirm_signing_password, reading, refuse, requires, state_of, unit_of_work
 from abscopal.web.i18n import N_, gettext
-from abscopal.web.pages.records import posted_form
+from abscopal.web.pages.records import is_patient, posted_form
 from abscopal.web.records import visible_patient
 from abscopal.web.templating import language_of, render
 
@@ -69,6 +69,8 @@ def _full_names(uow: Any, usernames: list[str]) -> dict[str, str]:
 
 def adjudication_context(request: Request, principal: Principal, subject_id: str) -> dict[str, Any]:
     """Everything the page shows, read in one transaction; every derived value is an engine's or a service's."""
+    if is_patient(principal):  # a patient's account sees only its own questionnaires (web.md §1)
+        raise NotFound(f"No adjudication of {subject_id!r} for you")
     protocols = state_of(request).protocols
     with reading(request, principal) as uow:
         patient, actor = visible_patient(uow, principal, subject_id)
@@ -102,7 +104,7 @@ def adjudication_context(request: Request, principal: Principal, subject_id: str
         "signer_role": rules.signer_role, "effective": effective, "proposer_name": proposer.get(
             current.value.proposed_by, "") if current else "", "enrolment_reasons": reasons,
         "at_screening": patient.value.status is d.PatientStatus.SCREENING,
-        "may_propose": principal.may(Action.PROPOSE_ADJUDICATION) and not effective,
+        "may_propose": principal.may(Action.PROPOSE_ADJUDICATION) and current is None,
         "may_sign": principal.may(Action.SIGN_ADJUDICATION) and current is not None and not effective,
         "is_proposer": current is not None and current.value.proposed_by == username,
         "already_signed": already_signed, "class_labels": CLASS_LABELS,

@@ -27,7 +27,7 @@ from abscopal.store.unit_of_work import UnitOfWork
 from abscopal.web.accounts import LoginRefused, security_event
 from abscopal.web.context import Principal, confirm_signing_password, reading, refuse, requires, state_of, unit_of_work
 from abscopal.web.i18n import N_, gettext
-from abscopal.web.pages.records import posted_form
+from abscopal.web.pages.records import is_patient, posted_form
 from abscopal.web.records import (
     RESOURCES,
     RecordState,
@@ -97,6 +97,8 @@ def casebook_context(
     request: Request, principal: Principal, subject_id: str, *, settled: bool = False
 ) -> dict[str, Any]:
     """Every record with its state, the signatures, the lock and the open queries, read in one transaction."""
+    if is_patient(principal):  # a patient's account sees only its own questionnaires (web.md §1)
+        raise NotFound(f"No casebook of {subject_id!r} for you")
     with reading(request, principal) as uow:
         patient, actor = visible_patient(uow, principal, subject_id)
         everything = casebook.casebook_records(uow, subject_id)

@@ -2,7 +2,7 @@
 <= 150 ms p95 under the locust mix of issue 11 at 50 users).
 
 Usage: .venv/bin/python bench/web_assessment_grid.py [--database sqlite|postgresql] [--requests 300]
-       [--patients 1000] [--users 50] [--spawn-rate 10] [--settle 10] [--no-load] [--quick]
+       [--patients 1000] [--users 50] [--spawn-rate 10] [--settle 10] [--workers 1] [--no-load] [--quick]
 
 Builds a database with ``bench/web_load.py``'s synthetic cohort and accounts (``--patients``), then one more patient
 at the cohort's site whose 10 lesions (5 targets on three organs, 5 non-targets) and 20 assessments six weeks apart
@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--spawn-rate", type=float, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="Server worker processes (abscopal serve only).")
     parser.add_argument("--settle", type=int, default=10, help="Seconds of load before the timing starts.")
     parser.add_argument("--no-load", action="store_true", help="Only the grid alone, without locust.")
     parser.add_argument("--quick", action="store_true", help="200 patients, 50 requests, 10 users for 15 s.")
@@ -181,7 +182,8 @@ def main() -> None:
         subjects = Path(tmp) / "subjects.txt"
         subjects_with_lesions(url, subjects)
         port = _free_port()
-        proc = subprocess.Popen(_serve_command(url, port, 1), stdout=subprocess.DEVNULL, start_new_session=True)
+        serve = _serve_command(url, port, args.workers)
+        proc = subprocess.Popen(serve, stdout=subprocess.DEVNULL, start_new_session=True)
         _wait_ready(port, proc)
         base = f"http://127.0.0.1:{port}"
         results = []

@@ -52,6 +52,7 @@ NAV_LABELS = {
     "/patients": "Patients",
     "/queries": "Queries",
     "/audit": "Audit trail",
+    "/report": "Trial report",
     "/admin/users": "Users",
     "/admin/sites": "Sites",
     "/profile": "Profile",
@@ -59,6 +60,7 @@ NAV_LABELS = {
 ERROR_PAGES = frozenset({"403", "404", "500"})
 GUARDED = ["/patients", "/queries", "/audit", "/admin/users", "/admin/sites"]
 AUDIT_READERS = frozenset({Role.INVESTIGATOR, Role.DATA_MANAGER, Role.MONITOR, Role.ADMIN})
+EXPORTERS = frozenset({Role.DATA_MANAGER, Role.STATISTICIAN})
 
 
 def expected_nav(username: str) -> set[str]:
@@ -67,7 +69,11 @@ def expected_nav(username: str) -> set[str]:
         return {"/", "/audit", "/admin/users", "/admin/sites", "/profile"}
     if role is Role.PATIENT:
         return {"/", "/patients", "/profile"}
-    return {"/", "/patients", "/queries", "/profile"} | ({"/audit"} if role in AUDIT_READERS else set())
+    return (
+        {"/", "/patients", "/queries", "/profile"}
+        | ({"/audit"} if role in AUDIT_READERS else set())
+        | ({"/report"} if role in EXPORTERS else set())
+    )
 
 
 # --- fixtures: one database, one server, one browser for the module

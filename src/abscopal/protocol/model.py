@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -675,5 +676,16 @@ def bundled_protocol_path(name: str = BUNDLED) -> Path:
 
 
 def load_bundled(name: str = BUNDLED) -> ProtocolFile:
-    """The protocol file for the trial ``name`` shipped with Abscopal (NCT05906329 by default)."""
-    return load_protocol_file(bundled_protocol_path(name))
+    """The protocol file for the trial ``name`` shipped with Abscopal (NCT05906329 by default).
+
+    Parsed once per file version (path and modification time): every use case called without a protocol asks for
+    it, and parsing and validating the TOML costs milliseconds each time. The models are frozen, so sharing one
+    instance is safe.
+    """
+    path = bundled_protocol_path(name)
+    return _load_cached(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, _mtime_ns: int) -> ProtocolFile:
+    return load_protocol_file(path)

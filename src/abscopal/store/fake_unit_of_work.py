@@ -155,6 +155,8 @@ class FakeRecords(Generic[T]):
             self.uow.check_unlocked(self.entity, "", subject)
         record_id = _new_id()
         self._rows[record_id] = _Row(obj, 1, history=[(1, self.uow.user, self.uow.now(), ("*row",))])
+        if subject is not None and self.entity != "patients":
+            self.uow.after_change(self.entity, record_id, subject, 1)  # a signed casebook gained a record
         return self.get(record_id)
 
     def _current(self, record_id: str, version: int, doing: str) -> _Row:
@@ -317,7 +319,12 @@ class FakeUnitOfWork:
     def after_change(self, entity: str, record_id: str, subject_id: str | None, version: int) -> None:
         if entity in DATA_MANAGEMENT or entity == "data_queries":
             return
-        why = f"the {entity} record changed (now version {version})"
+        # version 1 is an insert: a record added to a signed casebook voids its signature as a change does
+        why = (
+            f"a record was added to the casebook ({entity})"
+            if version == 1
+            else f"the {entity} record changed (now version {version})"
+        )
         for mark_id, row in list(self.state.rows.get("sdv_marks", {}).items()):
             if row.removed_reason is None and row.value.entity == entity and row.value.record_id == record_id:
                 self.mark_removed("sdv_marks", mark_id, f"SDV cleared: {why}")

@@ -139,6 +139,8 @@ class RecordRepository(Generic[T]):
             if kids:
                 cc = codec(child_entity)
                 self.uow.insert_rows(child_entity, [(new_id(), (record_id, *cc.values(k))) for k in kids], reason)
+        if subject is not None and self.entity != "patients":
+            self.uow.after_change(self.entity, record_id, subject, 1)  # a signed casebook gained a record
         return self.get(record_id)
 
     def _refuse_duplicate_children(self, child_entity: str, kids: Sequence[Any]) -> None:

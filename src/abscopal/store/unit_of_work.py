@@ -274,8 +274,22 @@ class UnitOfWork:
         """Clear the record's SDV mark and void its signatures and its patient's casebook signature (audited)."""
         if entity in DATA_MANAGEMENT or entity == "data_queries":
             return
-        why = f"the {entity} record changed (now version {version})"
+        # version 1 is an insert: a record added to a signed casebook voids its signature as a change does
+        why = (
+            f"a record was added to the casebook ({entity})"
+            if version == 1
+            else f"the {entity} record changed (now version {version})"
+        )
         sdv = ENTITIES["sdv_marks"].table
+        sig = ENTITIES["record_signatures"].table
+        if version == 1:  # a new record has no SDV mark nor signature of its own: only its casebook's
+            if subject_id is not None:
+                casebook = and_(
+                    sig.c.entity == "patients", sig.c.subject_id == subject_id, sig.c.removed_reason.is_(None)
+                )
+                for row in self.execute(select(sig.c.id, sig.c.version).where(casebook)):
+                    self.mark_removed("record_signatures", row.id, int(row.version), f"signature voided: {why}")
+            return
         for row in self.execute(
             select(sdv.c.id, sdv.c.version)
             .where(sdv.c.removed_reason.is_(None))
@@ -283,7 +297,6 @@ class UnitOfWork:
             .where(sdv.c.record_id == record_id)
         ):
             self.mark_removed("sdv_marks", row.id, int(row.version), f"SDV cleared: {why}")
-        sig = ENTITIES["record_signatures"].table
         own = and_(sig.c.entity == entity, sig.c.record_id == record_id)
         cond = own if subject_id is None else or_(own, and_(sig.c.entity == "patients", sig.c.subject_id == subject_id))
         for row in self.execute(select(sig.c.id, sig.c.version).where(sig.c.removed_reason.is_(None)).where(cond)):

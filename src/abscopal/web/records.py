@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -243,6 +244,7 @@ def _hints(cls: type[Any]) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+@functools.cache
 def input_model(cls: type[Any]) -> type[BaseModel]:
     """A request body for ``cls`` without ``subject_id`` (it comes from the path); unknown fields are refused."""
     hints = _hints(cls)

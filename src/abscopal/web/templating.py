@@ -47,6 +47,8 @@ def nav_items(principal: Any) -> list[tuple[str, str]]:
             items.append(("/queries", N_("Queries")))
     if principal.may(Action.AUDIT_VIEW):
         items.append(("/audit", N_("Audit trail")))
+    if principal.may(Action.EXPORT):
+        items.append(("/report", N_("Trial report")))
     if principal.may(Action.ADMIN):
         items.append(("/admin/users", N_("Users")))
         items.append(("/admin/sites", N_("Sites")))

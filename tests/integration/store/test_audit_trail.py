@@ -281,6 +281,24 @@ def test_a_change_clears_the_sdv_mark_and_voids_the_signature(engine: Engine) ->
     assert reasons == ["signature voided: the screenings record changed (now version 2)"]
 
 
+def test_a_record_added_to_a_signed_casebook_voids_the_casebook_signature_only(engine: Engine) -> None:
+    ids = _seed(engine)
+    at = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
+    with UnitOfWork(engine, user="pi", reason="casebook") as uow:
+        uow.signatures.add(d.RecordSignature("patients", ids["patient"], "S001", "pi", "Dr PI", "approved", at, "h"))
+        uow.signatures.add(
+            d.RecordSignature("screenings", ids["screening"], "S001", "pi", "Dr PI", "approved", at, "h")
+        )
+        uow.commit()
+    with UnitOfWork(engine, user="radiologist1", reason="baseline lesion") as uow:
+        uow.lesions.add(LESION)
+        uow.commit()
+        assert [s.value.entity for s in uow.signatures.all()] == ["screenings"]  # the screening's own still holds
+    with engine.connect() as conn:
+        reasons = conn.execute(text("SELECT removed_reason FROM record_signatures WHERE entity = 'patients'")).scalars()
+        assert list(reasons) == ["signature voided: a record was added to the casebook (lesions)"]
+
+
 def test_missing_record_is_not_found(engine: Engine) -> None:
     _seed(engine)
     with pytest.raises(NotFound), UnitOfWork(engine, user="dm1", reason="x") as uow:

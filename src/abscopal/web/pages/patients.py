@@ -46,14 +46,25 @@ PAGE_SIZE = 25
 AREAS: tuple[tuple[str, str, Action], ...] = (
     ("screen", N_("Screening and eligibility"), Action.SCREENING),
     ("adjudication", N_("Resistance adjudication"), Action.READ),
-    ("enrol", N_("Enrolment"), Action.ENROL),
-    ("radiotherapy", N_("Lesions and radiotherapy"), Action.READ),
+    ("enrol", N_("Eligibility decision and enrolment"), Action.ENROL),
+    ("radiotherapy", N_("Radiotherapy plan"), Action.READ),
     ("treatment", N_("Treatment delivery"), Action.READ),
     ("assessment-grid", N_("Tumour assessments"), Action.READ),
     ("ae-log", N_("Adverse events"), Action.READ),
-    ("epro", N_("Questionnaires"), Action.READ),
+    ("epro", N_("Questionnaires"), Action.QUESTIONNAIRES),
     ("casebook", N_("Casebook"), Action.READ),
 )
+#: Where each kind of record is entered (its area page) instead of the generic form: resource slug -> path.
+ENTRY_PAGES = {
+    "screening": "screen",
+    "lesions": "radiotherapy",
+    "rt-courses": "radiotherapy",
+    "fractions": "treatment",
+    "io-cycles": "treatment",
+    "assessments": "assessment-grid",
+    "adverse-events": "ae-log/new",
+    "questionnaires": "epro/transcribe",
+}
 #: The timeline's lanes, in order (protocol.calendar.VisitKind values).
 TIMELINE_KINDS = ("cfrt_fraction", "ldrt_fraction", "immunotherapy", "tumour_assessment", "questionnaire", "follow_up")
 sites_table = ENTITIES["sites"].table
@@ -176,6 +187,6 @@ def patient_page(
         request, "patient.html", patient=patient.value, sections=sections, own=own,
         areas=[(seg, label) for seg, label, action in AREAS if principal.may(action)] if not own else [],
         schedule=schedule, timeline=chart, today=today, schedule_error=schedule_error,
-        visit_kinds=VISIT_KINDS, visit_statuses=VISIT_STATUSES, status_colours=STATUS_COLOURS,
+        entry_pages=ENTRY_PAGES, visit_kinds=VISIT_KINDS, visit_statuses=VISIT_STATUSES, status_colours=STATUS_COLOURS,
         hidden_identifiers=pseudonymised(actor), notice=N_("The record was removed.") if notice == "removed" else None,
     )  # fmt: skip

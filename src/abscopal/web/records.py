@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -244,9 +243,20 @@ def _hints(cls: type[Any]) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-@functools.cache
+_INPUT_MODELS: dict[type[Any], type[BaseModel]] = {}
+
+
 def input_model(cls: type[Any]) -> type[BaseModel]:
-    """A request body for ``cls`` without ``subject_id`` (it comes from the path); unknown fields are refused."""
+    """A request body for ``cls`` without ``subject_id`` (it comes from the path); unknown fields are refused.
+
+    Built once per class (a form post or API write asks for it every time)."""
+    found = _INPUT_MODELS.get(cls)
+    if found is None:
+        found = _INPUT_MODELS[cls] = _input_model(cls)
+    return found
+
+
+def _input_model(cls: type[Any]) -> type[BaseModel]:
     hints = _hints(cls)
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(cls):

@@ -265,3 +265,15 @@ def test_build_overview_counts_only_on_study_patients_of_the_actors_sites(web_db
     assert {v.subject_id[:3] for v in overview.overdue} <= {"JNC"}
     assert overview.enrolled == 0  # the world's JNC patient is still screening
     assert overview.overdue == () and overview.due_soon == ()
+
+
+def test_the_patient_page_draws_the_same_spider_values_as_the_assessment_grid(client: Any) -> None:
+    c = client.shared("investigator")
+
+    def spider_rows(html: str) -> list[str]:
+        table = html.split("<caption>Spider plot values</caption>", 1)[1].split("</table>", 1)[0]
+        return re.findall(r'<td class="num">([^<]+)</td>', table)
+
+    on_patient = spider_rows(c.get(f"/patients/{world.QFS_PATIENT}").text)
+    on_grid = spider_rows(c.get(f"/patients/{world.QFS_PATIENT}/assessment-grid").text)
+    assert on_patient == on_grid and on_patient  # the world's enrolled patient has post-baseline assessments

@@ -100,6 +100,31 @@ RESOURCES: dict[str, Resource] = {
 BY_ENTITY: dict[str, Resource] = {r.entity: r for r in RESOURCES.values()}
 
 
+#: Where each kind of record is entered in full (its area page, issue 12) rather than in the generic form: resource
+#: slug -> path under ``/patients/{subject_id}/``; ``{record_id}`` is filled for an existing record.
+ENTRY_PAGES = {
+    "screening": "screen",
+    "io-history": "screen",
+    "lesions": "radiotherapy",
+    "rt-courses": "radiotherapy",
+    "fractions": "treatment",
+    "io-cycles": "treatment",
+    "assessments": "assessment-grid?edit={record_id}",
+    "adverse-events": "ae-log/{record_id}/edit",
+    "questionnaires": "epro/transcribe",
+}
+
+
+def entry_page(slug: str, subject_id: str, record_id: str | None = None) -> str | None:
+    """The area page where a record of this kind is entered (a new one when ``record_id`` is None)."""
+    path = ENTRY_PAGES.get(slug)
+    if path is None:
+        return None
+    if record_id is None:
+        path = {"assessments": "assessment-grid", "adverse-events": "ae-log/new"}.get(slug, path)
+    return f"/patients/{subject_id}/{path.format(record_id=record_id)}"
+
+
 def resource(slug: str) -> Resource:
     found = RESOURCES.get(slug)
     if found is None:

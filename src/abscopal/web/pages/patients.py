@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from abscopal import domain as d
 from abscopal.errors import AbscopalError, ValidationError
+from abscopal.response import Criteria
 from abscopal.services.common import Action
 from abscopal.store.records import Stored
 from abscopal.store.tables import ENTITIES
@@ -25,12 +26,14 @@ from abscopal.web.api.common import decode_cursor, encode_cursor
 from abscopal.web.charts import STATUS_COLOURS, timeline
 from abscopal.web.context import Principal, reading, requires, state_of
 from abscopal.web.i18n import N_
+from abscopal.web.pages.assessments import read_grid, spider_svg, waterfall_svg
 from abscopal.web.pages.records import PATIENT_SLUGS, is_patient, may_write, zone_of
 from abscopal.web.pages.worklists import VISIT_KINDS, VISIT_STATUSES
 from abscopal.web.patient_list import list_patients
 from abscopal.web.records import (
     RESOURCES,
     combined_state,
+    entry_page,
     patient_marks,
     pseudonymised,
     record_state,
@@ -54,17 +57,6 @@ AREAS: tuple[tuple[str, str, Action], ...] = (
     ("epro", N_("Questionnaires"), Action.QUESTIONNAIRES),
     ("casebook", N_("Casebook"), Action.READ),
 )
-#: Where each kind of record is entered (its area page) instead of the generic form: resource slug -> path.
-ENTRY_PAGES = {
-    "screening": "screen",
-    "lesions": "radiotherapy",
-    "rt-courses": "radiotherapy",
-    "fractions": "treatment",
-    "io-cycles": "treatment",
-    "assessments": "assessment-grid",
-    "adverse-events": "ae-log/new",
-    "questionnaires": "epro/transcribe",
-}
 #: The timeline's lanes, in order (protocol.calendar.VisitKind values).
 TIMELINE_KINDS = ("cfrt_fraction", "ldrt_fraction", "immunotherapy", "tumour_assessment", "questionnaire", "follow_up")
 sites_table = ENTITIES["sites"].table
@@ -176,6 +168,11 @@ def patient_page(
                     for record in records
                 ]  # fmt: skip
             sections.append({"res": res, "rows": rows, "may_add": may_write(principal, res)})
+    plots: dict[str, Any] = {"spider": None, "waterfall": None}
+    if not own and patient.value.enrolment_date is not None:
+        grid = read_grid(request, principal, subject_id)  # the grid page's derivation (cached by its inputs)
+        chosen = grid.irecist if grid.criteria is Criteria.IRECIST else grid.recist
+        plots = {"spider": spider_svg(chosen), "waterfall": waterfall_svg(chosen)}
     if schedule is not None:
         dots = []
         for v in schedule.visits:
@@ -187,6 +184,7 @@ def patient_page(
         request, "patient.html", patient=patient.value, sections=sections, own=own,
         areas=[(seg, label) for seg, label, action in AREAS if principal.may(action)] if not own else [],
         schedule=schedule, timeline=chart, today=today, schedule_error=schedule_error,
-        entry_pages=ENTRY_PAGES, visit_kinds=VISIT_KINDS, visit_statuses=VISIT_STATUSES, status_colours=STATUS_COLOURS,
+        entry_page=entry_page, visit_kinds=VISIT_KINDS, visit_statuses=VISIT_STATUSES, status_colours=STATUS_COLOURS,
+        **plots,
         hidden_identifiers=pseudonymised(actor), notice=N_("The record was removed.") if notice == "removed" else None,
     )  # fmt: skip

@@ -29,6 +29,7 @@ from abscopal.web.records import (
     RESOURCES,
     Resource,
     build,
+    entry_page,
     patient_marks,
     pseudonymised,
     record_state,
@@ -182,6 +183,7 @@ def form_page(
         fields=fields, version=version, reason=(posted or {}).get("reason", ""),
         reason_error=(errors or {}).get("reason"), error=error, conflict=conflict or [], locked=locked,
         has_readonly=any(f.kind == "readonly" for f in fields),
+        entry_url=entry_page(res.slug, subject_id, record.id if record is not None else None),
     )  # fmt: skip
 
 

@@ -19,97 +19,29 @@ from __future__ import annotations
 
 import html
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Page, ViewportSize, expect
 
 sys.path.insert(0, str(Path(__file__).parent))
-import browser
-import live_server
+import journey as jr
 import world
-from test_browser_journeys import TIMEOUT_MS, Journey
+from journey import Journey, switch_language
 
 from abscopal.qol import score_answers
 from abscopal.safety.ctcae import GRADES, load_ctcae
 from abscopal.store.unit_of_work import UnitOfWork
 
+# the shared journey fixtures, found by pytest in this module's namespace
+browser_db, live_url, chromium = jr.browser_db, jr.live_url, jr.chromium
+axe_checked, journey = jr.axe_checked, jr.journey
+LOGIN_STEPS = True  # each sign-in's login page is a step (screenshot and axe-core); not the phone's
+
 S = world.QFS_PATIENT
 PHONE: ViewportSize = {"width": 360, "height": 740}
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def browser_db(request: pytest.FixtureRequest, _web_templates: Any) -> Iterator[Any]:
-    if request.param == "postgresql" and _web_templates.server is None:
-        pytest.skip("PostgreSQL not available (ABSCOPAL_TEST_POSTGRES=0); `make test` installs and starts it")
-    db = _web_templates.copy(request.param)
-    yield db
-    _web_templates.drop(db)
-
-
-@pytest.fixture(scope="module")
-def live_url(browser_db: Any) -> Iterator[str]:
-    from abscopal.web.app import create_app
-
-    app: FastAPI = create_app(browser_db.url)
-    try:
-        with live_server.serve(app) as url:
-            yield url
-    finally:
-        app.state.web.engine.dispose()
-        app.state.web.read_engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        instance = browser.launch(playwright)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-@pytest.fixture(scope="module")
-def axe_checked() -> dict[tuple[str, ...], list[str]]:
-    return {}
-
-
-@pytest.fixture
-def journey(
-    request: pytest.FixtureRequest, chromium: Browser, live_url: str, axe_checked: dict[tuple[str, ...], list[str]]
-) -> Iterator[Journey]:
-    j = Journey(request.node.name, chromium, live_url, axe_checked)
-    yield j
-    j.close()
-
-
-def switch_language(page: Page, language: str) -> None:
-    """The header's language switch (the choice is kept on the account)."""
-    page.select_option("#language-switch", language)
-    with page.expect_navigation():
-        page.locator("header form[action='/language'] button").click()
-    expect(page.locator("html")).to_have_attribute("lang", "zh-Hans" if language == "zh_Hans" else "en")
-
-
-def phone_sign_in(journey: Journey, username: str) -> Page:
-    """A phone-sized, touch browser context signed in through the login form."""
-    ctx = journey.browser.new_context(
-        base_url=journey.base_url, bypass_csp=True, locale="en-GB", viewport=PHONE, has_touch=True, is_mobile=True
-    )
-    ctx.set_default_timeout(TIMEOUT_MS)
-    journey.contexts.append(ctx)
-    page = ctx.new_page()
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", world.PASSWORD)
-    with page.expect_navigation():
-        page.locator("main form").get_by_role("button", name="Sign in").click()
-    return page
+#: A phone-sized, touch browser context.
+ON_PHONE: dict[str, Any] = {"viewport": PHONE, "has_touch": True, "is_mobile": True}
 
 
 # --- 1. an investigator records an AE, picking the grade from the definitions
@@ -151,12 +83,12 @@ def test_an_investigator_records_an_ae_picking_a_grade_from_the_definitions(jour
     expect(row.locator(".sae-clock")).to_contain_text("2026-12-01 09:30+08:00")
     journey.snap(page, "ae-recorded", variant="with-sae")
 
-    switch_language(page, "zh_Hans")
+    switch_language(page, "zh_Hans", check=True)
     journey.snap(page, "ae-log-zh", variant="with-sae")
     journey.open(page, f"/patients/{S}/ae-log/{stored[0].id}/edit")
     expect(page.locator("#ae-grades input[name=grade][value='2']")).to_be_checked()
     journey.snap(page, "ae-edit-zh", variant="grades")
-    switch_language(page, "en")
+    switch_language(page, "en", check=True)
     journey.snap(page, "ae-edit", variant="grades")
     journey.assert_accessible()
 
@@ -174,7 +106,7 @@ def _check_phone_layout(page: Page) -> None:
 def test_a_patient_completes_the_questionnaire_on_the_phone_viewport_and_the_score_appears(
     journey: Journey, browser_db: Any
 ) -> None:
-    page = phone_sign_in(journey, "patient")
+    page = journey.sign_in("patient", login_step=False, **ON_PHONE)
     journey.open(page, "/epro")
     expect(page).to_have_url(f"{journey.base_url}/patients/{S}/epro")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
@@ -219,14 +151,14 @@ def test_a_patient_completes_the_questionnaire_on_the_phone_viewport_and_the_sco
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     journey.snap(page, "epro-scores", variant="phone-complete")
 
-    switch_language(page, "zh_Hans")
+    switch_language(page, "zh_Hans", check=True)
     journey.snap(page, "epro-scores-zh", variant="phone-complete")
     journey.open(page, f"/patients/{S}/epro/{visit}?item=1")
     _check_phone_layout(page)
     journey.snap(page, "epro-question-zh", variant="phone")
     journey.open(page, f"/patients/{S}/epro")
     journey.snap(page, "epro-overview-zh", variant="phone")
-    switch_language(page, "en")
+    switch_language(page, "en", check=True)
     journey.assert_accessible()
 
 
@@ -245,11 +177,11 @@ def test_a_coordinator_opens_the_transcription_of_a_paper_form(journey: Journey)
         page.locator("form.epro-transcribe").get_by_role("button", name="Save the transcription").click()
     expect(page.locator("#f-reason-error")).to_contain_text("behalf")
     journey.snap(page, "transcribe-refused", variant="refused")
-    switch_language(page, "zh_Hans")
+    switch_language(page, "zh_Hans", check=True)
     journey.open(page, f"/patients/{S}/epro/transcribe")
     journey.snap(page, "transcribe-zh")
     journey.open(page, "/epro")
     journey.snap(page, "epro-start-zh", variant="staff")
-    switch_language(page, "en")
+    switch_language(page, "en", check=True)
     assert html.unescape(page.locator("main h1").inner_text()) == "Questionnaires"
     journey.assert_accessible()

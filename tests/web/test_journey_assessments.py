@@ -18,19 +18,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 sys.path.insert(0, str(Path(__file__).parent))
-import browser
-import live_server
+import journey as jr
 import world
-from test_browser_journeys import TIMEOUT_MS, Journey, submit
+from journey import Journey, submit
 
 from abscopal import domain as d
 from abscopal.protocol import radiotherapy as rt
@@ -38,55 +34,13 @@ from abscopal.response import Criteria, SubjectFacts, SubjectResponse, derive_su
 from abscopal.services.common import protocol_of
 from abscopal.store.unit_of_work import UnitOfWork
 
+# the shared journey fixtures, found by pytest in this module's namespace
+browser_db, live_url, chromium = jr.browser_db, jr.live_url, jr.chromium
+axe_checked, journey = jr.axe_checked, jr.journey
+LOGIN_STEPS = True  # each sign-in's login page is a step (screenshot and axe-core)
+
 SUBJECT = world.QFS_PATIENT  # the cohort's patient still without progression: a new lesion makes an iUPD
 GRID = f"/patients/{SUBJECT}/assessment-grid"
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def browser_db(request: pytest.FixtureRequest, _web_templates: Any) -> Iterator[Any]:
-    if request.param == "postgresql" and _web_templates.server is None:
-        pytest.skip("PostgreSQL not available (ABSCOPAL_TEST_POSTGRES=0); `make test` installs and starts it")
-    db = _web_templates.copy(request.param)
-    yield db
-    _web_templates.drop(db)
-
-
-@pytest.fixture(scope="module")
-def live_url(browser_db: Any) -> Iterator[str]:
-    from abscopal.web.app import create_app
-
-    app: FastAPI = create_app(browser_db.url)
-    try:
-        with live_server.serve(app) as url:
-            yield url
-    finally:
-        app.state.web.engine.dispose()
-        app.state.web.read_engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        instance = browser.launch(playwright)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-@pytest.fixture(scope="module")
-def axe_checked() -> dict[tuple[str, ...], list[str]]:
-    return {}
-
-
-@pytest.fixture
-def journey(
-    request: pytest.FixtureRequest, chromium: Browser, live_url: str, axe_checked: dict[tuple[str, ...], list[str]]
-) -> Iterator[Journey]:
-    j = Journey(request.node.name, chromium, live_url, axe_checked)
-    yield j
-    j.close()
 
 
 # --- the stored records and the engine's reading of them

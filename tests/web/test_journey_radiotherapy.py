@@ -9,79 +9,31 @@ the live app on each backend, signing in through the login form as the person wh
 3. both pages in Chinese.
 
 Each step leaves ``browser.artifacts_dir()/<test>/NN-step.png``; axe-core checks every page kind in English and
-Chinese (no serious or critical violation). The helpers (``Journey``) are the platform journeys'.
+Chinese (no serious or critical violation). The helpers (``Journey``) are ``journey.py``'s, shared by the journeys.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 sys.path.insert(0, str(Path(__file__).parent))
-import browser
-import live_server
+import journey as jr
 import world
-from test_browser_journeys import TIMEOUT_MS, Journey, main_text, submit
+from journey import Journey, main_text, submit
 
 from abscopal import domain as d
+
+# the shared journey fixtures, found by pytest in this module's namespace
+browser_db, live_url, chromium = jr.browser_db, jr.live_url, jr.chromium
+axe_checked, journey = jr.axe_checked, jr.journey
+LOGIN_STEPS = True  # each sign-in's login page is a step (screenshot and axe-core)
 
 SUBJECT = world.QFS_PATIENT
 PLAN = f"/patients/{SUBJECT}/radiotherapy"
 TREATMENT = f"/patients/{SUBJECT}/treatment"
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def rt_browser_db(request: pytest.FixtureRequest, _web_templates: Any) -> Iterator[Any]:
-    if request.param == "postgresql" and _web_templates.server is None:
-        pytest.skip("PostgreSQL not available (ABSCOPAL_TEST_POSTGRES=0); `make test` installs and starts it")
-    db = _web_templates.copy(request.param)
-    yield db
-    _web_templates.drop(db)
-
-
-@pytest.fixture(scope="module")
-def rt_live_url(rt_browser_db: Any) -> Iterator[str]:
-    from abscopal.web.app import create_app
-
-    app: FastAPI = create_app(rt_browser_db.url)
-    try:
-        with live_server.serve(app) as url:
-            yield url
-    finally:
-        app.state.web.engine.dispose()
-        app.state.web.read_engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def rt_chromium() -> Iterator[Browser]:
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        instance = browser.launch(playwright)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-@pytest.fixture(scope="module")
-def rt_axe_checked() -> dict[tuple[str, ...], list[str]]:
-    return {}
-
-
-@pytest.fixture
-def journey(
-    request: pytest.FixtureRequest, rt_chromium: Browser, rt_live_url: str,
-    rt_axe_checked: dict[tuple[str, ...], list[str]],
-) -> Iterator[Journey]:  # fmt: skip
-    j = Journey(request.node.name, rt_chromium, rt_live_url, rt_axe_checked)
-    yield j
-    j.close()
 
 
 def open_page(journey: Journey, page: Page, path: str) -> None:

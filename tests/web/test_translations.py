@@ -1,7 +1,8 @@
 """The zh-Hans catalog is complete and kept complete (web.md §8).
 
 Every message Babel extracts from the web application (``babel.cfg``: its Python and Jinja2 templates) has a
-Chinese translation in ``src/abscopal/web/locales/zh_Hans/LC_MESSAGES/messages.po``, with the same placeholders
+Chinese translation in ``src/abscopal/web/locales/zh_Hans/LC_MESSAGES/messages.po`` or in one of the page areas'
+catalogs beside it (merged as ``abscopal.web.i18n`` merges them), with the same placeholders
 and no fuzzy entry; a zh_Hans user's pages are in Chinese. When a test here fails, run
 ``scripts/update-translations.sh`` and translate the new entries.
 """

@@ -51,6 +51,9 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("web_load.py", ["--patients", "10000", "--database", "sqlite"], ["--quick"]),
     ("web_load.py", ["--patients", "10000", "--database", "postgresql"], ["--quick", "--database", "postgresql"]),
     ("web_fuzz.py", ["--examples", "200", "--roles", "all"], ["--quick", "--roles", "datamanager"]),
+    ("web_eligibility.py", ["--loopback"], ["--loopback", "--requests", "100"]),
+    ("web_assessment_grid.py", ["--database", "sqlite"], ["--quick"]),
+    ("web_assessment_grid.py", ["--database", "postgresql"], ["--quick", "--database", "postgresql"]),
 ]
 
 

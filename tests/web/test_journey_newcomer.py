@@ -228,7 +228,9 @@ def engine_checklist(db: Any) -> eligibility.Checklist:
     from abscopal.services import adjudication as adjudication_service
 
     with read(db) as uow:
-        screening = uow.screenings.find(subject_id=SUBJECT).value
+        stored = uow.screenings.find(subject_id=SUBJECT)
+        assert stored is not None, "the screening was not saved"
+        screening = stored.value
         adj = adjudication_service.current_adjudication(uow, SUBJECT)
     datum = resistance.resistance_confirmed(adj.value if adj else None, PROTOCOL.resistance)
     return eligibility.evaluate(
@@ -253,7 +255,9 @@ def cells(page: Page, css: str) -> list[str]:
 
 def derived_irecist(db: Any) -> Any:
     with read(db) as uow:
-        patient = uow.patients.find(subject_id=SUBJECT).value
+        found = uow.patients.find(subject_id=SUBJECT)
+        assert found is not None, f"{SUBJECT} was not registered"
+        patient = found.value
         assessments = [s.value for s in uow.assessments.for_subject(SUBJECT)]
         fractions = [s.value for s in uow.fractions.for_subject(SUBJECT)]
         cycles = [s.value for s in uow.immunotherapy_cycles.for_subject(SUBJECT)]

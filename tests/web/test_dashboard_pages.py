@@ -277,3 +277,39 @@ def test_the_patient_page_draws_the_same_spider_values_as_the_assessment_grid(cl
     on_patient = spider_rows(c.get(f"/patients/{world.QFS_PATIENT}").text)
     on_grid = spider_rows(c.get(f"/patients/{world.QFS_PATIENT}/assessment-grid").text)
     assert on_patient == on_grid and on_patient  # the world's enrolled patient has post-baseline assessments
+
+
+def test_many_dashboards_asking_at_once_share_one_computation(web_db: Any, monkeypatch: Any) -> None:
+    import threading
+    import time
+
+    from abscopal.services.common import Actor, StaffRole
+    from abscopal.store.database import make_engine
+    from abscopal.web import trial_overview
+
+    calls: list[int] = []
+    real = trial_overview.build_overview
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        time.sleep(0.3)  # long enough for every caller to arrive while it runs
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trial_overview, "build_overview", slow)
+    cache = OverviewCache()
+    actor = Actor("coordinator", "C", StaffRole.COORDINATOR, frozenset({world.QFS}))
+    reader = make_engine(web_db.url, read_only=True)
+    results: list[Any] = []
+
+    def ask() -> None:
+        with reader.connect() as conn:
+            results.append(cache.get(conn, actor, None, reader))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reader.dispose()
+    assert len(results) == 8 and len({id(r) for r in results}) == 1
+    assert len(calls) == 1

@@ -331,6 +331,7 @@ class OverviewCache:
         self.min_interval = min_interval
         self._items: dict[tuple[Any, ...], _Entry] = {}
         self._lock = threading.Lock()
+        self._computing: dict[tuple[Any, ...], threading.Lock] = {}  # one computation per key at a time
 
     def get(
         self, conn: Connection, actor: Actor, protocols: ProtocolFile | None, engine: Engine | None = None
@@ -357,7 +358,14 @@ class OverviewCache:
                         name="abscopal-overview",
                     ).start()  # fmt: skip
                 return entry.overview
-        return self._compute(key, conn, head, actor, protocols)
+        with self._lock:
+            single = self._computing.setdefault(key, threading.Lock())
+        with single:  # the others asking for the same figures wait for this computation instead of repeating it
+            with self._lock:
+                entry = self._items.get(key)
+            if entry is not None and entry.head == head and entry.overview.computed_at >= now:
+                return entry.overview
+            return self._compute(key, conn, head, actor, protocols)
 
     def _compute(
         self, key: tuple[Any, ...], conn: Connection, head: int, actor: Actor, protocols: ProtocolFile | None
@@ -373,7 +381,9 @@ class OverviewCache:
 
     def _refresh(self, key: tuple[Any, ...], engine: Engine, actor: Actor, protocols: ProtocolFile | None) -> None:
         try:
-            with engine.connect() as conn:
+            with self._lock:
+                single = self._computing.setdefault(key, threading.Lock())
+            with single, engine.connect() as conn:
                 self._compute(key, conn, audit_head(conn), actor, protocols)
         except Exception:  # the previous figures stay; the next request after min_interval tries again
             logging.getLogger(__name__).exception("the dashboard's overview could not be recomputed")

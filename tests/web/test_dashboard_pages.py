@@ -313,3 +313,34 @@ def test_many_dashboards_asking_at_once_share_one_computation(web_db: Any, monke
     reader.dispose()
     assert len(results) == 8 and len({id(r) for r in results}) == 1
     assert len(calls) == 1
+
+
+def test_a_dashboard_whose_first_figures_take_long_says_so_and_reloads_instead_of_waiting(
+    fresh_client: Any, monkeypatch: Any
+) -> None:
+    import threading
+    import time
+
+    from abscopal.web import trial_overview
+
+    release = threading.Event()
+    real = trial_overview.build_overview
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        release.wait(20)  # a large trial's first computation, still running when the page is answered
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trial_overview, "build_overview", slow)
+    c = fresh_client.shared("coordinator")
+    started = time.monotonic()
+    html = c.get("/").text
+    assert time.monotonic() - started < 10  # answered after the 2 s wait, not after the computation
+    assert "The trial's figures are being computed" in html
+    assert '<meta http-equiv="refresh" content="5">' in html
+    assert "Patients by status" in html  # what does not need the figures is shown meanwhile
+    release.set()
+    deadline = time.monotonic() + 20
+    while "/worklist/visits?status=overdue" not in html and time.monotonic() < deadline:
+        time.sleep(0.2)
+        html = c.get("/").text
+    assert "/worklist/visits?status=overdue" in html

@@ -332,11 +332,22 @@ class OverviewCache:
         self._items: dict[tuple[Any, ...], _Entry] = {}
         self._lock = threading.Lock()
         self._computing: dict[tuple[Any, ...], threading.Lock] = {}  # one computation per key at a time
+        self._running: dict[tuple[Any, ...], threading.Event] = {}  # background computations under way
 
     def get(
         self, conn: Connection, actor: Actor, protocols: ProtocolFile | None, engine: Engine | None = None
     ) -> Overview:
         """The overview for ``actor``; ``engine`` (a read engine) lets a slow recomputation run in the background."""
+        found = self.get_or_start(conn, actor, protocols, engine, wait=None)
+        assert found is not None
+        return found
+
+    def get_or_start(
+        self, conn: Connection, actor: Actor, protocols: ProtocolFile | None, engine: Engine | None = None,
+        *, wait: float | None = 2.0,
+    ) -> Overview | None:  # fmt: skip
+        """As :meth:`get`, but the first computation of a key runs in the background (with ``engine``) and is
+        waited for at most ``wait`` seconds: None means "still computing" (the page says so and reloads)."""
         now = dt.datetime.now(dt.UTC)
         key = (actor.role is StaffRole.STATISTICIAN, tuple(sorted(actor.sites)), now.date())
         head = audit_head(conn)
@@ -353,11 +364,14 @@ class OverviewCache:
                     if start:
                         entry.refreshing = True
                 if start:
-                    threading.Thread(
-                        target=self._refresh, args=(key, engine, actor, protocols), daemon=True,
-                        name="abscopal-overview",
-                    ).start()  # fmt: skip
+                    self._start(key, engine, actor, protocols)
                 return entry.overview
+        if entry is None and engine is not None and wait is not None:
+            done = self._start(key, engine, actor, protocols)
+            done.wait(wait)
+            with self._lock:
+                entry = self._items.get(key)
+            return entry.overview if entry is not None else None
         with self._lock:
             single = self._computing.setdefault(key, threading.Lock())
         with single:  # the others asking for the same figures wait for this computation instead of repeating it
@@ -366,6 +380,20 @@ class OverviewCache:
             if entry is not None and entry.head == head and entry.overview.computed_at >= now:
                 return entry.overview
             return self._compute(key, conn, head, actor, protocols)
+
+    def _start(
+        self, key: tuple[Any, ...], engine: Engine, actor: Actor, protocols: ProtocolFile | None
+    ) -> threading.Event:
+        """A background computation of ``key`` (one at a time per key); the event is set when it ends."""
+        with self._lock:
+            running = self._running.get(key)
+            if running is not None:
+                return running
+            done = self._running[key] = threading.Event()
+        threading.Thread(
+            target=self._refresh, args=(key, engine, actor, protocols, done), daemon=True, name="abscopal-overview"
+        ).start()
+        return done
 
     def _compute(
         self, key: tuple[Any, ...], conn: Connection, head: int, actor: Actor, protocols: ProtocolFile | None
@@ -379,7 +407,10 @@ class OverviewCache:
             self._items[key] = entry
         return overview
 
-    def _refresh(self, key: tuple[Any, ...], engine: Engine, actor: Actor, protocols: ProtocolFile | None) -> None:
+    def _refresh(
+        self, key: tuple[Any, ...], engine: Engine, actor: Actor, protocols: ProtocolFile | None,
+        done: threading.Event,
+    ) -> None:  # fmt: skip
         try:
             with self._lock:
                 single = self._computing.setdefault(key, threading.Lock())
@@ -391,3 +422,7 @@ class OverviewCache:
                 entry = self._items.get(key)
                 if entry is not None:
                     entry.refreshing = False
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+            done.set()

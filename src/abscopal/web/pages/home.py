@@ -70,11 +70,13 @@ def dashboard(request: Request, principal: Annotated[Principal, Depends(requires
                 .scalar_one()
             )  # fmt: skip
         elif not context["own"]:
-            overview = state_of(request).overview.get(
+            overview = state_of(request).overview.get_or_start(
                 conn, actor, state_of(request).protocols, state_of(request).read_engine
-            )
+            )  # None: a large trial's first computation is still running (the page says so and reloads)
             context["overview"] = overview
-            context["chart"] = cumulative_line(overview.enrolment_by_month, overview.planned_enrolment)
+            context["chart"] = (
+                cumulative_line(overview.enrolment_by_month, overview.planned_enrolment) if overview else None
+            )
             context["due_soon_days"] = DUE_SOON_DAYS
             by_status = patients_by_status(conn, actor)
             ages = query_counts_by_age(conn, actor)

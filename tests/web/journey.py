@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,17 +52,24 @@ def browser_db(request: pytest.FixtureRequest, _web_templates: Any) -> Iterator[
     _web_templates.drop(db)
 
 
-@pytest.fixture(scope="module")
-def live_url(browser_db: Any) -> Iterator[str]:
+@contextmanager
+def served(database_url: str) -> Iterator[str]:
+    """The app over ``database_url`` served by uvicorn on loopback; its base URL."""
     from abscopal.web.app import create_app
 
-    app: FastAPI = create_app(browser_db.url)
+    app: FastAPI = create_app(database_url)
     try:
         with live_server.serve(app) as url:
             yield url
     finally:
         app.state.web.engine.dispose()
         app.state.web.read_engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def live_url(browser_db: Any) -> Iterator[str]:
+    with served(browser_db.url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

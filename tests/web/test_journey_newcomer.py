@@ -37,12 +37,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from fastapi import FastAPI
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 sys.path.insert(0, str(Path(__file__).parent))
-import browser
-import live_server
+import journey as jr
 import world
 from test_browser_journeys import TIMEOUT_MS, Journey, main_text, submit
 
@@ -103,26 +101,11 @@ def timeline() -> dict[str, dt.date]:
 
 @pytest.fixture
 def live_url(fresh_web_db: Any) -> Iterator[str]:
-    from abscopal.web.app import create_app
-
-    app: FastAPI = create_app(fresh_web_db.url)
-    try:
-        with live_server.serve(app) as url:
-            yield url
-    finally:
-        app.state.web.engine.dispose()
-        app.state.web.read_engine.dispose()
+    with jr.served(fresh_web_db.url) as url:
+        yield url
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    expect.set_options(timeout=TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        instance = browser.launch(playwright)
-        try:
-            yield instance
-        finally:
-            instance.close()
+chromium = jr.chromium  # one browser for the module (tests/web/journey.py)
 
 
 class Newcomer(Journey):

@@ -48,6 +48,7 @@ from abscopal.services.ports import UnitOfWorkLike
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.i18n import N_, gettext
 from abscopal.web.pages.records import is_patient, posted_form, zone_of
+from abscopal.web.problems import status_of
 from abscopal.web.records import visible_patient
 from abscopal.web.templating import language_of, render
 
@@ -443,7 +444,7 @@ def _answer(request: Request, principal: Principal, subject_id: str, visit: str,
             )  # fmt: skip
     except (ConflictError, RecordLocked, ValidationError) as exc:
         progress, _ = _visit_progress(request, principal, subject_id, visit)
-        status = 409 if isinstance(exc, ConflictError) else 423 if isinstance(exc, RecordLocked) else 422
+        status = status_of(exc)
         return screen(status, str(exc), item)
     if not htmx:
         return RedirectResponse(f"/patients/{subject_id}/epro/{visit}", status_code=303)

@@ -33,6 +33,7 @@ from abscopal.web.context import Principal, reading, requires, state_of, unit_of
 from abscopal.web.forms import FormField, errors_of, form_fields, parse
 from abscopal.web.i18n import N_, gettext
 from abscopal.web.pages.records import FIRST_ENTRY, is_patient, posted_form, zone_of
+from abscopal.web.problems import status_of
 from abscopal.web.records import visible_patient
 from abscopal.web.templating import language_of, render
 
@@ -325,7 +326,7 @@ def save_lesion(
                 uow, actor, lesion, record_id=record_id, version=version, protocols=state_of(request).protocols
             )
     except (ConflictError, RecordLocked, ValidationError) as exc:
-        status = 409 if isinstance(exc, ConflictError) else 423 if isinstance(exc, RecordLocked) else 422
+        status = status_of(exc)
         found, sentence = errors_of(exc, names) if isinstance(exc, ValidationError) else ({}, str(exc))
         if isinstance(exc, Refused):
             found, sentence = {}, str(exc)
@@ -440,7 +441,7 @@ def save_roles(request: Request, principal: Principal, subject_id: str, posted: 
             roles_reasons=exc.reasons,
         )  # fmt: skip
     except (ConflictError, RecordLocked, ValidationError) as exc:
-        status = 409 if isinstance(exc, ConflictError) else 423 if isinstance(exc, RecordLocked) else 422
+        status = status_of(exc)
         return page(request, principal, subject_id, status=status, roles_posted=posted, roles_error=str(exc))
     return RedirectResponse(f"/patients/{subject_id}/radiotherapy?notice=roles#roles", status_code=303)
 
@@ -540,7 +541,7 @@ def save_course(
                 uow, actor, course, record_id=record_id, version=version, protocols=state_of(request).protocols
             )
     except (ConflictError, RecordLocked, ValidationError) as exc:
-        status = 409 if isinstance(exc, ConflictError) else 423 if isinstance(exc, RecordLocked) else 422
+        status = status_of(exc)
         found, sentence = errors_of(exc, names) if isinstance(exc, ValidationError) else ({}, str(exc))
         if isinstance(exc, ValidationError) and exc.field.startswith("courses["):
             found, sentence = {"lesion_id": exc.reason}, None

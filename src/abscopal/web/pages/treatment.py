@@ -31,6 +31,7 @@ from abscopal.web.forms import FormField, errors_of, form_fields, parse
 from abscopal.web.i18n import N_, gettext
 from abscopal.web.pages.radiotherapy import prefixed
 from abscopal.web.pages.records import FIRST_ENTRY, is_patient, posted_form, zone_of
+from abscopal.web.problems import status_of
 from abscopal.web.records import visible_patient
 from abscopal.web.templating import language_of, render
 
@@ -201,10 +202,6 @@ def treatment_page(
     return page(request, principal, subject_id, notice=shown, recorded_count=deviations)
 
 
-def _status(exc: Exception) -> int:
-    return 409 if isinstance(exc, ConflictError) else 423 if isinstance(exc, RecordLocked) else 422
-
-
 def _next_number(used: list[int]) -> str:
     """The number a blank ``fraction_number``/``cycle_number`` gets: one after the highest recorded."""
     return str(max(used, default=0) + 1)
@@ -229,7 +226,7 @@ def save_fraction(request: Request, principal: Principal, subject_id: str, poste
     except (ConflictError, RecordLocked, ValidationError) as exc:
         found, sentence = errors_of(exc, names) if isinstance(exc, ValidationError) else ({}, str(exc))
         return page(
-            request, principal, subject_id, status=_status(exc), fraction_posted=posted, fraction_errors=found,
+            request, principal, subject_id, status=status_of(exc), fraction_posted=posted, fraction_errors=found,
             fraction_error=sentence,
         )  # fmt: skip
     found_count = len(done.deviations)
@@ -264,7 +261,7 @@ def save_cycle(request: Request, principal: Principal, subject_id: str, posted: 
     except (ConflictError, RecordLocked, ValidationError) as exc:
         found, sentence = errors_of(exc, names) if isinstance(exc, ValidationError) else ({}, str(exc))
         return page(
-            request, principal, subject_id, status=_status(exc), cycle_posted=posted, cycle_errors=found,
+            request, principal, subject_id, status=status_of(exc), cycle_posted=posted, cycle_errors=found,
             cycle_error=sentence,
         )  # fmt: skip
     return RedirectResponse(f"/patients/{subject_id}/treatment?notice=cycle#cycles", status_code=303)

@@ -173,6 +173,19 @@ def utc_now(at: dt.datetime | None = None) -> dt.datetime:
     return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
 
 
+def site_today(uow: UnitOfWorkLike, patient: d.Patient, at: dt.datetime | None = None) -> dt.date:
+    """Today where the patient's site is (its ``time_zone``; UTC when it has none): the day a record made there
+    today carries, so that "not in the future" holds from local midnight, not from UTC's."""
+    site = uow.sites.find(code=patient.site_code)
+    zone = site.value.time_zone if site is not None else None
+    now = utc_now(at)
+    if not zone:
+        return now.date()
+    from zoneinfo import ZoneInfo
+
+    return now.astimezone(ZoneInfo(zone)).date()
+
+
 def protocols_or_bundled(protocols: ProtocolFile | None) -> ProtocolFile:
     return protocols if protocols is not None else load_bundled()
 

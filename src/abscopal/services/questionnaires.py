@@ -24,7 +24,7 @@ from abscopal.services.common import (
     patient_of,
     protocol_of,
     require,
-    utc_now,
+    site_today,
 )
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
@@ -51,7 +51,7 @@ def record_questionnaire(
     if actor.role is StaffRole.COORDINATOR:
         require(on_behalf_reason, "on_behalf_reason", "a coordinator enters a patient's answers with a reason")
     visit = require(visit, "visit", "a questionnaire belongs to a visit")
-    today = utc_now(at).date()
+    today = site_today(uow, patient.value, at)  # the patient answers on their site's day (the page dates it so)
     protocol = protocol_of(patient.value, protocols, today)
     items = {i.number for i in ITEMS if i.instrument is instrument}
     versions = versions or {}

@@ -294,6 +294,10 @@ class PartialDate:
 
 # --- people
 
+#: The trial's time zone for a site without its own (NCT05906329's sites are in China): dates are shown in it and
+#: "today" at such a site is its day (web.md §8).
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+
 
 @dataclass(frozen=True, slots=True)
 class Site:

@@ -174,16 +174,14 @@ def utc_now(at: dt.datetime | None = None) -> dt.datetime:
 
 
 def site_today(uow: UnitOfWorkLike, patient: d.Patient, at: dt.datetime | None = None) -> dt.date:
-    """Today where the patient's site is (its ``time_zone``; UTC when it has none): the day a record made there
-    today carries, so that "not in the future" holds from local midnight, not from UTC's."""
-    site = uow.sites.find(code=patient.site_code)
-    zone = site.value.time_zone if site is not None else None
-    now = utc_now(at)
-    if not zone:
-        return now.date()
+    """Today where the patient's site is (its ``time_zone``; the trial's default zone when it has none, as the
+    pages show it): the day a record made there today carries, so that "not in the future" holds from local
+    midnight, not from UTC's."""
     from zoneinfo import ZoneInfo
 
-    return now.astimezone(ZoneInfo(zone)).date()
+    site = uow.sites.find(code=patient.site_code)
+    zone = (site.value.time_zone if site is not None else None) or d.DEFAULT_TIME_ZONE
+    return utc_now(at).astimezone(ZoneInfo(zone)).date()
 
 
 def protocols_or_bundled(protocols: ProtocolFile | None) -> ProtocolFile:

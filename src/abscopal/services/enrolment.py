@@ -26,7 +26,7 @@ from abscopal.services.common import (
     patient_of,
     protocol_of,
     protocols_or_bundled,
-    utc_now,
+    site_today,
 )
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
@@ -101,7 +101,7 @@ def enrol(
         enrolment_date=on,
         protocol_version=protocol.version.number,
     )
-    check_values(enrolled, protocol, utc_now(at).date())
+    check_values(enrolled, protocol, site_today(uow, patient.value, at))
     stored = uow.patients.update(patient.id, enrolled, version=version)
     uow.commit()
     return stored

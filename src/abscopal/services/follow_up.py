@@ -8,7 +8,15 @@ import datetime as dt
 from abscopal import domain as d
 from abscopal.errors import ValidationError
 from abscopal.protocol.model import ProtocolFile
-from abscopal.services.common import Action, Actor, authorise, check_values, patient_of, protocols_or_bundled, utc_now
+from abscopal.services.common import (
+    Action,
+    Actor,
+    authorise,
+    check_values,
+    patient_of,
+    protocols_or_bundled,
+    site_today,
+)
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
 
@@ -46,7 +54,7 @@ def end_study(
     if patient.value.enrolment_date is not None and on < patient.value.enrolment_date:
         raise ValidationError("date", f"{on} is before the enrolment on {patient.value.enrolment_date}")
     protocol = protocols_or_bundled(protocols).version_on(on)
-    check_values(changed, protocol, utc_now(at).date())
+    check_values(changed, protocol, site_today(uow, patient.value, at))
     stored = uow.patients.update(patient.id, changed, version=version)
     uow.commit()
     return stored

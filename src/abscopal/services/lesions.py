@@ -27,7 +27,7 @@ from abscopal.services.common import (
     check_values,
     patient_of,
     protocol_of,
-    utc_now,
+    site_today,
 )
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
@@ -69,7 +69,7 @@ def record_lesion(
     """Add or edit a lesion of the registry; its RT role is not the registry's to change (see assign_rt_roles)."""
     authorise(uow, actor, Action.LESION_REGISTRY)
     patient = patient_of(uow, actor, lesion.subject_id)
-    today = utc_now(at).date()
+    today = site_today(uow, patient.value, at)
     protocol = protocol_of(patient.value, protocols, today)
     check_values(lesion, protocol, today)
     others = [s for s in uow.lesions.for_subject(lesion.subject_id) if s.id != record_id]
@@ -96,7 +96,7 @@ def assign_rt_roles(
     that the role rules are checked on the whole registry; refused with every rule broken."""
     authorise(uow, actor, Action.RADIOTHERAPY)
     patient = patient_of(uow, actor, subject_id)
-    protocol = protocol_of(patient.value, protocols, utc_now(at).date())
+    protocol = protocol_of(patient.value, protocols, site_today(uow, patient.value, at))
     current = {s.value.lesion_id: s for s in uow.lesions.for_subject(subject_id)}
     unknown = sorted(set(roles) - set(current))
     if unknown:
@@ -153,7 +153,7 @@ def prescribe_rt_course(
     """Add or edit a lesion's prescription (a radiation oncologist); its role must be the lesion's."""
     authorise(uow, actor, Action.RADIOTHERAPY)
     patient = patient_of(uow, actor, course.subject_id)
-    today = utc_now(at).date()
+    today = site_today(uow, patient.value, at)
     protocol = protocol_of(patient.value, protocols, today)
     check_values(course, protocol, today)
     lesions = [s.value for s in uow.lesions.for_subject(course.subject_id)]

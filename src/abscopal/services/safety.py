@@ -22,7 +22,7 @@ from abscopal.services.common import (
     check_values,
     patient_of,
     protocol_of,
-    utc_now,
+    site_today,
 )
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
@@ -65,7 +65,7 @@ def record_adverse_event(
             "a radiation oncologist records radiotherapy-related events: attribute it to CFRT or LDRT "
             "(possible, probable or definite)"
         )
-    today = utc_now(at).date()
+    today = site_today(uow, patient.value, at)
     check_values(event, protocol_of(patient.value, protocols, today), today)
     validate_adverse_event(event, load_ctcae())
     stored = add_or_update(uow.adverse_events, event, record_id, version)

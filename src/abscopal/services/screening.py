@@ -23,7 +23,7 @@ from abscopal.services.common import (
     patient_of,
     protocol_of,
     protocols_or_bundled,
-    utc_now,
+    site_today,
 )
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
@@ -47,7 +47,7 @@ def register_patient(
         raise ValidationError("site_code", f"{patient.site_code!r} is not one of your sites")
     if patient.status is not d.PatientStatus.SCREENING or patient.enrolment_date is not None:
         raise ValidationError("status", "a new patient starts at screening; enrolment is its own step")
-    today = utc_now(at).date()
+    today = site_today(uow, patient, at)
     protocol = protocols_or_bundled(protocols).version_on(today)
     patient = dataclasses.replace(patient, protocol_version=protocol.version.number)
     check_values(patient, protocol, today)
@@ -63,7 +63,7 @@ def record_screening(
     """Add the screening (no ``record_id``) or edit it (``record_id`` + the ``version`` it was based on)."""
     authorise(uow, actor, Action.SCREENING)
     patient = patient_of(uow, actor, screening.subject_id)
-    today = utc_now(at).date()
+    today = site_today(uow, patient.value, at)
     protocol = protocol_of(patient.value, protocols, screening.screening_date)
     check_values(screening, protocol, today)
     stored = add_or_update(uow.screenings, screening, record_id, version)
@@ -79,7 +79,7 @@ def record_immunotherapy_history(
     """Add or edit one prior immunotherapy (the data the resistance classification reads)."""
     authorise(uow, actor, Action.SCREENING)
     patient = patient_of(uow, actor, history.subject_id)
-    today = utc_now(at).date()
+    today = site_today(uow, patient.value, at)
     protocol = protocol_of(patient.value, protocols, today)
     check_values(history, protocol, today)
     resistance.validate_history(history)

@@ -19,7 +19,7 @@ from abscopal.services.common import (
     check_values,
     patient_of,
     protocol_of,
-    utc_now,
+    site_today,
 )
 from abscopal.services.lesions import RadiotherapyRecorded, record_rt_deviations
 from abscopal.services.ports import UnitOfWorkLike
@@ -43,7 +43,7 @@ def record_fraction(
     authorise(uow, actor, Action.RADIOTHERAPY)
     patient = patient_of(uow, actor, fraction.subject_id)
     _refuse_not_on_study(patient.value, "fraction")
-    today = utc_now(at).date()
+    today = site_today(uow, patient.value, at)
     protocol = protocol_of(patient.value, protocols, today)
     check_values(fraction, protocol, today)
     if uow.lesions.find(subject_id=fraction.subject_id, lesion_id=fraction.lesion_id) is None:
@@ -64,7 +64,7 @@ def record_immunotherapy_cycle(
     authorise(uow, actor, Action.IMMUNOTHERAPY)
     patient = patient_of(uow, actor, cycle.subject_id)
     _refuse_not_on_study(patient.value, "cycle")
-    today = utc_now(at).date()
+    today = site_today(uow, patient.value, at)
     check_values(cycle, protocol_of(patient.value, protocols, today), today)
     if cycle.cycle_number < 1:
         raise ValidationError("cycle_number", "cycles are numbered from 1")

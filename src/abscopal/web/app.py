@@ -18,12 +18,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from abscopal import __version__
+from abscopal.domain import DEFAULT_TIME_ZONE
 from abscopal.protocol.model import ProtocolFile
 from abscopal.store.database import make_engine, require_schema
 from abscopal.web import problems
 from abscopal.web.context import WebState
 from abscopal.web.sessions import Timeouts
-from abscopal.web.templating import DEFAULT_TIME_ZONE
 
 STATIC = Path(__file__).parent / "static"
 API = "/api/v1"

@@ -16,10 +16,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from abscopal.domain import DEFAULT_TIME_ZONE
 from abscopal.web.i18n import HTML_LANG, LANGUAGE_NAMES, N_, translations
 
 TEMPLATES = Path(__file__).parent / "templates"
-DEFAULT_TIME_ZONE = "Asia/Shanghai"
 
 
 def local_time(value: dt.datetime | None, zone: str | None = None, seconds: bool = False) -> str:

@@ -130,3 +130,38 @@ def test_a_refused_use_case_commits_nothing(trial: Any) -> None:
         with pytest.raises(Refused):
             enrolment.enrol(uow, trial.INVESTIGATOR, "S-001", version=1, on=dt.date(2024, 3, 4))
         assert not uow.committed
+
+
+# "Today" is the patient's site's day (services.common.site_today): at 16:30 UTC it is already the next day in
+# Jinan (UTC+8), and a screening dated that day by the page must not be refused as "in the future".
+LATE_UTC = dt.datetime(2026, 12, 1, 16, 30, tzinfo=dt.UTC)  # 00:30 on 2 December in Asia/Shanghai
+NEXT_DAY = dt.date(2026, 12, 2)
+
+
+def _site_zone(trial: Any, zone: str | None) -> None:
+    with trial.store as uow:
+        site = uow.sites.find(code="JN")
+        uow.sites.update(site.id, dataclasses.replace(site.value, time_zone=zone), version=site.version)
+        uow.commit()
+
+
+def _screened_on(trial: Any, day: dt.date) -> Any:
+    screening_of_day = trial.screening(screening_date=day, consent_date=day, age_years=57)
+    return trial.act(trial.COORDINATOR, screening.record_screening, screening_of_day, at=LATE_UTC)
+
+
+def test_a_screening_dated_today_at_a_site_ahead_of_utc_is_accepted_after_utc_evening(trial: Any) -> None:
+    _site_zone(trial, "Asia/Shanghai")
+    assert _screened_on(trial, NEXT_DAY).screening.value.screening_date == NEXT_DAY
+
+
+def test_a_site_without_a_time_zone_takes_the_trials_default_zone_for_today(trial: Any) -> None:
+    _site_zone(trial, None)  # the trial's default, Asia/Shanghai (domain.DEFAULT_TIME_ZONE), as the pages show it
+    assert _screened_on(trial, NEXT_DAY).screening.version == 1
+
+
+def test_a_screening_dated_after_the_sites_today_is_refused_as_in_the_future(trial: Any) -> None:
+    _site_zone(trial, "UTC")  # still 1 December there
+    with pytest.raises(ValidationError, match=r"screening_date: 2026-12-02 is in the future \(today is 2026-12-01\)"):
+        _screened_on(trial, NEXT_DAY)
+    assert trial.read().screenings.all() == []

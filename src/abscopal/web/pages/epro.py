@@ -30,7 +30,6 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -47,7 +46,7 @@ from abscopal.services.common import Action, Actor, StaffRole, protocol_of
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.i18n import N_, gettext
-from abscopal.web.pages.records import is_patient, posted_form, zone_of
+from abscopal.web.pages.records import is_patient, posted_form, today_in
 from abscopal.web.problems import status_of
 from abscopal.web.records import visible_patient
 from abscopal.web.templating import language_of, render
@@ -142,11 +141,6 @@ def _check_visit(visit: str, protocol: Protocol) -> None:
         raise NotFound(f"No questionnaire visit {visit!r}: {exc.reason}") from None
 
 
-def _today(request: Request) -> dt.date:
-    """Today in the site's time zone (the day the patient answers)."""
-    return dt.datetime.now(ZoneInfo(zone_of(request))).date()
-
-
 def score_rows(progress: q.QuestionnaireProgress, language: str) -> list[dict[str, Any]]:
     """The QoL engine's scale scores of the complete instruments, with the scales' names, in report order."""
     names = {s.code: s.name for s in SCALES}
@@ -226,7 +220,7 @@ def _transcribe_page(
     return render(
         request, "epro_transcribe.html", status_code=status, subject_id=subject_id, visit=visit, codes=codes,
         items=items, errors=errors or {}, error=error, reason=(posted or {}).get("reason", ""),
-        completed_on=completed_on or _today(request).isoformat(), blank=BLANK,
+        completed_on=completed_on or today_in(request).isoformat(), blank=BLANK,
     )  # fmt: skip
 
 
@@ -276,7 +270,7 @@ def _transcribe(request: Request, principal: Principal, subject_id: str, posted:
         completed_on = dt.date.fromisoformat(completed_text)
     except ValueError:
         errors["completed_on"] = gettext(language, N_("Give the date the patient filled in the paper form."))
-        completed_on = _today(request)
+        completed_on = today_in(request)
     answers: dict[d.Instrument, dict[int, int | None]] = {i: {} for i in instruments}
     versions: dict[int, int] = {}
     for item in progress.items:
@@ -439,7 +433,7 @@ def _answer(request: Request, principal: Principal, subject_id: str, visit: str,
         with unit_of_work(request, principal, "answered by the patient (ePRO)") as uow:
             _, actor = _visible(uow, principal, subject_id)
             q.record_questionnaire(
-                uow, actor, subject_id, visit, item.instrument, {item.number: answer}, completed_on=_today(request),
+                uow, actor, subject_id, visit, item.instrument, {item.number: answer}, completed_on=today_in(request),
                 versions=versions, protocols=state_of(request).protocols,
             )  # fmt: skip
     except (ConflictError, RecordLocked, ValidationError) as exc:

@@ -7,10 +7,8 @@ account goes straight to its page, which shows only its questionnaires (web.md Â
 
 from __future__ import annotations
 
-import datetime as dt
 from types import SimpleNamespace
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -27,7 +25,7 @@ from abscopal.web.charts import STATUS_COLOURS, timeline
 from abscopal.web.context import Principal, reading, requires, state_of
 from abscopal.web.i18n import N_
 from abscopal.web.pages.assessments import read_grid, spider_svg, waterfall_svg
-from abscopal.web.pages.records import PATIENT_SLUGS, is_patient, may_write, zone_of
+from abscopal.web.pages.records import PATIENT_SLUGS, is_patient, may_write, today_in
 from abscopal.web.pages.worklists import VISIT_KINDS, VISIT_STATUSES
 from abscopal.web.patient_list import list_patients
 from abscopal.web.records import (
@@ -138,7 +136,7 @@ def patient_page(
     notice: str | None = None,
 ) -> Response:  # fmt: skip
     own = is_patient(principal)
-    today = dt.datetime.now(ZoneInfo(zone_of(request))).date()
+    today = today_in(request)
     schedule = chart = None
     schedule_error = ""
     with reading(request, principal) as uow:

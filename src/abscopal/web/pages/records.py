@@ -6,8 +6,10 @@ Every write goes through the services (the API calls the same ones). A stale ver
 sentence naming who locked it and when; a refused value is 422 with the message beside its field.
 """
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -61,6 +63,12 @@ def zone_of(request: Request) -> str:
     """The signed-in user's site's time zone (web.md §8: times shown in the site's zone)."""
     principal = getattr(request.state, "principal", None)
     return state_of(request).time_zone_of(principal.account if principal is not None else None)
+
+
+def today_in(request: Request) -> dt.date:
+    """Today in the signed-in user's site's time zone: the calendar day a record made there today carries (the
+    services check "not in the future" against the patient's site's day, ``services.common.site_today``)."""
+    return dt.datetime.now(ZoneInfo(zone_of(request))).date()
 
 
 def visible_record(

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -41,7 +40,7 @@ from abscopal.store.records import Stored
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import FormField, errors_of, form_fields, label_of, parse
 from abscopal.web.i18n import N_, gettext
-from abscopal.web.pages.records import FIRST_ENTRY, posted_form, zone_of
+from abscopal.web.pages.records import FIRST_ENTRY, posted_form, today_in, zone_of
 from abscopal.web.records import build, visible_patient
 from abscopal.web.templating import language_of, render
 
@@ -97,11 +96,6 @@ NOTICES = {
     "failed": N_("The screen failure was recorded with its reasons."),
     "enrolled": N_("The patient was enrolled."),
 }
-
-
-def today_in(request: Request) -> dt.date:
-    """Today in the user's site's time zone (an enrolment date is the site's calendar day)."""
-    return dt.datetime.now(ZoneInfo(zone_of(request))).date()
 
 
 @cache

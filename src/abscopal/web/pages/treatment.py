@@ -30,7 +30,7 @@ from abscopal.web.context import Principal, reading, requires, state_of, unit_of
 from abscopal.web.forms import FormField, errors_of, form_fields, parse
 from abscopal.web.i18n import N_, gettext
 from abscopal.web.pages.radiotherapy import prefixed
-from abscopal.web.pages.records import FIRST_ENTRY, is_patient, posted_form, zone_of
+from abscopal.web.pages.records import FIRST_ENTRY, is_patient, posted_form, today_in, zone_of
 from abscopal.web.problems import status_of
 from abscopal.web.records import visible_patient
 from abscopal.web.templating import language_of, render
@@ -101,7 +101,7 @@ def _fraction_row(f: d.Fraction, wd: cal.WorkingDays) -> dict[str, Any]:
 
 
 def schedule_of(
-    patient: d.Patient, records: Mapping[str, list[Any]], protocol: Protocol, wd: cal.WorkingDays
+    patient: d.Patient, records: Mapping[str, list[Any]], protocol: Protocol, wd: cal.WorkingDays, today: dt.date
 ) -> tuple[dict[str, list[dict[str, Any]]], str | None]:
     """The calendar engine's treatment visits by kind (planned, window, actual, status today), or why none."""
     if patient.enrolment_date is None:
@@ -110,7 +110,6 @@ def schedule_of(
         patient, records["courses"], records["fractions"], records["cycles"], records["assessments"],
         records["answers"],
     )  # fmt: skip
-    today = dt.date.today()
     try:
         result = cal.build_schedule(
             inp, protocol.immunotherapy, protocol.schedule, protocol.radiotherapy.low_dose, today, wd
@@ -166,12 +165,12 @@ def page(
     fractions = sorted(records["fractions"], key=lambda f: (f.date, f.lesion_id, f.fraction_number))
     cycles = sorted(records["cycles"], key=lambda c: (c.cycle_number, c.date))
     wd = _working_days(protocol, [f.date for f in fractions] + [c.date for c in cycles])
-    visits, no_calendar = schedule_of(patient.value, records, protocol, wd)
+    visits, no_calendar = schedule_of(patient.value, records, protocol, wd, today_in(request))
     fraction_fields = _fields(d.Fraction, FRACTION_FIELDS, fraction_posted, fraction_errors, zone, "fraction")
     lesion_field = fraction_fields[0]
     lesion_field.kind, lesion_field.required = "select", True
     lesion_field.options = tuple((x.lesion_id, f"{x.lesion_id} · {x.rt_role.value}") for x in lesions)
-    defaults = d.ImmunotherapyCycle(subject_id, 0, dt.date.today(), cycles[-1].agent if cycles else "")
+    defaults = d.ImmunotherapyCycle(subject_id, 0, today_in(request), cycles[-1].agent if cycles else "")
     cycle_fields = _fields(d.ImmunotherapyCycle, CYCLE_FIELDS, cycle_posted, cycle_errors, zone, "cycle",
                            None if cycle_posted is not None else defaults)  # fmt: skip
     if cycle_posted is None:

@@ -603,102 +603,26 @@ def write_odm(
     protocols: ProtocolFile,
 ) -> OdmSummary:
     """Write the database as one ODM 1.3.2 Snapshot file (atomically: a temporary file renamed into place)."""
+    from abscopal.interop.odm_export import stream_odm
+
     path = Path(path)
-    snap = _read(conn)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
     try:
         with os.fdopen(fd, "wb") as fh:
-            _stream(fh, snap, created=created, strict=strict, protocols=protocols)
+            try:
+                written = stream_odm(fh, conn, created=created, strict=strict, protocols=protocols)
+            except ValueError as exc:  # a control character in a value: XML 1.0 cannot hold it
+                raise StoreError(f"A value in the database cannot be written as XML ({exc}); correct it first") from exc
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return OdmSummary(path, len(snap.rows["patients"]), len(snap.audit), {t: len(r) for t, r in snap.rows.items()})
+    return OdmSummary(path, written.subjects, written.records, written.rows)
 
 
 def _serialise(root: etree._Element) -> bytes:
     """The whole document in memory, pretty-printed (what :func:`_stream` writes piece by piece)."""
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
-
-
-def _stream(
-    fh: typing.BinaryIO, snap: _Snapshot, *, created: dt.datetime, strict: bool, protocols: ProtocolFile
-) -> None:
-    """Write the document one SubjectData and one abs:Entry at a time, the same bytes as :func:`_serialise` of
-    :func:`_document`: the whole tree of 10,000 patients would not fit in memory (a few MB per patient)."""
-    root = _document(snap, created=created, strict=strict, protocols=protocols, body=False)
-    declared = [
-        b' xmlns="%s"' % uri.encode() if prefix is None else b' xmlns:%s="%s"' % (prefix.encode(), uri.encode())
-        for prefix, uri in root.nsmap.items()
-    ]
-
-    def piece(el: etree._Element, level: int, *, open_only: bool = False) -> bytes:
-        """``el`` serialised at ``level`` (its namespace declarations are the root's, so left out)."""
-        if open_only:
-            el = copy.copy(el)
-            for child in list(el):
-                el.remove(child)
-            etree.SubElement(el, el.tag)  # so that the start tag is not self-closing
-        else:
-            etree.indent(el, space="  ", level=level)
-        data = bytes(etree.tostring(el, encoding="UTF-8", xml_declaration=False, with_tail=False))
-        close = data.index(b">")
-        tag = data[:close]
-        for declaration in declared:  # the root declares them; lxml repeats them on a subtree it serialises
-            tag = tag.replace(declaration, b"", 1)
-        data = tag + data[close:]
-        if open_only:
-            data = data[: data.index(b">") + 1]  # lxml escapes ">" in attribute values
-        return b"  " * level + data + (b"" if open_only else b"\n")
-
-    def end(el: etree._Element, level: int) -> bytes:
-        return (
-            b"  " * level
-            + b"</"
-            + (el.prefix.encode() + b":" if el.prefix else b"")
-            + b"%s>\n" % (etree.QName(el).localname.encode())
-        )
-
-    try:
-        head = _serialise(root).split(b"\n", 2)
-        fh.write(head[0] + b"\n" + head[1] + b"\n")  # the declaration and the ODM start tag
-        for child in root:
-            fh.write(piece(child, 1))
-        study_oid = _study_oid(protocols.current)
-        for v in _versions(snap, protocols):
-            cd = _sub(root, _O + "ClinicalData", [("StudyOID", study_oid), ("MetaDataVersionOID", _mdv_oid(v))])
-            subjects = _subjects(cd, snap, v, strict)
-            first = next(subjects, None)
-            if first is None:
-                fh.write(piece(cd, 1))
-                continue
-            fh.write(piece(cd, 1, open_only=True) + b"\n")
-            for subject in _chain(first, subjects):
-                fh.write(piece(subject, 2))
-                subject.clear()  # free its subtree here (removing it whole would move it to a new document)
-                cd.remove(subject)
-            fh.write(end(cd, 1))
-        if not strict:
-            trail = _trail_element(root, snap)
-            entries = _entries_of(trail, snap)
-            first = next(entries, None)
-            if first is None:
-                fh.write(piece(trail, 1))
-            else:
-                fh.write(piece(trail, 1, open_only=True) + b"\n")
-                for entry in _chain(first, entries):
-                    fh.write(piece(entry, 2))
-                    entry.clear()
-                    trail.remove(entry)
-                fh.write(end(trail, 1))
-        fh.write(b"</ODM>\n")
-    except ValueError as exc:  # a control character in a value: XML 1.0 cannot hold it
-        raise StoreError(f"A value in the database cannot be written as XML ({exc}); correct it first") from exc
-
-
-def _chain(first: etree._Element, rest: Iterator[etree._Element]) -> Iterator[etree._Element]:
-    yield first
-    yield from rest
 
 
 # --- schemas

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -194,7 +195,7 @@ def test_a_slow_overview_is_refreshed_in_the_background_while_the_previous_figur
 
     from abscopal.services.common import Actor, StaffRole
 
-    cache = OverviewCache(sync_limit=0.0, min_interval=0.0)  # every computation counts as slow
+    cache = OverviewCache(sync_limit=0.0, min_interval=0.0, cost_factor=0.0)  # every computation counts as slow
     actor = Actor("coordinator", "C", StaffRole.COORDINATOR, frozenset({world.QFS}))
     reader = make_engine(fresh_web_db.url, read_only=True)  # what the app gives the cache: its read engine
     with reader.connect() as conn:
@@ -216,6 +217,14 @@ def test_a_slow_overview_is_refreshed_in_the_background_while_the_previous_figur
     reader.dispose()
     assert len(latest.deviations) == len(first.deviations) + 1
     assert latest.computed_at > first.computed_at
+
+
+@pytest.mark.parametrize(
+    ("cost", "interval"),
+    [(0.01, 30.0), (2.0, 30.0), (3.0, 30.0), (20.0, 200.0)],  # 10 x the cost, never under the 30 s minimum
+)
+def test_a_costly_overview_is_refreshed_no_more_often_than_ten_times_its_cost(cost: float, interval: float) -> None:
+    assert OverviewCache().refresh_interval(cost) == pytest.approx(interval)
 
 
 def test_the_open_queries_age_links_filter_the_inbox_to_that_age(client: Any) -> None:

@@ -17,6 +17,8 @@ listed, and only a window that closed while the patient was on study can make a 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -39,13 +41,19 @@ class WorkingDays:
         except NotImplementedError:
             raise ValidationError("schedule.holidays_country", f"{country!r} is not a country holidays knows") from None
         self.country = country
+        self._working: dict[dt.date, bool] = {}  # each day's answer, once: a cohort's calendars ask ~10^5 times
+        self._filling = threading.Lock()  # one shared instance serves the web's threads (working_days_of)
 
     def _populate(self, day: dt.date) -> None:
-        _ = day in self._holidays  # holidays fills a year (and its adjusted working days) on first use
+        with self._filling:
+            _ = day in self._holidays  # holidays fills a year (and its adjusted working days) on first use
 
     def is_working_day(self, day: dt.date) -> bool:
-        self._populate(day)
-        return bool(self._holidays.is_working_day(day))
+        known = self._working.get(day)
+        if known is None:
+            self._populate(day)
+            known = self._working[day] = bool(self._holidays.is_working_day(day))
+        return known
 
     def is_adjusted_working_day(self, day: dt.date) -> bool:
         """A weekend day that is worked (China's 调休), e.g. Sunday 2024-09-29 before National Day."""
@@ -431,6 +439,13 @@ def _cancel_after(visits: list[Visit], stop: dt.date, reason: str) -> list[Visit
     return out
 
 
+@functools.cache
+def working_days_of(country: str) -> WorkingDays:
+    """One shared :class:`WorkingDays` per country (years filled as asked): building one costs ~5 ms of holidays'
+    set-up, which a dashboard computing thousands of calendars must not pay per patient."""
+    return WorkingDays(country)
+
+
 def build_schedule(
     inp: ScheduleInput,
     immunotherapy: Immunotherapy,
@@ -447,7 +462,7 @@ def build_schedule(
     _validate(inp)
     reported_as_of = as_of
     inp = known_on(inp, as_of)
-    wd = working_days or WorkingDays(schedule.holidays_country)
+    wd = working_days or working_days_of(schedule.holidays_country)
     horizon = inp.enrolment_date + dt.timedelta(days=schedule.max_follow_up_days)
     stop = off_study(inp, horizon, as_of)
     if stop is not None:

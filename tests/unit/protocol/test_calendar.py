@@ -21,6 +21,7 @@ from abscopal.protocol.calendar import (
     VisitStatus,
     WorkingDays,
     build_schedule,
+    working_days_of,
 )
 from abscopal.protocol.model import Protocol, load_bundled
 
@@ -45,6 +46,14 @@ def schedule(protocol: Protocol, inp: ScheduleInput, as_of: dt.date) -> PatientS
 )
 def test_chinese_working_days_include_adjusted_weekend_days_and_exclude_holidays(day: dt.date, working: bool) -> None:
     assert CN.is_working_day(day) is working
+
+
+def test_the_shared_working_days_answer_as_a_fresh_calendar_every_day_of_two_years() -> None:
+    shared, fresh = working_days_of("CN"), WorkingDays("CN", [2024, 2025])
+    days = [D(2024, 1, 1) + dt.timedelta(days=i) for i in range(731)]
+    for _ in range(2):  # the second pass answers from the shared calendar's memo
+        assert [shared.is_working_day(x) for x in days] == [fresh.is_working_day(x) for x in days]
+    assert shared is working_days_of("CN")
 
 
 def test_conventional_fractions_skip_the_national_day_week(protocol: Protocol) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -107,6 +107,27 @@ def column_type(variable: Variable, values: Iterable[Value]) -> ColumnType:
         if all(_DATE.match(t) for t in texts):
             return ColumnType("date", None)
     return ColumnType("text", max((len(t.encode("utf-8")) for t in texts), default=1) or 1)
+
+
+def value_class(variable: Variable, value: Value) -> Hashable:
+    """What :func:`column_type` reads of one value of ``variable``: values of one class are interchangeable there
+    (null; Num: the shortest text's length, whether whole, its decimals; Char: UTF-8 length, and for --DTC whether
+    it holds a ``T`` and is an ISO date), so a column reduced to one value per class has the same ColumnType."""
+    if _is_null(value):
+        return None
+    if variable.type == "Num":
+        number = _number(value)
+        text = _float_text(number)
+        whole = isinstance(number, int) or float(number).is_integer()
+        return (len(text), whole, len(text.partition(".")[2]))
+    text = str(value)
+    if variable.name.endswith("DTC"):
+        return (len(text.encode("utf-8")), "T" in text, _DATE.match(text) is not None)
+    return len(text.encode("utf-8"))
+
+
+#: variables whose every distinct value define.xml reads per value-level slice (not only their ColumnType)
+SLICE_READS = ("QSDRVFL", "RSEVAL")
 
 
 def _oid(*parts: str) -> str:
@@ -518,4 +539,4 @@ def write_define(
     return out
 
 
-__all__ = ["CT_PACKAGE", "ColumnType", "build_define", "column_type", "write_define"]
+__all__ = ["CT_PACKAGE", "SLICE_READS", "ColumnType", "build_define", "column_type", "value_class", "write_define"]

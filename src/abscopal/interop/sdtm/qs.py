@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from operator import itemgetter
 
 from abscopal import domain as d
 from abscopal.interop.sdtm.common import iso, study_day
@@ -17,15 +18,15 @@ from abscopal.interop.sdtm.oncology_common import (
     BASELINE_VISITNUM,
     Subject,
     epoch,
-    number_rows,
     study_id,
     subject_of,
     subjects,
     week_visit,
 )
-from abscopal.interop.sdtm.spec import Dataset, DatasetSpec, SdtmSource, Value, Variable
+from abscopal.interop.sdtm.spec import Dataset, DatasetSpec, Rows, SdtmSource, Value, Variable
 from abscopal.protocol.calendar import questionnaire_visit_number
 from abscopal.qol import eortc
+from abscopal.store.records import Stored
 
 _V = Variable
 
@@ -80,18 +81,32 @@ FormKey = tuple[str, str, d.Instrument]
 
 
 def build_qs(source: SdtmSource) -> list[Dataset]:
-    """QS (interop.md §2.7): every C30 / LC13 item answer and every scale score the QoL engine derives."""
+    """QS (interop.md §2.7): every C30 / LC13 item answer and every scale score the QoL engine derives.
+
+    Rows are tuples in spec order (:class:`Rows`: 2.75 M rows at 10,000 patients), built one subject at a time in
+    the dataset's order (USUBJID, VISITNUM, QSCAT, items by number then scales in the engine's order), so no
+    dataset-wide sort; each questionnaire's shared values (visit, date, EPOCH, --DY) are derived once per form.
+    """
     study = study_id(source)
     people = subjects(source)
     schedule = source.protocols.current.schedule
     answers = sorted(source.answers, key=lambda s: (s.value.subject_id, s.value.visit, s.value.instrument, s.id))
     completed: dict[FormKey, dt.date | None] = {}
+    by_subject: dict[str, list[Stored[d.QuestionnaireAnswer]]] = {}
+    items: dict[tuple[d.Instrument, int], tuple[str, str]] = {}  # QSTESTCD, QSTEST of each item, asked once
     for s in answers:
         a = s.value
         key = (a.subject_id, a.visit, a.instrument)
         completed[key] = completed.get(key) or a.completed_on
+        subject_of(people, a.subject_id, "questionnaire answer")
+        if (a.instrument, a.item) not in items:
+            items[(a.instrument, a.item)] = (
+                item_code(a.instrument, a.item),
+                eortc.item_definition(a.instrument, a.item).label,
+            )
+        by_subject.setdefault(a.subject_id, []).append(s)
+    del answers
     lobx = _last_before_exposure(completed, people)
-    rows: list[dict[str, Value]] = []
 
     visits: dict[str, tuple[float, str]] = {}  # visit code -> VISITNUM, VISIT (the calendar asked once per code)
 
@@ -101,57 +116,82 @@ def build_qs(source: SdtmSource) -> list[Dataset]:
             visits[code] = (BASELINE_VISITNUM + number, week_visit(number, schedule.questionnaire_interval_days))
         return visits[code]
 
-    def base(key: FormKey, subject: Subject) -> dict[str, Value]:
-        visitnum, visit = visit_of(key[1])
-        date = completed[key]
-        return {
-            "STUDYID": study,
-            "DOMAIN": "QS",
-            "USUBJID": subject.usubjid,
-            "QSSEQ": None,
-            "QSSPID": None,
-            "QSCAT": CATEGORY[key[2]],
-            "QSEVAL": "STUDY SUBJECT",
-            "QSLOBXFL": "Y" if key in lobx else None,
-            "VISITNUM": visitnum,
-            "VISIT": visit,
-            "EPOCH": epoch(date, subject),
-            "QSDTC": iso(date),
-            "QSDY": study_day(date, subject.rfstdtc),
-        }
+    forms: dict[FormKey, tuple[Value, ...]] = {}
 
-    order: dict[int, tuple[object, ...]] = {}
-    for s in answers:
-        a = s.value
-        key = (a.subject_id, a.visit, a.instrument)
-        row = dict.fromkeys(QS_SPEC.names) | base(key, subject_of(people, a.subject_id, "questionnaire answer"))
-        row |= {
-            "QSSPID": s.id,
-            "QSTESTCD": item_code(a.instrument, a.item),
-            "QSTEST": eortc.item_definition(a.instrument, a.item).label,
-        }
-        if a.answer is None:
-            row |= {"QSSTAT": "NOT DONE", "QSREASND": a.not_done_reason}
-        else:
-            row |= {"QSORRES": str(a.answer), "QSSTRESC": str(a.answer), "QSSTRESN": float(a.answer)}
-        if row["QSSTAT"] is not None:
-            row["QSLOBXFL"] = None
-        order[id(row)] = (0, a.item)
-        rows.append(row)
-    for i, score in enumerate(eortc.score_answers([s.value for s in answers])):
-        key = (score.subject_id, score.visit, score.instrument)
-        row = dict.fromkeys(QS_SPEC.names) | base(key, subject_of(people, score.subject_id, "questionnaire"))
-        row |= {"QSTESTCD": score.scale, "QSTEST": scale_name(score.scale), "QSDRVFL": "Y"}
-        if score.score is None:
-            row |= {"QSSTAT": "NOT DONE", "QSREASND": SCALE_NOT_SCORED, "QSLOBXFL": None}
-        else:
-            row |= {"QSSTRESC": repr(float(score.score)), "QSSTRESN": float(score.score)}
-        order[id(row)] = (1, i)
-        rows.append(row)
-    ordered = number_rows(
-        rows, "QS", lambda r: (r["USUBJID"], r["VISITNUM"], _CAT_ORDER[str(r["QSCAT"])], order[id(r)])
-    )
-    return [Dataset(QS_SPEC, ordered)]
+    def form(key: FormKey, subject: Subject) -> tuple[Value, ...]:
+        """QSCAT, QSLOBXFL (before QSSTAT), VISITNUM, VISIT, EPOCH, QSDTC, QSDY of one questionnaire."""
+        if key not in forms:
+            visitnum, visit = visit_of(key[1])
+            date = completed[key]
+            forms[key] = (
+                CATEGORY[key[2]],
+                "Y" if key in lobx else None,
+                visitnum,
+                visit,
+                epoch(date, subject),
+                iso(date),
+                study_day(date, subject.rfstdtc),
+            )
+        return forms[key]
+
+    texts: dict[
+        tuple[type, int], tuple[str, float]
+    ] = {}  # an answer's QSORRES (= QSSTRESC) and QSSTRESN, made once per value
+    names: dict[str, str] = {}  # QSTEST of each scale
+    out: list[tuple[Value, ...]] = []
+    groups: dict[str, list[str]] = {}
+    for sid in by_subject:
+        groups.setdefault(subject_of(people, sid, "questionnaire answer").usubjid, []).append(sid)
+    for usubjid in sorted(groups):
+        keyed: list[tuple[tuple[object, ...], tuple[Value, ...]]] = []
+        for sid in groups[usubjid]:
+            subject = people[sid]
+            mine = by_subject[sid]
+            for s in mine:
+                a = s.value
+                cat, lobxfl, visitnum, visit, epoch_, dtc, dy = form((a.subject_id, a.visit, a.instrument), subject)
+                testcd, test = items[(a.instrument, a.item)]
+                if a.answer is None:
+                    res: tuple[Value, ...] = (None, None, None, "NOT DONE", a.not_done_reason)
+                    lobxfl = None
+                else:
+                    given = (type(a.answer), a.answer)
+                    if given not in texts:
+                        texts[given] = (str(a.answer), float(a.answer))
+                    text, number = texts[given]
+                    res = (text, text, number, None, None)
+                row = (study, "QS", usubjid, None, s.id, testcd, test, cat, *res, None, "STUDY SUBJECT", lobxfl)
+                keyed.append(((visitnum, _CAT_ORDER[str(cat)], 0, a.item), (*row, visitnum, visit, epoch_, dtc, dy)))
+            for i, score in enumerate(eortc.score_answers([s.value for s in mine])):
+                cat, lobxfl, visitnum, visit, epoch_, dtc, dy = form(
+                    (score.subject_id, score.visit, score.instrument),
+                    subject_of(people, score.subject_id, "questionnaire"),
+                )
+                if score.scale not in names:
+                    names[score.scale] = scale_name(score.scale)
+                if score.score is None:
+                    res = (None, None, None, "NOT DONE", SCALE_NOT_SCORED)
+                    lobxfl = None
+                else:
+                    res = (None, repr(float(score.score)), float(score.score), None, None)
+                row = (
+                    study,
+                    "QS",
+                    usubjid,
+                    None,
+                    None,
+                    score.scale,
+                    names[score.scale],
+                    cat,
+                    *res,
+                    "Y",
+                    "STUDY SUBJECT",
+                )
+                keyed.append(((visitnum, _CAT_ORDER[str(cat)], 1, i), (*row, lobxfl, visitnum, visit, epoch_, dtc, dy)))
+            del by_subject[sid]
+        keyed.sort(key=itemgetter(0))
+        out.extend((*r[:3], seq, *r[4:]) for seq, (_, r) in enumerate(keyed, start=1))
+    return [Dataset(QS_SPEC, Rows(QS_SPEC.names, out))]
 
 
 def _last_before_exposure(completed: Mapping[FormKey, dt.date | None], people: Mapping[str, Subject]) -> set[FormKey]:

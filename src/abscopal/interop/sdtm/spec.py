@@ -8,10 +8,11 @@ SUPP-- dataset, when it has one). Names ≤ 8 characters, labels ≤ 40 (SAS XPO
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from operator import itemgetter
+from typing import Literal, overload
 
 from abscopal import domain as d
 from abscopal.errors import ValidationError
@@ -58,6 +59,72 @@ class DatasetSpec:
     @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(v.name for v in self.variables)
+
+
+class RowView(Mapping[str, Value]):
+    """One row of :class:`Rows` read as a mapping from variable name to value (no copy)."""
+
+    __slots__ = ("_index", "_names", "_values")
+
+    def __init__(self, names: tuple[str, ...], index: Mapping[str, int], values: tuple[Value, ...]) -> None:
+        self._names = names
+        self._index = index
+        self._values = values
+
+    def __getitem__(self, name: str) -> Value:
+        return self._values[self._index[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return repr(dict(zip(self._names, self._values, strict=True)))
+
+
+class Rows(Sequence[Mapping[str, Value]]):
+    """A dataset's rows held as tuples in spec order (a large dataset without a dict per row); each row reads as a
+    mapping (:class:`RowView`), a column as a list (:func:`column`)."""
+
+    __slots__ = ("names", "positions", "tuples")
+
+    def __init__(self, names: tuple[str, ...], tuples: list[tuple[Value, ...]]) -> None:
+        bad = next((t for t in tuples if len(t) != len(names)), None)
+        if bad is not None:
+            raise ValidationError("rows", f"a row of {len(bad)} values for {len(names)} variables")
+        self.names = names
+        self.positions = {n: i for i, n in enumerate(names)}
+        self.tuples = tuples
+
+    def __len__(self) -> int:
+        return len(self.tuples)
+
+    @overload
+    def __getitem__(self, i: int) -> Mapping[str, Value]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Rows: ...
+
+    def __getitem__(self, i: int | slice) -> Mapping[str, Value] | Rows:
+        if isinstance(i, slice):
+            return Rows(self.names, self.tuples[i])
+        return RowView(self.names, self.positions, self.tuples[i])
+
+    def __iter__(self) -> Iterator[Mapping[str, Value]]:
+        names, positions = self.names, self.positions
+        return (RowView(names, positions, t) for t in self.tuples)
+
+    def column(self, name: str) -> list[Value]:
+        return list(map(itemgetter(self.positions[name]), self.tuples))
+
+
+def column(rows: Sequence[Mapping[str, Value]], name: str) -> list[Value]:
+    """Every row's value of ``name``, in row order."""
+    if isinstance(rows, Rows):
+        return rows.column(name)
+    return [r[name] for r in rows]
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from abscopal.errors import ValidationError
-from abscopal.interop.sdtm.spec import LABEL_MAX, Dataset, Value, check_spec
+from abscopal.interop.sdtm.spec import LABEL_MAX, Dataset, Rows, Value, check_spec, column
 
 VALUE_MAX = 200  # bytes (SDTMIG 3.4 §2.2.2; XPT v5 would take 250 and pyreadstat would not complain)
 
@@ -86,9 +86,35 @@ def check_datasets(datasets: Sequence[Dataset], *, transliterate: bool = False) 
     return out, report
 
 
+def _plainly_valid(ds: Dataset) -> bool:
+    """True when every row has the spec's variables and every value passes as it is (a column at a time); False
+    when a value may not, and then :func:`_check_dataset` walks the rows to refuse or transliterate it."""
+    names = ds.spec.names
+    if not isinstance(ds.rows, Rows) and any(tuple(row) != names for row in ds.rows):
+        return False
+    for var in ds.spec.variables:
+        present = [v for v in column(ds.rows, var.name) if v is not None]
+        kinds = set(map(type, present))
+        if var.type == "Num":
+            if not kinds <= {int, float}:
+                return False
+            try:
+                if not math.isfinite(math.fsum(cast(list[float], present))):
+                    return False
+            except OverflowError:
+                return False
+        elif kinds:
+            texts = cast(list[str], present)
+            if kinds != {str} or not all(map(str.isascii, texts)) or max(map(len, texts)) > VALUE_MAX:
+                return False
+    return True
+
+
 def _check_dataset(ds: Dataset, transliterate: bool, report: CheckReport) -> Dataset:
     """One dataset of :func:`check_datasets` (rows kept as they are unless ``transliterate`` changed a value)."""
     check_spec(ds.spec)
+    if _plainly_valid(ds):
+        return ds
     names = ds.spec.names
     kinds = [(var.name, var.type == "Num") for var in ds.spec.variables]
     rows: list[Mapping[str, Value]] = []
@@ -165,7 +191,7 @@ def _pyreadstat_xpt(ds: Dataset, rows: Sequence[Mapping[str, Value]], workdir: P
 
     columns: dict[str, Any] = {}
     for var in ds.spec.variables:
-        values = [r[var.name] for r in rows]
+        values = column(rows, var.name)
         if var.type == "Num":
             columns[var.name] = pd.Series([math.nan if v is None else float(v) for v in values], dtype="float64")
         else:
@@ -215,11 +241,12 @@ def _xpt_chunk(ds: Dataset, rows: Sequence[Mapping[str, Value]], widths: Mapping
     char_bytes = np.zeros(records.dtype.itemsize, dtype=bool)
     offset = 0  # fields are packed in order (no alignment)
     for var, (name, kind) in zip(ds.spec.variables, fields, strict=True):
+        values = column(rows, name)
         if var.type == "Num":
-            records[name] = _ibm_doubles([r[name] for r in rows])
+            records[name] = _ibm_doubles(values)
             offset += 8
         else:
-            records[name] = np.array(["" if r[name] is None else str(r[name]) for r in rows], dtype=kind)
+            records[name] = np.array(["" if v is None else str(v) for v in values], dtype=kind)
             char_bytes[offset : offset + widths[name]] = True  # NUL padded by numpy: spaces below
             offset += widths[name]
     matrix = records.view(np.uint8).reshape(len(rows), records.dtype.itemsize)
@@ -239,22 +266,20 @@ def _fast_xpt(ds: Dataset, workdir: Path) -> Iterator[bytes] | None:
     widths: dict[str, int] = {}
     template: dict[str, Value] = {}
     for var in ds.spec.variables:
+        values = column(rows, var.name)
         if var.type == "Num":
-            magnitudes = [abs(float(v)) for v in (r[var.name] for r in rows) if v is not None and v != 0]
+            magnitudes = [abs(float(v)) for v in values if v is not None and v != 0]
             if magnitudes and (min(magnitudes) < 1e-75 or max(magnitudes) > 1e75):
                 return None  # near the ends of IBM's exponent range: readstat decides
             template[var.name] = 0.0
         else:
-            width = 1
-            for r in rows:
-                v = r[var.name]
-                if v is not None:
-                    text = str(v)
-                    if "\x00" in text or not text.isascii():
-                        return None
-                    width = max(width, len(text))
-            widths[var.name] = width
-            template[var.name] = "x" * width
+            texts = [str(v) for v in values if v is not None]
+            if not all(map(str.isascii, texts)) or any(
+                "\x00" in "".join(texts[i : i + _CHUNK]) for i in range(0, len(texts), _CHUNK)
+            ):
+                return None
+            widths[var.name] = max(1, max(map(len, texts), default=1))
+            template[var.name] = "x" * widths[var.name]
     head = _pyreadstat_xpt(ds, [template], workdir)
     at = head.find(_OBS_HEADER)
     if at < 0 or at % 80:

@@ -59,7 +59,9 @@ def _counts(url: str) -> dict[str, int]:
 
 
 def _timed(cmd: list[str], log: Path) -> dict[str, object]:
-    """Run one command; its wall time, peak RSS (the child's own rusage, from ``os.wait4``) and exit code."""
+    """Run one command; its wall time, CPU time, peak RSS (the child's own rusage, from ``os.wait4``), exit code
+    and the load average before and after (the machine is shared: CPU time is what the import itself costs)."""
+    load_before = [round(x, 2) for x in os.getloadavg()]
     with log.open("wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ)
@@ -67,8 +69,11 @@ def _timed(cmd: list[str], log: Path) -> dict[str, object]:
         wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     proc.returncode = code  # reaped here, not by Popen
-    result: dict[str, object] = {"seconds": round(wall, 2), "peak_rss_mib": round(rusage.ru_maxrss / 1024),
-                                 "exit": code}  # fmt: skip
+    result: dict[str, object] = {
+        "seconds": round(wall, 2), "user_seconds": round(rusage.ru_utime, 2),
+        "system_seconds": round(rusage.ru_stime, 2), "peak_rss_mib": round(rusage.ru_maxrss / 1024), "exit": code,
+        "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
+    }  # fmt: skip
     if code:
         result["output"] = log.read_text(errors="replace")[-1500:]
     return result

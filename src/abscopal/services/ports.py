@@ -7,6 +7,7 @@ protocols structurally (cosmicpython's ``AbstractUnitOfWork``), so the services 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
@@ -32,6 +33,8 @@ class Records(Protocol[T]):
     def all(self, limit: int | None = None) -> list[Stored[T]]: ...
 
     def add(self, obj: T, reason: str | None = None) -> Stored[T]: ...
+
+    def add_many(self, objs: Sequence[T], reason: str | None = None) -> list[Stored[T]]: ...
 
     def update(self, record_id: str, obj: T, *, version: int, reason: str | None = None) -> Stored[T]: ...
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from abscopal import domain as d
-from abscopal.errors import ValidationError
+from abscopal.errors import AbscopalError, ValidationError
 from abscopal.protocol.model import ProtocolFile
 from abscopal.qol import ITEMS, ScaleScore, score_answers
 from abscopal.qol.eortc import ItemDefinition, check_answer
@@ -55,22 +55,40 @@ def record_questionnaire(
     protocol = protocol_of(patient.value, protocols, today)
     items = {i.number for i in ITEMS if i.instrument is instrument}
     versions = versions or {}
-    for number, answer in sorted(answers.items()):
-        if number not in items:
-            raise ValidationError("item", f"{instrument.value} has no item {number}")
-        check_answer(instrument, number, answer)
-        record = d.QuestionnaireAnswer(subject_id, visit, instrument, number, answer, completed_on)
-        check_values(record, protocol, today)
-        found = uow.answers.find(subject_id=subject_id, visit=visit, instrument=instrument, item=number)
-        if found is None:
-            uow.answers.add(record)
-        elif found.value != record:
-            if number not in versions:
-                raise ValidationError(f"items.{number}", "is already answered; send its version to change it")
-            uow.answers.update(found.id, dataclasses.replace(record), version=versions[number])
-    stored = tuple(
-        s for s in uow.answers.for_subject(subject_id) if s.value.visit == visit and s.value.instrument is instrument
-    )
+    # the visit's stored items, read once; new items are added as one batch (add_many: the checks, rows and
+    # audit records of one add after another), changed ones updated one by one with their versions
+    by_item = {
+        s.value.item: s
+        for s in uow.answers.for_subject(subject_id)
+        if s.value.visit == visit and s.value.instrument is instrument
+    }
+    new: list[d.QuestionnaireAnswer] = []
+
+    def add_new() -> None:  # before an update or a refusal: the items before it are written first, as they were
+        batch = new.copy()
+        new.clear()
+        by_item.update((s.value.item, s) for s in uow.answers.add_many(batch))
+
+    try:
+        for number, answer in sorted(answers.items()):
+            if number not in items:
+                raise ValidationError("item", f"{instrument.value} has no item {number}")
+            check_answer(instrument, number, answer)
+            record = d.QuestionnaireAnswer(subject_id, visit, instrument, number, answer, completed_on)
+            check_values(record, protocol, today)
+            found = by_item.get(number)
+            if found is None:
+                new.append(record)
+            elif found.value != record:
+                if number not in versions:
+                    raise ValidationError(f"items.{number}", "is already answered; send its version to change it")
+                add_new()
+                by_item[number] = uow.answers.update(found.id, dataclasses.replace(record), version=versions[number])
+    except AbscopalError:
+        add_new()  # an earlier item's refusal (a locked patient) comes first, as when each was written in turn
+        raise
+    add_new()
+    stored = tuple(sorted(by_item.values(), key=lambda s: s.id))  # oldest first, as for_subject reads them
     complete = {s.value.item for s in stored} >= items
     scores = tuple(score_answers(s.value for s in stored)) if complete else ()
     uow.commit()

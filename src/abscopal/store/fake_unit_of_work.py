@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -31,7 +31,7 @@ from abscopal.errors import (
     RecordLocked,
     ValidationError,
 )
-from abscopal.store.records import Stored
+from abscopal.store.records import Stored, batch_duplicate
 from abscopal.store.tables import DATA_MANAGEMENT, ENTITIES, ENTITY_REPOSITORY, REPOSITORY_NAMES
 
 T = TypeVar("T")
@@ -158,6 +158,24 @@ class FakeRecords(Generic[T]):
         if subject is not None and self.entity != "patients":
             self.uow.after_change(self.entity, record_id, subject, 1)  # a signed casebook gained a record
         return self.get(record_id)
+
+    def add_many(self, objs: Sequence[T], reason: str | None = None) -> list[Stored[T]]:
+        """As the store's: add()'s checks for every record first (a key twice in the batch refused too), so a
+        refused batch adds nothing and names add()'s first refused record; then one add() after another."""
+        objs = list(objs)
+        seen: set[tuple[Any, ...]] = set()
+        for obj in objs:
+            self._refuse_wrong_type(obj)
+            self._refuse_duplicate(obj)
+            key = {k: getattr(obj, k) for k in self.e.natural_key}
+            if tuple(key.values()) in seen:
+                raise batch_duplicate(self.entity, key)
+            seen.add(tuple(key.values()))
+            self._refuse_missing_parent(obj)
+            subject = getattr(obj, "subject_id", None)
+            if subject is not None:
+                self.uow.check_unlocked(self.entity, "", subject)
+        return [self.add(obj, reason) for obj in objs]
 
     def _current(self, record_id: str, version: int, doing: str) -> _Row:
         row = self._rows.get(record_id)

@@ -3,7 +3,9 @@
 A stored record is a :class:`Stored` (surrogate id, version, the domain object). Adds check the natural key
 (a duplicate is refused with the key named) and the patient (an unknown one is refused); updates diff every
 field and every child (added, changed, removed children each get their own audit records) and are refused when
-stale; removals are logical (``removed_reason``), never a ``DELETE``.
+stale; removals are logical (``removed_reason``), never a ``DELETE``. :meth:`RecordRepository.add_many` adds
+a batch (a questionnaire's items) with the checks, rows and audit records of one ``add`` after the other, in a
+few statements for the whole batch.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from abscopal.errors import DuplicateRecord, MissingParent, NotFound, ValidationError
-from abscopal.store.codec import canonical, codec
+from abscopal.errors import DuplicateRecord, MissingParent, NotFound, RecordLocked, ValidationError
+from abscopal.store.audit import ROW, Change
+from abscopal.store.codec import canonical, codec, insert_rows
+from abscopal.store.database import database_error
 from abscopal.store.ids import new_id
 from abscopal.store.tables import ENTITIES
 
@@ -24,6 +29,14 @@ if TYPE_CHECKING:
     from abscopal.store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
+
+_CHUNK = 500  # keys or ids per IN list of a batch's queries (well under SQLite's and PostgreSQL's bind limits)
+_REFUSALS = (ValidationError, DuplicateRecord, MissingParent, RecordLocked)
+
+
+def batch_duplicate(entity: str, key: dict[str, Any]) -> DuplicateRecord:
+    """The refusal of a batch holding one natural key twice (the real and the fake repositories say the same)."""
+    return DuplicateRecord(f"Nothing was saved: two {entity} records of the batch have {_describe_key(entity, key)}")
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,130 @@ class RecordRepository(Generic[T]):
         if subject is not None and self.entity != "patients":
             self.uow.after_change(self.entity, record_id, subject, 1)  # a signed casebook gained a record
         return self.get(record_id)
+
+    def add_many(self, objs: Sequence[T], reason: str | None = None) -> list[Stored[T]]:
+        """Insert records as :meth:`add` would, one after the other, in a few statements for the whole batch.
+
+        The same checks (type, natural key among live records and within the batch, patient, lock, children's
+        keys) in one query each for the batch (the lock: one per patient), one multi-row insert per table, the
+        same audit records in the same order as one ``add`` after another (each record its own ``*`` record
+        with who, when and why, then its children's, and the casebook signature voided after the patient's
+        first record), and the stored records, in order. When any record is refused, nothing of the batch is
+        written and the error is the one ``add`` would raise for the first refused record, in its words (a key
+        given twice in the batch: :func:`batch_duplicate`).
+        """
+        objs = list(objs)
+        if not objs:
+            return []
+        try:
+            values, suspect = self._checked_batch(objs)
+        except _REFUSALS:
+            self._refuse_first(objs)  # the first record add() refuses, with add()'s sentence
+            raise  # pragma: no cover - _refuse_first raises whenever a batch check does
+        if suspect:  # a live record has each key column's value somewhere in the batch: check key by key
+            self._refuse_first(objs)
+        c = codec(self.entity)
+        record_ids = [new_id() for _ in objs]  # one by one, as add() makes them (children's ids come later)
+        self._insert(self.entity, list(zip(record_ids, values, strict=True)))
+        seen: set[Any] = set()
+        for record_id, obj, v in zip(record_ids, objs, values, strict=True):
+            state = canonical(dict(zip(c.state_columns, v, strict=True)))
+            self.uow.audit.add([Change(self.entity, record_id, ROW, None, state, version=1)], reason)
+            for field_name, child_entity in self.e.children.items():  # rare in batches: as add() writes them
+                kids = list(getattr(obj, field_name))
+                if kids:
+                    cc = codec(child_entity)
+                    self.uow.insert_rows(child_entity, [(new_id(), (record_id, *cc.values(k))) for k in kids], reason)
+            subject = getattr(obj, "subject_id", None)
+            if subject is not None and self.entity != "patients" and subject not in seen:
+                seen.add(subject)  # version 1 voids only the casebook's signature: once per patient is all
+                self.uow.after_change(self.entity, record_id, subject, 1)
+        return self._read_back(record_ids)
+
+    def _checked_batch(self, objs: list[T]) -> tuple[list[tuple[Any, ...]], bool]:
+        """Every record's column values once the batch passes add()'s checks (a refusal raises), and whether a
+        live record may share a natural key with the batch (then it is checked record by record)."""
+        c = codec(self.entity)
+        for obj in objs:
+            if type(obj) is not self.e.cls:
+                raise ValidationError(self.entity, f"expects a {self.e.cls.__name__}, not a {type(obj).__name__}")
+        values = [c.values(obj) for obj in objs]
+        position = {name: i for i, name in enumerate(c.field_columns)}
+        keys = [tuple(v[position[k]] for k in self.e.natural_key) for v in values]
+        if len(set(keys)) != len(keys):
+            raise DuplicateRecord(f"two {self.entity} records of the batch have the same natural key")
+        suspect = self._may_be_stored(keys)
+        subjects = list(dict.fromkeys(v[position["subject_id"]] for v in values)) if "subject_id" in position else []
+        subjects = [s for s in subjects if s is not None]
+        if subjects and self.entity != "patients":
+            patients = ENTITIES["patients"].table
+            known: set[Any] = set()
+            for i in range(0, len(subjects), _CHUNK):
+                chunk = subjects[i : i + _CHUNK]
+                known.update(
+                    self.uow.execute(select(patients.c.subject_id).where(patients.c.subject_id.in_(chunk))).scalars()
+                )
+            if any(s not in known for s in subjects):
+                raise MissingParent(f"a {self.entity} record of the batch has no patient")
+        for subject in subjects:
+            self.uow.check_unlocked(self.entity, "", subject)
+        for obj in objs:
+            for field_name, child_entity in self.e.children.items():
+                self._refuse_duplicate_children(child_entity, list(getattr(obj, field_name)))
+        return values, suspect
+
+    def _may_be_stored(self, keys: list[tuple[Any, ...]]) -> bool:
+        """False when no live record can have any of these natural keys: no live row has, in every key column,
+        one of the batch's values there (one query; exact when at most one column varies, as in a
+        questionnaire's items). True means "check record by record" (:meth:`_refuse_first`), never "refuse"."""
+        query = select(self.table.c.id).where(self.table.c.removed_reason.is_(None))
+        for n, name in enumerate(self.e.natural_key):
+            column = self.table.c[name]
+            given = list(dict.fromkeys(key[n] for key in keys if key[n] is not None))
+            if len(given) > _CHUNK:
+                return True  # a very varied batch: checked record by record rather than with huge IN lists
+            either = [column == given[0]] if len(given) == 1 else [column.in_(given)] if given else []
+            if any(key[n] is None for key in keys):  # a NULL key column matches IS NULL, as add() asks it
+                either.append(column.is_(None))
+            query = query.where(or_(*either) if len(either) > 1 else either[0])
+        return self.uow.execute(query.limit(1)).first() is not None
+
+    def _refuse_first(self, objs: list[T]) -> None:
+        """Check the batch record by record as add() does, raising add()'s refusal of the first refused one."""
+        c = codec(self.entity)
+        seen: set[tuple[Any, ...]] = set()
+        for obj in objs:
+            if type(obj) is not self.e.cls:
+                raise ValidationError(self.entity, f"expects a {self.e.cls.__name__}, not a {type(obj).__name__}")
+            values = dict(zip(c.field_columns, c.values(obj), strict=True))
+            self._refuse_duplicate(values)
+            key = self._natural(values)
+            if tuple(key.values()) in seen:  # add() would find the earlier record of the batch already stored
+                raise batch_duplicate(self.entity, key)
+            seen.add(tuple(key.values()))
+            self._refuse_unknown_patient(values)
+            subject = values.get("subject_id")
+            if subject is not None:
+                self.uow.check_unlocked(self.entity, "", subject)
+            for field_name, child_entity in self.e.children.items():
+                self._refuse_duplicate_children(child_entity, list(getattr(obj, field_name)))
+
+    def _insert(self, entity: str, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """One multi-row insert of (id, state values) at version 1; the caller writes the audit records."""
+        columns = ("id", "version", "removed_reason", *codec(entity).state_columns)
+        try:
+            insert_rows(self.uow.connection, ENTITIES[entity].table, columns, [(k, 1, None, *v) for k, v in rows])
+        except SQLAlchemyError as exc:
+            raise database_error(exc) from None
+
+    def _read_back(self, record_ids: list[str]) -> list[Stored[T]]:
+        """The records just written, as get() reads them, in the order of ``record_ids``."""
+        rows: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(record_ids), _CHUNK):
+            chunk = record_ids[i : i + _CHUNK]
+            for r in self.uow.execute(select(self.table).where(self.table.c.id.in_(chunk))).mappings():
+                rows[str(r["id"])] = dict(r)
+        return self.uow.load_many(self.entity, [rows[i] for i in record_ids])
 
     def _refuse_duplicate_children(self, child_entity: str, kids: Sequence[Any]) -> None:
         ce = ENTITIES[child_entity]

@@ -4,11 +4,12 @@ The export (:func:`write_odm`) is deterministic: fixed element and attribute ord
 stable-id order, the creation time a parameter. MetaData: one MetaDataVersion per protocol version, events from the
 protocol schedule, one FormDef per domain class and one ItemGroupDef per table (generated from
 ``store.tables.ENTITIES``), ``IT.<TABLE>.<FIELD>`` items typed from the columns, a CodeList per enum.
-ClinicalData: one ItemGroupData per stored row (ItemGroupRepeatKey = its stable id), one AuditRecord per ItemData
-(the current value's last change). The full file adds the ``urn:abscopal:odm:1`` namespace (``abs:``): stable ids,
-versions and removals of records, queries, locks, SDV marks and record signatures, and the whole HMAC-chained audit
-trail verbatim, so that :func:`restore_odm` can rebuild an empty database from it and verify the chain.
-``strict=True`` leaves every ``abs:`` out and validates against the plain ODM 1.3.2 XSD (interop.md §4).
+ClinicalData: one ItemGroupData per stored row (ItemGroupRepeatKey = its stable id) with the AuditRecord of the
+row's last whole-row record (its insert), which every ItemData inherits unless it has its own (its field's last
+change, when the field was changed alone). The full file adds the ``urn:abscopal:odm:1`` namespace (``abs:``):
+stable ids, versions and removals of records, queries, locks, SDV marks and record signatures, and the whole
+HMAC-chained audit trail verbatim, so that :func:`restore_odm` can rebuild an empty database from it and verify
+the chain. ``strict=True`` leaves every ``abs:`` out and validates against the plain ODM 1.3.2 XSD (interop.md §4).
 """
 
 from __future__ import annotations
@@ -460,13 +461,12 @@ def _form(
                 ig = _sub(form, _O + "ItemGroupData", [("ItemGroupOID", f"IG.{group}"),
                                                        ("ItemGroupRepeatKey", f"{row['id']}:{name}")])  # fmt: skip
                 values = {"name": name, **lab}
+                record = snap.last_change.get((table, row["id"]), {}).get(column)
+                _audit_record(ig, record, site_of, snap.audit_records)  # the JSON column's last change
                 for field, _ in LAB_FIELDS:
                     if values.get(field) is not None:
-                        item = _sub(ig, _O + "ItemData", [("ItemOID", f"IT.{group}.{_oid_part(field)}"),
-                                                          ("Value", _text(values[field]))])  # fmt: skip
-                        _audit_record(
-                            item, snap.last_change.get((table, row["id"]), {}).get(column), site_of, snap.audit_records
-                        )
+                        _sub(ig, _O + "ItemData", [("ItemOID", f"IT.{group}.{_oid_part(field)}"),
+                                                   ("Value", _text(values[field]))])  # fmt: skip
 
 
 def _group(form: etree._Element, snap: _Snapshot, table: str, row: dict[str, Any], strict: bool,
@@ -480,6 +480,7 @@ def _group(form: etree._Element, snap: _Snapshot, table: str, row: dict[str, Any
                   (_A + "RemovedReason", row["removed_reason"])]  # fmt: skip
     ig = _sub(form, _O + "ItemGroupData", attrs)
     changes = snap.last_change.get((table, row["id"]), {})
+    _audit_record(ig, changes.get("*"), site_of, snap.audit_records)  # the row's: every item's unless its own
     for column in _item_columns(table):
         value = row[column]
         record = changes.get(column)
@@ -489,12 +490,12 @@ def _group(form: etree._Element, snap: _Snapshot, table: str, row: dict[str, Any
         item = _sub(ig, _O + "ItemData", [("ItemOID", oid), ("Value", None if value is None else _text(value))])
         if value is None:
             item.set("IsNull", "Yes")
-        _audit_record(item, record or changes.get("*"), site_of, snap.audit_records)
+        _audit_record(item, record, site_of, snap.audit_records)  # a change of this field alone
 
 
 def _audit_record(item: etree._Element, record: Any, site_of: dict[str, Any], built: dict[int, etree._Element]) -> None:
-    """The AuditRecord of ``record`` under ``item``: a copy of the one built for its seq (a bulk record covers
-    thousands of items; copying is four times faster than building, the largest cost of an export)."""
+    """The AuditRecord of ``record`` under ``item`` (an ItemGroupData or ItemData): a copy of the one built for its
+    seq (a bulk record covers thousands of rows)."""
     if record is None:
         return
     template = built.get(record.seq)

@@ -13,6 +13,7 @@ is read twice, streamed: once for the last change of every row and field (audit 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import re
 import typing
 from collections.abc import Iterable, Iterator
@@ -124,57 +125,70 @@ class _Writer:
 
     def __init__(self, changes: _Changes, site_of: dict[str, Any], strict: bool) -> None:
         self.changes, self.site_of, self.strict = changes, site_of, strict
-        self.audit: dict[int, str] = {}  # seq -> its AuditRecord at level 7, lines and indentation included
-        self.items = {t: [(c, f"IT.{odm._oid_part(t)}.{odm._oid_part(c)}") for c in odm._item_columns(t)]
-                      for t in ENTITIES}  # fmt: skip
+        self.records: dict[tuple[int, int], str] = {}  # (seq, level) -> what :meth:`_record` gives
+        self.items = {t: [(c, f'            <ItemData ItemOID="IT.{odm._oid_part(t)}.{odm._oid_part(c)}" Value="',
+                           f'            <ItemData ItemOID="IT.{odm._oid_part(t)}.{odm._oid_part(c)}" IsNull="Yes')
+                          for c in odm._item_columns(t)] for t in ENTITIES}  # fmt: skip
         self.children = {t: odm._children(t) for t in ENTITIES}
         self.forms = {ev: [t for t, e in odm.EVENT_OF.items() if e == ev] for ev, _, _, _ in odm.EVENTS}
 
-    def _audit_record(self, seq: int | None) -> str | None:
-        if seq is None:
-            return None
-        text = self.audit.get(seq)
+    def _record(self, seq: int, level: int) -> str:
+        """The AuditRecord of ``seq`` at ``level`` (6 in an ItemGroupData, 7 in an ItemData), one line per element."""
+        text = self.records.get((seq, level))
         if text is None:
-            r = self.changes.records[seq]
             item = etree.Element(_O + "ItemData", nsmap={None: odm.ODM_NS})
-            odm._audit_record(item, r, self.site_of, {})
+            odm._audit_record(item, self.changes.records[seq], self.site_of, {})
             (record,) = item
-            etree.indent(record, space="  ", level=7)
-            data = etree.tostring(record, encoding="UTF-8", with_tail=False).decode()
+            etree.indent(record, space="  ", level=level)
+            data = bytes(etree.tostring(record, encoding="UTF-8", with_tail=False)).decode()
             data = data.replace(f' xmlns="{odm.ODM_NS}"', "", 1)
-            text = self.audit[seq] = "              " + data + "\n"
+            text = self.records[seq, level] = "  " * level + data + "\n"
         return text
 
-    def _item(self, out: list[str], oid: str, value: str | None, seq: int | None, null: bool) -> None:
-        start = f'            <ItemData ItemOID="{oid}"'
-        if value is not None:
-            start += f' Value="{_attr(value)}"'
-        if null:
-            start += ' IsNull="Yes"'
-        record = self._audit_record(seq)
-        if record is None:
-            out.append(start + "/>\n")
-        else:
-            out.append(start + ">\n")
-            out.append(record)
-            out.append("            </ItemData>\n")
+    def _tail(self, seq: int) -> str:
+        """What follows the last attribute value (its closing quote) of an ItemData with its own AuditRecord."""
+        return '">\n' + self._record(seq, 7) + "            </ItemData>\n"
 
     def _group(self, out: list[str], table: str, row: dict[str, Any]) -> None:
-        attrs: list[tuple[str, str | None]] = [("ItemGroupOID", f"IG.{odm._oid_part(table)}"),
-                                               ("ItemGroupRepeatKey", row["id"])]  # fmt: skip
+        key = row["id"]
+        key = key if _PLAIN.fullmatch(key) else _attr(key)
+        start = f'          <ItemGroupData ItemGroupOID="IG.{odm._oid_part(table)}" ItemGroupRepeatKey="{key}"'
         if not self.strict:
-            attrs += [("abs:StableID", row["id"]), ("abs:Version", str(row["version"])),
-                      ("abs:RemovedReason", row["removed_reason"])]  # fmt: skip
-        start = "          " + _start("ItemGroupData", attrs)
+            start += f' abs:StableID="{key}" abs:Version="{row["version"]}"'
+            if row["removed_reason"] is not None:
+                start += f' abs:RemovedReason="{_attr(row["removed_reason"])}"'
         changes = self.changes.of(table, row["id"])
         mark = len(out)
         out.append(start + ">\n")
-        for column, oid in self.items[table]:
-            value = row[column]
-            seq = changes.get(column)
-            if value is None and seq is None:
-                continue
-            self._item(out, oid, None if value is None else odm._text(value), seq or changes.get("*"), value is None)
+        star = changes.get("*")
+        if star is not None:
+            out.append(self._record(star, 6))
+        if len(changes) == (star is not None):  # no field changed alone: no ItemData has its own AuditRecord
+            for column, value_prefix, _ in self.items[table]:
+                value = row[column]
+                if value is None:
+                    continue
+                kind = type(value)
+                if kind is str:
+                    text = value if _PLAIN.fullmatch(value) else _attr(value)
+                elif kind is int:
+                    text = str(value)
+                elif kind is float:
+                    text = repr(value)
+                elif kind is dt.date:
+                    text = value.isoformat()
+                else:
+                    text = _attr(odm._text(value))
+                out.append(value_prefix + text + '"/>\n')
+        else:
+            for column, value_prefix, null_prefix in self.items[table]:
+                value = row[column]
+                seq = changes.get(column)
+                if value is None:
+                    if seq is not None:
+                        out.append(null_prefix + self._tail(seq))
+                    continue
+                out.append(value_prefix + _attr(odm._text(value)) + ('"/>\n' if seq is None else self._tail(seq)))
         if len(out) == mark + 1:
             out[mark] = start + "/>\n"
         else:
@@ -201,12 +215,15 @@ class _Writer:
                     values = {"name": name, **lab}
                     written = [(f, values[f]) for f, _ in odm.LAB_FIELDS if values.get(f) is not None]
                     start = f'          <ItemGroupData ItemGroupOID="IG.{group}" ItemGroupRepeatKey="{key}"'
-                    if not written:
+                    if not written and seq is None:
                         out.append(start + "/>\n")
                         continue
                     out.append(start + ">\n")
+                    if seq is not None:
+                        out.append(self._record(seq, 6))
                     for f, v in written:
-                        self._item(out, f"IT.{group}.{odm._oid_part(f)}", odm._text(v), seq, False)
+                        value = _attr(odm._text(v))
+                        out.append(f'            <ItemData ItemOID="IT.{group}.{odm._oid_part(f)}" Value="{value}"/>\n')
                     out.append("          </ItemGroupData>\n")
         out.append("        </FormData>\n")
 

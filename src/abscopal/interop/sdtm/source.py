@@ -14,7 +14,7 @@ import enum
 import types
 import typing
 from collections import defaultdict
-from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -49,16 +49,31 @@ def _converter(hint: Any) -> Callable[[Any], Any] | None:
     return None
 
 
+def _shared(hint: Any) -> bool:
+    """Whether values of a field typed ``hint`` are text or dates (hashable, and repeated across records: a
+    subject id, a visit code, a date), which :func:`_reader` keeps one object of per distinct value."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint is str or hint is dt.date
+
+
 def _reader(cls: type[Any], columns: Sequence[str], skip: Collection[str] = ()) -> Callable[[Sequence[Any]], Any]:
-    """Row tuple (in ``columns`` order) -> the kwargs of ``cls`` as :func:`from_row` would build them."""
+    """Row tuple (in ``columns`` order) -> the kwargs of ``cls`` as :func:`from_row` would build them; equal text
+    and date values of one field share one object (1.7 M answers repeat a few thousand subject ids and dates)."""
     hints = typing.get_type_hints(cls)
     at = {c: i for i, c in enumerate(columns)}
     plan = [(f.name, at[f.name], _converter(hints[f.name])) for f in dataclasses.fields(cls) if f.name not in skip]
-    plain = [(n, i) for n, i, conv in plan if conv is None]
+    plain = [(n, i) for n, i, conv in plan if conv is None and not _shared(hints[n])]
+    shared: list[tuple[str, int, dict[Any, Any]]] = [
+        (n, i, {}) for n, i, conv in plan if conv is None and _shared(hints[n])
+    ]
     converted = [(n, i, conv) for n, i, conv in plan if conv is not None]
 
     def read(row: Sequence[Any]) -> dict[str, Any]:
         kwargs = {n: row[i] for n, i in plain}
+        for n, i, seen in shared:
+            v = row[i]
+            kwargs[n] = seen.setdefault(v, v)
         for n, i, conv in converted:
             v = row[i]
             kwargs[n] = None if v is None else conv(v)
@@ -98,16 +113,36 @@ def _stored(conn: Connection, entity: str) -> list[Stored[Any]]:
     return out
 
 
-def _key(entity: str) -> Callable[[Any], Hashable]:
+def _key(entity: str) -> Callable[[Any], tuple[Any, ...]]:
     names = ENTITIES[entity].natural_key
     return lambda obj: tuple(getattr(obj, n) for n in names)
 
 
 def _match(entity: str, stored: Sequence[Stored[Any]], kept: Sequence[Any]) -> list[Stored[Any]]:
-    """The records ``apply_cutoff`` kept (possibly with dates cleared), each with its stored id and version."""
+    """The records ``apply_cutoff`` kept (possibly with dates cleared), each with its stored id and version.
+
+    ``kept`` is ``stored``'s values in order, some dropped, some replaced by a copy with a date cleared, and the
+    natural key is unique among live records (the store's index), so one walk pairs them: a kept record that is
+    the stored value keeps its ``Stored``, a copy gets the stored id and version of the record with its key.
+    When a key holds a null (which the unique index does not police) records are matched by key as a table.
+    """
     key = _key(entity)
-    by_key = {key(s.value): s for s in stored}
-    return [Stored(by_key[key(v)].id, by_key[key(v)].version, v) for v in kept]
+    if any(None in key(s.value) for s in stored):
+        by_key = {key(s.value): s for s in stored}
+        return [Stored(by_key[key(v)].id, by_key[key(v)].version, v) for v in kept]
+    out: list[Stored[Any]] = []
+    walk = iter(stored)
+    for v in kept:
+        for s in walk:
+            if s.value is v:
+                out.append(s)
+                break
+            if key(s.value) == key(v):
+                out.append(Stored(s.id, s.version, v))
+                break
+        else:
+            raise KeyError(key(v))
+    return out
 
 
 @dataclass(frozen=True)

@@ -293,12 +293,26 @@ def patient_schedule(
     timeline and the API's schedule endpoint."""
     if patient.enrolment_date is None:
         return None
-    protocol = protocol_of(patient, protocols_or_bundled(protocols))
     records = [
         [s.value for s in getattr(uow, name).for_subject(patient.subject_id)]
         for name in ("radiotherapy_courses", "fractions", "immunotherapy_cycles", "assessments", "answers")
     ]
-    inp = schedule_input_from_records(patient, *records)
+    return schedule_from_records(patient, protocols, *records, as_of=as_of)
+
+
+def schedule_from_records(
+    patient: d.Patient, protocols: ProtocolFile | None, courses: Sequence[d.RadiotherapyCourse],
+    fractions: Sequence[d.Fraction], cycles: Sequence[d.ImmunotherapyCycle],
+    assessments: Sequence[d.TumourAssessment], answers: Sequence[Any], *, as_of: dt.date,
+) -> cal.PatientSchedule | None:  # fmt: skip
+    """:func:`patient_schedule` from records already read (a page that shows them reads them once); ``answers``
+    need only their ``completed_on``."""
+    if patient.enrolment_date is None:
+        return None
+    protocol = protocol_of(patient, protocols_or_bundled(protocols))
+    inp = schedule_input_from_records(
+        patient, list(courses), list(fractions), list(cycles), list(assessments), list(answers)
+    )
     return cal.build_schedule(inp, protocol.immunotherapy, protocol.schedule, protocol.radiotherapy.low_dose, as_of)
 
 

@@ -36,7 +36,7 @@ from abscopal import domain as d
 from abscopal.analysis.figures import spider_series, waterfall_bars
 from abscopal.errors import ConflictError, NotFound, RecordLocked, ValidationError
 from abscopal.protocol import radiotherapy as rt
-from abscopal.protocol.model import ProtocolFile, ResponseOptions, load_bundled
+from abscopal.protocol.model import Protocol, ProtocolFile, ResponseOptions, load_bundled
 from abscopal.response import Criteria, SubjectFacts, SubjectResponse, derive_subject, find_discrepancies
 from abscopal.response.recist import PD_INCREASE_PCT, PR_DECREASE_PCT
 from abscopal.services.assessments import PendingIupd, pending_iupd, record_assessment
@@ -191,6 +191,29 @@ def protocols_of(request: Request) -> ProtocolFile:
     return state_of(request).protocols or _bundled()
 
 
+def derive_both(
+    patient: d.Patient, protocol: Protocol, assessments: Sequence[d.TumourAssessment],
+    fractions: Sequence[d.Fraction], cycles: Sequence[d.ImmunotherapyCycle], only: Criteria | None = None,
+) -> tuple[SubjectResponse | None, SubjectResponse | None, str | None]:  # fmt: skip
+    """The patient's RECIST 1.1 and iRECIST derivations from their records (the reference day is the first study
+    treatment), or the engine's sentence refusing them; (None, None, None) before any assessment. ``only``
+    derives that one criteria set (the other is None): a page that draws one response needs one."""
+    if not assessments:
+        return None, None, None
+    reference = rt.first_study_treatment(list(fractions), list(cycles), patient.enrolment_date)
+    facts = SubjectFacts(patient.subject_id, reference, patient.death_date, patient.new_therapy_date)
+    try:
+        return (
+            derive(assessments, facts, protocol.response, Criteria.RECIST11) if only in (None, Criteria.RECIST11)
+            else None,
+            derive(assessments, facts, protocol.response, Criteria.IRECIST) if only in (None, Criteria.IRECIST)
+            else None,
+            None,
+        )  # fmt: skip
+    except ValidationError as exc:
+        return None, None, str(exc)
+
+
 def read_grid(request: Request, principal: Principal, subject_id: str) -> Grid:
     """The patient's lesions and assessments, and the engine's derivation of them under both criteria."""
     with reading(request, principal) as uow:
@@ -211,16 +234,7 @@ def read_grid(request: Request, principal: Principal, subject_id: str) -> Grid:
     assessments = [s.value for s in stored]
     p = patient.value
     criteria = Criteria(protocol.response.criteria)
-    recist = irecist = None
-    engine_error = None
-    if assessments:
-        reference = rt.first_study_treatment(fractions, cycles, p.enrolment_date)
-        facts = SubjectFacts(p.subject_id, reference, p.death_date, p.new_therapy_date)
-        try:
-            recist = derive(assessments, facts, protocol.response, Criteria.RECIST11)
-            irecist = derive(assessments, facts, protocol.response, Criteria.IRECIST)
-        except ValidationError as exc:
-            engine_error = str(exc)
+    recist, irecist, engine_error = derive_both(p, protocol, assessments, fractions, cycles)
     chosen = irecist if criteria is Criteria.IRECIST else recist
     recist_at = {t.assessment_date: t for t in recist.timepoints} if recist else {}
     irecist_at = {t.assessment_date: t for t in irecist.timepoints} if irecist else {}

@@ -7,6 +7,7 @@ account goes straight to its page, which shows only its questionnaires (web.md Â
 
 from __future__ import annotations
 
+import datetime as dt
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -17,14 +18,14 @@ from sqlalchemy import select
 from abscopal import domain as d
 from abscopal.errors import AbscopalError, ValidationError
 from abscopal.response import Criteria
-from abscopal.services.common import Action
+from abscopal.services.common import Action, protocol_of
 from abscopal.store.records import Stored
 from abscopal.store.tables import ENTITIES
 from abscopal.web.api.common import decode_cursor, encode_cursor
 from abscopal.web.charts import STATUS_COLOURS, timeline
 from abscopal.web.context import Principal, reading, requires, state_of
-from abscopal.web.i18n import N_
-from abscopal.web.pages.assessments import read_grid, spider_svg, waterfall_svg
+from abscopal.web.i18n import N_, gettext
+from abscopal.web.pages.assessments import derive_both, protocols_of, spider_svg, waterfall_svg
 from abscopal.web.pages.records import PATIENT_SLUGS, is_patient, may_write, today_in
 from abscopal.web.pages.worklists import VISIT_KINDS, VISIT_STATUSES
 from abscopal.web.patient_list import list_patients
@@ -38,8 +39,8 @@ from abscopal.web.records import (
     records_for,
     visible_patient,
 )
-from abscopal.web.templating import render
-from abscopal.web.trial_overview import patient_schedule
+from abscopal.web.templating import language_of, render
+from abscopal.web.trial_overview import schedule_from_records
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
@@ -102,15 +103,27 @@ def _answer_items(uow: Any, subject_id: str) -> list[Stored[Any]]:
     per questionnaire and needs no full record (a signed item is loaded in full, for its content hash)."""
     t = ENTITIES["questionnaire_answers"].table
     rows = uow.execute(
-        select(t.c.id, t.c.version, t.c.visit, t.c.instrument, t.c.answer)
+        select(t.c.id, t.c.version, t.c.visit, t.c.instrument, t.c.answer, t.c.completed_on)
         .where(t.c.subject_id == subject_id, t.c.removed_reason.is_(None))
         .order_by(t.c.id)
     ).all()
     return [
         Stored(str(r.id), int(r.version), SimpleNamespace(visit=r.visit, instrument=d.Instrument(r.instrument),
-                                                          answer=r.answer))
+                                                          answer=r.answer, completed_on=_day(r.completed_on)))
         for r in rows
     ]  # fmt: skip
+
+
+def _labels(labels: dict[str, str], language: str) -> Any:
+    """``labels`` translated once per page (a calendar has ~100 visits, each naming its kind and status): the
+    label of a key, else the key."""
+    translated = {key: gettext(language, text) for key, text in labels.items()}
+    return lambda key: translated.get(key, key)
+
+
+def _day(value: Any) -> dt.date | None:
+    """A date column as read (SQLite may hand back its ISO text)."""
+    return value if value is None or isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
 def _questionnaire_rows(res: Any, records: list[Any], marks: Any, patient_id: str) -> list[dict[str, Any]]:
@@ -139,13 +152,9 @@ def patient_page(
     today = today_in(request)
     schedule = chart = None
     schedule_error = ""
+    loaded: dict[str, list[Any]] = {}  # each kind's records as read for its section: the calendar reuses them
     with reading(request, principal) as uow:
         patient, actor = visible_patient(uow, principal, subject_id)
-        if not own:
-            try:
-                schedule = patient_schedule(uow, patient.value, state_of(request).protocols, today)
-            except AbscopalError as exc:  # inconsistent dates: the page still shows every record, and why
-                schedule_error = str(exc)
         marks = patient_marks(uow, subject_id, with_voided=False)
         sections = []
         for res in RESOURCES.values():
@@ -153,10 +162,11 @@ def patient_page(
                 continue
             signed = any(key[0] == res.entity for key in marks.signatures)
             if res.entity == "questionnaire_answers" and not signed:  # ~170 items a patient: their columns only
-                rows = _questionnaire_rows(res, _answer_items(uow, subject_id), marks, patient.id)
+                items = loaded[res.entity] = _answer_items(uow, subject_id)
+                rows = _questionnaire_rows(res, items, marks, patient.id)
                 sections.append({"res": res, "rows": rows, "may_add": may_write(principal, res)})
                 continue
-            records = records_for(uow, res.entity, subject_id)
+            records = loaded[res.entity] = records_for(uow, res.entity, subject_id)
             if res.entity == "questionnaire_answers":
                 rows = _questionnaire_rows(res, records, marks, patient.id)
             else:
@@ -168,8 +178,24 @@ def patient_page(
             sections.append({"res": res, "rows": rows, "may_add": may_write(principal, res)})
     plots: dict[str, Any] = {"spider": None, "waterfall": None}
     if not own and patient.value.enrolment_date is not None:
-        grid = read_grid(request, principal, subject_id)  # the grid page's derivation (cached by its inputs)
-        chosen = grid.irecist if grid.criteria is Criteria.IRECIST else grid.recist
+        values = {entity: [s.value for s in records] for entity, records in loaded.items()}
+        protocols = state_of(request).protocols
+        try:
+            schedule = schedule_from_records(
+                patient.value, protocols, values["radiotherapy_courses"], values["fractions"],
+                values["immunotherapy_cycles"], values["tumour_assessments"], values["questionnaire_answers"],
+                as_of=today,
+            )  # fmt: skip
+        except AbscopalError as exc:  # inconsistent dates: the page still shows every record, and why
+            schedule_error = str(exc)
+        # the grid page's derivation (remembered by its inputs), from the records read above
+        protocol = protocol_of(patient.value, protocols_of(request))
+        criteria = Criteria(protocol.response.criteria)  # the protocol's primary criteria: the one drawn
+        recist, irecist, _ = derive_both(
+            patient.value, protocol, values["tumour_assessments"], values["fractions"],
+            values["immunotherapy_cycles"], only=criteria,
+        )  # fmt: skip
+        chosen = irecist if criteria is Criteria.IRECIST else recist
         plots = {"spider": spider_svg(chosen), "waterfall": waterfall_svg(chosen)}
     if schedule is not None:
         dots = []
@@ -182,7 +208,9 @@ def patient_page(
         request, "patient.html", patient=patient.value, sections=sections, own=own,
         areas=[(seg, label) for seg, label, action in AREAS if principal.may(action)] if not own else [],
         schedule=schedule, timeline=chart, today=today, schedule_error=schedule_error,
-        entry_page=entry_page, visit_kinds=VISIT_KINDS, visit_statuses=VISIT_STATUSES, status_colours=STATUS_COLOURS,
+        entry_page=entry_page, kind_label=_labels(VISIT_KINDS, language_of(request)),
+        status_label=_labels(VISIT_STATUSES, language_of(request)),
+        status_colours=STATUS_COLOURS,
         **plots,
         hidden_identifiers=pseudonymised(actor), notice=N_("The record was removed.") if notice == "removed" else None,
     )  # fmt: skip

@@ -15,7 +15,7 @@ from typing import Any
 
 from abscopal import domain as d
 from abscopal.errors import ValidationError
-from abscopal.interop.sdtm.spec import Dataset, DatasetSpec, SdtmSource, Value, Variable, check_spec
+from abscopal.interop.sdtm.spec import Dataset, DatasetSpec, Rows, SdtmSource, Value, Variable, check_spec
 from abscopal.protocol.calendar import (
     ScheduleInput,
     VisitKind,
@@ -89,14 +89,17 @@ def number_seq(rows: list[Row], seq: str, key: Callable[[Row], tuple[Any, ...]])
 
 
 def ordered(spec_: DatasetSpec, rows: Iterable[Mapping[str, Value]]) -> Dataset:
-    """A dataset whose rows carry exactly the spec's variables, in spec order (missing ones null)."""
-    out = []
+    """A dataset whose rows carry exactly the spec's variables, in spec order (missing ones null), held as
+    tuples (:class:`Rows`: no dict per row)."""
+    names = spec_.names
+    known = set(names)
+    out: list[tuple[Value, ...]] = []
     for r in rows:
-        extra = set(r) - set(spec_.names)
-        if extra:
+        if not r.keys() <= known:
+            extra = set(r) - known
             raise ValidationError(spec_.name, f"builder produced variables not in the spec: {sorted(extra)}")
-        out.append({n: r.get(n) for n in spec_.names})
-    return Dataset(spec_, out)
+        out.append(tuple(map(r.get, names)))
+    return Dataset(spec_, Rows(names, out))
 
 
 def nulls_last(value: Any) -> tuple[int, Any]:

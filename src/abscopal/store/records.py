@@ -11,11 +11,12 @@ few statements for the whole batch.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from abscopal.errors import DuplicateRecord, MissingParent, NotFound, RecordLocked, ValidationError
@@ -54,6 +55,40 @@ class Stored(Generic[T]):
         return f'W/"{self.id}.{self.version}"'
 
 
+@functools.cache
+def _statement(entity: str, kind: str, columns: tuple[str, ...] = (), nulls: tuple[str, ...] = ()) -> Any:
+    """A repository's statement, built once per shape and run with its values bound (``p0``, ``p1``, … in
+    ``columns`` order; ``nulls`` are the key columns asked to be NULL): building a SQLAlchemy statement and its
+    cache key cost more than running it, and a use case runs a few per record (an import, thousands)."""
+    table = ENTITIES[entity].table
+    live = table.c.removed_reason.is_(None)
+    key = [table.c[c] == bindparam(f"p{i}") for i, c in enumerate(columns)] + [table.c[c].is_(None) for c in nulls]
+    if kind == "find":  # the live record with this natural key
+        return select(table).where(live, *key).limit(1)
+    if kind == "duplicate":  # the id of a live record with this natural key
+        return select(table.c.id).where(live, *key).limit(1)
+    if kind == "duplicate_other":  # ... other than the record being changed
+        return select(table.c.id).where(live, *key, table.c.id != bindparam("own")).limit(1)
+    if kind == "exists":  # any record (live or not) with these values: a referenced patient
+        return select(table.c.id).where(*key)
+    if kind == "subject":  # a patient's live records, oldest first
+        return select(table).where(table.c.subject_id == bindparam("p0"), live).order_by(table.c.id)
+    if kind == "id":  # one record by its id, live or not
+        return select(table).where(table.c.id == bindparam("p0"))
+    if kind == "ids":  # records by id
+        return select(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+    if kind == "subjects":  # the patients among these subject ids
+        return select(table.c.subject_id).where(table.c.subject_id.in_(bindparam("ids", expanding=True)))
+    raise ValueError(kind)  # pragma: no cover - a programming error
+
+
+def _keyed(entity: str, kind: str, key: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The cached statement matching ``key`` (column -> value; None asks IS NULL) and its bound values."""
+    columns = tuple(k for k, v in key.items() if v is not None)
+    nulls = tuple(k for k, v in key.items() if v is None)
+    return _statement(entity, kind, columns, nulls), {f"p{i}": key[c] for i, c in enumerate(columns)}
+
+
 def _describe_key(entity: str, values: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v!s}" for k, v in values.items())
 
@@ -67,11 +102,18 @@ class RecordRepository(Generic[T]):
         self.e = ENTITIES[entity]
         self.table = self.e.table
 
+    def _run(self, statement: Any, values: Mapping[str, Any]) -> Any:
+        try:
+            return self.uow.connection.execute(statement, values)
+        except SQLAlchemyError as exc:
+            raise database_error(exc) from None
+
     # --- reads
 
     def get(self, record_id: str, *, include_removed: bool = False) -> Stored[T]:
         """The record with this id, or :class:`NotFound` (also for a removed one, unless asked)."""
-        row = self.uow.current_row(self.entity, record_id)
+        found = self._run(_statement(self.entity, "id"), {"p0": record_id}).mappings().first()
+        row = None if found is None else dict(found)
         if row is None or (row["removed_reason"] is not None and not include_removed):
             raise NotFound(f"No {self.entity} record {record_id!r}")
         return self.uow.load(self.entity, row)
@@ -80,20 +122,12 @@ class RecordRepository(Generic[T]):
         """The live record with this natural key (``uow.lesions.find(subject_id="S1", lesion_id="L1")``)."""
         if set(natural_key) != set(self.e.natural_key):
             raise ValidationError(self.entity, f"find() needs exactly {', '.join(self.e.natural_key)}")
-        query = select(self.table).where(self.table.c.removed_reason.is_(None))
-        for k, v in natural_key.items():
-            query = query.where(self.table.c[k].is_(None) if v is None else self.table.c[k] == v)
-        row = self.uow.execute(query.limit(1)).mappings().first()
+        row = self._run(*_keyed(self.entity, "find", natural_key)).mappings().first()
         return None if row is None else self.uow.load(self.entity, dict(row))
 
     def for_subject(self, subject_id: str) -> list[Stored[T]]:
         """The live records of one patient, oldest first."""
-        rows = self.uow.execute(
-            select(self.table)
-            .where(self.table.c.subject_id == subject_id)
-            .where(self.table.c.removed_reason.is_(None))
-            .order_by(self.table.c.id)
-        ).mappings()
+        rows = self._run(_statement(self.entity, "subject"), {"p0": subject_id}).mappings()
         return self.uow.load_many(self.entity, [dict(r) for r in rows])
 
     def all(self, limit: int | None = None) -> list[Stored[T]]:
@@ -112,12 +146,8 @@ class RecordRepository(Generic[T]):
         self, values: dict[str, Any], parent_id: str | None = None, own_id: str | None = None
     ) -> None:
         key = self._natural({**values, **({self.e.parent_column: parent_id} if self.e.parent_column else {})})
-        query = select(self.table.c.id).where(self.table.c.removed_reason.is_(None))
-        for k, v in key.items():
-            query = query.where(self.table.c[k].is_(None) if v is None else self.table.c[k] == v)
-        if own_id is not None:
-            query = query.where(self.table.c.id != own_id)
-        found = self.uow.execute(query.limit(1)).scalar()
+        statement, values = _keyed(self.entity, "duplicate" if own_id is None else "duplicate_other", key)
+        found = self._run(statement, values if own_id is None else {**values, "own": own_id}).scalar()
         if found is not None:
             shown = {k: v for k, v in key.items() if k != self.e.parent_column}
             raise DuplicateRecord(
@@ -129,8 +159,7 @@ class RecordRepository(Generic[T]):
         subject = values.get("subject_id")
         if subject is None or self.entity == "patients":
             return
-        patients = ENTITIES["patients"].table
-        if self.uow.execute(select(patients.c.id).where(patients.c.subject_id == subject)).first() is None:
+        if self._run(_statement("patients", "exists", ("subject_id",)), {"p0": subject}).first() is None:
             raise MissingParent(f"Nothing was saved: there is no patient {subject!r} for this {self.entity} record")
 
     def add(self, obj: T, reason: str | None = None) -> Stored[T]:
@@ -211,13 +240,9 @@ class RecordRepository(Generic[T]):
         subjects = list(dict.fromkeys(v[position["subject_id"]] for v in values)) if "subject_id" in position else []
         subjects = [s for s in subjects if s is not None]
         if subjects and self.entity != "patients":
-            patients = ENTITIES["patients"].table
             known: set[Any] = set()
             for i in range(0, len(subjects), _CHUNK):
-                chunk = subjects[i : i + _CHUNK]
-                known.update(
-                    self.uow.execute(select(patients.c.subject_id).where(patients.c.subject_id.in_(chunk))).scalars()
-                )
+                known.update(self._run(_statement("patients", "subjects"), {"ids": subjects[i : i + _CHUNK]}).scalars())
             if any(s not in known for s in subjects):
                 raise MissingParent(f"a {self.entity} record of the batch has no patient")
         for subject in subjects:
@@ -275,8 +300,7 @@ class RecordRepository(Generic[T]):
         """The records just written, as get() reads them, in the order of ``record_ids``."""
         rows: dict[str, dict[str, Any]] = {}
         for i in range(0, len(record_ids), _CHUNK):
-            chunk = record_ids[i : i + _CHUNK]
-            for r in self.uow.execute(select(self.table).where(self.table.c.id.in_(chunk))).mappings():
+            for r in self._run(_statement(self.entity, "ids"), {"ids": record_ids[i : i + _CHUNK]}).mappings():
                 rows[str(r["id"])] = dict(r)
         return self.uow.load_many(self.entity, [rows[i] for i in record_ids])
 

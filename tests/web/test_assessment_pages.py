@@ -205,6 +205,26 @@ def test_a_new_assessment_is_entered_through_the_service_and_audited(client: wor
     assert page.xpath("//p[@class='notice']")[0].text_content() == "The assessment was entered."
 
 
+def test_a_target_written_ts_is_recorded_too_small_at_the_protocols_5_mm_and_summed_by_the_engine(
+    client: world.Clients, web_db: Any
+) -> None:
+    # response-rules.md §2: "too small to measure" is entered as 5 mm (the protocol's too_small_to_measure_mm)
+    c = client.shared("radiologist")
+    target = next(x for x in lesions_of(web_db, ENTRY_PATIENT) if x.lesion_class is d.LesionClass.TARGET)
+    name = f"m-{target.lesion_id}-d"
+    form = full_column(web_db, ENTRY_PATIENT, next_day(web_db, ENTRY_PATIENT), **{name: "ts"})
+    response = post(c, grid_url(ENTRY_PATIENT) + "/new", form)
+    assert response.status_code == 303, response.text
+    _, assessments, _ = stored(web_db, ENTRY_PATIENT)
+    cell = next(m for m in assessments[-1].value.measurements if m.lesion_id == target.lesion_id)
+    assert (cell.diameter_mm, cell.too_small) == (5.0, True)
+    derived = engine(web_db, ENTRY_PATIENT, Criteria.RECIST11).timepoints[-1]
+    expected = sum(float(v) for k, v in form.items() if k.endswith("-d") and k != name) + 5.0
+    assert derived.sum_mm == pytest.approx(expected)
+    page = c.get(grid_url(ENTRY_PATIENT)).text
+    assert "5 · too small" in page
+
+
 def test_a_negative_diameter_is_a_sentence_beside_its_cell(client: world.Clients, web_db: Any) -> None:
     before = len(stored(web_db, REFUSAL_PATIENT)[1])
     target = next(x for x in lesions_of(web_db, REFUSAL_PATIENT) if x.lesion_class is d.LesionClass.TARGET)

@@ -54,6 +54,9 @@ FIRST_ENTRY = "entered in the assessment grid"
 RESPONSE_ENTRY = "investigator response recorded in the assessment grid"
 #: What a target cell holds when the lesion could not be read (TRREASND); "NE" in the cell.
 NOT_EVALUABLE = "NE"
+#: What a target cell holds for a lesion "too small to measure": recorded as the protocol's value
+#: (``[response].too_small_to_measure_mm``, 5 mm by default, as RECIST 1.1 suggests; response-rules.md §2).
+TOO_SMALL = "TS"
 NOT_EVALUATED_REASON = "not evaluable (entered in the assessment grid)"
 #: The imaging methods offered (SDTM TRMETHOD spellings, kept as written).
 METHODS = ("CT", "MRI", "PET-CT", "X-ray", "Ultrasound")
@@ -139,6 +142,7 @@ class Grid:
     engine_error: str | None
     pending: PendingIupd | None
     icpd_window: tuple[int, int]
+    too_small_mm: float = 5.0  # the protocol's value for a target "too small to measure" (TS in a cell)
 
 
 def _rows(lesions: Sequence[d.Lesion], assessments: Sequence[d.TumourAssessment]) -> list[Row]:
@@ -253,6 +257,7 @@ def read_grid(request: Request, principal: Principal, subject_id: str) -> Grid:
     return Grid(
         p, actor.role, _rows(lesions, assessments), columns, criteria, recist, irecist, engine_error,
         pending_iupd(irecist, protocol.response) if irecist else None, (int(window.min), int(window.max)),
+        protocol.response.too_small_to_measure_mm,
     )  # fmt: skip
 
 
@@ -269,6 +274,8 @@ def cell_text(row: Row, m: d.LesionMeasurement | None, language: str) -> str:
         return "—"
     if m.diameter_mm is not None:
         text = _number(m.diameter_mm)
+        if m.too_small:
+            text += f" · {gettext(language, N_('too small'))}"
         if m.status is not None:
             text += f" · {gettext(language, STATUS_LABELS[m.status])}"
         return text
@@ -284,7 +291,9 @@ def cell_inputs(row: Row, m: d.LesionMeasurement | None) -> dict[str, str]:
     if m is None:
         return {"d": "", "s": ""}
     diameter = _number(m.diameter_mm)
-    if not diameter and row.kind == "target" and (m.not_done_reason or m.too_small):
+    if row.kind == "target" and m.too_small:
+        diameter = TOO_SMALL
+    elif not diameter and row.kind == "target" and m.not_done_reason:
         diameter = NOT_EVALUABLE
     return {"d": diameter, "s": m.status.value if m.status is not None else ""}
 
@@ -323,14 +332,19 @@ def _status(text: str, control: str, errors: dict[str, str], language: str) -> d
         return None
 
 
-def _measurement(row: Row, posted: Mapping[str, str], errors: dict[str, str], language: str) -> d.LesionMeasurement:
-    """One cell: a target's diameter (or NE), a non-target's status, a new lesion's diameter and/or status."""
+def _measurement(
+    row: Row, posted: Mapping[str, str], errors: dict[str, str], language: str, too_small_mm: float = 5.0
+) -> d.LesionMeasurement:
+    """One cell: a target's diameter (or NE, or TS: too small to measure, recorded as ``too_small_mm``), a
+    non-target's status, a new lesion's diameter and/or status."""
     text = posted.get(f"{row.control}-d", "").strip()
     status = _status(posted.get(f"{row.control}-s", "").strip(), f"{row.control}-s", errors, language)
     cls = d.LesionClass(row.kind)
     base = d.LesionMeasurement(row.lesion_id, cls, row.organ, row.is_node, rt_role=row.rt_role)
     if text.upper() == NOT_EVALUABLE:
         return dataclasses.replace(base, status=status, not_done_reason=NOT_EVALUATED_REASON)
+    if text.upper() == TOO_SMALL and row.kind == "target":
+        return dataclasses.replace(base, diameter_mm=too_small_mm, too_small=True, status=status)
     diameter = _diameter(text, f"{row.control}-d", errors, language) if text else None
     if row.kind != "target" and diameter is None and status is None:
         return dataclasses.replace(base, not_done_reason=NOT_EVALUATED_REASON)
@@ -369,7 +383,7 @@ def parse_column(
         blank = not posted.get(f"{row.control}-d", "").strip() and not posted.get(f"{row.control}-s", "").strip()
         if row.kind == "new" and blank and row.lesion_id not in had:
             continue  # a new lesion not read on this date (perhaps not there yet): no row, so not "seen" here
-        measurements.append(_measurement(row, posted, errors, language))
+        measurements.append(_measurement(row, posted, errors, language, grid.too_small_mm))
         controls.append(f"{row.control}-d")
     organ = posted.get("new-organ", "").strip()
     new_d = posted.get("new-d", "").strip()

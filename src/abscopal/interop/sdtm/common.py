@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -139,27 +139,39 @@ def supp_rows(
     qualifiers: Callable[[Row], Iterable[tuple[str, str, str | None, str]]],
 ) -> list[Row]:
     """SUPP-- rows for ``parent`` rows: ``qualifiers(row)`` yields (QNAM, QLABEL, QVAL, QORIG); null QVALs skipped."""
-    out: list[Row] = []
+    return list(iter_supp_rows(studyid, parent, rdomain, qualifiers))
+
+
+def iter_supp_rows(
+    studyid: str,
+    parent: Iterable[Mapping[str, Value]],
+    rdomain: str,
+    qualifiers: Callable[[Any], Iterable[tuple[str, str, str | None, str]]],
+) -> Iterator[Row]:
+    """:func:`supp_rows` one row at a time (for :func:`ordered`: no list of dicts held; ``parent`` may be the
+    parent dataset's own rows)."""
     seq = f"{rdomain}SEQ"
+    texts: dict[tuple[type, Value], str] = {}  # IDVARVAL of each --SEQ value, made once
     for r in parent:
         for qnam, qlabel, qval, qorig in qualifiers(r):
             if qval is None or qval == "":
                 continue
-            out.append(
-                {
-                    "STUDYID": studyid,
-                    "RDOMAIN": rdomain,
-                    "USUBJID": r["USUBJID"],
-                    "IDVAR": seq,
-                    "IDVARVAL": str(r[seq]),
-                    "QNAM": qnam,
-                    "QLABEL": qlabel,
-                    "QVAL": qval,
-                    "QORIG": qorig,
-                    "QEVAL": None,
-                }
-            )
-    return out
+            number = r[seq]
+            key = (type(number), number)  # 1 and 1.0 are one dict key but not one text
+            if key not in texts:
+                texts[key] = str(number)
+            yield {
+                "STUDYID": studyid,
+                "RDOMAIN": rdomain,
+                "USUBJID": r["USUBJID"],
+                "IDVAR": seq,
+                "IDVARVAL": texts[key],
+                "QNAM": qnam,
+                "QLABEL": qlabel,
+                "QVAL": qval,
+                "QORIG": qorig,
+                "QEVAL": None,
+            }
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ Missed fractions and cycles not given have no EX record (they are in DV). RT rec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from abscopal import domain as d
 from abscopal.errors import ValidationError
-from abscopal.interop.sdtm.common import Row, V, context, iso, number_seq, ordered, spec, supp_rows, supp_spec
-from abscopal.interop.sdtm.spec import Dataset, SdtmSource
+from abscopal.interop.sdtm.common import Row, V, context, iso, iter_supp_rows, number_seq, ordered, spec, supp_spec
+from abscopal.interop.sdtm.spec import Dataset, SdtmSource, Value
 from abscopal.protocol.radiotherapy import is_delivered, is_fully_delivered
 from abscopal.store.records import Stored
 
@@ -146,17 +147,28 @@ def build_ex(source: SdtmSource) -> list[Dataset]:
         )
     rows = number_seq(rows, "EXSEQ", lambda r: (str(r["EXTRT"]), str(r["EXSTDTC"]), str(r["EXSPID"])))
 
-    def qualifiers(r: Row) -> list[tuple[str, str, str | None, str]]:
+    made: dict[str, list[tuple[str, str, str | None, str]]] = {}  # per course: its fractions share one list
+
+    def qualifiers(r: Mapping[str, Value]) -> list[tuple[str, str, str | None, str]]:
         found = rx.get(str(r["EXSPID"]))
         if found is None:
             return []
-        course, _ = found
-        total = course.dose_per_fraction_gy * course.fractions
-        plan: Any = course.plan_label or course.plan_uid
-        return [
-            ("RXDOSE", "Prescribed Total Dose (Gy)", repr(total), "CRF"),
-            ("RXNFRAC", "Prescribed Number of Fractions", str(course.fractions), "CRF"),
-            ("RTPLAN", "Radiotherapy Plan", plan, "CRF"),
-        ]
+        course, course_id = found
+        if course_id not in made:
+            made[course_id] = _rx_qualifiers(course)
+        return made[course_id]
 
-    return [ordered(EX, rows), ordered(SUPPEX, supp_rows(ctx.studyid, rows, "EX", qualifiers))]
+    ex = ordered(EX, rows)
+    del rows  # SUPPEX is made from EX's own rows, one SUPPEX row at a time
+    return [ex, ordered(SUPPEX, iter_supp_rows(ctx.studyid, ex.rows, "EX", qualifiers))]
+
+
+def _rx_qualifiers(course: d.RadiotherapyCourse) -> list[tuple[str, str, str | None, str]]:
+    """SUPPEX of a radiotherapy fraction: its course's prescription (total dose, fractions) and plan."""
+    total = course.dose_per_fraction_gy * course.fractions
+    plan: Any = course.plan_label or course.plan_uid
+    return [
+        ("RXDOSE", "Prescribed Total Dose (Gy)", repr(total), "CRF"),
+        ("RXNFRAC", "Prescribed Number of Fractions", str(course.fractions), "CRF"),
+        ("RTPLAN", "Radiotherapy Plan", plan, "CRF"),
+    ]

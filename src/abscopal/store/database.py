@@ -130,6 +130,8 @@ def make_engine(
     if check:
         try:
             with engine.connect() as conn:
+                if backend == "sqlite":  # a read: opening an engine does not queue behind the writers for the lock
+                    conn.execution_options(**{BEGIN_OPTION: "DEFERRED"})
                 # reading the schema makes SQLite read the file header, so a file that is not a database shows here
                 conn.execute(text("SELECT count(*) FROM sqlite_master" if backend == "sqlite" else "SELECT 1"))
         except (SQLAlchemyError, sqlite3.Error) as exc:

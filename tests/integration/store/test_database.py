@@ -113,6 +113,16 @@ def test_a_sqlite_writer_waiting_past_the_busy_timeout_gets_database_busy(sqlite
     assert "ABSCOPAL_SQLITE_BUSY_TIMEOUT_MS" in str(error)
 
 
+def test_opening_a_sqlite_engine_does_not_wait_for_a_writer_holding_the_lock(sqlite_url: str) -> None:
+    # the open's check is a read: a writer process opening its engine while others write must not time out
+    holder = make_engine(sqlite_url)
+    with holder.begin() as conn:
+        conn.execute(text("UPDATE counter SET n = n + 1"))
+        opened = make_engine(sqlite_url, busy_timeout_ms=0)  # would raise DatabaseBusy at once if it took the lock
+        opened.dispose()
+    holder.dispose()
+
+
 @pytest.mark.postgres
 def test_a_postgresql_lock_timeout_becomes_database_busy(pg_tables: Engine) -> None:
     with pg_tables.connect() as holder, pg_tables.connect() as waiter:

@@ -4,7 +4,8 @@ Usage: .venv/bin/python bench/odm_export.py [--patients 10000] [--database FILE.
 Builds the SQLite database as bench/audit_scale.py does (the synthetic cohort bulk-loaded through the unit of
 work, then 200 single-record edits), or reuses --database (its ``<file>.audit-key`` must be next to it). Then,
 each in a fresh process so that its peak RSS is its own: `write_odm --strict`, `write_odm` (full), and
-`restore_odm` of the full file into a new empty database with the source's key. Prints one JSON line per step.
+`restore_odm` of the full file into a new empty database with the source's key. Prints one JSON line per step
+(wall seconds, peak RSS, user and system CPU seconds of the step's process, the load average at its end).
 Target (issue 13, "Speed"): ODM export of a 10,000-patient database in <= 60 s and <= 2 GB.
 """
 
@@ -30,6 +31,13 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu() -> dict[str, object]:
+    """User and system CPU seconds of this process so far, and the load average now (the machine is shared)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"user_s": round(usage.ru_utime, 1), "sys_s": round(usage.ru_stime, 1),
+            "load_average": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+
+
 def run_export(url: str, out: str, strict: bool) -> dict[str, object]:
     from abscopal.interop.odm import write_odm
     from abscopal.protocol.model import load_bundled
@@ -49,6 +57,7 @@ def run_export(url: str, out: str, strict: bool) -> dict[str, object]:
         "file_mib": round(os.path.getsize(out) / 2**20, 1),
         "seconds": round(seconds, 1),
         "peak_rss_mib": round(_peak_mib()),
+        **_cpu(),
     }
 
 
@@ -70,6 +79,7 @@ def run_restore(url: str, path: str, key_file: str) -> dict[str, object]:
         "rows": sum(summary.rows.values()),
         "seconds": round(seconds, 1),
         "peak_rss_mib": round(_peak_mib()),
+        **_cpu(),
     }
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Select, func, select
 from abscopal.interop import odm
 from abscopal.protocol.model import ProtocolFile
 from abscopal.store import audit as audit_mod
+from abscopal.store.codec import _utc as codec_utc
 from abscopal.store.codec import codec
 from abscopal.store.tables import ENTITIES, audit_head, audit_log
 
@@ -86,11 +87,24 @@ def _changes(conn: Connection) -> _Changes:
 
 
 def _rows(conn: Connection, stmt: Select[Any], table: str) -> list[dict[str, Any]]:
-    c = codec(table)
+    """The rows of ``stmt`` (every column of ``table``) as ``codec.state_from_db`` gives them, ``id`` added: the
+    same normalisation on plain tuples (a few per cent faster than through each row's mapping)."""
+    result = conn.execute(stmt)
+    names = tuple(result.keys())
+    position = {name: i for i, name in enumerate(names)}
+    plan = [(position[name], kind) for name, kind in codec(table)._read_plan if kind]
+    at_id = position["id"]
     out = []
-    for r in conn.execute(stmt):
-        state = c.state_from_db(r._mapping)
-        state["id"] = str(r.id)
+    for r in result:
+        if plan:
+            values = list(r)
+            for i, kind in plan:
+                if values[i] is not None:
+                    values[i] = codec_utc(values[i]) if kind == 1 else float(values[i])
+            state = dict(zip(names, values, strict=True))
+        else:
+            state = dict(zip(names, r, strict=True))
+        state["id"] = str(r[at_id])
         out.append(state)
     return out
 

@@ -12,6 +12,7 @@ as from the full dataset; it holds a few rows per slice instead of every record.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable, Sequence
 
 from abscopal.interop.define.build import SLICE_READS, SUPP_VALUE_LEVEL, VALUE_LEVEL, value_class
@@ -25,25 +26,46 @@ def _selectors(ds: Dataset) -> tuple[str, ...]:
 
 
 def define_digest(ds: Dataset) -> Dataset:
-    """``ds`` reduced per value-level slice to the values define.xml tells apart (same define.xml bytes)."""
+    """``ds`` reduced per value-level slice to the values define.xml tells apart (same define.xml bytes).
+
+    Rows are numbered by slice (in order of first appearance) and each column is read in that stable order, so
+    a slice's values are one contiguous run: no per-row key or index list is held beside the rows.
+    """
+    import numpy as np
+
     spec = ds.spec
     names = spec.names
     selectors = _selectors(ds)
-    slices: dict[tuple[object, ...], list[int]] = {}
-    if selectors:
+    n = len(ds.rows)
+    numbers: dict[tuple[object, ...], int] = {}
+    if selectors and n:
         # distinct by type and value: 1 and 1.0 (and True) are one dict key but not one define.xml value
-        keyed = [list(zip(map(type, c), c, strict=True)) for c in (column(ds.rows, s) for s in selectors)]
-        for i, key in enumerate(zip(*keyed, strict=True)):
-            slices.setdefault(key, []).append(i)
-        del keyed
-    elif ds.rows:
-        slices[()] = list(range(len(ds.rows)))
-    per_slice: list[list[Sequence[Value]]] = [[] for _ in slices]
+        chosen = [column(ds.rows, s) for s in selectors]
+        slot = np.fromiter(
+            (
+                numbers.setdefault(key, len(numbers))
+                for key in zip(*(zip(map(type, c), c, strict=True) for c in chosen), strict=True)
+            ),
+            dtype=np.int64,
+            count=n,
+        )
+        del chosen
+        order = np.argsort(slot, kind="stable")
+        bounds = np.searchsorted(slot[order], np.arange(len(numbers) + 1)).tolist()
+        del slot
+    else:
+        numbers[()] = 0
+        order = np.arange(n)
+        bounds = [0, n]
+    runs = list(itertools.pairwise(bounds))
+    per_slice: list[list[Sequence[Value]]] = [[] for _ in numbers]
     for var in spec.variables:
-        values = column(ds.rows, var.name)
+        values = np.empty(n, dtype=object)
+        values[:] = column(ds.rows, var.name)
+        values = values[order]
         every = var.name in selectors or var.codelist is not None or var.name in SLICE_READS
-        for out, members in zip(per_slice, slices.values(), strict=True):
-            picked = [values[i] for i in members]
+        for out, (a, b) in zip(per_slice, runs, strict=True):
+            picked = values[a:b].tolist()
             distinct = list(dict(zip(zip(map(type, picked), picked, strict=True), picked, strict=True)).values())
             if not every:
                 classes: dict[Hashable, Value] = {}
@@ -55,5 +77,5 @@ def define_digest(ds: Dataset) -> Dataset:
     rows: list[dict[str, Value]] = []
     for columns in per_slice:
         for j in range(max(len(c) for c in columns)):
-            rows.append({n: c[min(j, len(c) - 1)] for n, c in zip(names, columns, strict=True)})
+            rows.append({name: c[min(j, len(c) - 1)] for name, c in zip(names, columns, strict=True)})
     return Dataset(spec, rows)

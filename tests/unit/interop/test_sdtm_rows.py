@@ -13,7 +13,7 @@ from abscopal.errors import ValidationError
 from abscopal.interop.define import write_define
 from abscopal.interop.sdtm.define_digest import define_digest
 from abscopal.interop.sdtm.qs import QS_SPEC
-from abscopal.interop.sdtm.spec import Dataset, Rows, Value, column
+from abscopal.interop.sdtm.spec import Dataset, PartRows, Rows, Value, column
 from abscopal.interop.sdtm.writers import check_datasets, xpt_bytes
 from abscopal.protocol.model import load_bundled
 
@@ -129,3 +129,31 @@ def test_define_digest_writes_the_same_define_bytes_with_fewer_rows(tmp_path: Pa
     assert small.read_bytes() == full.read_bytes()
     text = full.read_text()
     assert 'DataType="datetime"' in text and 'DataType="float"' in text and "NOT DONE" in text
+
+
+def test_part_rows_read_as_the_flat_rows_they_share_parts_of(tmp_path: Path) -> None:
+    names = ("A", "B", "C", "D")
+    where = [(0, 1), (1, -1), (0, 0), (2, 0)]
+    shared = ("c", "a")
+    rows = PartRows(names, where, [(shared, 1, ("d1",)), (shared, 2.5, ("d2",)), (shared, None, ("d3",))])
+    assert [dict(r) for r in rows] == [
+        {"A": "a", "B": 1, "C": "c", "D": "d1"},
+        {"A": "a", "B": 2.5, "C": "c", "D": "d2"},
+        {"A": "a", "B": None, "C": "c", "D": "d3"},
+    ]
+    assert column(rows, "B") == [1, 2.5, None] and column(rows, "A") == ["a", "a", "a"]
+    assert [dict(r) for r in rows[1:]] == [dict(r) for r in list(rows)[1:]]
+    with pytest.raises(ValidationError, match="not of 3 parts"):
+        PartRows(names, where, [(shared, 1)])
+
+
+def test_qs_rows_in_parts_write_the_bytes_of_their_flat_rows(tmp_path: Path) -> None:
+    dicts = _qs_rows(50)
+    places = [(0, i) for i in range(len(QS_SPEC.names))]
+    parts = PartRows(QS_SPEC.names, places, [(tuple(r[n] for n in QS_SPEC.names),) for r in dicts])
+    assert xpt_bytes(Dataset(QS_SPEC, parts), CREATED, tmp_path) == xpt_bytes(
+        Dataset(QS_SPEC, dicts), CREATED, tmp_path
+    )
+    assert [dict(r) for r in define_digest(Dataset(QS_SPEC, parts)).rows] == [
+        dict(r) for r in define_digest(Dataset(QS_SPEC, dicts)).rows
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from operator import itemgetter
+from typing import Any
 
 from abscopal import domain as d
 from abscopal.interop.sdtm.common import iso, study_day
@@ -23,7 +24,7 @@ from abscopal.interop.sdtm.oncology_common import (
     subjects,
     week_visit,
 )
-from abscopal.interop.sdtm.spec import Dataset, DatasetSpec, Rows, SdtmSource, Value, Variable
+from abscopal.interop.sdtm.spec import Dataset, DatasetSpec, PartRows, SdtmSource, Value, Variable
 from abscopal.protocol.calendar import questionnaire_visit_number
 from abscopal.qol import eortc
 from abscopal.store.records import Stored
@@ -116,82 +117,104 @@ def build_qs(source: SdtmSource) -> list[Dataset]:
             visits[code] = (BASELINE_VISITNUM + number, week_visit(number, schedule.questionnaire_interval_days))
         return visits[code]
 
-    forms: dict[FormKey, tuple[Value, ...]] = {}
+    forms: dict[FormKey, tuple[tuple[Value, ...], Value]] = {}
 
-    def form(key: FormKey, subject: Subject) -> tuple[Value, ...]:
-        """QSCAT, QSLOBXFL (before QSSTAT), VISITNUM, VISIT, EPOCH, QSDTC, QSDY of one questionnaire."""
+    def form(key: FormKey, subject: Subject) -> tuple[tuple[Value, ...], Value]:
+        """One questionnaire's part (QSCAT, VISITNUM, VISIT, EPOCH, QSDTC, QSDY, QSEVAL) and its QSLOBXFL (before
+        QSSTAT)."""
         if key not in forms:
             visitnum, visit = visit_of(key[1])
             date = completed[key]
-            forms[key] = (
+            part = (
                 CATEGORY[key[2]],
-                "Y" if key in lobx else None,
                 visitnum,
                 visit,
                 epoch(date, subject),
                 iso(date),
                 study_day(date, subject.rfstdtc),
+                "STUDY SUBJECT",
             )
+            forms[key] = (part, "Y" if key in lobx else None)
         return forms[key]
 
-    texts: dict[
-        tuple[type, int], tuple[str, float]
-    ] = {}  # an answer's QSORRES (= QSSTRESC) and QSSTRESN, made once per value
-    names: dict[str, str] = {}  # QSTEST of each scale
-    out: list[tuple[Value, ...]] = []
+    results: dict[object, tuple[Value, ...]] = {}  # an item's result part (QSORRES..QSREASND), made once per value
+    tests: dict[object, tuple[Value, ...]] = {}  # QSTESTCD, QSTEST, QSDRVFL of each item and scale
+    out: list[tuple[Any, ...]] = []
     groups: dict[str, list[str]] = {}
     for sid in by_subject:
         groups.setdefault(subject_of(people, sid, "questionnaire answer").usubjid, []).append(sid)
+    not_scored: tuple[Value, ...] = (None, None, None, "NOT DONE", SCALE_NOT_SCORED)
     for usubjid in sorted(groups):
-        keyed: list[tuple[tuple[object, ...], tuple[Value, ...]]] = []
+        ids = (study, "QS", usubjid)
+        keyed: list[tuple[tuple[object, ...], tuple[Any, ...]]] = []
         for sid in groups[usubjid]:
             subject = people[sid]
             mine = by_subject[sid]
             for s in mine:
                 a = s.value
-                cat, lobxfl, visitnum, visit, epoch_, dtc, dy = form((a.subject_id, a.visit, a.instrument), subject)
-                testcd, test = items[(a.instrument, a.item)]
+                part, lobxfl = form((a.subject_id, a.visit, a.instrument), subject)
+                item = (a.instrument, a.item)
+                if item not in tests:
+                    tests[item] = (*items[item], None)
                 if a.answer is None:
-                    res: tuple[Value, ...] = (None, None, None, "NOT DONE", a.not_done_reason)
+                    given: object = ("NOT DONE", a.not_done_reason)
+                    if given not in results:
+                        results[given] = (None, None, None, "NOT DONE", a.not_done_reason)
                     lobxfl = None
                 else:
                     given = (type(a.answer), a.answer)
-                    if given not in texts:
-                        texts[given] = (str(a.answer), float(a.answer))
-                    text, number = texts[given]
-                    res = (text, text, number, None, None)
-                row = (study, "QS", usubjid, None, s.id, testcd, test, cat, *res, None, "STUDY SUBJECT", lobxfl)
-                keyed.append(((visitnum, _CAT_ORDER[str(cat)], 0, a.item), (*row, visitnum, visit, epoch_, dtc, dy)))
+                    if given not in results:
+                        text = str(a.answer)
+                        results[given] = (text, text, float(a.answer), None, None)
+                row: tuple[Any, ...] = (ids, part, tests[item], results[given], None, s.id, lobxfl)
+                keyed.append(((part[1], _CAT_ORDER[str(part[0])], 0, a.item), row))
             for i, score in enumerate(eortc.score_answers([s.value for s in mine])):
-                cat, lobxfl, visitnum, visit, epoch_, dtc, dy = form(
+                part, lobxfl = form(
                     (score.subject_id, score.visit, score.instrument),
                     subject_of(people, score.subject_id, "questionnaire"),
                 )
-                if score.scale not in names:
-                    names[score.scale] = scale_name(score.scale)
+                if score.scale not in tests:
+                    tests[score.scale] = (score.scale, scale_name(score.scale), "Y")
                 if score.score is None:
-                    res = (None, None, None, "NOT DONE", SCALE_NOT_SCORED)
+                    res = not_scored
                     lobxfl = None
                 else:
                     res = (None, repr(float(score.score)), float(score.score), None, None)
-                row = (
-                    study,
-                    "QS",
-                    usubjid,
-                    None,
-                    None,
-                    score.scale,
-                    names[score.scale],
-                    cat,
-                    *res,
-                    "Y",
-                    "STUDY SUBJECT",
-                )
-                keyed.append(((visitnum, _CAT_ORDER[str(cat)], 1, i), (*row, lobxfl, visitnum, visit, epoch_, dtc, dy)))
+                row = (ids, part, tests[score.scale], res, None, None, lobxfl)
+                keyed.append(((part[1], _CAT_ORDER[str(part[0])], 1, i), row))
             del by_subject[sid]
         keyed.sort(key=itemgetter(0))
-        out.extend((*r[:3], seq, *r[4:]) for seq, (_, r) in enumerate(keyed, start=1))
-    return [Dataset(QS_SPEC, Rows(QS_SPEC.names, out))]
+        out.extend((*r[:4], seq, *r[5:]) for seq, (_, r) in enumerate(keyed, start=1))
+    return [Dataset(QS_SPEC, PartRows(QS_SPEC.names, _QS_PLACES, out))]
+
+
+#: where each QS variable is in a row of parts (ids, questionnaire, test, result, QSSEQ, QSSPID, QSLOBXFL)
+_QS_PLACES = tuple(
+    {
+        "STUDYID": (0, 0),
+        "DOMAIN": (0, 1),
+        "USUBJID": (0, 2),
+        "QSSEQ": (4, -1),
+        "QSSPID": (5, -1),
+        "QSTESTCD": (2, 0),
+        "QSTEST": (2, 1),
+        "QSCAT": (1, 0),
+        "QSORRES": (3, 0),
+        "QSSTRESC": (3, 1),
+        "QSSTRESN": (3, 2),
+        "QSSTAT": (3, 3),
+        "QSREASND": (3, 4),
+        "QSDRVFL": (2, 2),
+        "QSEVAL": (1, 6),
+        "QSLOBXFL": (6, -1),
+        "VISITNUM": (1, 1),
+        "VISIT": (1, 2),
+        "EPOCH": (1, 3),
+        "QSDTC": (1, 4),
+        "QSDY": (1, 5),
+    }[n]
+    for n in QS_SPEC.names
+)
 
 
 def _last_before_exposure(completed: Mapping[FormKey, dt.date | None], people: Mapping[str, Subject]) -> set[FormKey]:

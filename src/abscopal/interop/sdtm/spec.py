@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import itemgetter
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from abscopal import domain as d
 from abscopal.errors import ValidationError
@@ -90,6 +90,8 @@ class Rows(Sequence[Mapping[str, Value]]):
 
     __slots__ = ("names", "positions", "tuples")
 
+    tuples: list[tuple[Any, ...]]
+
     def __init__(self, names: tuple[str, ...], tuples: list[tuple[Value, ...]]) -> None:
         bad = next((t for t in tuples if len(t) != len(names)), None)
         if bad is not None:
@@ -118,6 +120,50 @@ class Rows(Sequence[Mapping[str, Value]]):
 
     def column(self, name: str) -> list[Value]:
         return list(map(itemgetter(self.positions[name]), self.tuples))
+
+
+class PartRows(Rows):
+    """Rows made of shared parts (QS's 2.75 M rows at 10,000 patients): each row a tuple whose items are part
+    tuples or values; variable k is at ``where[k]`` = (item, position in that part), position -1 for a value held
+    by the row itself. A part many rows share (a subject's ids; a questionnaire's visit, date and EPOCH; an
+    item's codes; an answer's result) is held once, not once per row."""
+
+    __slots__ = ("where",)
+
+    def __init__(self, names: tuple[str, ...], where: Sequence[tuple[int, int]], tuples: list[tuple[Any, ...]]) -> None:
+        if len(where) != len(names):
+            raise ValidationError("rows", f"{len(where)} places for {len(names)} variables")
+        width = 1 + max(p for p, _ in where)
+        if any(n != width for n in set(map(len, tuples))):
+            raise ValidationError("rows", f"a row not of {width} parts")
+        self.names = names
+        self.positions = {n: i for i, n in enumerate(names)}
+        self.where = tuple(where)
+        self.tuples = tuples
+
+    def _flat(self, row: tuple[Any, ...]) -> tuple[Value, ...]:
+        return tuple(row[p] if i < 0 else row[p][i] for p, i in self.where)
+
+    @overload
+    def __getitem__(self, i: int) -> Mapping[str, Value]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Rows: ...
+
+    def __getitem__(self, i: int | slice) -> Mapping[str, Value] | Rows:
+        if isinstance(i, slice):
+            return PartRows(self.names, self.where, self.tuples[i])
+        return RowView(self.names, self.positions, self._flat(self.tuples[i]))
+
+    def __iter__(self) -> Iterator[Mapping[str, Value]]:
+        names, positions = self.names, self.positions
+        return (RowView(names, positions, self._flat(t)) for t in self.tuples)
+
+    def column(self, name: str) -> list[Value]:
+        p, i = self.where[self.positions[name]]
+        if i < 0:
+            return list(map(itemgetter(p), self.tuples))
+        return list(map(itemgetter(i), map(itemgetter(p), self.tuples)))
 
 
 def column(rows: Sequence[Mapping[str, Value]], name: str) -> list[Value]:

@@ -3,7 +3,8 @@
 Usage: .venv/bin/python bench/sdtm_export.py [--patients 10000] [--database sqlite|postgresql] [--reuse PATH]
 Builds the database with `abscopal demo --patients N --seed 3` (or reuses --reuse, a SQLite file, when it
 exists; built there when it does not), then runs `abscopal export sdtm` once as its own process and reports its
-wall time and peak RSS (os.wait4: that process only) and the files written. Prints one JSON line per step.
+wall time, user and system CPU and peak RSS (os.wait4: that process only), the load average before it, and the files
+written. Prints one JSON line per step.
 Target (issue 13, deliverable 1): <= 60 s and <= 2 GB on 10,000 patients.
 """
 
@@ -24,14 +25,19 @@ from _machine import cpu_model
 ABSCOPAL = str(Path(sys.executable).with_name("abscopal"))
 
 
+CPU: dict[str, float] = {}  # user and system CPU seconds of the last child run (os.wait4)
+
+
 def _run(cmd: list[str]) -> tuple[float, float, int, str]:
-    """Wall seconds, peak RSS (MiB) and exit code of one child process, and its stderr tail."""
+    """Wall seconds, peak RSS (MiB) and exit code of one child process, and its stderr tail (its user and
+    system CPU seconds in :data:`CPU`: on a shared machine they are steadier than the wall time)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
+    CPU.update(user=usage.ru_utime, system=usage.ru_stime)
     return time.perf_counter() - t0, usage.ru_maxrss / 1024, proc.returncode, err[-2000:]
 
 
@@ -68,13 +74,17 @@ def main() -> None:
                 return
         out = Path(tmp) / "sdtm"
         cmd = [ABSCOPAL, "export", "sdtm", "--output", str(out), "--database-url", url]
+        load_before = [round(x, 2) for x in os.getloadavg()]
         seconds, mib, rc, err = _run([*cmd, "--created", "2026-12-01T00:00:00"])
         files = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
         size = sum(p.stat().st_size for p in out.iterdir()) / 2**20 if out.is_dir() else 0.0
         step = {
             "step": "export sdtm (xpt + define.xml)",
             "seconds": round(seconds, 1),
+            "user_cpu_s": round(CPU["user"], 1),
+            "system_cpu_s": round(CPU["system"], 1),
             "peak_rss_mib": round(mib),
+            "load_average_before": load_before,
             "files": len(files),
             "define": "define.xml" in files,
             "output_mib": round(size, 1),

@@ -921,6 +921,11 @@ def import_redcap(
             actor = Actor(user, full_name or user, StaffRole.DATA_MANAGER, sites=sites,
                           import_source=f"REDCap project {project} file {name}")  # fmt: skip
             step = progress(len(planned)) if progress else None
+            if uow.connection.dialect.name == "postgresql":
+                # the import is one transaction of thousands of statements: a generic plan PostgreSQL caches for
+                # a prepared statement while the tables still look empty (new, never analysed) scans the rows the
+                # import adds, so each statement grows slower (400 records' dry run: 73 s, 23 s with this)
+                uow.connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
             with uow.one_transaction():
                 _write(uow, actor, planned, update, report, step, protocols)
             if report.ok and not dry_run:

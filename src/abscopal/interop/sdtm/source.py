@@ -82,6 +82,11 @@ def _reader(cls: type[Any], columns: Sequence[str], skip: Collection[str] = ()) 
     return read
 
 
+#: rows fetched at a time (a server-side cursor on PostgreSQL, whose driver would otherwise hold a whole
+#: table's rows, 1.7 M answers at 10,000 patients, before the first is read)
+_BATCH = 20_000
+
+
 def _stored(conn: Connection, entity: str) -> list[Stored[Any]]:
     """Every live record of ``entity`` (with its live children) in natural-key order, ties by id."""
     e = ENTITIES[entity]
@@ -92,14 +97,15 @@ def _stored(conn: Connection, entity: str) -> list[Stored[Any]]:
         assert ce.parent_column is not None
         grouped: dict[str, list[Any]] = defaultdict(list)
         query = select(ce.table).where(ce.table.c.removed_reason.is_(None)).order_by(ce.table.c.id)
-        result = conn.execute(query)
+        result = conn.execute(query.execution_options(yield_per=_BATCH))
         columns = list(result.keys())
         read_child = _reader(ce.cls, columns)
         parent_at = columns.index(ce.parent_column)
         for row in result:
             grouped[str(row[parent_at])].append(ce.cls(**read_child(row)))
         children[field_name] = grouped
-    result = conn.execute(select(e.table).where(e.table.c.removed_reason.is_(None)).order_by(*order))
+    query = select(e.table).where(e.table.c.removed_reason.is_(None)).order_by(*order)
+    result = conn.execute(query.execution_options(yield_per=_BATCH))
     columns = list(result.keys())
     read = _reader(e.cls, columns, e.children)
     id_at, version_at = columns.index("id"), columns.index("version")

@@ -14,12 +14,13 @@ SDV mark and voids its e-signatures and its patient's casebook signature, each a
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from abscopal import domain as d
@@ -40,6 +41,29 @@ from abscopal.store.records import RecordRepository, Stored
 from abscopal.store.tables import DATA_MANAGEMENT, ENTITIES, ENTITY_BY_CLASS, REPOSITORY_NAMES, audit_log
 
 _BATCH = 5_000
+
+
+@functools.cache
+def _marks_statement(entity: str, with_patient: bool, *, ids_only: bool = False) -> Any:
+    """The live locks, SDV marks or signatures of a record (``:entity``, ``:record_id``) and, ``with_patient``, of
+    its patient's casebook (``:subject_id``): built once, as every write of every use case asks it (building a
+    SQLAlchemy statement costs more than running it)."""
+    table = ENTITIES[entity].table
+    own = and_(table.c.entity == bindparam("entity"), table.c.record_id == bindparam("record_id"))
+    if with_patient:
+        own = or_(own, and_(table.c.entity == "patients", table.c.subject_id == bindparam("subject_id")))
+    query = select(table.c.id, table.c.version) if ids_only else select(table)
+    query = query.where(table.c.removed_reason.is_(None)).where(own)
+    return query if ids_only else query.limit(1)
+
+
+@functools.cache
+def _casebook_signatures() -> Any:
+    """The live casebook signature(s) of a patient (``:subject_id``): a record added to it voids them."""
+    sig = ENTITIES["record_signatures"].table
+    return select(sig.c.id, sig.c.version).where(
+        sig.c.entity == "patients", sig.c.subject_id == bindparam("subject_id"), sig.c.removed_reason.is_(None)
+    )
 
 
 class UnitOfWork:
@@ -235,18 +259,19 @@ class UnitOfWork:
         row = self.execute(query).mappings().first()
         return None if row is None else dict(row)
 
+    def _run(self, statement: Any, values: Mapping[str, Any]) -> Any:
+        """A cached statement (:func:`_marks_statement`) with its values bound."""
+        try:
+            return self.connection.execute(statement, values)
+        except SQLAlchemyError as exc:
+            raise database_error(exc) from None
+
     def check_unlocked(self, entity: str, record_id: str, subject_id: str | None) -> None:
         """Refuse a change to a locked record or to any record of a locked patient, saying who locked it."""
         if entity in DATA_MANAGEMENT or entity == "data_queries":
             return
-        locks = ENTITIES["record_locks"].table
-        own = and_(locks.c.entity == entity, locks.c.record_id == record_id)
-        cond = (
-            own
-            if subject_id is None
-            else or_(own, and_(locks.c.entity == "patients", locks.c.subject_id == subject_id))
-        )
-        lock = self.execute(select(locks).where(locks.c.removed_reason.is_(None)).where(cond).limit(1)).first()
+        values = {"entity": entity, "record_id": record_id, "subject_id": subject_id}
+        lock = self._run(_marks_statement("record_locks", subject_id is not None), values).first()
         if lock is not None:
             what = f"patient {lock.subject_id} is locked" if lock.entity == "patients" else "this record is locked"
             raise RecordLocked(
@@ -280,26 +305,16 @@ class UnitOfWork:
             if version == 1
             else f"the {entity} record changed (now version {version})"
         )
-        sdv = ENTITIES["sdv_marks"].table
-        sig = ENTITIES["record_signatures"].table
+        values = {"entity": entity, "record_id": record_id, "subject_id": subject_id}
         if version == 1:  # a new record has no SDV mark nor signature of its own: only its casebook's
             if subject_id is not None:
-                casebook = and_(
-                    sig.c.entity == "patients", sig.c.subject_id == subject_id, sig.c.removed_reason.is_(None)
-                )
-                for row in self.execute(select(sig.c.id, sig.c.version).where(casebook)):
+                for row in self._run(_casebook_signatures(), values).all():
                     self.mark_removed("record_signatures", row.id, int(row.version), f"signature voided: {why}")
             return
-        for row in self.execute(
-            select(sdv.c.id, sdv.c.version)
-            .where(sdv.c.removed_reason.is_(None))
-            .where(sdv.c.entity == entity)
-            .where(sdv.c.record_id == record_id)
-        ):
+        for row in self._run(_marks_statement("sdv_marks", False, ids_only=True), values).all():
             self.mark_removed("sdv_marks", row.id, int(row.version), f"SDV cleared: {why}")
-        own = and_(sig.c.entity == entity, sig.c.record_id == record_id)
-        cond = own if subject_id is None else or_(own, and_(sig.c.entity == "patients", sig.c.subject_id == subject_id))
-        for row in self.execute(select(sig.c.id, sig.c.version).where(sig.c.removed_reason.is_(None)).where(cond)):
+        signatures = _marks_statement("record_signatures", subject_id is not None, ids_only=True)
+        for row in self._run(signatures, values).all():
             self.mark_removed("record_signatures", row.id, int(row.version), f"signature voided: {why}")
 
     def mark_removed(self, entity: str, record_id: str, version: int, reason: str) -> None:

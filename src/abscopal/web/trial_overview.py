@@ -164,16 +164,16 @@ def _by_subject(records: Sequence[T]) -> dict[str, list[T]]:
 
 
 def _visits(
-    conn: Connection, actor: Actor, patients: Sequence[d.Patient], protocols: ProtocolFile, as_of: dt.date
-) -> tuple[list[VisitDue], list[VisitDue], list[str]]:
-    """Every on-study patient's calendar on ``as_of``: the overdue visits and those due now or soon."""
+    conn: Connection, actor: Actor, patients: Sequence[d.Patient], protocols: ProtocolFile, as_of: dt.date,
+    fractions: dict[str, list[d.Fraction]], cycles: dict[str, list[d.ImmunotherapyCycle]],
+) -> tuple[list[VisitDue], list[VisitDue], list[str]]:  # fmt: skip
+    """Every on-study patient's calendar on ``as_of``: the overdue visits and those due now or soon (``fractions``
+    and ``cycles`` by subject: the trial's, read once for the monitor too)."""
     on_study = [p for p in patients if p.enrolment_date is not None and p.status in ON_STUDY]
     if not on_study:
         return [], [], []
     ids = [p.subject_id for p in on_study]
     courses = _by_subject(_records(conn, d.RadiotherapyCourse, actor, ids))
-    fractions = _by_subject(_records(conn, d.Fraction, actor, ids))
-    cycles = _by_subject(_records(conn, d.ImmunotherapyCycle, actor, ids))
     assessments = _by_subject(_records(conn, d.TumourAssessment, actor, ids))
     answers = _questionnaire_days(conn, actor)
     overdue: list[VisitDue] = []
@@ -227,13 +227,14 @@ def _saes(conn: Connection, actor: Actor, report_hours: int, now: dt.datetime) -
     return sorted(out, key=lambda s: (not s.overdue, s.due_at or far, s.subject_id))
 
 
-def _monitor(conn: Connection, protocols: ProtocolFile) -> MonitorResult | None:
-    """The safety monitor over the whole trial (its rule is trial-wide: every site's treated patients)."""
+def _monitor(
+    conn: Connection, protocols: ProtocolFile, patients: list[d.Patient], fractions: list[d.Fraction],
+    cycles: list[d.ImmunotherapyCycle],
+) -> MonitorResult | None:  # fmt: skip
+    """The safety monitor over the whole trial (its rule is trial-wide: every site's treated patients; the trial's
+    patients, fractions and cycles are given, read once for the calendars too)."""
     options = protocols.current.safety
-    analysis = safety_analysis_set(
-        _records(conn, d.Patient, None), _records(conn, d.Fraction, None),
-        _records(conn, d.ImmunotherapyCycle, None), _records(conn, d.AdverseEvent, None), options,
-    )  # fmt: skip
+    analysis = safety_analysis_set(patients, fractions, cycles, _records(conn, d.AdverseEvent, None), options)
     if not analysis.population.size:
         return None
     return monitor(analysis.events, analysis.population.size, options.monitor)
@@ -247,14 +248,17 @@ def build_overview(
     pf = protocols_or_bundled(protocols)
     now = now or dt.datetime.now(dt.UTC)
     day = as_of or now.date()
-    patients = _records(conn, d.Patient, actor)
+    trial = _records(conn, d.Patient, None)  # every site's: the monitor's rule is trial-wide
+    reach = None if actor.role is StaffRole.STATISTICIAN else actor.sites
+    patients = [p for p in trial if reach is None or p.site_code in reach]  # as _site_condition reads them
+    all_fractions, all_cycles = _records(conn, d.Fraction, None), _records(conn, d.ImmunotherapyCycle, None)
     enrolment_days = sorted(p.enrolment_date for p in patients if p.enrolment_date is not None)
     per_month = Counter(day_.strftime("%Y-%m") for day_ in enrolment_days)
     cumulative, running = [], 0
     for month in sorted(per_month):
         running += per_month[month]
         cumulative.append((month, running))
-    overdue, soon, errors = _visits(conn, actor, patients, pf, day)
+    overdue, soon, errors = _visits(conn, actor, patients, pf, day, _by_subject(all_fractions), _by_subject(all_cycles))
     deviations = [
         DeviationRow(r.subject_id, rid, r.check.value, r.deviation_class.value, r.date, r.reason)
         for rid, r in _with_ids(conn, actor)
@@ -272,7 +276,7 @@ def build_overview(
         deviations_by_class=dict(Counter(r.deviation_class for r in deviations)),
         saes=tuple(_saes(conn, actor, safety.sae_report_hours, now)),
         sae_report_hours=safety.sae_report_hours,
-        monitor=_monitor(conn, pf),
+        monitor=_monitor(conn, pf, trial, all_fractions, all_cycles),
         calendar_errors=tuple(errors),
     )
 

@@ -152,7 +152,7 @@ def _questionnaire_days(conn: Connection, actor: Actor) -> dict[str, list[_Compl
         query = query.where(condition)
     out: dict[str, list[_Completed]] = defaultdict(list)
     for subject_id, day in conn.execute(query):
-        out[str(subject_id)].append(_Completed(day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))))
+        out[str(subject_id)].append(_Completed(day))  # a Date column: a date on both backends
     return out
 
 

@@ -4,11 +4,12 @@ records one add (and one update) per item wrote, in item order, and in a bounded
 from __future__ import annotations
 
 import datetime as dt
-import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event
 
 from abscopal import domain as d
 from abscopal.errors import RecordLocked
@@ -16,8 +17,10 @@ from abscopal.services import questionnaires
 from abscopal.services.common import Actor, StaffRole
 from abscopal.store.audit import verify
 from abscopal.store.audit_key import load_key
-from abscopal.store.tables import audit_log
 from abscopal.store.unit_of_work import UnitOfWork
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from audit_trails import audit_trail, last_seq
 
 AT = dt.datetime(2024, 6, 3, 9, tzinfo=dt.UTC)
 DAY = dt.date(2024, 4, 12)
@@ -36,31 +39,6 @@ def _seed(engine: Engine) -> None:
         uow.commit()
 
 
-def _last_seq(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.coalesce(func.max(audit_log.c.seq), 0))).scalar_one())
-
-
-def _trail(engine: Engine, after: int, upto: int | None = None, subject: str = "S-001") -> list[tuple[Any, ...]]:
-    """Who, what, old and new value, why and version of each audit record after ``after``; record ids numbered
-    in order of appearance, ``subject`` written as S-001 (so that two patients' trails compare)."""
-    query = select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq)
-    if upto is not None:
-        query = query.where(audit_log.c.seq <= upto)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    names: dict[str, str] = {}
-
-    def named(text: str | None) -> str | None:
-        if text is None:
-            return None
-        text = re.sub(r"[0-9a-f]{32}", lambda m: names.setdefault(m.group(0), f"<id{len(names)}>"), text)
-        return text.replace(subject, "S-001")
-
-    return [(r.username, r.entity, named(r.entity_key), r.field, r.old_value, named(r.new_value), r.reason, r.version)
-            for r in rows]  # fmt: skip
-
-
 def _one_per_item(uow: UnitOfWork, subject: str, answers: dict[int, int | None], versions: dict[int, int]) -> None:
     """What record_questionnaire wrote before the batch: one find and one add (or update) per item, in order."""
     for number, answer in sorted(answers.items()):
@@ -77,16 +55,16 @@ def _one_per_item(uow: UnitOfWork, subject: str, answers: dict[int, int | None],
 def test_a_questionnaire_writes_the_audit_records_of_one_add_or_update_per_item_in_item_order(engine: Engine) -> None:
     _seed(engine)
     answers: dict[int, int | None] = {5: 2, 1: 2, 3: 4, 2: None, 4: 3}  # item 3 changes: added, updated, added
-    start = _last_seq(engine)
+    start = last_seq(engine)
     with UnitOfWork(engine, COORDINATOR.username, WHY) as uow:
         _one_per_item(uow, "S-002", answers, {3: 1})
-    middle = _last_seq(engine)
+    middle = last_seq(engine)
     with UnitOfWork(engine, COORDINATOR.username, WHY) as uow:
         result = questionnaires.record_questionnaire(
             uow, COORDINATOR, "S-001", "week_6", C30, answers, completed_on=DAY, versions={3: 1},
             on_behalf_reason=WHY, at=AT,
         )  # fmt: skip
-    before, batch = _trail(engine, start, middle, subject="S-002"), _trail(engine, middle)
+    before, batch = audit_trail(engine, start, middle, rename=("S-002", "S-001")), audit_trail(engine, middle)
     assert [(r[3], r[7]) for r in before] == [("*", 1), ("*", 1), ("answer", 2), ("*", 1), ("*", 1)]
     assert batch == before
     assert sorted((s.value.item, s.value.answer, s.version) for s in result.answers) == [
@@ -130,10 +108,10 @@ def test_a_questionnaire_for_a_locked_patient_is_refused_as_locked_even_with_a_b
         assert patient is not None
         uow.locks.add(d.RecordLock("patients", patient.id, "S-001", "dm.qian", AT, "interim analysis"))
         uow.commit()
-    before = _last_seq(engine)
+    before = last_seq(engine)
     with UnitOfWork(engine, COORDINATOR.username, WHY) as uow, pytest.raises(RecordLocked, match=r"dm\.qian"):
         # item 1 is written (refused: locked) before item 2's answer 9 is checked, as when each was written in turn
         questionnaires.record_questionnaire(
             uow, COORDINATOR, "S-001", "week_6", C30, {1: 1, 2: 9}, completed_on=DAY, on_behalf_reason=WHY, at=AT
         )
-    assert _last_seq(engine) == before
+    assert last_seq(engine) == before

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from abscopal import domain as d
 from abscopal.errors import DuplicateRecord, MissingParent, RecordLocked, ValidationError
@@ -18,6 +19,9 @@ from abscopal.store.audit import verify
 from abscopal.store.audit_key import load_key
 from abscopal.store.tables import audit_log
 from abscopal.store.unit_of_work import UnitOfWork
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from audit_trails import audit_trail, last_seq
 
 AT = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
 DAY = dt.date(2024, 4, 12)
@@ -46,34 +50,6 @@ def _seed(engine: Engine, *subjects: str, signed: bool = False) -> None:
         uow.commit()
 
 
-def _last_seq(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.coalesce(func.max(audit_log.c.seq), 0))).scalar_one())
-
-
-def _trail(engine: Engine, after: int, upto: int | None = None, subject: str | None = None) -> list[tuple[Any, ...]]:
-    """The audit records after ``after``: who, what, old and new value, why, version; record ids numbered in order
-    of appearance (they differ between runs), ``subject`` written as S001 (so two patients' trails compare)."""
-    query = select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq)
-    if upto is not None:
-        query = query.where(audit_log.c.seq <= upto)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    names: dict[str, str] = {}
-
-    def named(text: str | None) -> str | None:
-        if text is None:
-            return None
-        text = re.sub(r"[0-9a-f]{32}", lambda m: names.setdefault(m.group(0), f"<id{len(names)}>"), text)
-        return text if subject is None else text.replace(subject, "S001")
-
-    return [
-        (r.username, r.entity, named(r.entity_key), r.field, named(r.old_value), named(r.new_value), r.reason,
-         r.version, named(r.key_first), named(r.key_last))
-        for r in rows
-    ]  # fmt: skip
-
-
 def _verify(engine: Engine) -> Any:
     with engine.connect() as conn:
         return verify(conn, load_key(engine.url, create=False))
@@ -82,7 +58,7 @@ def _verify(engine: Engine) -> Any:
 def _refused(engine: Engine, error: type[Exception], match: str, batch: Sequence[Any], repo: str = "answers") -> None:
     """The batch is refused with ``error`` matching ``match`` and nothing of it is stored, even when the unit of
     work commits after the refusal."""
-    before = _last_seq(engine)
+    before = last_seq(engine)
     with UnitOfWork(engine, user="coordinator1", reason="batch") as uow:
         stored = getattr(uow, repo).all()
         with pytest.raises(error, match=match):
@@ -90,12 +66,12 @@ def _refused(engine: Engine, error: type[Exception], match: str, batch: Sequence
         uow.commit()  # what the refused batch left behind, if anything, would be committed here
     with UnitOfWork(engine, user="coordinator1", reason="batch") as uow:
         assert getattr(uow, repo).all() == stored
-    assert _last_seq(engine) == before
+    assert last_seq(engine) == before
 
 
 def test_a_batch_writes_the_same_audit_records_as_one_add_after_another(engine: Engine) -> None:
     _seed(engine, "S001", "S002", signed=True)
-    start = _last_seq(engine)
+    start = last_seq(engine)
     answers = [_answer("S001", i) for i in (1, 2, 3)] + [_answer("S001", 4, answer=None)]
     with UnitOfWork(engine, user="patient1", reason="answered by the patient (ePRO)") as uow:
         for a in answers:
@@ -103,13 +79,13 @@ def test_a_batch_writes_the_same_audit_records_as_one_add_after_another(engine: 
         uow.assessments.add(_assessment("S001", 1, 2))
         uow.assessments.add(_assessment("S001", 2, 1))
         uow.commit()
-    middle = _last_seq(engine)
+    middle = last_seq(engine)
     with UnitOfWork(engine, user="patient1", reason="answered by the patient (ePRO)") as uow:
         uow.answers.add_many([dataclasses.replace(a, subject_id="S002") for a in answers])
         uow.assessments.add_many([_assessment("S002", 1, 2), _assessment("S002", 2, 1)])
         uow.commit()
-    one_by_one = _trail(engine, start, middle)
-    batch = _trail(engine, middle, subject="S002")
+    one_by_one = audit_trail(engine, start, middle)
+    batch = audit_trail(engine, middle, rename=("S002", "S001"))
     # four answers, the casebook signature voided after the first, two assessments and their measurements
     assert [(r[1], r[3]) for r in one_by_one] == [
         ("questionnaire_answers", "*"), ("record_signatures", "removed_reason"), ("questionnaire_answers", "*"),
@@ -121,7 +97,7 @@ def test_a_batch_writes_the_same_audit_records_as_one_add_after_another(engine: 
 
 def test_a_batch_is_audited_with_who_when_and_why_of_each_record(engine: Engine) -> None:
     _seed(engine, "S001")
-    start = _last_seq(engine)
+    start = last_seq(engine)
     with UnitOfWork(engine, user="crc2", reason="paper form transcribed") as uow:
         stored = uow.answers.add_many([_answer("S001", i) for i in (1, 2, 3)], reason="transcribed from paper")
         uow.commit()
@@ -141,7 +117,7 @@ def test_the_audit_chain_verifies_after_a_batch(engine: Engine) -> None:
         uow.commit()
     report = _verify(engine)
     assert report.ok, report.findings
-    assert report.records == _last_seq(engine)
+    assert report.records == last_seq(engine)
 
 
 def test_a_batch_returns_its_records_as_stored_in_the_order_given(engine: Engine) -> None:
@@ -159,11 +135,11 @@ def test_a_batch_returns_its_records_as_stored_in_the_order_given(engine: Engine
 
 def test_an_empty_batch_writes_nothing(engine: Engine) -> None:
     _seed(engine, "S001")
-    before = _last_seq(engine)
+    before = last_seq(engine)
     with UnitOfWork(engine, user="crc", reason="x") as uow:
         assert uow.answers.add_many([]) == []
         uow.commit()
-    assert _last_seq(engine) == before
+    assert last_seq(engine) == before
 
 
 def test_a_batch_with_an_item_already_stored_writes_nothing_and_names_the_item(engine: Engine) -> None:

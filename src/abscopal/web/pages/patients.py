@@ -7,7 +7,6 @@ account goes straight to its page, which shows only its questionnaires (web.md Â
 
 from __future__ import annotations
 
-import datetime as dt
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -109,7 +108,7 @@ def _answer_items(uow: Any, subject_id: str) -> list[Stored[Any]]:
     ).all()
     return [
         Stored(str(r.id), int(r.version), SimpleNamespace(visit=r.visit, instrument=d.Instrument(r.instrument),
-                                                          answer=r.answer, completed_on=_day(r.completed_on)))
+                                                          answer=r.answer, completed_on=r.completed_on))
         for r in rows
     ]  # fmt: skip
 
@@ -119,11 +118,6 @@ def _labels(labels: dict[str, str], language: str) -> Any:
     label of a key, else the key."""
     translated = {key: gettext(language, text) for key, text in labels.items()}
     return lambda key: translated.get(key, key)
-
-
-def _day(value: Any) -> dt.date | None:
-    """A date column as read (SQLite may hand back its ISO text)."""
-    return value if value is None or isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
 def _questionnaire_rows(res: Any, records: list[Any], marks: Any, patient_id: str) -> list[dict[str, Any]]:

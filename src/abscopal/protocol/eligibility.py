@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from abscopal.domain import Screening
 from abscopal.errors import ProtocolError, ValidationError
+from abscopal.messages import N_, Joined, Message
 from abscopal.protocol import units
 from abscopal.protocol.model import (
     AtLeastLevelCheck,
@@ -325,23 +326,26 @@ def _unit(u: str | None) -> str:
 
 
 def _check_sentence(check: Check, screening: Screening, code: int, unknown_ids: Sequence[str]) -> str:
-    """Words for one check; the decision itself was taken by :func:`decide`."""
-    if isinstance(check, CompleteDataCheck):
-        return f"{check.name} complete" if code == MET else f"{check.name} missing for {', '.join(unknown_ids)}"
-    if isinstance(check, MissingDataCheck):
-        return f"{check.name} missing for {', '.join(unknown_ids)}" if code == MET else f"{check.name} complete"
+    """Words for one check; the decision itself was taken by :func:`decide`. The sentences are
+    :class:`~abscopal.messages.Message` objects: English text that the web can translate."""
+    if isinstance(check, CompleteDataCheck | MissingDataCheck):
+        missing = (code == MET) == isinstance(check, MissingDataCheck)
+        if missing:
+            return Message(N_("{name} missing for {criteria}"), name=check.name, criteria=Joined(", ", unknown_ids))
+        return Message(N_("{name} complete"), name=check.name)
     if isinstance(check, LabMinCheck | LabMaxUlnCheck):
         return _lab_sentence(check, screening, code)
     value = _plain(getattr(screening, check.field))
     if value is None:
-        return f"{check.name} not recorded"
+        return Message(N_("{name} not recorded"), name=check.name)
     if isinstance(check, PresentCheck):
-        return f"{check.name} recorded ({value})"
+        return Message(N_("{name} recorded ({value})"), name=check.name, value=str(value))
     if isinstance(check, IsTrueCheck | IsFalseCheck):
-        return f"{check.name} = {'yes' if value else 'no'}"
+        return Message(N_("{name} = {answer}"), name=check.name, answer=_YES if value else _NO)
     if isinstance(check, OneOfCheck):
-        verb = "is one of" if code == MET else "is not one of"
-        return f"{check.name} {value} {verb} {', '.join(check.values)}"
+        one_of = N_("{name} {value} is one of {values}")
+        template = one_of if code == MET else N_("{name} {value} is not one of {values}")
+        return Message(template, name=check.name, value=str(value), values=Joined(", ", check.values))
     if isinstance(check, AtLeastLevelCheck):
         rel = ">=" if code == MET else "<"
         return f"{check.name} {value} {rel} {check.level}"
@@ -353,17 +357,24 @@ def _check_sentence(check: Check, screening: Screening, code: int, unknown_ids: 
     if check.max is not None and not ((x <= check.max) if check.max_inclusive else (x < check.max)):
         return f"{check.name} {_fmt(x)}{u} {'>' if check.max_inclusive else '>='} {_fmt(check.max)}{u}"
     if check.min is not None and check.max is not None:
-        return f"{check.name} {_fmt(x)}{u} in {_fmt(check.min)}-{_fmt(check.max)}{u}"
+        return Message(
+            N_("{name} {value} in {min}-{max}"),
+            name=check.name, value=f"{_fmt(x)}{u}", min=_fmt(check.min), max=f"{_fmt(check.max)}{u}",
+        )  # fmt: skip
     if check.min is not None:
         return f"{check.name} {_fmt(x)}{u} {'>=' if check.min_inclusive else '>'} {_fmt(check.min)}{u}"
     assert check.max is not None
     return f"{check.name} {_fmt(x)}{u} {'<=' if check.max_inclusive else '<'} {_fmt(check.max)}{u}"
 
 
+_YES = Message(N_("yes"))
+_NO = Message(N_("no"))
+
+
 def _lab_sentence(check: LabMinCheck | LabMaxUlnCheck, screening: Screening, code: int) -> str:
     lab = screening.labs.get(check.lab)
     if lab is None:
-        return f"{check.name} not recorded"
+        return Message(N_("{name} not recorded"), name=check.name)
     shown = f"{check.name} {_fmt(lab.value)} {lab.unit}"
     if isinstance(check, LabMinCheck):
         canonical = units.display_unit(check.unit)
@@ -378,13 +389,17 @@ def _lab_sentence(check: LabMinCheck | LabMaxUlnCheck, screening: Screening, cod
         rel = ">=" if code == MET else "<"
         return f"{shown} {rel} {_fmt(check.min)} {canonical}"
     if lab.uln is None:
-        return f"{shown}, upper limit of normal not recorded"
+        return Message(N_("{lab}, upper limit of normal not recorded"), lab=shown)
     ratio = lab.value / lab.uln
     rel = "<=" if code == MET else ">"
     return f"{shown} = {_fmt(round(ratio, 3))} x ULN ({_fmt(lab.uln)} {lab.unit}) {rel} {_fmt(check.max_x_uln)} x ULN"
 
 
-_STATUS_WORDS = {Status.MET: "met", Status.NOT_MET: "not met", Status.UNKNOWN: "unknown (data missing)"}
+_STATUS_WORDS = {
+    Status.MET: Message(N_("met")),
+    Status.NOT_MET: Message(N_("not met")),
+    Status.UNKNOWN: Message(N_("unknown (data missing)")),
+}
 
 
 def evaluate(screening: Screening, eligibility: Eligibility, protocol_version: str | None = None) -> Checklist:
@@ -407,7 +422,7 @@ def evaluate(screening: Screening, eligibility: Eligibility, protocol_version: s
             # the sentence gives the checks that decided: the failing ones of a criterion not met, the unknown
             # ones of an unknown criterion, all of a criterion met (for an exclusion, the conditions present)
             deciding = [c.sentence for c in checks if c.status is status]
-            reason = "; ".join(deciding) + f": {_STATUS_WORDS[status]}"
+            reason = Message(N_("{checks}: {status}"), checks=Joined("; ", deciding), status=_STATUS_WORDS[status])
             results.append(CriterionResult(cid, section, crit.label, status, reason, tuple(checks)))
     return Checklist(screening.subject_id, VERDICT_OF_CODE[int(verdict[0])], tuple(results), protocol_version)
 

@@ -3,6 +3,11 @@
 The ``.po`` files under ``web/locales`` are the source; they are compiled in memory at start (Babel's
 ``write_mo``), so the served text can never lag behind the catalog. Clinical codes (RECIST categories, CTCAE
 terms, SDTM values) are not translated: they stay as the standards write them.
+
+The engines' and the services' sentences (eligibility reasons, radiotherapy checks, validation errors) are
+:class:`abscopal.messages.Message` objects: English ``str`` that keep their template and params. :func:`translate`
+looks the template up (their translations are in ``engines.po``) and fills it with the same params; any other text,
+and a template without a translation, is shown as it is (English).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
+
+from abscopal.messages import Joined, Message
 
 LOCALES = Path(__file__).parent / "locales"
 LANGUAGE_NAMES = {"en": "English", "zh_Hans": "中文（简体）"}
@@ -48,3 +55,28 @@ def N_(message: str) -> str:
 
 def gettext(language: str, message: str) -> str:
     return translations(language).gettext(message)
+
+
+#: The separators of :class:`~abscopal.messages.Joined` lists as each language writes them.
+SEPARATORS = {"zh_Hans": {"; ": "；", ", ": "、"}}
+
+
+def translate(language: str, text: str) -> str:
+    """An engine's or a service's sentence in ``language``: a :class:`~abscopal.messages.Message`'s template
+    translated and filled with its params (themselves translated when they are messages); other text as it is."""
+    if language == "en" or not isinstance(text, Message):
+        return str(text)
+    if isinstance(text, Joined):
+        separator = SEPARATORS.get(language, {}).get(text.separator, text.separator)
+        return separator.join(translate(language, part) for part in text.parts)
+    template = gettext(language, text.template)
+    params = {k: translate(language, v) for k, v in text.params.items()}
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError, ValueError):  # a translation whose placeholders differ (a test refuses them)
+        return str(text)
+
+
+def is_translated(language: str, text: str) -> bool:
+    """True when :func:`translate` gives ``text`` in ``language`` (not its English fallback)."""
+    return language != "en" and isinstance(text, Message) and translate(language, text) != str(text)

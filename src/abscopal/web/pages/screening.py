@@ -39,7 +39,7 @@ from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import FormField, errors_of, form_fields, label_of, parse
-from abscopal.web.i18n import N_, gettext
+from abscopal.web.i18n import N_, gettext, is_translated, translate
 from abscopal.web.pages.records import FIRST_ENTRY, posted_form, today_in, zone_of
 from abscopal.web.records import build, visible_patient
 from abscopal.web.templating import language_of, render
@@ -359,10 +359,14 @@ def compared_values(screening: d.Screening, protocol: Protocol) -> list[Compared
     return out
 
 
-def criterion_rows(checklist: Checklist | None) -> list[dict[str, Any]]:
+def criterion_rows(checklist: Checklist | None, language: str = "en") -> list[dict[str, Any]]:
+    """One row per criterion; ``reason`` is the engine's sentence in ``language`` (``reason_lang`` "en" while it
+    is the English one)."""
     rows = []
     for r in checklist.results if checklist else ():
-        rows.append({"r": r, "tone": _tone(r), "word": _word(r)})
+        reason = translate(language, r.reason)
+        rows.append({"r": r, "tone": _tone(r), "word": _word(r), "reason": reason,
+                     "reason_lang": "" if is_translated(language, r.reason) else "en"})  # fmt: skip
     return rows
 
 
@@ -385,14 +389,14 @@ VERDICTS = {"eligible": N_("eligible"), "ineligible": N_("ineligible"), "incompl
 
 def checklist_context(
     checklist: Checklist | None, reasons: list[str], screening: d.Screening | None, protocol: Protocol,
-    notes: list[tuple[str, str]] | None = None,
+    notes: list[tuple[str, str]] | None = None, language: str = "en",
 ) -> dict[str, Any]:  # fmt: skip
     counts = {"met": 0, "excludes": 0, "unknown": 0}
     for r in checklist.results if checklist else ():
         key = "unknown" if r.status is Status.UNKNOWN else "excludes" if r.excludes else "met"
         counts[key] += 1
     return {
-        "checklist": checklist, "criteria": criterion_rows(checklist), "counts": counts,
+        "checklist": checklist, "criteria": criterion_rows(checklist, language), "counts": counts,
         "verdict": VERDICTS.get(checklist.verdict.value, checklist.verdict.value) if checklist else None,
         "verdict_code": checklist.verdict.value if checklist else "none", "enrol_reasons": reasons,
         "compared": compared_values(screening, protocol) if screening is not None else [],
@@ -568,7 +572,7 @@ def screening_page(
         reason=(posted or {}).get("reason", ""), reason_error=(errors or {}).get("reason"), error=error,
         conflict=conflict or [], notice=notice, histories=histories, proposed=proposed,
         adjudication=adjudication, may_enrol=principal.may(Action.ENROL),
-        **checklist_context(checklist, reasons, preview, data.protocol, notes),
+        **checklist_context(checklist, reasons, preview, data.protocol, notes, language_of(request)),
     )  # fmt: skip
 
 
@@ -664,7 +668,7 @@ def _checklist_fragment(request: Request, principal: Principal, subject_id: str,
         found, checklist, reasons, notes = live_checklist(request, uow, data, posted, base)
     return render(
         request, "_screening_checklist.html", subject_id=subject_id, fragment=True,
-        **checklist_context(checklist, reasons, found, data.protocol, notes),
+        **checklist_context(checklist, reasons, found, data.protocol, notes, language_of(request)),
     )  # fmt: skip
 
 
@@ -714,7 +718,7 @@ def enrol_page(
         values=dict(posted or {}), notice=notice, adjudication=adj, at_screening=patient.value.status
         is d.PatientStatus.SCREENING, suggested=suggested, enrolled_under=enrolled_under,
         screening=stored_screening,
-        **checklist_context(checklist, reasons, screening_value, in_force),
+        **checklist_context(checklist, reasons, screening_value, in_force, language=language_of(request)),
     )  # fmt: skip
 
 

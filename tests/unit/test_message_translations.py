@@ -1,0 +1,131 @@
+"""Engine and service sentences as :class:`abscopal.messages.Message` (web.md §8): each is its English text,
+character for character, keeps its template and params for the web to translate, and every template marked
+with ``N_()`` outside the web package has a zh_Hans translation with the same placeholders."""
+
+from __future__ import annotations
+
+import ast
+import pickle
+import re
+import string
+from functools import cache
+from pathlib import Path
+
+from babel.messages.extract import extract_from_file
+from babel.messages.pofile import read_po
+
+from abscopal.messages import Joined, Message
+from abscopal.web.i18n import is_translated, translate
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "abscopal"
+LC_MESSAGES = SRC / "web" / "locales" / "zh_Hans" / "LC_MESSAGES"
+PURE = ("protocol", "response", "safety", "qol", "stats", "analysis")
+
+
+def _users_of_messages() -> list[Path]:
+    """The modules outside the web package that build messages (they import abscopal.messages)."""
+    return sorted(
+        p for p in SRC.rglob("*.py") if "web" not in p.relative_to(SRC).parts and "abscopal.messages" in p.read_text()
+    )
+
+
+@cache
+def marked() -> dict[str, str]:
+    """Every template marked with ``N_()`` in those modules -> where it is."""
+    found: dict[str, str] = {}
+    for path in _users_of_messages():
+        for line, message, _comments, _context in extract_from_file("python", str(path), keywords={"N_": None}):
+            assert isinstance(message, str)
+            found[message] = f"{path.relative_to(SRC)}:{line}"
+    return found
+
+
+@cache
+def chinese() -> dict[str, str]:
+    """msgid -> msgstr of every zh_Hans catalog, merged as ``abscopal.web.i18n`` merges them (first one wins)."""
+    merged: dict[str, str] = {}
+    for po in sorted(LC_MESSAGES.glob("*.po"), key=lambda p: (p.name != "messages.po", p.name)):
+        with po.open("rb") as f:
+            for m in read_po(f, locale="zh_Hans"):
+                if m.id and isinstance(m.id, str) and isinstance(m.string, str) and m.string and not m.fuzzy:
+                    merged.setdefault(m.id, m.string)
+    return merged
+
+
+def _placeholders(template: str) -> list[str]:
+    return sorted(name for _, name, _, _ in string.Formatter().parse(template) if name is not None)
+
+
+def test_a_message_is_its_english_text() -> None:
+    m = Message("{name} not recorded", name="ECOG performance status")
+    assert m == "ECOG performance status not recorded"
+    assert isinstance(m, str) and str(m) == "ECOG performance status not recorded"
+    assert (m.template, dict(m.params)) == ("{name} not recorded", {"name": "ECOG performance status"})
+
+
+def test_a_message_made_of_messages_is_the_english_text_of_its_parts() -> None:
+    m = Message("{checks}: {status}", checks=Joined("; ", [Message("{name} complete", name="Data"), "x < 1"]),
+                status=Message("met"))  # fmt: skip
+    assert m == "Data complete; x < 1: met"
+
+
+def test_a_message_survives_pickling_with_its_template() -> None:
+    m = Message("{checks}: {status}", checks=Joined(", ", ["IN3", "IN6"]), status=Message("{x} {{braces}}", x="a"))
+    back = pickle.loads(pickle.dumps(m))
+    assert back == m and back.template == m.template and translate("zh_Hans", back) == translate("zh_Hans", m)
+
+
+def test_the_web_translates_a_message_and_its_parts_with_the_values_filled_in() -> None:
+    m = Message("{checks}: {status}", checks=Joined("; ", [Message("{name} not recorded", name="ECOG")]),
+                status=Message("unknown (data missing)"))  # fmt: skip
+    assert translate("zh_Hans", m) == "ECOG 未记录：未知（缺少数据）"
+    assert is_translated("zh_Hans", m)
+
+
+def test_an_english_page_gets_the_english_text_unchanged() -> None:
+    m = Message("{name} not recorded", name="ECOG")
+    assert translate("en", m) == "ECOG not recorded" and not is_translated("en", m)
+
+
+def test_text_that_is_not_a_message_is_shown_as_it_is() -> None:
+    assert translate("zh_Hans", "not recorded") == "not recorded"
+    assert not is_translated("zh_Hans", "ECOG not recorded")
+
+
+def test_a_template_without_a_translation_falls_back_to_english() -> None:
+    m = Message("{name} is not in any catalog", name="x")
+    assert translate("zh_Hans", m) == "x is not in any catalog" and not is_translated("zh_Hans", m)
+
+
+def test_the_engines_mark_their_templates() -> None:
+    found = marked()
+    assert len(found) > 10
+    assert {"{name} not recorded", "unknown (data missing)", "{checks}: {status}"} <= set(found)
+
+
+def test_every_marked_template_has_a_zh_hans_translation() -> None:
+    missing = [f"{where}: {t!r}" for t, where in marked().items() if t not in chinese()]
+    assert not missing, f"add these to src/abscopal/web/locales/zh_Hans/LC_MESSAGES/engines.po: {missing}"
+
+
+def test_every_translation_of_a_marked_template_keeps_its_placeholders() -> None:
+    wrong = [(t, chinese()[t]) for t in marked() if t in chinese() and _placeholders(chinese()[t]) != _placeholders(t)]
+    assert not wrong, f"translations whose placeholders differ from their template: {wrong}"
+
+
+def test_the_marked_templates_use_plain_named_placeholders() -> None:
+    """Values arrive formatted (``:g``, units), so a translation cannot get a format spec wrong."""
+    odd = [t for t in marked() if re.search(r"\{[^}]*[:!][^}]*\}|\{\d*\}", t)]
+    assert not odd, odd
+
+
+def test_the_pure_engines_import_neither_the_web_layer_nor_babel() -> None:
+    offending = []
+    for package in PURE:
+        for path in sorted((SRC / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                offending += [f"{path.relative_to(SRC)}: {n}" for n in names if n.startswith(("abscopal.web", "babel"))]
+    assert not offending, offending

@@ -1,0 +1,71 @@
+"""The engines' and the services' sentences on a zh_Hans user's pages (web.md §8): the eligibility checklist's
+reasons, the radiotherapy rules and checks, the forms' validation errors are shown in Chinese with the values
+filled in; an English user sees the engines' English sentences, character for character.
+
+The Chinese text expected here is the catalog's (``abscopal.web.i18n.translate`` of the engine's own
+:class:`~abscopal.messages.Message`), so a test checks the wiring, and tests/unit/test_engine_messages.py the
+catalog.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+import world
+from test_screening_pages import eligible_form, register
+
+REASON = re.compile(
+    r'<tr class="scr-\w+" data-criterion="(\w+)">.*?<td( lang="en")? class="scr-reason">(.*?)</td>', re.S
+)
+
+
+@contextmanager
+def in_chinese(clients: world.Clients, username: str) -> Iterator[Any]:
+    """A client of ``username`` whose language is zh_Hans; the account is switched back to English after."""
+    c = clients.login(username)
+    assert c.post("/language", data={"language": "zh_Hans", "next": "/", "csrf_token": c.csrf}).status_code == 303
+    try:
+        yield c
+    finally:
+        c.post("/language", data={"language": "en", "next": "/", "csrf_token": c.csrf})
+
+
+def reasons_of(page: str) -> dict[str, tuple[bool, str]]:
+    """criterion id -> (marked lang="en", reason text) as the checklist shows them."""
+    return {cid: (bool(lang), html.unescape(text)) for cid, lang, text in REASON.findall(page)}
+
+
+# --- the eligibility checklist
+
+
+def test_a_zh_hans_user_sees_the_checklists_reasons_in_chinese_with_the_values_filled_in(
+    client: world.Clients,
+) -> None:
+    with in_chinese(client, "coordinator") as c:
+        subject_id = register(c)
+        form = eligible_form(ecog="", severe_allergy_history="yes", **{"lab-ast-uln": ""})
+        r = c.post(f"/patients/{subject_id}/screen/checklist", data=form)
+    assert r.status_code == 200
+    shown = reasons_of(r.text)
+    assert shown["IN3"] == (False, "ECOG performance status 未记录：未知（缺少数据）")
+    assert shown["IN5"] == (False, "History of severe allergy = 是：不符合")
+    assert shown["IN8"] == (False, "Clinical data 缺失（IN3、IN6、IN10）：不符合")
+    assert "Histology adenocarcinoma 属于 adenocarcinoma、large_cell_carcinoma" in shown["IN7"][1]
+    assert "AST 30 U/L，未记录正常值上限" in shown["IN6"][1]
+    assert "Age 56 years，在 18-65 years 范围内" in shown["IN2"][1]
+
+
+def test_an_english_user_sees_the_checklists_reasons_as_the_engine_writes_them(client: world.Clients) -> None:
+    c = client.login("coordinator")
+    subject_id = register(c)
+    r = c.post(f"/patients/{subject_id}/screen/checklist", data=eligible_form(ecog="", severe_allergy_history="yes"))
+    shown = reasons_of(r.text)
+    assert shown["IN3"] == (True, "ECOG performance status not recorded: unknown (data missing)")
+    assert shown["IN5"] == (True, "History of severe allergy = yes: not met")

@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -153,11 +154,29 @@ def warm_dashboard(port: int, timeout: float = 600) -> float:
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
         client.post("/api/v1/login", json={"username": "investigator", "password": PASSWORD}).raise_for_status()
         while time.perf_counter() - t0 < timeout:
-            pages = [client.get("/") for _ in range(8)]  # several workers each compute their own: ask each
+            # several workers each compute their own: ask each (a new connection per request, so that every worker
+            # gets some: a kept-alive connection stays with one worker)
+            pages = [client.get("/", headers={"Connection": "close"}) for _ in range(12)]
             if all(p.status_code == 200 and "being computed" not in p.text for p in pages):
                 return time.perf_counter() - t0
             time.sleep(2)
     raise SystemExit(f"the dashboard's figures were not there after {timeout:.0f} s")
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in process group ``pgid`` (the server and its workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the command: state, ppid, pgrp, ..., utime (12), stime (13)
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def read_stats(prefix: str) -> list[dict[str, object]]:
@@ -266,7 +285,12 @@ def main() -> None:
         print("$ " + " ".join(locust), flush=True)
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         load_before = os.getloadavg()[0]
+        server_cpu = group_cpu_seconds(proc.pid)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         run = subprocess.run(locust, env=env, capture_output=True, text=True, check=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server_cpu = group_cpu_seconds(proc.pid) - server_cpu
+        locust_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
         load_after = os.getloadavg()[0]
         if not Path(f"{prefix}_stats.csv").exists():
             raise SystemExit(f"locust wrote no statistics (exit {run.returncode}):\n{run.stderr[-3000:]}")
@@ -277,6 +301,10 @@ def main() -> None:
             f"load {load_before:.1f} -> {load_after:.1f}; {os.cpu_count()} cores, {cpu_model()}, "
             f"Python {platform.python_version()}"
         )
+        print(
+            f"CPU during the run: server {server_cpu:.1f} s (its workers included), locust {locust_cpu:.1f} s, "
+            f"over {args.seconds} s on {os.cpu_count()} cores"
+        )
         print(f"{'step':30} {'requests':>9} {'fails':>6} {'req/s':>7} {'p50':>6} {'p95':>6} {'p99':>6} {'max':>7}")
         for r in rows_:
             print(
@@ -285,6 +313,8 @@ def main() -> None:
             )
         for r in rows_:
             print(json.dumps({**common, **r}))
+        print(json.dumps({**common, "step": "cpu", "server_seconds": round(server_cpu, 1),
+                          "locust_seconds": round(locust_cpu, 1), "workers": args.workers}))  # fmt: skip
         if failures.count("\n") > 1:
             print("\nfailures:\n" + failures[-3000:])
     finally:

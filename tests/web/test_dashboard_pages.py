@@ -219,6 +219,47 @@ def test_a_slow_overview_is_refreshed_in_the_background_while_the_previous_figur
     assert latest.computed_at > first.computed_at
 
 
+def test_a_costly_overviews_refresh_runs_in_a_low_priority_child_process_and_gives_the_same_figures(
+    fresh_web_db: Any,
+) -> None:
+    import time
+
+    from abscopal.services.common import Actor, StaffRole
+
+    # every computation counts as slow and costly: the refresh after the first goes to the child process
+    cache = OverviewCache(sync_limit=0.0, min_interval=0.0, cost_factor=0.0, database_url=fresh_web_db.url,
+                          process_limit=0.0)  # fmt: skip
+    actor = Actor("coordinator", "C", StaffRole.COORDINATOR, frozenset({world.QFS}))
+    reader = make_engine(fresh_web_db.url, read_only=True)
+    try:
+        with reader.connect() as conn:
+            first = cache.get(conn, actor, None, reader)
+        assert cache._executor is None  # the first computation's cost was unknown: it ran in a thread
+        with UnitOfWork(fresh_web_db.engine, "radonc", "test: a deviation") as uow:
+            uow.deviations.add(
+                d.ProtocolDeviation(world.QFS_PATIENT, d.DeviationCheck.CFRT_PRESCRIPTION, d.DeviationClass.MINOR,
+                                    "38 Gy", "total dose 38 Gy below 40 Gy", date=dt.date(2024, 2, 1))
+            )  # fmt: skip
+            uow.commit()
+        deadline = time.monotonic() + 60
+        latest = first
+        while latest is first and time.monotonic() < deadline:
+            time.sleep(0.1)
+            with reader.connect() as conn:
+                latest = cache.get(conn, actor, None, reader)
+        assert cache._executor is not None  # the refresh went to the child process
+        with reader.connect() as conn:
+            here = build_overview(conn, actor, None, now=latest.computed_at)
+    finally:
+        cache.close()
+        reader.dispose()
+    assert len(latest.deviations) == len(first.deviations) + 1
+    assert latest.deviations == here.deviations
+    assert latest.overdue == here.overdue
+    assert latest.due_soon == here.due_soon
+    assert (latest.saes, latest.monitor) == (here.saes, here.monitor)
+
+
 @pytest.mark.parametrize(
     ("cost", "interval"),
     [(0.01, 30.0), (2.0, 30.0), (3.0, 30.0), (20.0, 200.0)],  # 10 x the cost, never under the 30 s minimum

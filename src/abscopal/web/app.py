@@ -103,6 +103,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        app.state.web.overview.close()
         engine.dispose()
         read_engine.dispose()
 
@@ -120,6 +121,8 @@ def create_app(
         engine=engine, read_engine=read_engine, timeouts=timeouts or Timeouts(), secure_cookies=secure_cookies,
         protocols=protocols, default_time_zone=time_zone, demo=demo,
     )  # fmt: skip
+    if engine.url.get_backend_name() != "sqlite" or engine.url.database not in (None, "", ":memory:"):
+        app.state.web.overview.database_url = database_url  # a child process can open it: slow refreshes run there
     problems.install(app)
 
     app.add_middleware(SecurityHeaders)

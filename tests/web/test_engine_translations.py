@@ -69,3 +69,59 @@ def test_an_english_user_sees_the_checklists_reasons_as_the_engine_writes_them(c
     shown = reasons_of(r.text)
     assert shown["IN3"] == (True, "ECOG performance status not recorded: unknown (data missing)")
     assert shown["IN5"] == (True, "History of severe allergy = yes: not met")
+
+
+# --- the radiotherapy role rules, prescription checks and refusals
+
+RT_BASE = f"/patients/{world.QFS_PATIENT}/radiotherapy"
+RULE_TEXT = re.compile(r'<li class="rt-rule (?:ok|fail)" data-check="([a-z_.]+)">.*?</code>(.*?)</li>', re.S)
+
+
+def rule_messages(page: str) -> dict[str, str]:
+    """check code -> the rule's sentence as the page shows it (after the code and the lesion id, without the
+    deviation class badge)."""
+    return {
+        check: html.unescape(re.sub(r"<[^>]+>", "", re.sub(r' <span class="badge.*?</span>', "", text)))
+        for check, text in RULE_TEXT.findall(page)
+    }
+
+
+def current_roles(c: Any) -> dict[str, str]:
+    """The roles form of the page as it is (every lesion's role and version)."""
+    page = c.get(RT_BASE).text
+    data = dict(re.findall(r'<input type="hidden" name="(version-\w+)" value="(\d+)"', page))
+    for lid, role in re.findall(r'<select id="role-(\w+)".*?<option value="(\w+)" selected', page, re.S):
+        data[f"role-{lid}"] = role
+    return data
+
+
+def test_a_zh_hans_user_sees_the_live_role_rules_in_chinese(client: world.Clients) -> None:
+    with in_chinese(client, "radonc") as c:
+        choices = current_roles(c) | {"role-L06": "low_dose"}  # no observation lesion left
+        r = c.post(f"{RT_BASE}/check", data=choices, headers={"HX-Request": "true"})
+    assert r.status_code == 200, r.text[-2000:]
+    shown = rule_messages(r.text)
+    assert shown["observation.measurable"] == (
+        ": 可测量观察病灶 0 个（长径 >= 10 mm，淋巴结短径 >= 15 mm）；至少需要 1 个"
+    )
+    assert re.fullmatch(r": 常规剂量放疗病灶 \d+ 个；方案允许 1 至 1 个", shown["conventional.count"])
+    assert "lesion(s)" not in r.text
+
+
+def test_a_zh_hans_user_sees_the_prescription_checks_in_chinese(client: world.Clients) -> None:
+    with in_chinese(client, "radonc") as c:
+        form = {"lesion_id": "L02", "dose_per_fraction_gy": "2.5", "fractions": "5", "start_date": "2023-07-10"}
+        r = c.post(f"{RT_BASE}/course/check", data=form)
+    assert r.status_code == 200, r.text[-2000:]
+    shown = rule_messages(r.text)
+    assert re.fullmatch(r": 低剂量单次 2\.5 Gy，与 [\d.]+ Gy 相差 [\d.]+%", shown["ldrt.dose_per_fraction"])
+    assert shown["ldrt.fractions"].startswith(": 低剂量 5 次分割；方案规定 ")
+
+
+def test_a_zh_hans_user_sees_a_refused_role_set_with_each_broken_rule_in_chinese(client: world.Clients) -> None:
+    with in_chinese(client, "radonc") as c:
+        choices = current_roles(c) | {"role-L06": "conventional", "reason": "re-planned"}
+        r = c.post(f"{RT_BASE}/roles", data=choices)
+    assert r.status_code == 422, r.text[-2000:]
+    error = html.unescape(r.text.split('id="roles-error"', 1)[1].split("</div>", 1)[0])
+    assert "conventional.count：常规剂量放疗病灶 2 个；方案允许 1 至 1 个" in error

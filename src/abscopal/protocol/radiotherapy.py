@@ -29,6 +29,7 @@ from abscopal.domain import (
     RtRole,
 )
 from abscopal.errors import ValidationError
+from abscopal.messages import N_, Joined, Message
 from abscopal.protocol.calendar import WorkingDays
 from abscopal.protocol.model import DeviationThresholds, Radiobiology, Radiotherapy
 
@@ -255,7 +256,7 @@ def check_lesion_roles(
             DeviationCheck.CONVENTIONAL_COUNT,
             None,
             ok,
-            f"{n_conv} conventional lesion(s); the protocol allows 1 to {max_conv}",
+            Message(N_("{n} conventional lesion(s); the protocol allows 1 to {max}"), n=str(n_conv), max=str(max_conv)),
             None if ok else limit_class,
             f"conventional lesions = {n_conv}",
         )
@@ -268,7 +269,7 @@ def check_lesion_roles(
             DeviationCheck.LOW_DOSE_COUNT,
             None,
             ok,
-            f"{len(low)} low-dose lesion(s); at most {rules.low_dose.max_lesions}",
+            Message(N_("{n} low-dose lesion(s); at most {max}"), n=str(len(low)), max=str(rules.low_dose.max_lesions)),
             None if ok else major,
             f"low-dose lesions = {len(low)}",
         )
@@ -281,19 +282,19 @@ def check_lesion_roles(
         if measurable_by_size(lesion, rules) or not rules.observation.must_be_measurable
     ]
     ok = len(measurable) >= rules.observation.min_lesions
-    detail = ", ".join(
-        f"{lesion.lesion_id} {_mm(lesion.baseline_diameter_mm)}{' node' if lesion.is_node else ''}"
-        f"{'' if lesion in measurable else ' (not measurable)'}"
-        for lesion in observation
-    )
+    detail = Joined(", ", (_observation_item(lesion, lesion in measurable) for lesion in observation))
+    observed = {
+        "n": str(len(measurable)),
+        "min_mm": f"{rules.observation.measurable_min_mm:g}",
+        "node_mm": f"{rules.observation.measurable_node_short_axis_min_mm:g}",
+        "min": str(rules.observation.min_lesions),
+    }
     out.append(
         RtCheck(
             DeviationCheck.OBSERVATION_MEASURABLE,
             None,
             ok,
-            f"{len(measurable)} measurable observation lesion(s) (>= {rules.observation.measurable_min_mm:g} mm, "
-            f"nodes >= {rules.observation.measurable_node_short_axis_min_mm:g} mm short axis); at least "
-            f"{rules.observation.min_lesions} required" + (f": {detail}" if detail else ""),
+            Message(_OBSERVATION_DETAIL, **observed, detail=detail) if detail else Message(_OBSERVATION, **observed),
             None if ok else major,
             f"measurable observation lesions = {len(measurable)}",
         )
@@ -305,7 +306,10 @@ def check_lesion_roles(
                     DeviationCheck.OBSERVATION_IRRADIATED,
                     lesion.lesion_id,
                     False,
-                    f"observation lesion {lesion.lesion_id} received radiotherapy; it must stay unirradiated",
+                    Message(
+                        N_("observation lesion {lesion} received radiotherapy; it must stay unirradiated"),
+                        lesion=lesion.lesion_id,
+                    ),
                     major,
                     f"lesion {lesion.lesion_id} role observation, irradiated",
                 )
@@ -321,7 +325,9 @@ def check_lesion_roles(
             DeviationCheck.LIMITS_LESIONS,
             None,
             ok,
-            f"{n_lesions} lesion(s); at most {rules.limits.max_lesions} (inclusion 9)",
+            Message(
+                N_("{n} lesion(s); at most {max} (inclusion 9)"), n=str(n_lesions), max=str(rules.limits.max_lesions)
+            ),
             None if ok else limit_class,
             f"lesions = {n_lesions}",
         )
@@ -333,8 +339,12 @@ def check_lesion_roles(
             DeviationCheck.LIMITS_ORGANS,
             None,
             ok,
-            f"{len(organs)} organ(s) with metastases ({', '.join(sorted(organs)) or 'none'}); at most "
-            f"{rules.limits.max_metastatic_organs} (inclusion 9)",
+            Message(
+                N_("{n} organ(s) with metastases ({organs}); at most {max} (inclusion 9)"),
+                n=str(len(organs)),
+                organs=Joined(", ", sorted(organs)) if organs else _NONE,
+                max=str(rules.limits.max_metastatic_organs),
+            ),
             None if ok else limit_class,
             f"organs with metastases = {len(organs)}",
         )
@@ -348,7 +358,27 @@ def metastatic_organs(lesions: Sequence[Lesion]) -> set[str]:
 
 
 def _mm(value: float | None) -> str:
-    return "no diameter" if value is None else f"{value:g} mm"
+    return _NO_DIAMETER if value is None else f"{value:g} mm"
+
+
+_NO_DIAMETER = Message(N_("no diameter"))
+_NONE = Message(N_("none"))
+_OBSERVATION = N_(
+    "{n} measurable observation lesion(s) (>= {min_mm} mm, nodes >= {node_mm} mm short axis); at least {min} required"
+)
+_OBSERVATION_DETAIL = N_(
+    "{n} measurable observation lesion(s) (>= {min_mm} mm, nodes >= {node_mm} mm short axis); at least {min} "
+    "required: {detail}"
+)
+
+
+def _observation_item(lesion: Lesion, measurable: bool) -> Message:
+    """``"L3 12 mm node (not measurable)"``: an observation lesion in the observation check's sentence."""
+    if lesion.is_node:
+        template = N_("{lesion} {size} node") if measurable else N_("{lesion} {size} node (not measurable)")
+    else:
+        template = N_("{lesion} {size}") if measurable else N_("{lesion} {size} (not measurable)")
+    return Message(template, lesion=lesion.lesion_id, size=_mm(lesion.baseline_diameter_mm))
 
 
 def _selection_check(lesion: Lesion, lesions: Sequence[Lesion], rules: Radiotherapy, flag: str | None) -> RtCheck:
@@ -376,26 +406,40 @@ def _selection_check(lesion: Lesion, lesions: Sequence[Lesion], rules: Radiother
                 DeviationCheck.CONVENTIONAL_SELECTION,
                 lesion.lesion_id,
                 False,
-                f"conventional lesion {lesion.lesion_id} is flagged {flag!r}; the protocol allows {', '.join(allowed)}",
+                Message(
+                    N_("conventional lesion {lesion} is flagged {flag}; the protocol allows {allowed}"),
+                    lesion=lesion.lesion_id,
+                    flag=repr(flag),
+                    allowed=Joined(", ", allowed),
+                ),
                 DeviationClass.MAJOR,
                 values,
             )
         if not facts[flag]:
             why = {
-                "primary": "the lesion is not marked as the primary tumour",
-                "symptomatic": "the lesion is not marked symptomatic",
+                "primary": Message(N_("the lesion is not marked as the primary tumour")),
+                "symptomatic": Message(N_("the lesion is not marked symptomatic")),
                 "largest": (
-                    f"lesion {biggest.lesion_id} is larger ({_mm(biggest.baseline_diameter_mm)} vs "
-                    f"{_mm(lesion.baseline_diameter_mm)})"
+                    Message(
+                        N_("lesion {other} is larger ({other_size} vs {size})"),
+                        other=biggest.lesion_id,
+                        other_size=_mm(biggest.baseline_diameter_mm),
+                        size=_mm(lesion.baseline_diameter_mm),
+                    )
                     if biggest is not None
-                    else "no baseline diameter is recorded"
+                    else Message(N_("no baseline diameter is recorded"))
                 ),
             }[flag]
             return RtCheck(
                 DeviationCheck.CONVENTIONAL_SELECTION,
                 lesion.lesion_id,
                 False,
-                f"conventional lesion {lesion.lesion_id} is flagged {flag} but {why}",
+                Message(
+                    N_("conventional lesion {lesion} is flagged {flag} but {why}"),
+                    lesion=lesion.lesion_id,
+                    flag=flag,
+                    why=why,
+                ),
                 DeviationClass.MAJOR,
                 values,
             )
@@ -403,7 +447,7 @@ def _selection_check(lesion: Lesion, lesions: Sequence[Lesion], rules: Radiother
             DeviationCheck.CONVENTIONAL_SELECTION,
             lesion.lesion_id,
             True,
-            f"conventional lesion {lesion.lesion_id} is the {flag} lesion",
+            Message(N_("conventional lesion {lesion} is the {flag} lesion"), lesion=lesion.lesion_id, flag=flag),
         )
     reasons = [name for name in allowed if facts[name]]
     if reasons:
@@ -411,19 +455,30 @@ def _selection_check(lesion: Lesion, lesions: Sequence[Lesion], rules: Radiother
             DeviationCheck.CONVENTIONAL_SELECTION,
             lesion.lesion_id,
             True,
-            f"conventional lesion {lesion.lesion_id} is {' and '.join(reasons)}",
+            Message(
+                N_("conventional lesion {lesion} is {facts}"), lesion=lesion.lesion_id, facts=Joined(" and ", reasons)
+            ),
         )
     return RtCheck(
         DeviationCheck.CONVENTIONAL_SELECTION,
         lesion.lesion_id,
         False,
-        f"conventional lesion {lesion.lesion_id} is neither {', nor '.join(allowed)}",
+        Message(
+            N_("conventional lesion {lesion} is neither {options}"),
+            lesion=lesion.lesion_id,
+            options=Joined(", nor ", allowed),
+        ),
         DeviationClass.MAJOR,
         values,
     )
 
 
 # ----------------------------------------------------------------------------- prescription & delivery
+
+
+def _range(bounds: Any) -> dict[str, str]:
+    """A protocol range's bounds as a message's ``min`` and ``max`` (``:g``, as the sentences write them)."""
+    return {"min": f"{bounds.min:g}", "max": f"{bounds.max:g}"}
 
 
 def _pct_off(actual: float, expected: float) -> float:
@@ -463,20 +518,24 @@ def check_prescription(course: RadiotherapyCourse, rules: Radiotherapy) -> list[
     values = f"{d:g} Gy x {n} = {total:g} Gy"
     if course.role is RtRole.CONVENTIONAL:
         c = rules.conventional
-        problems = []
+        problems: list[str] = []
         if not c.dose_per_fraction_gy.min - _EPS <= d <= c.dose_per_fraction_gy.max + _EPS:
-            problems.append(f"{d:g} Gy/f outside {c.dose_per_fraction_gy.min:g}-{c.dose_per_fraction_gy.max:g}")
+            problems.append(
+                Message(N_("{dose} Gy/f outside {min}-{max}"), dose=f"{d:g}", **_range(c.dose_per_fraction_gy))
+            )
         if not c.total_dose_gy.min - _EPS <= total <= c.total_dose_gy.max + _EPS:
-            problems.append(f"{total:g} Gy outside {c.total_dose_gy.min:g}-{c.total_dose_gy.max:g}")
+            problems.append(Message(N_("{dose} Gy outside {min}-{max}"), dose=f"{total:g}", **_range(c.total_dose_gy)))
         if not c.fractions.min <= n <= c.fractions.max:
-            problems.append(f"{n} fractions outside {c.fractions.min:g}-{c.fractions.max:g}")
+            problems.append(Message(N_("{n} fractions outside {min}-{max}"), n=str(n), **_range(c.fractions)))
         ok = not problems
         return [
             RtCheck(
                 DeviationCheck.CFRT_PRESCRIPTION,
                 lid,
                 ok,
-                f"conventional {values}" + ("" if ok else ": " + "; ".join(problems)),
+                Message(N_("conventional {values}"), values=values)
+                if ok
+                else Message(N_("conventional {values}: {problems}"), values=values, problems=Joined("; ", problems)),
                 None if ok else DeviationClass.MAJOR,
                 values,
             )
@@ -489,7 +548,12 @@ def check_prescription(course: RadiotherapyCourse, rules: Radiotherapy) -> list[
             DeviationCheck.LDRT_DOSE_PER_FRACTION,
             lid,
             cls is None,
-            f"low-dose {d:g} Gy/f is {pct:.1f}% from {low.dose_per_fraction_gy:g} Gy",
+            Message(
+                N_("low-dose {dose} Gy/f is {pct}% from {planned} Gy"),
+                dose=f"{d:g}",
+                pct=f"{pct:.1f}",
+                planned=f"{low.dose_per_fraction_gy:g}",
+            ),
             cls,
             f"{d:g} Gy/f vs {low.dose_per_fraction_gy:g} Gy ({pct:.1f}%)",
         )
@@ -500,7 +564,7 @@ def check_prescription(course: RadiotherapyCourse, rules: Radiotherapy) -> list[
             DeviationCheck.LDRT_FRACTIONS,
             lid,
             ok,
-            f"low-dose {n} fractions; the protocol gives {low.fractions.min:g}-{low.fractions.max:g}",
+            Message(N_("low-dose {n} fractions; the protocol gives {min}-{max}"), n=str(n), **_range(low.fractions)),
             None if ok else DeviationClass.MAJOR,
             f"{n} fractions",
         )
@@ -529,7 +593,12 @@ def check_delivery(
                 DeviationCheck.DELIVERED_TOTAL,
                 lid,
                 cls is None,
-                f"delivered {total:g} Gy of {prescribed:g} Gy prescribed ({pct:.1f}% off)",
+                Message(
+                    N_("delivered {dose} Gy of {prescribed} Gy prescribed ({pct}% off)"),
+                    dose=f"{total:g}",
+                    prescribed=f"{prescribed:g}",
+                    pct=f"{pct:.1f}",
+                ),
                 cls,
                 f"delivered {total:g} Gy vs prescribed {prescribed:g} Gy ({pct:.1f}%)",
             )
@@ -559,8 +628,13 @@ def _cfrt_delivery(
                     DeviationCheck.CFRT_DELIVERED_DOSE_PER_FRACTION,
                     lid,
                     False,
-                    f"fraction {f.fraction_number} on {f.date} delivered {f.dose_gy:g} Gy, outside "
-                    f"{c.dose_per_fraction_gy.min:g}-{c.dose_per_fraction_gy.max:g} Gy",
+                    Message(
+                        N_("fraction {number} on {date} delivered {dose} Gy, outside {min}-{max} Gy"),
+                        number=str(f.fraction_number),
+                        date=str(f.date),
+                        dose=f"{f.dose_gy:g}",
+                        **_range(c.dose_per_fraction_gy),
+                    ),
                     DeviationClass.MAJOR,
                     f"fraction {f.fraction_number}: {f.dose_gy:g} Gy",
                 )
@@ -574,7 +648,12 @@ def _cfrt_delivery(
                         DeviationCheck.CFRT_WORKING_DAY,
                         lid,
                         False,
-                        f"fraction {f.fraction_number} on {f.date} ({name}) is not on a working day",
+                        Message(
+                            N_("fraction {number} on {date} ({day}) is not on a working day"),
+                            number=str(f.fraction_number),
+                            date=str(f.date),
+                            day=name,
+                        ),
                         DeviationClass(dev.cfrt_non_working_day_class),
                         f"fraction {f.fraction_number}: {f.date} {name}",
                     )
@@ -587,7 +666,12 @@ def _cfrt_delivery(
                     DeviationCheck.CFRT_FRACTIONS_PER_DAY,
                     lid,
                     False,
-                    f"{count} conventional fractions on {day}; at most {c.max_fractions_per_day} a day",
+                    Message(
+                        N_("{n} conventional fractions on {date}; at most {max} a day"),
+                        n=str(count),
+                        date=str(day),
+                        max=str(c.max_fractions_per_day),
+                    ),
                     DeviationClass(dev.cfrt_extra_fraction_same_day_class),
                     f"{day}: {count} fractions",
                 )
@@ -606,7 +690,14 @@ def _cfrt_delivery(
                 DeviationCheck.CFRT_OVERALL_TIME,
                 lid,
                 cls is None,
-                f"course {word} {end}, {extra} working day(s) after the planned end {planned_end}",
+                Message(
+                    N_("course ended {end}, {extra} working day(s) after the planned end {planned}")
+                    if word == "ended"
+                    else N_("course projected to end {end}, {extra} working day(s) after the planned end {planned}"),
+                    end=str(end),
+                    extra=str(extra),
+                    planned=str(planned_end),
+                ),
                 cls,
                 f"planned end {planned_end}, {word} {end}, {extra} working days late",
             )
@@ -632,8 +723,14 @@ def _ldrt_delivery(
                     DeviationCheck.LDRT_DELIVERED_DOSE_PER_FRACTION,
                     lid,
                     False,
-                    f"fraction {f.fraction_number} on {f.date} delivered {f.dose_gy:g} Gy, {pct:.1f}% from "
-                    f"{low.dose_per_fraction_gy:g} Gy",
+                    Message(
+                        N_("fraction {number} on {date} delivered {dose} Gy, {pct}% from {planned} Gy"),
+                        number=str(f.fraction_number),
+                        date=str(f.date),
+                        dose=f"{f.dose_gy:g}",
+                        pct=f"{pct:.1f}",
+                        planned=f"{low.dose_per_fraction_gy:g}",
+                    ),
                     cls,
                     f"fraction {f.fraction_number}: {f.dose_gy:g} Gy ({pct:.1f}%)",
                 )
@@ -647,8 +744,13 @@ def _ldrt_delivery(
                 DeviationCheck.LDRT_INTERVAL,
                 lid,
                 ok,
-                f"fractions {prev.fraction_number}-{cur.fraction_number} {gap} days apart (window "
-                f"{low.interval_window_days.min:g}-{low.interval_window_days.max:g})",
+                Message(
+                    N_("fractions {first}-{second} {gap} days apart (window {min}-{max})"),
+                    first=str(prev.fraction_number),
+                    second=str(cur.fraction_number),
+                    gap=str(gap),
+                    **_range(low.interval_window_days),
+                ),
                 cls,
                 f"{prev.date} -> {cur.date}: {gap} days",
             )
@@ -662,7 +764,11 @@ def _ldrt_delivery(
                     DeviationCheck.LDRT_FRACTIONS,
                     lid,
                     False,
-                    f"{n} low-dose fractions delivered; the protocol gives {low.fractions.min:g}-{low.fractions.max:g}",
+                    Message(
+                        N_("{n} low-dose fractions delivered; the protocol gives {min}-{max}"),
+                        n=str(n),
+                        **_range(low.fractions),
+                    ),
                     DeviationClass.MAJOR,
                     f"{n} fractions delivered",
                 )
@@ -783,7 +889,11 @@ def check_plan(
                     DeviationCheck.UNPRESCRIBED_IRRADIATION,
                     lid,
                     False,
-                    f"lesion {lid} ({role_of[lid].value}) received fractions without a prescription",
+                    Message(
+                        N_("lesion {lesion} ({role}) received fractions without a prescription"),
+                        lesion=lid,
+                        role=role_of[lid].value,
+                    ),
                     DeviationClass.MAJOR,
                     f"lesion {lid}: {sum(f.dose_gy for f in fractions if f.lesion_id == lid):g} Gy",
                 )

@@ -16,6 +16,7 @@ from typing import TypeVar
 from abscopal import domain as d
 from abscopal import validation
 from abscopal.errors import NotFound, PermissionDenied, ValidationError
+from abscopal.messages import N_, Joined, Message
 from abscopal.protocol.model import Protocol, ProtocolFile, load_bundled
 from abscopal.services.ports import Records, UnitOfWorkLike
 from abscopal.store.records import Stored
@@ -132,7 +133,10 @@ class Refused(ValidationError):
 
     def __init__(self, field: str, what: str, reasons: Sequence[str]) -> None:
         self.reasons = list(reasons)
-        super().__init__(field, f"{what}: " + "; ".join(self.reasons))
+        if isinstance(what, Message):  # the web can translate it (abscopal.messages)
+            super().__init__(field, Message(N_("{what}: {reasons}"), what=what, reasons=Joined("; ", self.reasons)))
+        else:
+            super().__init__(field, f"{what}: " + "; ".join(self.reasons))
 
 
 def authorise(uow: UnitOfWorkLike, actor: Actor, action: Action) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from abscopal import domain as d
 from abscopal.errors import NotFound, ValidationError
+from abscopal.messages import N_, Message
 from abscopal.protocol import radiotherapy as rt
 from abscopal.protocol.calendar import WorkingDays
 from abscopal.protocol.model import Protocol, ProtocolFile
@@ -48,6 +49,14 @@ def _broken(lesions: Sequence[d.Lesion], protocol: Protocol, irradiated: set[str
     return [c for c in rt.check_lesion_roles(lesions, protocol.radiotherapy, None, irradiated) if not c.ok]
 
 
+_BREAK_ROLES = Message(N_("the RT roles break the protocol"))
+
+
+def _broken_rule(check: rt.RtCheck) -> Message:
+    """``"limits_organs: 7 organ(s) with metastases ..."``: a broken rule named in a refusal."""
+    return Message(N_("{check}: {message}"), check=check.check.value, message=check.message)
+
+
 def _refuse_role_rules(
     lesions: Sequence[d.Lesion], protocol: Protocol, irradiated: set[str], before: Sequence[d.Lesion] | None = None
 ) -> None:
@@ -59,7 +68,7 @@ def _refuse_role_rules(
     already = {(c.check, c.message) for c in _broken(before, protocol, irradiated)} if before is not None else set()
     failed = [c for c in _broken(lesions, protocol, irradiated) if (c.check, c.message) not in already]
     if failed:
-        raise Refused("rt_role", "the RT roles break the protocol", [f"{c.check.value}: {c.message}" for c in failed])
+        raise Refused("rt_role", _BREAK_ROLES, [_broken_rule(c) for c in failed])
 
 
 def record_lesion(
@@ -106,7 +115,7 @@ def assign_rt_roles(
     checks = rt.check_lesion_roles(new, protocol.radiotherapy, conventional_selection, irradiated)
     failed = [c for c in checks if not c.ok]
     if failed:
-        raise Refused("rt_role", "the RT roles break the protocol", [f"{c.check.value}: {c.message}" for c in failed])
+        raise Refused("rt_role", _BREAK_ROLES, [_broken_rule(c) for c in failed])
     out = []
     for lesion in new:
         stored = current[lesion.lesion_id]

@@ -58,7 +58,7 @@ def gettext(language: str, message: str) -> str:
 
 
 #: The separators of :class:`~abscopal.messages.Joined` lists as each language writes them.
-SEPARATORS = {"zh_Hans": {"; ": "；", ", ": "、"}}
+SEPARATORS = {"zh_Hans": {"; ": "；", ", ": "、", " and ": " 且 ", ", nor ": "、"}}
 
 
 def translate(language: str, text: str) -> str:

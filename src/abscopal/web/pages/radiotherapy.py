@@ -31,7 +31,7 @@ from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import FormField, errors_of, form_fields, parse
-from abscopal.web.i18n import N_, gettext
+from abscopal.web.i18n import N_, gettext, translate
 from abscopal.web.pages.records import FIRST_ENTRY, is_patient, posted_form, zone_of
 from abscopal.web.problems import status_of
 from abscopal.web.records import visible_patient
@@ -100,22 +100,26 @@ def _plan(
     return report, None
 
 
-def _rule_rows(checks: list[rt.RtCheck] | tuple[rt.RtCheck, ...]) -> list[dict[str, Any]]:
+def _rule_rows(checks: list[rt.RtCheck] | tuple[rt.RtCheck, ...], language: str = "en") -> list[dict[str, Any]]:
+    """The engine's checks for a page; ``message`` is the check's sentence in ``language``."""
     return [
-        {"check": c.check.value, "lesion_id": c.lesion_id or "", "ok": c.ok, "message": c.message,
+        {"check": c.check.value, "lesion_id": c.lesion_id or "", "ok": c.ok, "message": translate(language, c.message),
          "deviation_class": c.deviation_class.value if c.deviation_class else "", "values": c.values}
         for c in checks
     ]  # fmt: skip
 
 
 def role_rules(
-    lesions: list[d.Lesion], protocol: Protocol, irradiated: set[str], selection: str | None = None
-) -> list[dict[str, Any]]:
+    lesions: list[d.Lesion], protocol: Protocol, irradiated: set[str], selection: str | None = None,
+    language: str = "en",
+) -> list[dict[str, Any]]:  # fmt: skip
     """The protocol's role rules on ``lesions`` as the engine checks them (radiotherapy.md §1)."""
-    return _rule_rows(rt.check_lesion_roles(lesions, protocol.radiotherapy, selection, irradiated))
+    return _rule_rows(rt.check_lesion_roles(lesions, protocol.radiotherapy, selection, irradiated), language)
 
 
-def course_preview(patient: d.Patient, course: d.RadiotherapyCourse, protocol: Protocol) -> dict[str, Any]:
+def course_preview(
+    patient: d.Patient, course: d.RadiotherapyCourse, protocol: Protocol, language: str = "en"
+) -> dict[str, Any]:
     """The engine's view of one unsaved prescription: its checks, BED/EQD2 (tumour and late α/β) and the
     calendar engine's planned fraction dates with their windows."""
     rules = protocol.radiotherapy
@@ -144,7 +148,7 @@ def course_preview(patient: d.Patient, course: d.RadiotherapyCourse, protocol: P
         except AbscopalError:
             visits = []
     return {
-        "checks": _rule_rows(checks), "dose": dose, "visits": visits, "role": course.role.value,
+        "checks": _rule_rows(checks, language), "dose": dose, "visits": visits, "role": course.role.value,
         "total_gy": course.total_dose_gy,
     }  # fmt: skip
 
@@ -206,12 +210,14 @@ def page(
     irradiated = rt.irradiated_lesions(records["fractions"])
     chosen = {s.value.lesion_id: (roles_posted or {}).get(f"role-{s.value.lesion_id}", s.value.rt_role.value)
               for s in records["lesions"]}  # fmt: skip
-    rules = role_rules(lesions, protocol, irradiated) if lesions else []
+    language = language_of(request)
+    rules = role_rules(lesions, protocol, irradiated, language=language) if lesions else []
     if roles_posted is not None:
-        rules = _rules_for_choices(lesions, chosen, protocol, irradiated, roles_posted.get("conventional_selection"))
+        selection = roles_posted.get("conventional_selection")
+        rules = _rules_for_choices(lesions, chosen, protocol, irradiated, selection, language)
     prescribable = [x for x in lesions if x.rt_role in (d.RtRole.CONVENTIONAL, d.RtRole.LOW_DOSE)]
     doses = {x.lesion_id: x for x in report.doses} if report else {}
-    plan_checks = [c for c in _rule_rows(report.checks) if c["lesion_id"]] if report else []
+    plan_checks = [c for c in _rule_rows(report.checks, language) if c["lesion_id"]] if report else []
     return render(
         request, "radiotherapy.html", status_code=status, subject_id=subject_id, patient=patient.value,
         lesions=records["lesions"], courses=records["courses"], deviations=records["deviations"],
@@ -222,7 +228,7 @@ def page(
             editing.value if editing else None, lesion_posted, lesion_errors, zone),
         lesion_error=lesion_error, lesion_reason=(lesion_posted or {}).get("reason", ""),
         lesion_reason_error=(lesion_errors or {}).get("reason"),
-        roles_error=roles_error, roles_reasons=roles_reasons or [],
+        roles_error=roles_error, roles_reasons=[translate(language, r) for r in roles_reasons or []],
         roles_reason=(roles_posted or {}).get("reason", ""), roles_reason_needed=_roles_reason_needed(lesions),
         course_fields=course_form_fields(
             course_posted, course_errors, prescribable, zone, course.value if course else None),
@@ -241,11 +247,11 @@ def _roles_reason_needed(lesions: list[d.Lesion]) -> bool:
 
 def _rules_for_choices(
     lesions: list[d.Lesion], chosen: Mapping[str, str], protocol: Protocol, irradiated: set[str],
-    selection: str | None,
+    selection: str | None, language: str = "en",
 ) -> list[dict[str, Any]]:  # fmt: skip
     roles = {lid: d.RtRole(v) for lid, v in chosen.items() if v in ROLES}
     new = [dataclasses.replace(x, rt_role=roles.get(x.lesion_id, x.rt_role)) for x in lesions]
-    return role_rules(new, protocol, irradiated, selection or None)
+    return role_rules(new, protocol, irradiated, selection or None, language)
 
 
 @router.get(BASE, name="page_radiotherapy")
@@ -392,7 +398,11 @@ def rules_fragment(request: Request, principal: Principal, subject_id: str, post
         return render(request, "radiotherapy_rules.html", status_code=422, rules=[], error=exc.sentence, live=True)
     chosen = {s.value.lesion_id: roles.get(s.value.lesion_id, s.value.rt_role).value for s in stored}
     selection = (posted.get("conventional_selection") or "").strip() or None
-    rules = _rules_for_choices([s.value for s in stored], chosen, protocol, irradiated, selection) if stored else []
+    rules = (
+        _rules_for_choices([s.value for s in stored], chosen, protocol, irradiated, selection, language)
+        if stored
+        else []
+    )
     return render(request, "radiotherapy_rules.html", rules=rules, error=None, live=True)
 
 
@@ -482,7 +492,7 @@ def course_fragment(request: Request, principal: Principal, subject_id: str, pos
         course = _course_of(posted, lesions, subject_id, protocol, zone_of(request))
         if course.role not in (d.RtRole.CONVENTIONAL, d.RtRole.LOW_DOSE):
             raise ValidationError("lesion_id", f"lesion {course.lesion_id} is {course.role.value}: no prescription")
-        preview = course_preview(patient.value, course, protocol)
+        preview = course_preview(patient.value, course, protocol, language_of(request))
     except (ValidationError, AbscopalError) as exc:
         field = exc.field if isinstance(exc, ValidationError) else ""
         return render(request, "radiotherapy_course_check.html", status_code=422, preview=None, error=str(exc),

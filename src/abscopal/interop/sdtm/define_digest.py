@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Hashable, Sequence
+from operator import itemgetter
+from typing import Any
 
 from abscopal.interop.define.build import SLICE_READS, SUPP_VALUE_LEVEL, VALUE_LEVEL, value_class
-from abscopal.interop.sdtm.spec import Dataset, Value, column
+from abscopal.interop.sdtm.spec import Dataset, PartRows, Value, Variable, column
 
 
 def _selectors(ds: Dataset) -> tuple[str, ...]:
@@ -59,23 +61,48 @@ def define_digest(ds: Dataset) -> Dataset:
         bounds = [0, n]
     runs = list(itertools.pairwise(bounds))
     per_slice: list[list[Sequence[Value]]] = [[] for _ in numbers]
+    # a variable held in a shared part (PartRows: QS) is read from the slice's distinct parts, in order of first
+    # appearance: a value's first row is its part's first row, so its values come in the same order as the rows'
+    parts: dict[int, list[list[tuple[Any, ...]]]] = {}
+    ranked: list[int] | None = None  # ``order`` as a list (the parts are tuples: no numpy object array of them)
+    where = dict(zip(names, ds.rows.where, strict=True)) if isinstance(ds.rows, PartRows) else {}
     for var in spec.variables:
+        every = var.name in selectors or var.codelist is not None or var.name in SLICE_READS
+        p, i = where.get(var.name, (-1, -1))
+        if i >= 0:
+            assert isinstance(ds.rows, PartRows)
+            if p not in parts:
+                if ranked is None:
+                    ranked = order.tolist()
+                column_parts = list(map(itemgetter(p), ds.rows.tuples))
+                held = [column_parts[k] for k in ranked]
+                del column_parts
+                parts[p] = [list({id(x): x for x in held[a:b]}.values()) for a, b in runs]
+                del held
+            for out, distinct_parts in zip(per_slice, parts[p], strict=True):
+                out.append(_distinct(var, every, [x[i] for x in distinct_parts]))
+            continue
         values = np.empty(n, dtype=object)
         values[:] = column(ds.rows, var.name)
         values = values[order]
-        every = var.name in selectors or var.codelist is not None or var.name in SLICE_READS
         for out, (a, b) in zip(per_slice, runs, strict=True):
-            picked = values[a:b].tolist()
-            distinct = list(dict(zip(zip(map(type, picked), picked, strict=True), picked, strict=True)).values())
-            if not every:
-                classes: dict[Hashable, Value] = {}
-                for v in distinct:
-                    classes.setdefault(value_class(var, v), v)
-                distinct = list(classes.values())
-            out.append(distinct)
+            out.append(_distinct(var, every, values[a:b].tolist()))
         del values
+    parts.clear()
     rows: list[dict[str, Value]] = []
     for columns in per_slice:
         for j in range(max(len(c) for c in columns)):
             rows.append({name: c[min(j, len(c) - 1)] for name, c in zip(names, columns, strict=True)})
     return Dataset(spec, rows)
+
+
+def _distinct(var: Variable, every: bool, picked: list[Value]) -> list[Value]:
+    """A slice's distinct values of ``var`` (by type and value) in order of first appearance; unless ``every``,
+    only the first of each :func:`value_class`."""
+    distinct = list(dict(zip(zip(map(type, picked), picked, strict=True), picked, strict=True)).values())
+    if not every:
+        classes: dict[Hashable, Value] = {}
+        for v in distinct:
+            classes.setdefault(value_class(var, v), v)
+        distinct = list(classes.values())
+    return distinct

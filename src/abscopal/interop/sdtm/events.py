@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from abscopal import domain as d
 from abscopal.interop.sdtm.common import (
@@ -152,14 +153,19 @@ def build_sv(source: SdtmSource) -> list[Dataset]:
             num, name = ctx.subjects[sid].assessment_visits[a.value.assessment_date]
             visit(sid, num, name, a.value.assessment_date, "TUMOUR ASSESSMENT" if name == "UNSCHEDULED" else None)
     qvisits: dict[tuple[str, int], tuple[float, str]] = {}  # (code, protocol) -> VISITNUM, VISIT, asked once
-    for q in source.answers:
-        if q.value.completed_on is not None:
-            protocol = ctx.protocol_of(q.value.subject_id)
-            qkey = (q.value.visit, id(protocol))
+    answered: Iterable[tuple[str, str, dt.date | None]] = (
+        ((q.value.subject_id, q.value.visit, q.value.completed_on) for q in source.answers)
+        if source.answered_visits is None
+        else source.answered_visits
+    )
+    for sid, code, completed in answered:
+        if completed is not None:
+            protocol = ctx.protocol_of(sid)
+            qkey = (code, id(protocol))
             if qkey not in qvisits:
-                qvisits[qkey] = questionnaire_visit(q.value.visit, protocol)
+                qvisits[qkey] = questionnaire_visit(code, protocol)
             num, name = qvisits[qkey]
-            visit(q.value.subject_id, num, name, q.value.completed_on)
+            visit(sid, num, name, completed)
     rows: list[Row] = []
     for (sid, num), (name, day, unplanned) in seen.items():
         subj = ctx.subjects[sid]

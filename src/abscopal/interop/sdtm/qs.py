@@ -81,8 +81,11 @@ def scale_name(code: str) -> str:
 FormKey = tuple[str, str, d.Instrument]
 
 
-def build_qs(source: SdtmSource) -> list[Dataset]:
+def build_qs(source: SdtmSource, *, release: bool = False) -> list[Dataset]:
     """QS (interop.md §2.7): every C30 / LC13 item answer and every scale score the QoL engine derives.
+
+    With ``release`` (a source no one else reads: the QS worker's), the source's answers list is emptied once the
+    answers are grouped by subject, so each subject's answers are freed as its rows are made.
 
     Rows are tuples in spec order (:class:`Rows`: 2.75 M rows at 10,000 patients), built one subject at a time in
     the dataset's order (USUBJID, VISITNUM, QSCAT, items by number then scales in the engine's order), so no
@@ -107,6 +110,8 @@ def build_qs(source: SdtmSource) -> list[Dataset]:
             )
         by_subject.setdefault(a.subject_id, []).append(s)
     del answers
+    if release and isinstance(source.answers, list):
+        source.answers.clear()
     lobx = _last_before_exposure(completed, people)
 
     visits: dict[str, tuple[float, str]] = {}  # visit code -> VISITNUM, VISIT (the calendar asked once per code)

@@ -16,7 +16,7 @@ import typing
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, select
 
@@ -31,13 +31,25 @@ from abscopal.store.tables import ENTITIES, audit_head, audit_log
 T = TypeVar("T")
 
 
+class _Members(dict[Any, Any]):
+    """An enum's members by value, looked up as ``enum(value)`` would find them (a dict lookup instead of the
+    enum's call); a value not found is handed to the enum itself (its own error, or its ``_missing_``)."""
+
+    def __init__(self, kind: type[enum.Enum]) -> None:
+        super().__init__((m.value, m) for m in kind)
+        self.kind = kind
+
+    def __missing__(self, value: Any) -> Any:
+        return self.kind(value)
+
+
 def _converter(hint: Any) -> Callable[[Any], Any] | None:
     """The conversion :func:`abscopal.store.mapping.from_row` applies to a non-null value of a field typed
     ``hint`` (an optional's inner type), decided once per field instead of once per value; None: as stored."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return cast(Callable[[Any], Any], hint)
+        return _Members(hint).__getitem__
     if typing.get_origin(hint) is dict:
         if typing.get_args(hint)[1] is d.LabValue:
             return lambda v: {k: d.LabValue(**x) for k, x in v.items()}
@@ -57,28 +69,41 @@ def _shared(hint: Any) -> bool:
     return hint is str or hint is dt.date
 
 
-def _reader(cls: type[Any], columns: Sequence[str], skip: Collection[str] = ()) -> Callable[[Sequence[Any]], Any]:
-    """Row tuple (in ``columns`` order) -> the kwargs of ``cls`` as :func:`from_row` would build them; equal text
-    and date values of one field share one object (1.7 M answers repeat a few thousand subject ids and dates)."""
+def _reader(
+    cls: type[Any], columns: Sequence[str], skip: Collection[str] = (), *, stored: bool = False
+) -> Callable[..., Any]:
+    """Row tuple (in ``columns`` order) -> ``cls`` built as :func:`from_row` would build it (a function compiled
+    once per table: each field read by position, no kwargs dict per row); equal text and date values of one field
+    share one object (1.7 M answers repeat a few thousand subject ids and dates). The fields in ``skip`` (the
+    children) are given as ``children[field].get(id, ())``; with ``stored``, the result is the record's
+    :class:`Stored` (its id and version from the row)."""
     hints = typing.get_type_hints(cls)
     at = {c: i for i, c in enumerate(columns)}
-    plan = [(f.name, at[f.name], _converter(hints[f.name])) for f in dataclasses.fields(cls) if f.name not in skip]
-    plain = [(n, i) for n, i, conv in plan if conv is None and not _shared(hints[n])]
-    shared: list[tuple[str, int, dict[Any, Any]]] = [
-        (n, i, {}) for n, i, conv in plan if conv is None and _shared(hints[n])
-    ]
-    converted = [(n, i, conv) for n, i, conv in plan if conv is not None]
-
-    def read(row: Sequence[Any]) -> dict[str, Any]:
-        kwargs = {n: row[i] for n, i in plain}
-        for n, i, seen in shared:
-            v = row[i]
-            kwargs[n] = seen.setdefault(v, v)
-        for n, i, conv in converted:
-            v = row[i]
-            kwargs[n] = None if v is None else conv(v)
-        return kwargs
-
+    env: dict[str, Any] = {"_cls": cls, "_Stored": Stored, "_str": str, "_int": int}
+    args: list[str] = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            args.append(f"{f.name}=_tuple(children[{f.name!r}].get(_rid, ()))")
+            env["_tuple"] = tuple
+            continue
+        i = at[f.name]
+        conv = _converter(hints[f.name])
+        if conv is not None:
+            env[f"_c{i}"] = conv
+            args.append(f"{f.name}=None if row[{i}] is None else _c{i}(row[{i}])")
+        elif _shared(hints[f.name]):
+            env[f"_s{i}"] = {}.setdefault
+            args.append(f"{f.name}=_s{i}(row[{i}], row[{i}])")
+        else:
+            args.append(f"{f.name}=row[{i}]")
+    value = f"_cls({', '.join(args)})"
+    if stored:
+        body = f"    _rid = _str(row[{at['id']}])\n    return _Stored(_rid, _int(row[{at['version']}]), {value})\n"
+    else:
+        body = f"    return {value}\n"
+    code = f"def read(row, children=None):\n{body}"
+    exec(compile(code, f"<sdtm reader {cls.__name__}>", "exec"), env)  # the code is built from field names only
+    read: Callable[..., Any] = env["read"]
     return read
 
 
@@ -102,21 +127,12 @@ def _stored(conn: Connection, entity: str) -> list[Stored[Any]]:
         read_child = _reader(ce.cls, columns)
         parent_at = columns.index(ce.parent_column)
         for row in result:
-            grouped[str(row[parent_at])].append(ce.cls(**read_child(row)))
+            grouped[str(row[parent_at])].append(read_child(row))
         children[field_name] = grouped
     query = select(e.table).where(e.table.c.removed_reason.is_(None)).order_by(*order)
     result = conn.execute(query.execution_options(yield_per=_BATCH))
-    columns = list(result.keys())
-    read = _reader(e.cls, columns, e.children)
-    id_at, version_at = columns.index("id"), columns.index("version")
-    out: list[Stored[Any]] = []
-    for r in result:
-        kwargs = read(r)
-        rid = str(r[id_at])
-        for f in e.children:
-            kwargs[f] = tuple(children[f].get(rid, ()))
-        out.append(Stored(rid, int(r[version_at]), e.cls(**kwargs)))
-    return out
+    read = _reader(e.cls, list(result.keys()), e.children, stored=True)
+    return [read(r, children) for r in result]
 
 
 def _key(entity: str) -> Callable[[Any], tuple[Any, ...]]:
@@ -133,7 +149,9 @@ def _match(entity: str, stored: Sequence[Stored[Any]], kept: Sequence[Any]) -> l
     When a key holds a null (which the unique index does not police) records are matched by key as a table.
     """
     key = _key(entity)
-    if any(None in key(s.value) for s in stored):
+    columns = ENTITIES[entity].table.c
+    nullable = any(n not in columns or columns[n].nullable for n in ENTITIES[entity].natural_key)
+    if nullable and any(None in key(s.value) for s in stored):  # a key of NOT NULL columns holds no null
         by_key = {key(s.value): s for s in stored}
         return [Stored(by_key[key(v)].id, by_key[key(v)].version, v) for v in kept]
     out: list[Stored[Any]] = []
@@ -174,10 +192,17 @@ def load_source(
     cutoff: dt.date,
     created: dt.datetime,
     options: Mapping[str, str] | None = None,
+    *,
+    only: Collection[str] | None = None,
 ) -> SdtmSource:
-    """The trial as known on ``cutoff`` (records dated after it dropped, later dates cleared), with stored ids."""
+    """The trial as known on ``cutoff`` (records dated after it dropped, later dates cleared), with stored ids.
+
+    With ``only`` (entity names), the other entities are not read (empty in the source): a source for the
+    builders that need no more (QS: patients, fractions, cycles, answers). When the answers are not read, the
+    source's ``answered_visits`` (what SV needs of them) is read instead.
+    """
     s = {
-        name: _stored(conn, name)
+        name: _stored(conn, name) if only is None or name in only else []
         for name in ENTITIES
         if name not in ("users", "sites") and not ENTITIES[name].parent_column
     }
@@ -220,4 +245,18 @@ def load_source(
         adverse_events=_match("adverse_events", s["adverse_events"], cut.adverse_events),
         answers=_match("questionnaire_answers", s["questionnaire_answers"], cut.answers),
         options=dict(options or {}),
+        answered_visits=None if only is None or "questionnaire_answers" in only else answered_visits(conn, cutoff),
     )
+
+
+def answered_visits(conn: Connection, cutoff: dt.date) -> list[tuple[str, str, dt.date]]:
+    """(subject id, visit code, completion date) of the live questionnaire answers completed on or before
+    ``cutoff``, each once (sorted): what SV reads of the answers (the cut-off keeps an answer completed by then)."""
+    table = ENTITIES["questionnaire_answers"].table
+    query = (
+        select(table.c.subject_id, table.c.visit, table.c.completed_on)
+        .where(table.c.removed_reason.is_(None), table.c.completed_on.is_not(None))
+        .distinct()
+    )
+    rows = {(str(r[0]), str(r[1]), r[2]) for r in conn.execute(query)}
+    return sorted(r for r in rows if r[2] <= cutoff)

@@ -206,6 +206,9 @@ class SdtmSource:
     adverse_events: Sequence[Stored[d.AdverseEvent]] = ()
     answers: Sequence[Stored[d.QuestionnaireAnswer]] = ()
     options: Mapping[str, str] = field(default_factory=dict)  # e.g. {"birth_date": "year"}
+    #: (subject id, visit code, completion date) of the answers, each once, when the answers themselves were not
+    #: read (SV's questionnaire visits); None: SV derives them from ``answers``
+    answered_visits: Sequence[tuple[str, str, dt.date]] | None = None
 
 
 NAME_MAX = 8

@@ -128,7 +128,7 @@ class PartRows(Rows):
     by the row itself. A part many rows share (a subject's ids; a questionnaire's visit, date and EPOCH; an
     item's codes; an answer's result) is held once, not once per row."""
 
-    __slots__ = ("where",)
+    __slots__ = ("_parts", "where")
 
     def __init__(self, names: tuple[str, ...], where: Sequence[tuple[int, int]], tuples: list[tuple[Any, ...]]) -> None:
         if len(where) != len(names):
@@ -140,6 +140,7 @@ class PartRows(Rows):
         self.positions = {n: i for i, n in enumerate(names)}
         self.where = tuple(where)
         self.tuples = tuples
+        self._parts: dict[int, tuple[list[tuple[Any, ...]], list[int]]] = {}
 
     def _flat(self, row: tuple[Any, ...]) -> tuple[Value, ...]:
         return tuple(row[p] if i < 0 else row[p][i] for p, i in self.where)
@@ -164,6 +165,37 @@ class PartRows(Rows):
         if i < 0:
             return list(map(itemgetter(p), self.tuples))
         return list(map(itemgetter(i), map(itemgetter(p), self.tuples)))
+
+    def held(self, name: str) -> int | None:
+        """The item of each row holding ``name`` when that item is a shared part (None: a value of the row)."""
+        p, i = self.where[self.positions[name]]
+        return None if i < 0 else p
+
+    def parts(self, p: int, start: int = 0, stop: int | None = None) -> tuple[list[tuple[Any, ...]], list[int]]:
+        """The distinct part objects at item ``p`` of rows ``start:stop`` (by identity, in order of first
+        appearance) and each row's index among them (all rows': computed once per item)."""
+        whole = start == 0 and stop is None
+        if whole and p in self._parts:
+            return self._parts[p]
+        held = list(map(itemgetter(p), self.tuples[start:stop]))
+        by_id = dict(zip(map(id, held), held, strict=True))  # first appearance order; the same object per id
+        position = {k: j for j, k in enumerate(by_id)}
+        found = (list(by_id.values()), list(map(position.__getitem__, map(id, held))))
+        if whole:
+            self._parts[p] = found
+        return found
+
+
+def distinct_values(rows: Sequence[Mapping[str, Value]], name: str) -> list[Value]:
+    """The values of ``name`` over the rows, each row's at least once (for checks that do not depend on order
+    or repetition: types, lengths, ranges): a part-held variable of :class:`PartRows` is read from its
+    distinct parts, any other column whole."""
+    if isinstance(rows, PartRows):
+        p = rows.held(name)
+        if p is not None:
+            i = rows.where[rows.positions[name]][1]
+            return [part[i] for part in rows.parts(p)[0]]
+    return column(rows, name)
 
 
 def column(rows: Sequence[Mapping[str, Value]], name: str) -> list[Value]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from abscopal.errors import ValidationError
-from abscopal.interop.sdtm.spec import LABEL_MAX, Dataset, Rows, Value, check_spec, column
+from abscopal.interop.sdtm.spec import LABEL_MAX, Dataset, PartRows, Rows, Value, check_spec, column, distinct_values
 
 VALUE_MAX = 200  # bytes (SDTMIG 3.4 §2.2.2; XPT v5 would take 250 and pyreadstat would not complain)
 
@@ -93,7 +93,7 @@ def _plainly_valid(ds: Dataset) -> bool:
     if not isinstance(ds.rows, Rows) and any(tuple(row) != names for row in ds.rows):
         return False
     for var in ds.spec.variables:
-        present = [v for v in column(ds.rows, var.name) if v is not None]
+        present = [v for v in distinct_values(ds.rows, var.name) if v is not None]
         kinds = set(map(type, present))
         if var.type == "Num":
             if not kinds <= {int, float}:
@@ -240,15 +240,29 @@ def _xpt_chunk(ds: Dataset, rows: Sequence[Mapping[str, Value]], widths: Mapping
     records = np.empty(len(rows), dtype=np.dtype(fields))
     char_bytes = np.zeros(records.dtype.itemsize, dtype=bool)
     offset = 0  # fields are packed in order (no alignment)
+    # a part-held variable (PartRows) is laid out once per distinct part of the chunk, then taken per row
+    parts: dict[int, tuple[list[tuple[Any, ...]], Any]] = {}
     for var, (name, kind) in zip(ds.spec.variables, fields, strict=True):
-        values = column(rows, name)
+        p = rows.held(name) if isinstance(rows, PartRows) else None
+        if p is not None:
+            assert isinstance(rows, PartRows)
+            if p not in parts:
+                distinct, index = rows.parts(p)
+                parts[p] = (distinct, np.array(index, dtype=np.intp))
+            i = rows.where[rows.positions[name]][1]
+            values = [part[i] for part in parts[p][0]]
+            take = parts[p][1]
+        else:
+            values = column(rows, name)
+            take = None
         if var.type == "Num":
-            records[name] = _ibm_doubles(values)
+            laid = _ibm_doubles(values)
             offset += 8
         else:
-            records[name] = np.array(["" if v is None else str(v) for v in values], dtype=kind)
+            laid = np.array(["" if v is None else str(v) for v in values], dtype=kind)
             char_bytes[offset : offset + widths[name]] = True  # NUL padded by numpy: spaces below
             offset += widths[name]
+        records[name] = laid if take is None else laid[take]
     matrix = records.view(np.uint8).reshape(len(rows), records.dtype.itemsize)
     chars = matrix[:, char_bytes]
     chars[chars == 0] = 0x20
@@ -266,7 +280,7 @@ def _fast_xpt(ds: Dataset, workdir: Path) -> Iterator[bytes] | None:
     widths: dict[str, int] = {}
     template: dict[str, Value] = {}
     for var in ds.spec.variables:
-        values = column(rows, var.name)
+        values = distinct_values(rows, var.name)
         if var.type == "Num":
             magnitudes = [abs(float(v)) for v in values if v is not None and v != 0]
             if magnitudes and (min(magnitudes) < 1e-75 or max(magnitudes) > 1e75):

@@ -6,11 +6,18 @@ LBSTRESN converts with :mod:`abscopal.protocol.units` (the eligibility engine's 
 
 from __future__ import annotations
 
-from abscopal.errors import ValidationError
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from abscopal.domain import Screening
+from abscopal.errors import ProtocolError, ValidationError
 from abscopal.interop.sdtm.common import SCREENING_VISIT, Row, V, context, iso, number_seq, ordered, spec
 from abscopal.interop.sdtm.spec import Dataset, SdtmSource
 from abscopal.protocol import units
-from abscopal.protocol.eligibility import Status, evaluate
+from abscopal.protocol.eligibility import MET, NOT_MET, evaluate, evaluate_codes, screening_datum
+from abscopal.protocol.model import Protocol
 
 #: Screening.labs key -> LBTESTCD, LBTEST, LBCAT (CDISC C65047; HEMATOLOGY / CHEMISTRY)
 LAB_TESTS = {
@@ -141,16 +148,11 @@ def build_ie(source: SdtmSource) -> list[Dataset]:
     met -> IEORRES N, an exclusion met -> Y; an unknown criterion is reported, not listed (interop.md §2.8)."""
     ctx = context(source)
     rows: list[Row] = []
-    for stored in source.screenings:
-        s = stored.value
-        if s.subject_id not in ctx.subjects:
-            continue
+    screenings = [stored.value for stored in source.screenings if stored.value.subject_id in ctx.subjects]
+    not_met = _criteria_not_met(screenings, ctx.protocol_of)
+    for s, failed in zip(screenings, not_met, strict=True):
         subj = ctx.subjects[s.subject_id]
-        protocol = ctx.protocol_of(s.subject_id)
-        checklist = evaluate(s, protocol.eligibility, protocol.version.number)
-        for r in checklist.results:
-            if not r.excludes or r.status is Status.UNKNOWN:
-                continue
+        for r in failed:
             result = "N" if r.section == "inclusion" else "Y"
             rows.append(
                 {
@@ -171,6 +173,46 @@ def build_ie(source: SdtmSource) -> list[Dataset]:
             )
     rows = number_seq(rows, "IESEQ", lambda r: (str(r["IECAT"]) != "INCLUSION", _order(str(r["IETESTCD"]))))
     return [ordered(IE, rows)]
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A criterion that excludes a subject (inclusion not met, exclusion met): what IE reads of its result."""
+
+    criterion_id: str
+    section: str
+    label: str
+
+
+def _criteria_not_met(screenings: Sequence[Screening], protocol_of: Callable[[str], Protocol]) -> list[list[_Failed]]:
+    """Per screening, the criteria that exclude it (not unknown), in the protocol's order: the decisions of
+    :func:`~abscopal.protocol.eligibility.evaluate`, taken by its :func:`evaluate_codes` once per protocol
+    version over every screening's inputs at once (each input is :func:`screening_datum`'s, and every decision
+    is elementwise, so each screening's codes are its own evaluation's). When an input is refused the
+    screenings are evaluated one by one, so the error is the one ``evaluate`` raises first."""
+    groups: dict[int, tuple[Protocol, list[int]]] = {}
+    for k, s in enumerate(screenings):
+        protocol = protocol_of(s.subject_id)
+        groups.setdefault(id(protocol), (protocol, []))[1].append(k)
+    out: list[list[_Failed]] = [[] for _ in screenings]
+    for protocol, members in groups.values():
+        eligibility = protocol.eligibility
+        batch = [screenings[k] for k in members]
+        try:
+            _, codes, _ = evaluate_codes(
+                eligibility, lambda c, batch=batch: np.concatenate([screening_datum(s, c) for s in batch])
+            )
+        except (ValidationError, ProtocolError, ValueError, TypeError, KeyError):
+            for s in batch:
+                evaluate(s, eligibility, protocol.version.number)  # raises the error of the first refused one
+            raise
+        for section, criteria in (("inclusion", eligibility.inclusion), ("exclusion", eligibility.exclusion)):
+            excluding = MET if section == "exclusion" else NOT_MET
+            for cid, crit in criteria.items():
+                failed = _Failed(cid, section, crit.label)
+                for k in np.flatnonzero(codes[cid] == excluding).tolist():
+                    out[members[k]].append(failed)
+    return out
 
 
 def _order(code: str) -> tuple[str, int]:

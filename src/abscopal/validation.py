@@ -50,6 +50,7 @@ from abscopal.domain import (
     TumourAssessment,
 )
 from abscopal.errors import Problem, ValidationError
+from abscopal.messages import N_, Message
 from abscopal.protocol import units
 from abscopal.protocol.calendar import questionnaire_visit_number
 from abscopal.protocol.model import Interval, Plausibility, Schedule
@@ -96,17 +97,29 @@ def within(value: float | None, limit: Interval, field: str, unit: str = "") -> 
     if value is None:
         return None
     if isinstance(value, float) and not math.isfinite(value):
-        return Problem(None, field, f"{value} is not a number")
+        return Problem(None, field, Message(_NOT_A_NUMBER, value=str(value)))
     if limit.contains(value):
         return None
-    return Problem(None, field, f"{value:g}{unit} is not plausible (possible: {limit.min:g} to {limit.max:g}{unit})")
+    return Problem(
+        None,
+        field,
+        Message(_IMPLAUSIBLE, value=f"{value:g}{unit}", min=f"{limit.min:g}", max=f"{limit.max:g}{unit}"),
+    )
+
+
+_NOT_A_NUMBER = N_("{value} is not a number")
+_IMPLAUSIBLE = N_("{value} is not plausible (possible: {min} to {max})")
 
 
 def not_after(later: dt.date | None, earlier: dt.date | None, field: str, earlier_name: str) -> Problem | None:
     """A problem when ``later`` is before ``earlier`` (either missing: fine); names ``field``."""
     if later is None or earlier is None or later >= earlier:
         return None
-    return Problem(None, field, f"{later} is before {earlier_name} ({earlier})")
+    name = Message(earlier_name) if "{" not in earlier_name else earlier_name  # translated when it is marked
+    return Problem(None, field, Message(_BEFORE, date=str(later), name=name, earlier=str(earlier)))
+
+
+_BEFORE = N_("{date} is before {name} ({earlier})")
 
 
 def _order(later: dt.date | None, earlier: dt.date | None, field: str, reason: str) -> Problem | None:
@@ -122,11 +135,18 @@ def _future(value: dt.date | dt.datetime | None, today: dt.date, field: str) -> 
     if value is None:
         return None
     day = value.date() if isinstance(value, dt.datetime) else value
-    return Problem(None, field, f"{day} is in the future (today is {today})") if day > today else None
+    if day <= today:
+        return None
+    return Problem(
+        None, field, Message(N_("{date} is in the future (today is {today})"), date=str(day), today=str(today))
+    )
 
 
 def _empty(value: str | None, field: str) -> Problem | None:
-    return Problem(None, field, "is empty") if value is not None and not value.strip() else None
+    return Problem(None, field, _IS_EMPTY) if value is not None and not value.strip() else None
+
+
+_IS_EMPTY = Message(N_("is empty"))
 
 
 def _keep(*found: Problem | None) -> list[Problem]:
@@ -145,9 +165,9 @@ def lab_problems(name: str, lab: LabValue, limits: Plausibility = DEFAULT_LIMITS
     where = f"labs.{name}"
     found = _keep(_empty(lab.unit, f"{where}.unit"))
     if lab.uln is not None and not lab.uln > 0:
-        found.append(Problem(None, f"{where}.uln", f"{lab.uln:g} must be positive"))
+        found.append(Problem(None, f"{where}.uln", Message(N_("{value} must be positive"), value=f"{lab.uln:g}")))
     if not math.isfinite(lab.value):
-        return [*found, Problem(None, f"{where}.value", f"{lab.value} is not a number")]
+        return [*found, Problem(None, f"{where}.value", Message(_NOT_A_NUMBER, value=str(lab.value)))]
     limit = limits.labs.get(name)
     if limit is None or found:
         return found
@@ -159,11 +179,8 @@ def lab_problems(name: str, lab: LabValue, limits: Plausibility = DEFAULT_LIMITS
     if limit.min <= value <= limit.max:
         return []
     shown = f"{lab.value:g} {lab.unit}" + (f" (= {value:g} {limit.unit})" if scale != 1 else "")
-    return [
-        Problem(
-            None, f"{where}.value", f"{shown} is not plausible (possible: {limit.min:g} to {limit.max:g} {limit.unit})"
-        )
-    ]
+    implausible = Message(_IMPLAUSIBLE, value=shown, min=f"{limit.min:g}", max=f"{limit.max:g} {limit.unit}")
+    return [Problem(None, f"{where}.value", implausible)]
 
 
 #: The plausibility limit of each numeric field: (record type, field) -> (limit in Plausibility, unit shown).
@@ -213,11 +230,14 @@ def _patient(p: Patient, limits: Plausibility, today: dt.date, prefix: str) -> l
     ):
         found += _keep(_future(getattr(p, name), today, name))
     for name in ("enrolment_date", "death_date", "withdrawal_date", "new_therapy_date", "last_contact_date"):
-        found += _keep(not_after(getattr(p, name), p.birth_date, name, "the birth date"))
-    found += _keep(not_after(p.death_date, p.enrolment_date, "death_date", "enrolment"))
+        found += _keep(not_after(getattr(p, name), p.birth_date, name, N_("the birth date")))
+    found += _keep(not_after(p.death_date, p.enrolment_date, "death_date", N_("enrolment")))
     age = (p.enrolment_date or today).year - p.birth_date.year
     found += _keep(within(age, limits.age_years, "birth_date", " years of age"))
     return _at(prefix, found)
+
+
+_CONSENT_AFTER_SCREENING = N_("{consent} is after screening ({screening})")
 
 
 @_rule(Screening)
@@ -230,7 +250,7 @@ def _screening(s: Screening, limits: Plausibility, today: dt.date, prefix: str) 
             s.screening_date,
             s.consent_date,
             "consent_date",
-            f"{s.consent_date} is after screening ({s.screening_date})",
+            Message(_CONSENT_AFTER_SCREENING, consent=str(s.consent_date), screening=str(s.screening_date)),
         ),
     )
     for name, lab in s.labs.items():
@@ -243,10 +263,12 @@ def history_order_problems(h: ImmunotherapyHistory, prefix: str = "") -> list[Pr
     after the start, the confirmation scan on or after the progression, and no confirmation without a progression.
     """
     found = _keep(
-        not_after(h.last_dose_date, h.start_date, "last_dose_date", "the start"),
-        not_after(h.progression_date, h.start_date, "progression_date", "the start"),
-        not_after(h.progression_confirmed_date, h.progression_date, "progression_confirmed_date", "the progression"),
-        Problem(None, "progression_date", "a confirmation scan is given without a progression")
+        not_after(h.last_dose_date, h.start_date, "last_dose_date", N_("the start")),
+        not_after(h.progression_date, h.start_date, "progression_date", N_("the start")),
+        not_after(
+            h.progression_confirmed_date, h.progression_date, "progression_confirmed_date", N_("the progression")
+        ),
+        Problem(None, "progression_date", Message(N_("a confirmation scan is given without a progression")))
         if h.progression_confirmed_date is not None and h.progression_date is None
         else None,
     )
@@ -290,7 +312,9 @@ def _assessment(a: TumourAssessment, limits: Plausibility, today: dt.date, prefi
 @_rule(RadiotherapyCourse)
 def _course(c: RadiotherapyCourse, limits: Plausibility, today: dt.date, prefix: str) -> list[Problem]:
     found = _keep(
-        None if c.dose_per_fraction_gy > 0 else Problem(None, "dose_per_fraction_gy", "must be more than 0 Gy"),
+        None
+        if c.dose_per_fraction_gy > 0
+        else Problem(None, "dose_per_fraction_gy", Message(N_("must be more than {min} Gy"), min="0")),
     )
     return _at(prefix, found)
 
@@ -299,7 +323,9 @@ def _course(c: RadiotherapyCourse, limits: Plausibility, today: dt.date, prefix:
 def _fraction(f: Fraction, limits: Plausibility, today: dt.date, prefix: str) -> list[Problem]:
     found = _keep(
         _future(f.date, today, "date"),
-        None if f.fraction_number >= 1 else Problem(None, "fraction_number", f"{f.fraction_number} is not 1 or more"),
+        None
+        if f.fraction_number >= 1
+        else Problem(None, "fraction_number", Message(N_("{number} is not 1 or more"), number=str(f.fraction_number))),
     )
     return _at(prefix, found)
 
@@ -313,7 +339,11 @@ def _adverse_event(e: AdverseEvent, limits: Plausibility, today: dt.date, prefix
         not_after(e.resolution_date, e.onset_date, "resolution_date", "onset_date"),
         None
         if e.awareness_at is None or e.reported_at is None or e.reported_at >= e.awareness_at
-        else Problem(None, "reported_at", f"{e.reported_at} is before awareness_at ({e.awareness_at})"),
+        else Problem(
+            None,
+            "reported_at",
+            Message(_BEFORE, date=str(e.reported_at), name="awareness_at", earlier=str(e.awareness_at)),
+        ),
     )
     return _at(prefix, found)
 
@@ -371,8 +401,10 @@ def _one(
 def _raise_first(found: Sequence[Problem]) -> None:
     if found:
         first = found[0]
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise ValidationError(first.field, first.reason + more)
+        if len(found) > 1:
+            more = Message(N_("{reason} (and {n} more)"), reason=first.reason, n=str(len(found) - 1))
+            raise ValidationError(first.field, more)
+        raise ValidationError(first.field, first.reason)
 
 
 def validate(
@@ -416,28 +448,38 @@ def record_problems(
                 screening.screening_date,
                 screening.consent_date,
                 "screening.consent_date",
-                f"{screening.consent_date} is after screening ({screening.screening_date})",
+                Message(
+                    _CONSENT_AFTER_SCREENING,
+                    consent=str(screening.consent_date),
+                    screening=str(screening.screening_date),
+                ),
             ),
             _order(
                 first_treatment,
                 screening.consent_date,
                 "screening.consent_date",
-                f"{screening.consent_date} is after the first study treatment ({first_treatment})",
+                Message(
+                    N_("{consent} is after the first study treatment ({treatment})"),
+                    consent=str(screening.consent_date),
+                    treatment=str(first_treatment),
+                ),
             ),
-            not_after(screening.screening_date, birth, "screening.screening_date", "the birth date"),
+            not_after(screening.screening_date, birth, "screening.screening_date", N_("the birth date")),
         )
     if patient is not None:
-        found += _keep(not_after(patient.death_date, reference_date, "patient.death_date", "the reference date"))
+        found += _keep(not_after(patient.death_date, reference_date, "patient.death_date", N_("the reference date")))
     if history is not None:
-        found += _keep(not_after(history.start_date, birth, "immunotherapy.start_date", "the birth date"))
+        found += _keep(not_after(history.start_date, birth, "immunotherapy.start_date", N_("the birth date")))
     for i, a in enumerate(sorted(assessments, key=lambda x: x.assessment_date)):
-        found += _keep(not_after(a.assessment_date, birth, f"assessments[{i}].assessment_date", "the birth date"))
+        found += _keep(not_after(a.assessment_date, birth, f"assessments[{i}].assessment_date", N_("the birth date")))
         if i > 0:
             found += _keep(
-                not_after(a.assessment_date, reference_date, f"assessments[{i}].assessment_date", "the reference date")
+                not_after(
+                    a.assessment_date, reference_date, f"assessments[{i}].assessment_date", N_("the reference date")
+                )
             )
     for e in adverse_events:
-        found += _keep(not_after(e.onset_date, birth, f"adverse_events[{e.ae_id}].onset_date", "the birth date"))
+        found += _keep(not_after(e.onset_date, birth, f"adverse_events[{e.ae_id}].onset_date", N_("the birth date")))
     return found
 
 

@@ -5,15 +5,20 @@ with ``N_()`` outside the web package has a zh_Hans translation with the same pl
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import pickle
 import re
 import string
 from functools import cache
 from pathlib import Path
 
+import pytest
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 
+from abscopal import validation
+from abscopal.domain import Screening
+from abscopal.errors import ValidationError
 from abscopal.messages import Joined, Message
 from abscopal.web.i18n import is_translated, translate
 
@@ -129,3 +134,18 @@ def test_the_pure_engines_import_neither_the_web_layer_nor_babel() -> None:
                     names = [node.module]
                 offending += [f"{path.relative_to(SRC)}: {n}" for n in names if n.startswith(("abscopal.web", "babel"))]
     assert not offending, offending
+
+
+def test_a_validation_reason_is_its_english_sentence_and_a_message_the_web_can_translate() -> None:
+    s = Screening("S-1", dt.date(2026, 1, 5), consent_date=dt.date(2026, 1, 9))
+    (problem,) = validation.problems(s, today=dt.date(2026, 2, 1))
+    assert problem.reason == "2026-01-09 is after screening (2026-01-05)" and isinstance(problem.reason, Message)
+    assert translate("zh_Hans", problem.reason) == "知情同意日期 2026-01-09 晚于筛选日期（2026-01-05）"
+
+
+def test_the_first_of_several_problems_keeps_its_english_count_and_its_translation() -> None:
+    s = Screening("S-1", dt.date(2026, 3, 5), consent_date=dt.date(2026, 3, 9))
+    with pytest.raises(ValidationError) as raised:
+        validation.validate(s, today=dt.date(2026, 3, 1))
+    assert raised.value.reason == "2026-03-05 is in the future (today is 2026-03-01) (and 2 more)"
+    assert translate("zh_Hans", raised.value.reason) == "2026-03-05 是将来的日期（今天是 2026-03-01）（另有 2 个问题）"

@@ -9,6 +9,7 @@ catalog.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 import sys
@@ -125,3 +126,57 @@ def test_a_zh_hans_user_sees_a_refused_role_set_with_each_broken_rule_in_chinese
     assert r.status_code == 422, r.text[-2000:]
     error = html.unescape(r.text.split('id="roles-error"', 1)[1].split("</div>", 1)[0])
     assert "conventional.count：常规剂量放疗病灶 2 个；方案允许 1 至 1 个" in error
+
+
+# --- the services' and the validation's refusals beside a form's fields
+
+TREATMENT = f"/patients/{world.QFS_PATIENT}/treatment"
+
+
+def field_html(page: str, control_id: str) -> str:
+    return html.unescape(page.split(f'id="{control_id}"', 1)[-1].split("</div>", 1)[0])
+
+
+def test_a_zh_hans_user_sees_a_fraction_for_an_unknown_lesion_refused_in_chinese(client: world.Clients) -> None:
+    data = {"lesion_id": "L99", "date": "2023-08-14", "dose_gy": "1.6", "status": "delivered", "fraction_number": "1"}
+    with in_chinese(client, "radonc") as c:
+        r = c.post(f"{TREATMENT}/fractions", data=data)
+    assert r.status_code == 422
+    assert f"{world.QFS_PATIENT} 没有病灶 L99" in html.unescape(r.text)
+    assert "has no lesion" not in r.text
+
+
+def test_an_english_user_sees_a_fraction_for_an_unknown_lesion_refused_in_english(client: world.Clients) -> None:
+    data = {"lesion_id": "L99", "date": "2023-08-14", "dose_gy": "1.6", "status": "delivered", "fraction_number": "1"}
+    r = client.session("radonc").post(f"{TREATMENT}/fractions", data=data)
+    assert r.status_code == 422 and f"{world.QFS_PATIENT} has no lesion L99" in r.text
+
+
+def test_a_zh_hans_user_sees_a_future_cycle_refused_in_chinese_beside_the_date(client: world.Clients) -> None:
+    day = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    with in_chinese(client, "coordinator") as c:
+        r = c.post(f"{TREATMENT}/cycles", data={"date": day, "agent": "camrelizumab"})
+    assert r.status_code == 422
+    field = field_html(r.text, "cycle-date")
+    assert re.search(rf"{day} 是将来的日期", field), field
+    assert "in the future" not in field
+
+
+def test_a_zh_hans_user_sees_a_consent_after_screening_refused_in_chinese_beside_the_consent(
+    client: world.Clients,
+) -> None:
+    with in_chinese(client, "coordinator") as c:
+        subject_id = register(c)
+        screening_day = (dt.date.today() - dt.timedelta(days=5)).isoformat()
+        consent_day = (dt.date.today() - dt.timedelta(days=2)).isoformat()
+        form = eligible_form(screening_date=screening_day, consent_date=consent_day)
+        r = c.post(f"/patients/{subject_id}/screen", data=form)
+    assert r.status_code == 422, r.text[-2000:]
+    assert f"知情同意日期 {consent_day} 晚于筛选日期（{screening_day}）" in html.unescape(r.text)
+
+
+def test_a_zh_hans_user_sees_the_course_check_without_a_lesion_refused_in_chinese(client: world.Clients) -> None:
+    with in_chinese(client, "radonc") as c:
+        r = c.post(f"{RT_BASE}/course/check", data={})
+    assert r.status_code == 422
+    assert "lesion_id：请选择该疗程治疗的病灶" in html.unescape(r.text)

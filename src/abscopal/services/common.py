@@ -211,10 +211,10 @@ def add_or_update(records: Records[T], obj: T, record_id: str | None, version: i
     """Add ``obj`` (no id) or store it as the new state of ``record_id`` if still at ``version`` (web.md §3)."""
     if record_id is None:
         if version is not None:
-            raise ValidationError("record_id", "a version was given without the record it belongs to")
+            raise ValidationError("record_id", Message(N_("a version was given without the record it belongs to")))
         return records.add(obj)
     if version is None:
-        raise ValidationError("version", "an edit must send the version it was based on")
+        raise ValidationError("version", Message(N_("an edit must send the version it was based on")))
     return records.update(record_id, obj, version=version)
 
 

@@ -13,6 +13,7 @@ import datetime as dt
 
 from abscopal import domain as d
 from abscopal.errors import ValidationError
+from abscopal.messages import N_, Message
 from abscopal.protocol import eligibility, resistance
 from abscopal.protocol.eligibility import Checklist, Status, Verdict
 from abscopal.protocol.model import Protocol, ProtocolFile
@@ -30,6 +31,10 @@ from abscopal.services.common import (
 )
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
+
+
+def _not_at_screening(subject_id: str, status: d.PatientStatus) -> Message:
+    return Message(N_("{subject} is {status}, not at screening"), subject=subject_id, status=status.value)
 
 
 def _checklist(
@@ -90,7 +95,7 @@ def enrol(
     authorise(uow, actor, Action.ENROL)
     patient = patient_of(uow, actor, subject_id)
     if patient.value.status is not d.PatientStatus.SCREENING:
-        raise ValidationError("status", f"{subject_id} is {patient.value.status.value}, not at screening")
+        raise ValidationError("status", _not_at_screening(subject_id, patient.value.status))
     protocol = protocols_or_bundled(protocols).version_on(on)
     _, reasons = _checklist(uow, subject_id, protocol)
     if reasons:
@@ -114,9 +119,9 @@ def record_screen_failure(
     authorise(uow, actor, Action.ENROL)
     patient = patient_of(uow, actor, subject_id)
     if patient.value.status is not d.PatientStatus.SCREENING:
-        raise ValidationError("status", f"{subject_id} is {patient.value.status.value}, not at screening")
+        raise ValidationError("status", _not_at_screening(subject_id, patient.value.status))
     if not reason.strip():
-        raise ValidationError("reason", "a screen failure needs the reason")
+        raise ValidationError("reason", Message(N_("a screen failure needs the reason")))
     stored = uow.patients.update(
         patient.id, dataclasses.replace(patient.value, status=d.PatientStatus.SCREEN_FAILED), version=version
     )

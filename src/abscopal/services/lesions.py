@@ -84,10 +84,12 @@ def record_lesion(
     others = [s for s in uow.lesions.for_subject(lesion.subject_id) if s.id != record_id]
     if record_id is None:
         if lesion.rt_role is not d.RtRole.NONE:
-            raise ValidationError("rt_role", "a new lesion has no RT role; a radiation oncologist assigns it")
+            raise ValidationError(
+                "rt_role", Message(N_("a new lesion has no RT role; a radiation oncologist assigns it"))
+            )
     else:
         if uow.lesions.get(record_id).value.rt_role is not lesion.rt_role:
-            raise ValidationError("rt_role", "is assigned by a radiation oncologist (assign_rt_roles)")
+            raise ValidationError("rt_role", Message(N_("is assigned by a radiation oncologist (assign_rt_roles)")))
     irradiated = rt.irradiated_lesions(s.value for s in uow.fractions.for_subject(lesion.subject_id))
     current = [*(s.value for s in others), *([uow.lesions.get(record_id).value] if record_id else [])]
     _refuse_role_rules([*(s.value for s in others), lesion], protocol, irradiated, before=current)
@@ -123,7 +125,10 @@ def assign_rt_roles(
             out.append(stored)
             continue
         if lesion.lesion_id not in versions:
-            raise ValidationError("versions", f"the role of {lesion.lesion_id} changes but its version was not sent")
+            raise ValidationError(
+                "versions",
+                Message(N_("the role of {lesion} changes but its version was not sent"), lesion=lesion.lesion_id),
+            )
         out.append(uow.lesions.update(stored.id, lesion, version=versions[lesion.lesion_id]))
     uow.commit()
     return out

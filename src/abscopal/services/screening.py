@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from abscopal import domain as d
 from abscopal.errors import ValidationError
+from abscopal.messages import N_, Message
 from abscopal.protocol import eligibility, resistance
 from abscopal.protocol.model import ProtocolFile
 from abscopal.services.common import (
@@ -44,9 +45,9 @@ def register_patient(
     """Register a person for screening at one of the actor's sites; status is ``screening`` until enrolment."""
     authorise(uow, actor, Action.SCREENING)
     if patient.site_code not in actor.sites:
-        raise ValidationError("site_code", f"{patient.site_code!r} is not one of your sites")
+        raise ValidationError("site_code", Message(N_("{site} is not one of your sites"), site=repr(patient.site_code)))
     if patient.status is not d.PatientStatus.SCREENING or patient.enrolment_date is not None:
-        raise ValidationError("status", "a new patient starts at screening; enrolment is its own step")
+        raise ValidationError("status", Message(N_("a new patient starts at screening; enrolment is its own step")))
     today = site_today(uow, patient, at)
     protocol = protocols_or_bundled(protocols).version_on(today)
     patient = dataclasses.replace(patient, protocol_version=protocol.version.number)

@@ -10,6 +10,7 @@ import datetime as dt
 
 from abscopal import domain as d
 from abscopal.errors import ValidationError
+from abscopal.messages import N_, Message
 from abscopal.protocol.model import ProtocolFile
 from abscopal.services.common import (
     Action,
@@ -31,7 +32,12 @@ _ON_STUDY = (d.PatientStatus.ENROLLED, d.PatientStatus.ON_TREATMENT)
 def _refuse_not_on_study(patient: d.Patient, field: str) -> None:
     if patient.status not in _ON_STUDY:
         raise ValidationError(
-            field, f"{patient.subject_id} is {patient.status.value}: treatment needs an enrolled patient"
+            field,
+            Message(
+                N_("{subject} is {status}: treatment needs an enrolled patient"),
+                subject=patient.subject_id,
+                status=patient.status.value,
+            ),
         )
 
 
@@ -47,7 +53,10 @@ def record_fraction(
     protocol = protocol_of(patient.value, protocols, today)
     check_values(fraction, protocol, today)
     if uow.lesions.find(subject_id=fraction.subject_id, lesion_id=fraction.lesion_id) is None:
-        raise ValidationError("lesion_id", f"{fraction.subject_id} has no lesion {fraction.lesion_id}")
+        raise ValidationError(
+            "lesion_id",
+            Message(N_("{subject} has no lesion {lesion}"), subject=fraction.subject_id, lesion=fraction.lesion_id),
+        )
     stored = add_or_update(uow.fractions, fraction, record_id, version)
     checks, deviations = record_rt_deviations(
         uow, fraction.subject_id, fraction.lesion_id, protocol, fraction.date, actor.username
@@ -67,9 +76,9 @@ def record_immunotherapy_cycle(
     today = site_today(uow, patient.value, at)
     check_values(cycle, protocol_of(patient.value, protocols, today), today)
     if cycle.cycle_number < 1:
-        raise ValidationError("cycle_number", "cycles are numbered from 1")
+        raise ValidationError("cycle_number", Message(N_("cycles are numbered from 1")))
     if cycle.date > today:
-        raise ValidationError("date", f"{cycle.date} is in the future")
+        raise ValidationError("date", Message(N_("{date} is in the future"), date=str(cycle.date)))
     stored = add_or_update(uow.immunotherapy_cycles, cycle, record_id, version)
     uow.commit()
     return stored

@@ -13,6 +13,7 @@ and a template without a translation, is shown as it is (English).
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
+from abscopal.errors import ValidationError
 from abscopal.messages import Joined, Message
 
 LOCALES = Path(__file__).parent / "locales"
@@ -80,3 +82,25 @@ def translate(language: str, text: str) -> str:
 def is_translated(language: str, text: str) -> bool:
     """True when :func:`translate` gives ``text`` in ``language`` (not its English fallback)."""
     return language != "en" and isinstance(text, Message) and translate(language, text) != str(text)
+
+
+def error_text(language: str, exc: BaseException) -> str:
+    """``str(exc)`` in ``language``: a :class:`~abscopal.errors.ValidationError` whose reason is a message is
+    ``"field: reason"`` with the reason translated; any other error as it is (its English sentence)."""
+    reason = getattr(exc, "reason", None)
+    if language == "en" or not isinstance(exc, ValidationError) or not isinstance(reason, Message):
+        return str(exc)
+    return translate(
+        language, Message(N_("{field}: {reason}"), field=exc.field, reason=reason) if exc.field else reason
+    )
+
+
+def in_language(
+    language: str, errors: Mapping[str, str], sentence: str | None, exc: BaseException
+) -> tuple[dict[str, str], str | None]:
+    """A refused form's (errors by field, sentence for the top) as ``forms.errors_of`` gives them, in
+    ``language``: each field's reason translated, and the top sentence when it is the error's own."""
+    found = {field: translate(language, reason) for field, reason in errors.items()}
+    if sentence is not None:
+        sentence = error_text(language, exc) if sentence == str(exc) else translate(language, sentence)
+    return found, sentence

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from abscopal import domain as d
 from abscopal.errors import AbscopalError, ConflictError, RecordLocked, ValidationError
+from abscopal.messages import Message
 from abscopal.protocol import calendar as cal
 from abscopal.protocol import radiotherapy as rt
 from abscopal.protocol.model import Protocol
@@ -31,7 +32,7 @@ from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import FormField, errors_of, form_fields, parse
-from abscopal.web.i18n import N_, gettext, translate
+from abscopal.web.i18n import N_, error_text, gettext, in_language, translate
 from abscopal.web.pages.records import FIRST_ENTRY, is_patient, posted_form, zone_of
 from abscopal.web.problems import status_of
 from abscopal.web.records import visible_patient
@@ -316,6 +317,7 @@ def save_lesion(
         body = parse(d.Lesion, fields, base=current.value if current else None, zone=zone_of(request))
     except ValidationError as exc:
         found, sentence = errors_of(exc, names)
+        found, sentence = in_language(language, found, sentence, exc)
         errors.update(found)
         top = top or sentence
     edit_id = current.id if current else None
@@ -336,6 +338,7 @@ def save_lesion(
         found, sentence = errors_of(exc, names) if isinstance(exc, ValidationError) else ({}, str(exc))
         if isinstance(exc, Refused):
             found, sentence = {}, str(exc)
+        found, sentence = in_language(language_of(request), found, sentence, exc)
         return page(
             request, principal, subject_id, status=status, edit_id=edit_id, lesion_posted=posted,
             lesion_errors=found, lesion_error=sentence,
@@ -452,7 +455,8 @@ def save_roles(request: Request, principal: Principal, subject_id: str, posted: 
         )  # fmt: skip
     except (ConflictError, RecordLocked, ValidationError) as exc:
         status = status_of(exc)
-        return page(request, principal, subject_id, status=status, roles_posted=posted, roles_error=str(exc))
+        error = error_text(language, exc)
+        return page(request, principal, subject_id, status=status, roles_posted=posted, roles_error=error)
     return RedirectResponse(f"/patients/{subject_id}/radiotherapy?notice=roles#roles", status_code=303)
 
 
@@ -477,7 +481,7 @@ def _course_of(
     fields["role"] = lesion.rt_role.value if lesion else ""
     fields["alpha_beta_gy"] = str(protocol.radiotherapy.radiobiology.alpha_beta_tumour_gy)
     if lesion is None:
-        raise ValidationError("lesion_id", "choose the lesion the course treats")
+        raise ValidationError("lesion_id", Message(N_("choose the lesion the course treats")))
     body = parse(d.RadiotherapyCourse, fields, zone=zone)
     return d.RadiotherapyCourse(subject_id=subject_id, **body)
 
@@ -491,11 +495,13 @@ def course_fragment(request: Request, principal: Principal, subject_id: str, pos
     try:
         course = _course_of(posted, lesions, subject_id, protocol, zone_of(request))
         if course.role not in (d.RtRole.CONVENTIONAL, d.RtRole.LOW_DOSE):
-            raise ValidationError("lesion_id", f"lesion {course.lesion_id} is {course.role.value}: no prescription")
+            refusal = N_("lesion {lesion} is {role}: no prescription")
+            raise ValidationError("lesion_id", Message(refusal, lesion=course.lesion_id, role=course.role.value))
         preview = course_preview(patient.value, course, protocol, language_of(request))
     except (ValidationError, AbscopalError) as exc:
         field = exc.field if isinstance(exc, ValidationError) else ""
-        return render(request, "radiotherapy_course_check.html", status_code=422, preview=None, error=str(exc),
+        error = error_text(language_of(request), exc)
+        return render(request, "radiotherapy_course_check.html", status_code=422, preview=None, error=error,
                       field=field)  # fmt: skip
     return render(request, "radiotherapy_course_check.html", preview=preview, error=None, field="")
 
@@ -540,6 +546,7 @@ def save_course(
             )
     except ValidationError as exc:
         found, sentence = errors_of(exc, names)
+        found, sentence = in_language(language_of(request), found, sentence, exc)
         return page(
             request, principal, subject_id, status=422, course_posted=posted, course_errors=found,
             course_error=sentence, course_id=course_id,
@@ -555,6 +562,7 @@ def save_course(
         found, sentence = errors_of(exc, names) if isinstance(exc, ValidationError) else ({}, str(exc))
         if isinstance(exc, ValidationError) and exc.field.startswith("courses["):
             found, sentence = {"lesion_id": exc.reason}, None
+        found, sentence = in_language(language_of(request), found, sentence, exc)
         return page(
             request, principal, subject_id, status=status, course_posted=posted, course_errors=found,
             course_error=sentence, course_id=course_id,

@@ -39,7 +39,7 @@ from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import FormField, errors_of, form_fields, label_of, parse
-from abscopal.web.i18n import N_, gettext, is_translated, translate
+from abscopal.web.i18n import N_, error_text, gettext, in_language, is_translated, translate
 from abscopal.web.pages.records import FIRST_ENTRY, posted_form, today_in, zone_of
 from abscopal.web.records import build, visible_patient
 from abscopal.web.templating import language_of, render
@@ -400,7 +400,9 @@ def checklist_context(
         "verdict": VERDICTS.get(checklist.verdict.value, checklist.verdict.value) if checklist else None,
         "verdict_code": checklist.verdict.value if checklist else "none", "enrol_reasons": reasons,
         "compared": compared_values(screening, protocol) if screening is not None else [],
-        "notes": [(label_of(c) if c in TYPED else _lab_label(c, protocol), s) for c, s in (notes or [])],
+        "notes": [
+            (label_of(c) if c in TYPED else _lab_label(c, protocol), translate(language, s)) for c, s in (notes or [])
+        ],
         "protocol_version": checklist.protocol_version if checklist else protocol.version.number,
     }  # fmt: skip
 
@@ -478,8 +480,8 @@ def _register(request: Request, principal: Principal, posted: Mapping[str, str])
     except ValidationError as exc:
         head = (exc.field or "").split(".")[0]
         if head in REGISTER_FIELDS:
-            return register_page(request, principal, posted, {head: exc.reason}, status=422)
-        return register_page(request, principal, posted, error=str(exc), status=422)
+            return register_page(request, principal, posted, {head: translate(language, exc.reason)}, status=422)
+        return register_page(request, principal, posted, error=error_text(language, exc), status=422)
     except DuplicateRecord:
         sentence = gettext(language, N_("A patient with this subject id already exists; choose another id."))
         return register_page(request, principal, posted, {"subject_id": sentence}, status=409)
@@ -646,6 +648,7 @@ def _save(request: Request, principal: Principal, subject_id: str, posted: Mappi
             found_errors, sentence = service_errors(exc)
         else:
             found_errors, sentence = {}, str(exc)
+        found_errors, sentence = in_language(language, found_errors, sentence, exc)
         return screening_page(
             request, principal, subject_id, posted=posted, errors=found_errors, error=sentence, status=422,
             version=version,
@@ -768,8 +771,9 @@ def _enrol(request: Request, principal: Principal, subject_id: str, posted: Mapp
         if head == "enrolment_date":
             head = "on"
         if head == "on":
-            return enrol_page(request, principal, subject_id, status=422, posted=posted, errors={"on": exc.reason})
-        return enrol_page(request, principal, subject_id, status=422, posted=posted, error=str(exc))
+            errors = {"on": translate(language, exc.reason)}
+            return enrol_page(request, principal, subject_id, status=422, posted=posted, errors=errors)
+        return enrol_page(request, principal, subject_id, status=422, posted=posted, error=error_text(language, exc))
     return RedirectResponse(f"/patients/{subject_id}/enrol?notice=enrolled", status_code=303)
 
 
@@ -810,9 +814,10 @@ def _fail(request: Request, principal: Principal, subject_id: str, posted: Mappi
     except ValidationError as exc:
         if (exc.field or "") == "reason":
             return enrol_page(
-                request, principal, subject_id, status=422, posted=posted, errors={"failure_reason": exc.reason}
-            )
-        return enrol_page(request, principal, subject_id, status=422, posted=posted, error=str(exc))
+                request, principal, subject_id, status=422, posted=posted,
+                errors={"failure_reason": translate(language, exc.reason)},
+            )  # fmt: skip
+        return enrol_page(request, principal, subject_id, status=422, posted=posted, error=error_text(language, exc))
     return RedirectResponse(f"/patients/{subject_id}/enrol?notice=failed", status_code=303)
 
 

@@ -28,7 +28,7 @@ from abscopal.services.common import Action, protocol_of
 from abscopal.store.schedule_input import schedule_input_from_records
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import FormField, errors_of, form_fields, parse
-from abscopal.web.i18n import N_, gettext
+from abscopal.web.i18n import N_, gettext, in_language
 from abscopal.web.pages.radiotherapy import prefixed
 from abscopal.web.pages.records import FIRST_ENTRY, is_patient, posted_form, today_in, zone_of
 from abscopal.web.problems import status_of
@@ -224,6 +224,7 @@ def save_fraction(request: Request, principal: Principal, subject_id: str, poste
             done = treatment_service.record_fraction(uow, actor, fraction, protocols=state_of(request).protocols)
     except (ConflictError, RecordLocked, ValidationError) as exc:
         found, sentence = errors_of(exc, names) if isinstance(exc, ValidationError) else ({}, str(exc))
+        found, sentence = in_language(language_of(request), found, sentence, exc)
         return page(
             request, principal, subject_id, status=status_of(exc), fraction_posted=posted, fraction_errors=found,
             fraction_error=sentence,
@@ -259,6 +260,7 @@ def save_cycle(request: Request, principal: Principal, subject_id: str, posted: 
             treatment_service.record_immunotherapy_cycle(uow, actor, cycle, protocols=state_of(request).protocols)
     except (ConflictError, RecordLocked, ValidationError) as exc:
         found, sentence = errors_of(exc, names) if isinstance(exc, ValidationError) else ({}, str(exc))
+        found, sentence = in_language(language_of(request), found, sentence, exc)
         return page(
             request, principal, subject_id, status=status_of(exc), cycle_posted=posted, cycle_errors=found,
             cycle_error=sentence,

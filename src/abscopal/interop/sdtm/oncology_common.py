@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from abscopal import domain as d
 from abscopal.errors import ValidationError
 from abscopal.interop.sdtm.memo import memo
-from abscopal.interop.sdtm.spec import SdtmSource, Value
+from abscopal.interop.sdtm.spec import Dataset, DatasetSpec, Rows, SdtmSource, Value
 from abscopal.protocol.model import Protocol, Schedule
 from abscopal.protocol.radiotherapy import first_study_treatment, study_treatment_dates
 from abscopal.response import Criteria, SubjectFacts, SubjectResponse, derive_cohort
@@ -183,6 +183,28 @@ def number_rows(
         seq[row["USUBJID"]] += 1
         row[f"{prefix}SEQ"] = seq[row["USUBJID"]]
     return ordered
+
+
+def number_tuples(
+    spec_: DatasetSpec, rows: list[tuple[Value, ...]], order: Callable[[tuple[Value, ...]], tuple[object, ...]]
+) -> Dataset:
+    """:func:`number_rows` of rows held as tuples in spec order (:class:`Rows`: no dict per row): sorted by
+    ``order`` (USUBJID first), ``<name>SEQ`` 1..n per USUBJID."""
+    names = spec_.names
+    subject, seq_at = names.index("USUBJID"), names.index(f"{spec_.name}SEQ")
+    rows.sort(key=order)
+    seq: dict[Value, int] = defaultdict(int)
+    for k, row in enumerate(rows):
+        seq[row[subject]] += 1
+        rows[k] = (*row[:seq_at], seq[row[subject]], *row[seq_at + 1 :])
+    return Dataset(spec_, Rows(names, rows))
+
+
+def as_tuple(spec_: DatasetSpec, row: dict[str, Value]) -> tuple[Value, ...]:
+    """A row built as a dict in spec order (every variable, no other) as the tuple :class:`Rows` holds."""
+    if len(row) != len(spec_.names) or tuple(row) != spec_.names:
+        raise ValidationError(spec_.name, f"builder produced variables not in the spec's order: {list(row)}")
+    return tuple(row.values())
 
 
 def nulls_last(value: Value) -> tuple[int, str]:

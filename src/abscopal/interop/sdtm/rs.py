@@ -21,7 +21,7 @@ from abscopal.interop.sdtm.oncology_common import (
     engine_responses,
     epoch,
     link_group,
-    number_rows,
+    number_tuples,
     study_id,
     subject_of,
     subjects,
@@ -93,7 +93,7 @@ def build_rs(source: SdtmSource) -> list[Dataset]:
     accepted = accepted_evaluator(protocol)
     accepted_category = CATEGORY[Criteria(protocol.response.criteria)]
     derived = {c: engine_responses(source, people, c) for c in (Criteria.RECIST11, Criteria.IRECIST)}
-    rows: list[dict[str, Value]] = []
+    rows: list[tuple[Value, ...]] = []
 
     def add(
         subject: Subject, date: dt.date | None, testcd: str, cat: str, result: str, evaluator: str, link: str | None
@@ -102,26 +102,26 @@ def build_rs(source: SdtmSource) -> list[Dataset]:
         accepted_row = testcd == "OVRLRESP" and evaluator == accepted
         if evaluator == "SPONSOR":
             accepted_row = accepted_row and cat == accepted_category
-        rows.append(
-            {
-                "STUDYID": study,
-                "DOMAIN": "RS",
-                "USUBJID": subject.usubjid,
-                "RSSEQ": None,
-                "RSLNKGRP": link,
-                "RSTESTCD": testcd,
-                "RSTEST": TESTS[testcd],
-                "RSCAT": cat,
-                "RSORRES": result,
-                "RSSTRESC": standard_response(result),
-                "RSEVAL": evaluator,
-                "RSACPTFL": "Y" if accepted_row else None,
-                "VISITNUM": visit[0] if visit else None,
-                "VISIT": visit[1] if visit else None,
-                "EPOCH": epoch(date, subject),
-                "RSDTC": iso(date),
-                "RSDY": study_day(date, subject.rfstdtc),
-            }
+        rows.append(  # in RS_SPEC order
+            (
+                study,
+                "RS",
+                subject.usubjid,
+                None,  # RSSEQ
+                link,
+                testcd,
+                TESTS[testcd],
+                cat,
+                result,
+                standard_response(result),
+                evaluator,
+                "Y" if accepted_row else None,
+                visit[0] if visit else None,
+                visit[1] if visit else None,
+                epoch(date, subject),
+                iso(date),
+                study_day(date, subject.rfstdtc),
+            )
         )
 
     for sid, assessments in assessments_by_subject(source).items():
@@ -151,19 +151,22 @@ def build_rs(source: SdtmSource) -> list[Dataset]:
                 if tp.overall is not None:
                     add(subject, tp.assessment_date, "NEWLPROG", cat, "Y" if tp.new_lesions else "N", "SPONSOR", link)
             add(subject, best_response_date(result), "BESTRESP", cat, str(result.bor_confirmed), "SPONSOR", None)
-    ordered = number_rows(
-        rows,
-        "RS",
-        lambda r: (
-            r["USUBJID"],
-            r["RSTESTCD"] == "BESTRESP",
-            str(r["RSDTC"] or ""),
-            _EVAL_ORDER[str(r["RSEVAL"])],
-            _CAT_ORDER.get(str(r["RSCAT"]), -1),
-            _TEST_ORDER[str(r["RSTESTCD"])],
-        ),
-    )
-    return [Dataset(RS_SPEC, ordered)]
+    at = {n: i for i, n in enumerate(RS_SPEC.names)}
+    u, testcd_at, dtc, eval_at, cat_at = (at[n] for n in ("USUBJID", "RSTESTCD", "RSDTC", "RSEVAL", "RSCAT"))
+    return [
+        number_tuples(
+            RS_SPEC,
+            rows,
+            lambda r: (
+                r[u],
+                r[testcd_at] == "BESTRESP",
+                str(r[dtc] or ""),
+                _EVAL_ORDER[str(r[eval_at])],
+                _CAT_ORDER.get(str(r[cat_at]), -1),
+                _TEST_ORDER[str(r[testcd_at])],
+            ),
+        )
+    ]
 
 
 def best_response_date(result: SubjectResponse) -> dt.date | None:

@@ -140,7 +140,7 @@ class PartRows(Rows):
         self.positions = {n: i for i, n in enumerate(names)}
         self.where = tuple(where)
         self.tuples = tuples
-        self._parts: dict[int, tuple[list[tuple[Any, ...]], list[int]]] = {}
+        self._parts: dict[int, list[tuple[Any, ...]]] = {}
 
     def _flat(self, row: tuple[Any, ...]) -> tuple[Value, ...]:
         return tuple(row[p] if i < 0 else row[p][i] for p, i in self.where)
@@ -171,19 +171,23 @@ class PartRows(Rows):
         p, i = self.where[self.positions[name]]
         return None if i < 0 else p
 
-    def parts(self, p: int, start: int = 0, stop: int | None = None) -> tuple[list[tuple[Any, ...]], list[int]]:
-        """The distinct part objects at item ``p`` of rows ``start:stop`` (by identity, in order of first
-        appearance) and each row's index among them (all rows': computed once per item)."""
-        whole = start == 0 and stop is None
-        if whole and p in self._parts:
-            return self._parts[p]
-        held = list(map(itemgetter(p), self.tuples[start:stop]))
+    def distinct_parts(self, p: int) -> list[tuple[Any, ...]]:
+        """The distinct part objects at item ``p`` of all rows (by identity, in order of first appearance; found
+        once per item)."""
+        if p not in self._parts:
+            self._parts[p] = list({id(x): x for x in map(itemgetter(p), self.tuples)}.values())
+        return self._parts[p]
+
+    def parts(self, p: int) -> tuple[list[tuple[Any, ...]], Any]:
+        """The distinct part objects at item ``p`` (by identity, in order of first appearance) and each row's
+        index among them (a numpy array)."""
+        import numpy as np
+
+        held = list(map(itemgetter(p), self.tuples))
         by_id = dict(zip(map(id, held), held, strict=True))  # first appearance order; the same object per id
         position = {k: j for j, k in enumerate(by_id)}
-        found = (list(by_id.values()), list(map(position.__getitem__, map(id, held))))
-        if whole:
-            self._parts[p] = found
-        return found
+        index = np.fromiter(map(position.__getitem__, map(id, held)), dtype=np.intp, count=len(held))
+        return list(by_id.values()), index
 
 
 def distinct_values(rows: Sequence[Mapping[str, Value]], name: str) -> list[Value]:
@@ -194,7 +198,7 @@ def distinct_values(rows: Sequence[Mapping[str, Value]], name: str) -> list[Valu
         p = rows.held(name)
         if p is not None:
             i = rows.where[rows.positions[name]][1]
-            return [part[i] for part in rows.parts(p)[0]]
+            return [part[i] for part in rows.distinct_parts(p)]
     return column(rows, name)
 
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 from abscopal import domain as d
 from abscopal.interop.sdtm.common import iso, study_day
 from abscopal.interop.sdtm.oncology_common import (
+    as_tuple,
     assessment_visit_tables,
     assessments_by_subject,
     engine_responses,
     epoch,
     link_group,
     nulls_last,
-    number_rows,
     number_text,
+    number_tuples,
     study_id,
     subject_of,
     subjects,
@@ -113,7 +114,7 @@ def build_tr(source: SdtmSource) -> list[Dataset]:
     people = subjects(source)
     visits = assessment_visit_tables(source, people)
     derived = engine_responses(source, people, Criteria.IRECIST)
-    rows: list[dict[str, Value]] = []
+    rows: list[tuple[Value, ...]] = []
     for sid, assessments in assessments_by_subject(source).items():
         subject = subject_of(people, sid, "tumour assessment")
         sums = {t.assessment_date: t for t in derived[sid].timepoints}
@@ -141,7 +142,7 @@ def build_tr(source: SdtmSource) -> list[Dataset]:
                 row |= {"TRLNKID": m.lesion_id, "TRTESTCD": code, "TRTEST": TESTS[code], "TREVAL": "INVESTIGATOR"}
                 if row["TRSTAT"] == "NOT DONE":
                     row["TRREASND"] = m.not_done_reason
-                rows.append(row)
+                rows.append(as_tuple(TR_SPEC, row))
             tp = sums.get(a.assessment_date)
             if tp is None:
                 continue
@@ -159,21 +160,26 @@ def build_tr(source: SdtmSource) -> list[Dataset]:
                 else:
                     text = number_text(value)
                     row |= {"TRORRES": text, "TRORRESU": "mm", "TRSTRESC": text, "TRSTRESN": value, "TRSTRESU": "mm"}
-                rows.append(row)
-    ordered = number_rows(
-        rows,
-        "TR",
-        lambda r: (
-            r["USUBJID"],
-            r["TRDTC"],
-            nulls_last(r["TRLNKGRP"]),
-            r["TRTESTCD"] == "SUMDIAM",
-            nulls_last(r["TRGRPID"]),
-            nulls_last(r["TRLNKID"]),
-            r["TRTESTCD"],
-        ),
+                rows.append(as_tuple(TR_SPEC, row))
+    at = {n: i for i, n in enumerate(TR_SPEC.names)}
+    u, dtc, lnkgrp, testcd, grpid, lnkid = (
+        at[n] for n in ("USUBJID", "TRDTC", "TRLNKGRP", "TRTESTCD", "TRGRPID", "TRLNKID")
     )
-    return [Dataset(TR_SPEC, ordered)]
+    return [
+        number_tuples(
+            TR_SPEC,
+            rows,
+            lambda r: (
+                r[u],
+                r[dtc],
+                nulls_last(r[lnkgrp]),
+                r[testcd] == "SUMDIAM",
+                nulls_last(r[grpid]),
+                nulls_last(r[lnkid]),
+                r[testcd],
+            ),
+        )
+    ]
 
 
 def _blank() -> dict[str, Value]:

@@ -247,8 +247,7 @@ def _xpt_chunk(ds: Dataset, rows: Sequence[Mapping[str, Value]], widths: Mapping
         if p is not None:
             assert isinstance(rows, PartRows)
             if p not in parts:
-                distinct, index = rows.parts(p)
-                parts[p] = (distinct, np.array(index, dtype=np.intp))
+                parts[p] = rows.parts(p)
             i = rows.where[rows.positions[name]][1]
             values = [part[i] for part in parts[p][0]]
             take = parts[p][1]

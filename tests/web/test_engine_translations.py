@@ -180,3 +180,14 @@ def test_a_zh_hans_user_sees_the_course_check_without_a_lesion_refused_in_chines
         r = c.post(f"{RT_BASE}/course/check", data={})
     assert r.status_code == 422
     assert "lesion_id：请选择该疗程治疗的病灶" in html.unescape(r.text)
+
+
+def test_a_zh_hans_user_sees_why_a_lab_cannot_be_read_in_chinese_in_the_checklists_notes(
+    client: world.Clients,
+) -> None:
+    with in_chinese(client, "coordinator") as c:
+        subject_id = register(c)
+        r = c.post(f"/patients/{subject_id}/screen/checklist", data=eligible_form(**{"lab-ast-uln": "0"}))
+    assert r.status_code == 200
+    notes = html.unescape(r.text.split('class="scr-notes"', 1)[1].split("</div>", 1)[0])
+    assert "AST" in notes and "正常值上限必须为正数" in notes, notes

@@ -125,7 +125,10 @@ def decide(check: Check, datum: npt.NDArray[Any]) -> Codes:
         bad = known & (rank < 0)
         if bad.any():
             value = datum[np.flatnonzero(bad)[0]]
-            raise ValidationError(check.field, f"{str(value)!r} is not one of {', '.join(check.order)}")
+            refusal = Message(
+                N_("{value} is not one of {values}"), value=repr(str(value)), values=Joined(", ", check.order)
+            )
+            raise ValidationError(check.field, refusal)
         return _tri(known, rank >= check.order.index(check.level))
     x = np.asarray(datum, dtype=np.float64)
     known = ~np.isnan(x)
@@ -297,7 +300,7 @@ def lab_datum(screening: Screening, check: LabMinCheck | LabMaxUlnCheck) -> floa
     if lab.uln is None:
         return float("nan")
     if lab.uln <= 0:
-        raise ValidationError(f"labs.{check.lab}.uln", "the upper limit of normal must be positive")
+        raise ValidationError(f"labs.{check.lab}.uln", Message(N_("the upper limit of normal must be positive")))
     # value and ULN are in the same unit (checked), so the ratio is unit-free
     units.factor(check.lab, lab.unit)
     return lab.value / lab.uln

@@ -201,6 +201,9 @@ def measurable_size(diameter_mm: float | None, is_node: bool, rules: Radiotherap
     return diameter_mm >= (obs.measurable_node_short_axis_min_mm if is_node else obs.measurable_min_mm)
 
 
+_NOT_LISTED = N_("lesion {lesion} is not in the lesion list")
+
+
 def validate_roles(lesions: Sequence[Lesion], courses: Sequence[RadiotherapyCourse]) -> None:
     """A lesion has exactly one role: a lesion listed twice with two roles, or a course whose role differs from
     its lesion's, is an error naming the lesion (specs/radiotherapy.md §1)."""
@@ -210,25 +213,43 @@ def validate_roles(lesions: Sequence[Lesion], courses: Sequence[RadiotherapyCour
         if seen is not None and seen is not lesion.rt_role:
             raise ValidationError(
                 f"lesions[{i}].rt_role",
-                f"lesion {lesion.lesion_id} is listed as {seen.value} and as {lesion.rt_role.value}; "
-                "a lesion has exactly one role",
+                Message(
+                    N_("lesion {lesion} is listed as {role} and as {other}; a lesion has exactly one role"),
+                    lesion=lesion.lesion_id,
+                    role=seen.value,
+                    other=lesion.rt_role.value,
+                ),
             )
         if seen is not None:
-            raise ValidationError(f"lesions[{i}].lesion_id", f"lesion {lesion.lesion_id} is listed twice")
+            raise ValidationError(
+                f"lesions[{i}].lesion_id", Message(N_("lesion {lesion} is listed twice"), lesion=lesion.lesion_id)
+            )
         roles[lesion.lesion_id] = lesion.rt_role
     for i, course in enumerate(courses):
         role = roles.get(course.lesion_id)
         if role is None:
-            raise ValidationError(f"courses[{i}].lesion_id", f"lesion {course.lesion_id} is not in the lesion list")
+            raise ValidationError(f"courses[{i}].lesion_id", Message(_NOT_LISTED, lesion=course.lesion_id))
         if course.role is not role:
             raise ValidationError(
                 f"courses[{i}].role",
-                f"lesion {course.lesion_id} is {role.value} in the lesion list but has a {course.role.value} "
-                "course; a lesion has exactly one role",
+                Message(
+                    N_(
+                        "lesion {lesion} is {role} in the lesion list but has a {other} course; a lesion has exactly "
+                        "one role"
+                    ),
+                    lesion=course.lesion_id,
+                    role=role.value,
+                    other=course.role.value,
+                ),
             )
         if role in (RtRole.OBSERVATION, RtRole.NONE):
             raise ValidationError(
-                f"courses[{i}].role", f"lesion {course.lesion_id} is {role.value}: it cannot have a prescription"
+                f"courses[{i}].role",
+                Message(
+                    N_("lesion {lesion} is {role}: it cannot have a prescription"),
+                    lesion=course.lesion_id,
+                    role=role.value,
+                ),
             )
 
 
@@ -870,14 +891,19 @@ def check_plan(
     numbers: set[tuple[str, int]] = set()
     for i, f in enumerate(fractions):
         if f.lesion_id not in known:
-            raise ValidationError(f"fractions[{i}].lesion_id", f"lesion {f.lesion_id} is not in the lesion list")
+            raise ValidationError(f"fractions[{i}].lesion_id", Message(_NOT_LISTED, lesion=f.lesion_id))
         if (f.lesion_id, f.fraction_number) in numbers:
             raise ValidationError(
-                f"fractions[{i}].fraction_number", f"fraction {f.fraction_number} of {f.lesion_id} is listed twice"
+                f"fractions[{i}].fraction_number",
+                Message(
+                    N_("fraction {number} of {lesion} is listed twice"),
+                    number=str(f.fraction_number),
+                    lesion=f.lesion_id,
+                ),
             )
         numbers.add((f.lesion_id, f.fraction_number))
         if f.dose_gy < 0:
-            raise ValidationError(f"fractions[{i}].dose_gy", "cannot be negative")
+            raise ValidationError(f"fractions[{i}].dose_gy", Message(N_("cannot be negative")))
     irradiated = irradiated_lesions(fractions)
     checks = check_lesion_roles(lesions, rules, conventional_selection, irradiated)
     prescribed = {c.lesion_id for c in courses}

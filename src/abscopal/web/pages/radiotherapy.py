@@ -88,7 +88,7 @@ def _working_days(protocol: Protocol, years: set[int]) -> cal.WorkingDays:
 
 def _plan(
     subject_id: str, lesions: list[d.Lesion], courses: list[d.RadiotherapyCourse], fractions: list[d.Fraction],
-    protocol: Protocol, selection: str | None = None,
+    protocol: Protocol, selection: str | None = None, language: str = "en",
 ) -> tuple[rt.PlanReport | None, str | None]:  # fmt: skip
     """The engine's plan report of the stored records, or the sentence saying why the engine refuses them."""
     years = {f.date.year for f in fractions} | {c.start_date.year for c in courses} | {dt.date.today().year}
@@ -97,7 +97,7 @@ def _plan(
             subject_id, lesions, courses, fractions, protocol.radiotherapy, _working_days(protocol, years), selection
         )
     except AbscopalError as exc:
-        return None, str(exc)
+        return None, error_text(language, exc)
     return report, None
 
 
@@ -207,7 +207,9 @@ def page(
     protocol = protocol_of(patient.value, state_of(request).protocols)
     lesions = [s.value for s in records["lesions"]]
     courses = [s.value for s in records["courses"]]
-    report, plan_error = _plan(subject_id, lesions, courses, records["fractions"], protocol)
+    report, plan_error = _plan(
+        subject_id, lesions, courses, records["fractions"], protocol, language=language_of(request)
+    )
     irradiated = rt.irradiated_lesions(records["fractions"])
     chosen = {s.value.lesion_id: (roles_posted or {}).get(f"role-{s.value.lesion_id}", s.value.rt_role.value)
               for s in records["lesions"]}  # fmt: skip

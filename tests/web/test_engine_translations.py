@@ -191,3 +191,15 @@ def test_a_zh_hans_user_sees_why_a_lab_cannot_be_read_in_chinese_in_the_checklis
     assert r.status_code == 200
     notes = html.unescape(r.text.split('class="scr-notes"', 1)[1].split("</div>", 1)[0])
     assert "AST" in notes and "正常值上限必须为正数" in notes, notes
+
+
+def test_a_zh_hans_user_sees_why_enrolment_would_be_refused_in_chinese(client: world.Clients) -> None:
+    with in_chinese(client, "coordinator") as c:
+        subject_id = register(c)
+        r = c.post(f"/patients/{subject_id}/screen/checklist", data=eligible_form(ecog=""))
+    assert r.status_code == 200
+    listed = r.text.split('class="scr-enrol-reasons"', 1)[1].split("</details>", 1)[0]
+    items = [html.unescape(x) for x in re.findall(r"<li>(.*?)</li>", listed)]  # translated: no lang="en"
+    in3 = next(x for x in items if " IN3（" in x)
+    assert in3.startswith("入选标准 IN3（") and in3.endswith("）：ECOG performance status 未记录：未知（缺少数据）")
+    assert "inclusion IN3" not in r.text

@@ -37,6 +37,19 @@ def _not_at_screening(subject_id: str, status: d.PatientStatus) -> Message:
     return Message(N_("{subject} is {status}, not at screening"), subject=subject_id, status=status.value)
 
 
+_SECTIONS = {"inclusion": Message(N_("inclusion")), "exclusion": Message(N_("exclusion"))}
+
+
+def _criterion_reason(r: eligibility.CriterionResult) -> Message:
+    """``"inclusion IN3 (ECOG 0-1 ...): ECOG performance status not recorded: unknown (data missing)"``; the
+    section, the protocol's label (translated where the catalogs have it) and the engine's reason as messages."""
+    label = Message(r.label) if "{" not in r.label else r.label
+    return Message(
+        N_("{section} {criterion} ({label}): {reason}"),
+        section=_SECTIONS.get(r.section, r.section), criterion=r.criterion_id, label=label, reason=r.reason,
+    )  # fmt: skip
+
+
 def _checklist(
     uow: UnitOfWorkLike, subject_id: str, protocol: Protocol, screening: d.Screening | None = None
 ) -> tuple[Checklist | None, list[str]]:
@@ -50,14 +63,14 @@ def _checklist(
     reasons: list[str] = []
     checklist = None
     if screening is None:
-        reasons.append("Eligibility has not been checked: there is no screening record")
+        reasons.append(Message(N_("Eligibility has not been checked: there is no screening record")))
     else:
         datum = resistance.resistance_confirmed(adj, protocol.resistance)
         data = dataclasses.replace(screening, immunotherapy_resistance_confirmed=datum)
         checklist = eligibility.evaluate(data, protocol.eligibility, protocol.version.number)
         for r in checklist.results:
             if r.excludes or r.status is Status.UNKNOWN:
-                reasons.append(f"{r.section} {r.criterion_id} ({r.label}): {r.reason}")
+                reasons.append(_criterion_reason(r))
     # the adjudication's own reasons (classification, signatures), the checklist having been given above
     reasons += resistance.can_enrol(Checklist(subject_id, Verdict.ELIGIBLE, ()), adj, protocol.resistance)
     return checklist, reasons

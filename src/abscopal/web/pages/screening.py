@@ -398,13 +398,22 @@ def checklist_context(
     return {
         "checklist": checklist, "criteria": criterion_rows(checklist, language), "counts": counts,
         "verdict": VERDICTS.get(checklist.verdict.value, checklist.verdict.value) if checklist else None,
-        "verdict_code": checklist.verdict.value if checklist else "none", "enrol_reasons": reasons,
+        "verdict_code": checklist.verdict.value if checklist else "none",
+        "enrol_reasons": sentences_in(language, reasons),
         "compared": compared_values(screening, protocol) if screening is not None else [],
         "notes": [
             (label_of(c) if c in TYPED else _lab_label(c, protocol), translate(language, s)) for c, s in (notes or [])
         ],
         "protocol_version": checklist.protocol_version if checklist else protocol.version.number,
     }  # fmt: skip
+
+
+def sentences_in(language: str, sentences: list[str]) -> list[dict[str, str]]:
+    """Engine or service sentences for a list: ``text`` in ``language``, ``lang`` "en" for one still in English on
+    a page in another language (an English page marks its whole list)."""
+    if language == "en":
+        return [{"text": str(s), "lang": ""} for s in sentences]
+    return [{"text": translate(language, s), "lang": "" if is_translated(language, s) else "en"} for s in sentences]
 
 
 def _lab_label(control: str, protocol: Protocol) -> str:
@@ -717,7 +726,8 @@ def enrol_page(
         enrolled_under = patient.value.protocol_version
     return render(
         request, "screening_enrol.html", status_code=status, subject_id=subject_id, patient=patient,
-        in_force=in_force.version, today=today, error=error, refusal=refusal or [], errors=dict(errors or {}),
+        in_force=in_force.version, today=today, error=error, errors=dict(errors or {}),
+        refusal=sentences_in(language_of(request), refusal or []),
         values=dict(posted or {}), notice=notice, adjudication=adj, at_screening=patient.value.status
         is d.PatientStatus.SCREENING, suggested=suggested, enrolled_under=enrolled_under,
         screening=stored_screening,

@@ -82,9 +82,21 @@ def define_digest(ds: Dataset) -> Dataset:
             for out, distinct_parts in zip(per_slice, parts[p], strict=True):
                 out.append(_distinct(var, every, [x[i] for x in distinct_parts]))
             continue
+        col = column(ds.rows, var.name)
+        lengths = None if every else _ascii_lengths(var, col)
         values = np.empty(n, dtype=object)
-        values[:] = column(ds.rows, var.name)
+        values[:] = col
+        del col
         values = values[order]
+        if lengths is not None:
+            # one value per class (its length; null) = the first row of each class, in order of first appearance
+            lengths = lengths[order]
+            for out, (a, b) in zip(per_slice, runs, strict=True):
+                first = np.unique(lengths[a:b], return_index=True)[1]
+                first.sort()
+                out.append(values[a + first].tolist())
+            del values, lengths
+            continue
         for out, (a, b) in zip(per_slice, runs, strict=True):
             out.append(_distinct(var, every, values[a:b].tolist()))
         del values
@@ -94,6 +106,22 @@ def define_digest(ds: Dataset) -> Dataset:
         for j in range(max(len(c) for c in columns)):
             rows.append({name: c[min(j, len(c) - 1)] for name, c in zip(names, columns, strict=True)})
     return Dataset(spec, rows)
+
+
+def _ascii_lengths(var: Variable, values: list[Value]) -> Any:
+    """Each value's :func:`value_class` as a number (-1: null, else its length) when ``var`` is a character
+    variable other than a --DTC and every value is ASCII text or null (UTF-8 length = length); else None."""
+    import numpy as np
+
+    if var.type != "Char" or var.name.endswith("DTC") or not set(map(type, values)) <= {str, type(None)}:
+        return None
+    if not all(v is None or v.isascii() for v in values):  # type: ignore[union-attr]
+        return None
+    return np.fromiter(
+        (-1 if v is None or v == "" else len(v) for v in values),  # type: ignore[arg-type]
+        dtype=np.int64,
+        count=len(values),
+    )
 
 
 def _distinct(var: Variable, every: bool, picked: list[Value]) -> list[Value]:

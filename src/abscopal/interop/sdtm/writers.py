@@ -254,6 +254,12 @@ def _xpt_chunk(ds: Dataset, rows: Sequence[Mapping[str, Value]], widths: Mapping
         else:
             values = column(rows, name)
             take = None
+            if var.type != "Num":  # text (checked): each distinct value laid out once, then taken per row
+                distinct = dict.fromkeys(values)
+                if len(distinct) * 4 < len(values):
+                    position = {v: j for j, v in enumerate(distinct)}
+                    take = np.fromiter(map(position.__getitem__, values), dtype=np.intp, count=len(values))
+                    values = list(distinct)
         if var.type == "Num":
             laid = _ibm_doubles(values)
             offset += 8
@@ -279,7 +285,7 @@ def _fast_xpt(ds: Dataset, workdir: Path) -> Iterator[bytes] | None:
     widths: dict[str, int] = {}
     template: dict[str, Value] = {}
     for var in ds.spec.variables:
-        values = distinct_values(rows, var.name)
+        values = list(dict.fromkeys(distinct_values(rows, var.name)))  # what follows reads each value once
         if var.type == "Num":
             magnitudes = [abs(float(v)) for v in values if v is not None and v != 0]
             if magnitudes and (min(magnitudes) < 1e-75 or max(magnitudes) > 1e75):

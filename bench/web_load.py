@@ -115,13 +115,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve_command(url: str, port: int, workers: int) -> list[str]:
+def _serve_command(url: str, port: int, workers: int, threads: int | None = None) -> list[str]:
     """``abscopal serve`` when it is there and works; else uvicorn over ``create_app`` in a child process."""
     probe = subprocess.run([ABSCOPAL, "serve", "--help"], capture_output=True, text=True, check=False)
     if probe.returncode == 0 and "--database-url" in probe.stdout:
         cmd = [ABSCOPAL, "serve", "--database-url", url, "--host", "127.0.0.1", "--port", str(port)]
         if workers > 1:
             cmd += ["--workers", str(workers)]
+        if threads is not None:
+            cmd += ["--threads", str(threads)]
         return cmd
     code = (
         "import sys, uvicorn; from abscopal.web.app import create_app; "
@@ -211,6 +213,7 @@ def main() -> None:
     parser.add_argument("--spawn-rate", type=float, default=10)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--workers", type=int, default=1, help="Server worker processes (abscopal serve only).")
+    parser.add_argument("--threads", type=int, help="Requests each worker runs at once (abscopal serve --threads).")
     parser.add_argument("--reuse", help="SQLite file to reuse (built there first when it does not exist).")
     parser.add_argument("--profile", help="Record the server with py-spy: OUT.svg (flame graph) or OUT.txt (stacks).")
     parser.add_argument("--build-only", action="store_true", help="Build the --reuse database and stop.")
@@ -264,7 +267,7 @@ def main() -> None:
         subjects = Path(tmp) / "subjects.txt"
         n_subjects = subjects_with_lesions(url, subjects)
         port = _free_port()
-        cmd = _serve_command(url, port, args.workers)
+        cmd = _serve_command(url, port, args.workers, args.threads)
         if args.profile:
             fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"  # raw: collapsed stacks, one per line
             spy = str(Path(sys.executable).with_name("py-spy"))

@@ -13,6 +13,9 @@ from abscopal.errors import StoreError
 from abscopal.settings import Settings
 from abscopal.store.database import make_engine, redact, require_schema
 
+#: anyio's default: the requests a worker runs at once in its thread pool.
+DEFAULT_THREADS = 40
+
 
 def check_ready(url: str) -> None:
     """Refuse, with the command that fixes it, a database without the current schema or without any account."""
@@ -45,6 +48,15 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[
             int, typer.Option("--workers", help="Worker processes (more than 1 for PostgreSQL under load).", min=1)
         ] = 1,
+        threads: Annotated[
+            int,
+            typer.Option(
+                "--threads",
+                min=1,
+                help="Requests each worker handles at once (their threads); more wait in line, first come first "
+                "served (default: 40, anyio's).",
+            ),
+        ] = DEFAULT_THREADS,
         proxy_headers: Annotated[
             bool,
             typer.Option(
@@ -102,12 +114,13 @@ def register(app: typer.Typer) -> None:
                 from abscopal.web.app import create_app
 
                 uvicorn.run(
-                    create_app(url, secure_cookies=secure_cookies), host=host, port=port,
+                    create_app(url, secure_cookies=secure_cookies, threads=threads), host=host, port=port,
                     proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips,
                 )  # fmt: skip
             else:
                 os.environ[serve_factory.URL_VARIABLE] = url
                 os.environ[serve_factory.SECURE_VARIABLE] = "" if secure_cookies is None else str(int(secure_cookies))
+                os.environ[serve_factory.THREADS_VARIABLE] = str(threads)
                 uvicorn.run(
                     "abscopal.web.serve_factory:app_from_env", factory=True, workers=workers, host=host, port=port,
                     proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips,

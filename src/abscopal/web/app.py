@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
@@ -94,14 +95,18 @@ def create_app(
     protocols: ProtocolFile | None = None,
     demo: bool = False,
     time_zone: str = DEFAULT_TIME_ZONE,
+    threads: int | None = None,
 ) -> FastAPI:
-    """The application over the database at ``database_url`` (its schema must be current)."""
+    """The application over the database at ``database_url`` (its schema must be current); ``threads`` caps the
+    requests it runs at once (the routes run in anyio's thread pool; default 40): the others wait in line."""
     engine = make_engine(database_url)
     require_schema(engine)
     read_engine = make_engine(database_url, read_only=True)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if threads is not None:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         yield
         app.state.web.overview.close()
         engine.dispose()

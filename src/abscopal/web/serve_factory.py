@@ -2,8 +2,8 @@
 
 ``uvicorn.run("abscopal.web.serve_factory:app_from_env", factory=True, workers=n)`` starts ``n`` processes, and
 each calls :func:`app_from_env`, which reads what ``abscopal serve`` put in the environment: the database URL
-(:data:`URL_VARIABLE`) and whether cookies are ``Secure`` (:data:`SECURE_VARIABLE`: ``1``, ``0``, or unset for
-"when the request came over HTTPS").
+(:data:`URL_VARIABLE`), whether cookies are ``Secure`` (:data:`SECURE_VARIABLE`: ``1``, ``0``, or unset for
+"when the request came over HTTPS") and the requests a worker runs at once (:data:`THREADS_VARIABLE`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from abscopal.errors import StoreError
 
 URL_VARIABLE = "ABSCOPAL_SERVE_DATABASE_URL"
 SECURE_VARIABLE = "ABSCOPAL_SERVE_SECURE_COOKIES"
+THREADS_VARIABLE = "ABSCOPAL_SERVE_THREADS"
 
 
 def secure_cookies_from_env() -> bool | None:
@@ -30,4 +31,5 @@ def app_from_env() -> FastAPI:
     url = os.environ.get(URL_VARIABLE, "")
     if not url:
         raise StoreError(f"{URL_VARIABLE} is not set; start the server with `abscopal serve`")
-    return create_app(url, secure_cookies=secure_cookies_from_env())
+    threads = os.environ.get(THREADS_VARIABLE, "").strip()
+    return create_app(url, secure_cookies=secure_cookies_from_env(), threads=int(threads) if threads else None)

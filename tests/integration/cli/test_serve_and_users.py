@@ -167,3 +167,19 @@ def test_the_factory_of_several_workers_builds_the_app_from_the_environment(
     assert app.state.web.secure_cookies is True
     with TestClient(app) as client:
         assert client.get("/login").status_code == 200
+
+
+def test_serve_threads_caps_the_requests_a_worker_runs_at_once(trial: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import anyio.to_thread
+
+    from abscopal.web import serve_factory
+    from abscopal.web.app import create_app
+
+    with TestClient(create_app(trial, threads=3)) as client:
+        assert client.portal is not None
+        assert client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens) == 3
+    monkeypatch.setenv(serve_factory.URL_VARIABLE, trial)  # what `abscopal serve --workers 2 --threads 5` sets
+    monkeypatch.setenv(serve_factory.THREADS_VARIABLE, "5")
+    with TestClient(serve_factory.app_from_env()) as client:
+        assert client.portal is not None
+        assert client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens) == 5

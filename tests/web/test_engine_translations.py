@@ -203,3 +203,26 @@ def test_a_zh_hans_user_sees_why_enrolment_would_be_refused_in_chinese(client: w
     in3 = next(x for x in items if " IN3（" in x)
     assert in3.startswith("入选标准 IN3（") and in3.endswith("）：ECOG performance status 未记录：未知（缺少数据）")
     assert "inclusion IN3" not in r.text
+
+
+def deviation_reasons(page: str) -> list[str]:
+    """The Reason column of the recorded deviations' table."""
+    table = page.split('class="rt-deviations"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr class="dev-row[^"]*">(.*?)</tr>', table, re.S)
+    return [html.unescape(re.findall(r"<td>(.*?)</td>", row, re.S)[4]) for row in rows]
+
+
+def test_a_zh_hans_user_sees_the_recorded_deviations_reasons_in_chinese_while_they_are_the_engines(
+    fresh_client: world.Clients,
+) -> None:
+    data = {"lesion_id": "L03", "date": "2023-08-21", "dose_gy": "1.6", "status": "delivered", "fraction_number": "6"}
+    recorded = fresh_client.session("radonc").post(f"{TREATMENT}/fractions", data=data)  # 14 days after the 5th
+    assert recorded.status_code == 303, recorded.text[-2000:]
+    english = deviation_reasons(fresh_client.session("radonc").get(TREATMENT).text)
+    assert any("days apart" in r for r in english), english
+    with in_chinese(fresh_client, "radonc") as c:
+        pages = [c.get(TREATMENT).text, c.get(RT_BASE).text]
+    for page in pages:
+        reasons = deviation_reasons(page)
+        assert any(re.fullmatch(r"第 \d+-\d+ 次分割间隔 \d+ 天（窗口 \d+-\d+ 天）", r) for r in reasons), reasons
+        assert not any("days apart" in r for r in reasons), reasons

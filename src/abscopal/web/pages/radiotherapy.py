@@ -86,7 +86,7 @@ def _working_days(protocol: Protocol, years: set[int]) -> cal.WorkingDays:
     return cal.WorkingDays(protocol.schedule.holidays_country, years | {y + 1 for y in years})
 
 
-def _plan(
+def plan_report(
     subject_id: str, lesions: list[d.Lesion], courses: list[d.RadiotherapyCourse], fractions: list[d.Fraction],
     protocol: Protocol, selection: str | None = None, language: str = "en",
 ) -> tuple[rt.PlanReport | None, str | None]:  # fmt: skip
@@ -99,6 +99,14 @@ def _plan(
     except AbscopalError as exc:
         return None, error_text(language, exc)
     return report, None
+
+
+def deviation_texts(report: rt.PlanReport | None, language: str) -> dict[str, str]:
+    """The recorded deviations' reasons in ``language``: a reason that is still the sentence of one of the plan's
+    failed checks (as the engine proposed it, not reworded) is shown as that check's translation."""
+    if report is None or language == "en":
+        return {}
+    return {str(c.message): translate(language, c.message) for c in report.checks if not c.ok}
 
 
 def _rule_rows(checks: list[rt.RtCheck] | tuple[rt.RtCheck, ...], language: str = "en") -> list[dict[str, Any]]:
@@ -207,7 +215,7 @@ def page(
     protocol = protocol_of(patient.value, state_of(request).protocols)
     lesions = [s.value for s in records["lesions"]]
     courses = [s.value for s in records["courses"]]
-    report, plan_error = _plan(
+    report, plan_error = plan_report(
         subject_id, lesions, courses, records["fractions"], protocol, language=language_of(request)
     )
     irradiated = rt.irradiated_lesions(records["fractions"])
@@ -225,6 +233,7 @@ def page(
         request, "radiotherapy.html", status_code=status, subject_id=subject_id, patient=patient.value,
         lesions=records["lesions"], courses=records["courses"], deviations=records["deviations"],
         doses=doses, plan_checks=plan_checks, plan_error=plan_error, rules=rules, roles=ROLES, chosen=chosen,
+        deviation_text=deviation_texts(report, language),
         selection=(roles_posted or {}).get("conventional_selection", ""),
         selections=protocol.radiotherapy.conventional.selection,
         editing=editing, lesion_fields=lesion_form_fields(

@@ -29,7 +29,7 @@ from abscopal.store.schedule_input import schedule_input_from_records
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import FormField, errors_of, form_fields, parse
 from abscopal.web.i18n import N_, gettext, in_language
-from abscopal.web.pages.radiotherapy import prefixed
+from abscopal.web.pages.radiotherapy import deviation_texts, plan_report, prefixed
 from abscopal.web.pages.records import FIRST_ENTRY, is_patient, posted_form, today_in, zone_of
 from abscopal.web.problems import status_of
 from abscopal.web.records import visible_patient
@@ -173,6 +173,11 @@ def page(
     defaults = d.ImmunotherapyCycle(subject_id, 0, today_in(request), cycles[-1].agent if cycles else "")
     cycle_fields = _fields(d.ImmunotherapyCycle, CYCLE_FIELDS, cycle_posted, cycle_errors, zone, "cycle",
                            None if cycle_posted is not None else defaults)  # fmt: skip
+    language = language_of(request)
+    deviation_text: dict[str, str] = {}
+    if deviations and language != "en":  # the recorded reasons that are still the plan's checks, translated
+        report, _ = plan_report(subject_id, lesions, records["courses"], records["fractions"], protocol)
+        deviation_text = deviation_texts(report, language)
     if cycle_posted is None:
         for f in cycle_fields:
             if f.name in ("cycle_number", "date"):
@@ -182,7 +187,8 @@ def page(
         lesions=lesions, cycles=[(cycle_ids[(c.cycle_number, c.date)], c) for c in cycles],
         fractions=[_fraction_row(f, wd) | {"id": ids[(f.lesion_id, f.fraction_number)]} for f in fractions],
         weeks=week_view(fractions, lesions, wd), visits=visits, no_calendar=no_calendar,
-        deviations=deviations, fraction_fields=fraction_fields, fraction_error=fraction_error,
+        deviations=deviations, deviation_text=deviation_text, fraction_fields=fraction_fields,
+        fraction_error=fraction_error,
         cycle_fields=cycle_fields, cycle_error=cycle_error, notice=notice, recorded_count=max(recorded_count, 0),
         may_rt=principal.may(Action.RADIOTHERAPY), may_io=principal.may(Action.IMMUNOTHERAPY),
         holidays_country=protocol.schedule.holidays_country,

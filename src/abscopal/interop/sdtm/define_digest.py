@@ -109,19 +109,19 @@ def define_digest(ds: Dataset) -> Dataset:
 
 
 def _ascii_lengths(var: Variable, values: list[Value]) -> Any:
-    """Each value's :func:`value_class` as a number (-1: null, else its length) when ``var`` is a character
-    variable other than a --DTC and every value is ASCII text or null (UTF-8 length = length); else None."""
+    """Each value's :func:`value_class` as a number (0: null or empty, else its length) when ``var`` is a
+    character variable other than a --DTC and every value is ASCII text or null (UTF-8 length = length); else
+    None."""
     import numpy as np
 
-    if var.type != "Char" or var.name.endswith("DTC") or not set(map(type, values)) <= {str, type(None)}:
+    if var.type != "Char" or var.name.endswith("DTC"):
         return None
-    if not all(v is None or v.isascii() for v in values):  # type: ignore[union-attr]
+    distinct = dict.fromkeys(values)
+    distinct.pop(None, None)
+    if not set(map(type, distinct)) <= {str} or not all(map(str.isascii, distinct)):  # type: ignore[arg-type]
         return None
-    return np.fromiter(
-        (-1 if v is None or v == "" else len(v) for v in values),  # type: ignore[arg-type]
-        dtype=np.int64,
-        count=len(values),
-    )
+    texts = [v or "" for v in values]
+    return np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))  # type: ignore[arg-type]
 
 
 def _distinct(var: Variable, every: bool, picked: list[Value]) -> list[Value]:

@@ -63,6 +63,26 @@ class Joined(Message):
         return f"Joined({self.separator!r}, {self.parts!r})"
 
 
+class Term(Message):
+    """A word or name that comes from data (a protocol file's check name, ``"Life expectancy"``), translated as
+    itself within ``context`` (gettext's msgctxt: the same English word can mean something else elsewhere)."""
+
+    context: str
+
+    def __new__(cls, text: str, context: str) -> Term:
+        self = str.__new__(cls, text)
+        self.template = text
+        self.params = {}
+        self.context = context
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Term, (str(self), self.context))
+
+    def __repr__(self) -> str:
+        return f"Term({str(self)!r}, {self.context!r})"
+
+
 def _restore(text: str, template: str, params: dict[str, str]) -> Message:
     message = str.__new__(Message, text)
     message.template = template
@@ -70,4 +90,4 @@ def _restore(text: str, template: str, params: dict[str, str]) -> Message:
     return message
 
 
-__all__ = ["N_", "Joined", "Message"]
+__all__ = ["N_", "Joined", "Message", "Term"]

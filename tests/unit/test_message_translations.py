@@ -149,3 +149,31 @@ def test_the_first_of_several_problems_keeps_its_english_count_and_its_translati
         validation.validate(s, today=dt.date(2026, 3, 1))
     assert raised.value.reason == "2026-03-05 is in the future (today is 2026-03-01) (and 2 more)"
     assert translate("zh_Hans", raised.value.reason) == "2026-03-05 是将来的日期（今天是 2026-03-01）（另有 2 个问题）"
+
+
+def test_every_check_name_of_the_bundled_protocol_but_a_labs_has_a_zh_hans_translation() -> None:
+    from abscopal.protocol.eligibility import CHECK_NAME_CONTEXT
+    from abscopal.protocol.model import load_bundled
+    from abscopal.web.i18n import translations
+
+    eligibility = load_bundled().current.eligibility
+    names = {
+        check.name
+        for criterion in [*eligibility.inclusion.values(), *eligibility.exclusion.values()]
+        for check in criterion.checks.values()
+        if not check.kind.startswith("lab_")  # lab names stay as written: the lab table shows them so
+    }
+    catalog = translations("zh_Hans")
+    untranslated = sorted(n for n in names if catalog.pgettext(CHECK_NAME_CONTEXT, n) == n)
+    assert len(names) >= 20
+    assert untranslated == []
+
+
+def test_a_check_name_is_translated_within_its_context_not_as_the_same_english_word_elsewhere() -> None:
+    from abscopal.messages import Term
+    from abscopal.protocol.eligibility import CHECK_NAME_CONTEXT
+    from abscopal.web.i18n import gettext, translate
+
+    assert translate("zh_Hans", Term("Age", CHECK_NAME_CONTEXT)) == "年龄"
+    assert gettext("zh_Hans", "Age") != "年龄"  # the queries inbox's "Age" (how long a query has been open)
+    assert str(Term("Age", CHECK_NAME_CONTEXT)) == "Age"

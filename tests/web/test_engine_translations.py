@@ -55,12 +55,19 @@ def test_a_zh_hans_user_sees_the_checklists_reasons_in_chinese_with_the_values_f
         r = c.post(f"/patients/{subject_id}/screen/checklist", data=form)
     assert r.status_code == 200
     shown = reasons_of(r.text)
-    assert shown["IN3"] == (False, "ECOG performance status 未记录：未知（缺少数据）")
-    assert shown["IN5"] == (False, "History of severe allergy = 是：不符合")
-    assert shown["IN8"] == (False, "Clinical data 缺失（IN3、IN6、IN10）：不符合")
-    assert "Histology adenocarcinoma 属于 adenocarcinoma、large_cell_carcinoma" in shown["IN7"][1]
+    assert shown["IN3"] == (False, "ECOG 体能状态 未记录：未知（缺少数据）")
+    assert shown["IN5"] == (False, "严重过敏史 = 是：不符合")
+    assert shown["IN8"] == (False, "临床资料 缺失（IN3、IN6、IN10）：不符合")
+    assert "组织学类型 adenocarcinoma 属于 adenocarcinoma、large_cell_carcinoma" in shown["IN7"][1]
     assert "AST 30 U/L，未记录正常值上限" in shown["IN6"][1]
-    assert "Age 56 years，在 18-65 years 范围内" in shown["IN2"][1]
+    assert "年龄 56 years，在 18-65 years 范围内" in shown["IN2"][1]
+
+
+def test_a_comparison_of_numbers_names_its_check_in_chinese_and_keeps_the_numbers(client: world.Clients) -> None:
+    with in_chinese(client, "coordinator") as c:
+        subject_id = register(c)
+        r = c.post(f"/patients/{subject_id}/screen/checklist", data=eligible_form(ecog="3"))
+    assert reasons_of(r.text)["IN3"] == (False, "ECOG 体能状态 3 > 1：不符合")
 
 
 def test_an_english_user_sees_the_checklists_reasons_as_the_engine_writes_them(client: world.Clients) -> None:
@@ -201,7 +208,7 @@ def test_a_zh_hans_user_sees_why_enrolment_would_be_refused_in_chinese(client: w
     listed = r.text.split('class="scr-enrol-reasons"', 1)[1].split("</details>", 1)[0]
     items = [html.unescape(x) for x in re.findall(r"<li>(.*?)</li>", listed)]  # translated: no lang="en"
     in3 = next(x for x in items if " IN3（" in x)
-    assert in3.startswith("入选标准 IN3（") and in3.endswith("）：ECOG performance status 未记录：未知（缺少数据）")
+    assert in3.startswith("入选标准 IN3（") and in3.endswith("）：ECOG 体能状态 未记录：未知（缺少数据）")
     assert "inclusion IN3" not in r.text
 
 

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from abscopal.domain import Screening
 from abscopal.errors import ProtocolError, ValidationError
-from abscopal.messages import N_, Joined, Message
+from abscopal.messages import N_, Joined, Message, Term
 from abscopal.protocol import units
 from abscopal.protocol.model import (
     AtLeastLevelCheck,
@@ -334,40 +334,58 @@ def _check_sentence(check: Check, screening: Screening, code: int, unknown_ids: 
     if isinstance(check, CompleteDataCheck | MissingDataCheck):
         missing = (code == MET) == isinstance(check, MissingDataCheck)
         if missing:
-            return Message(N_("{name} missing for {criteria}"), name=check.name, criteria=Joined(", ", unknown_ids))
-        return Message(N_("{name} complete"), name=check.name)
+            return Message(
+                N_("{name} missing for {criteria}"), name=_term(check.name), criteria=Joined(", ", unknown_ids)
+            )
+        return Message(N_("{name} complete"), name=_term(check.name))
     if isinstance(check, LabMinCheck | LabMaxUlnCheck):
         return _lab_sentence(check, screening, code)
     value = _plain(getattr(screening, check.field))
     if value is None:
-        return Message(N_("{name} not recorded"), name=check.name)
+        return Message(N_("{name} not recorded"), name=_term(check.name))
     if isinstance(check, PresentCheck):
-        return Message(N_("{name} recorded ({value})"), name=check.name, value=str(value))
+        return Message(N_("{name} recorded ({value})"), name=_term(check.name), value=str(value))
     if isinstance(check, IsTrueCheck | IsFalseCheck):
-        return Message(N_("{name} = {answer}"), name=check.name, answer=_YES if value else _NO)
+        return Message(N_("{name} = {answer}"), name=_term(check.name), answer=_YES if value else _NO)
     if isinstance(check, OneOfCheck):
         one_of = N_("{name} {value} is one of {values}")
         template = one_of if code == MET else N_("{name} {value} is not one of {values}")
-        return Message(template, name=check.name, value=str(value), values=Joined(", ", check.values))
+        return Message(template, name=_term(check.name), value=str(value), values=Joined(", ", check.values))
     if isinstance(check, AtLeastLevelCheck):
         rel = ">=" if code == MET else "<"
-        return f"{check.name} {value} {rel} {check.level}"
+        return Message("{name} {value} {rel} {level}", name=_term(check.name), value=str(value), rel=rel,
+                       level=str(check.level))  # fmt: skip
     assert isinstance(check, RangeCheck)
     x = float(value)
     u = _unit(check.unit)
     if check.min is not None and not ((x >= check.min) if check.min_inclusive else (x > check.min)):
-        return f"{check.name} {_fmt(x)}{u} {'<' if check.min_inclusive else '<='} {_fmt(check.min)}{u}"
+        return _compared(check.name, f"{_fmt(x)}{u}", "<" if check.min_inclusive else "<=", f"{_fmt(check.min)}{u}")
     if check.max is not None and not ((x <= check.max) if check.max_inclusive else (x < check.max)):
-        return f"{check.name} {_fmt(x)}{u} {'>' if check.max_inclusive else '>='} {_fmt(check.max)}{u}"
+        return _compared(check.name, f"{_fmt(x)}{u}", ">" if check.max_inclusive else ">=", f"{_fmt(check.max)}{u}")
     if check.min is not None and check.max is not None:
         return Message(
             N_("{name} {value} in {min}-{max}"),
-            name=check.name, value=f"{_fmt(x)}{u}", min=_fmt(check.min), max=f"{_fmt(check.max)}{u}",
+            name=_term(check.name), value=f"{_fmt(x)}{u}", min=_fmt(check.min), max=f"{_fmt(check.max)}{u}",
         )  # fmt: skip
     if check.min is not None:
-        return f"{check.name} {_fmt(x)}{u} {'>=' if check.min_inclusive else '>'} {_fmt(check.min)}{u}"
+        return _compared(check.name, f"{_fmt(x)}{u}", ">=" if check.min_inclusive else ">", f"{_fmt(check.min)}{u}")
     assert check.max is not None
-    return f"{check.name} {_fmt(x)}{u} {'<=' if check.max_inclusive else '<'} {_fmt(check.max)}{u}"
+    return _compared(check.name, f"{_fmt(x)}{u}", "<=" if check.max_inclusive else "<", f"{_fmt(check.max)}{u}")
+
+
+#: The gettext context of the protocol's check names in the web catalogs.
+CHECK_NAME_CONTEXT = "eligibility check"
+
+
+def _term(name: str) -> Term:
+    """A check's name from the protocol file, which the web shows in the page's language (the bundled protocol's
+    names are in its catalogs, under :data:`CHECK_NAME_CONTEXT`; a name without a translation stays as written)."""
+    return Term(name, CHECK_NAME_CONTEXT)
+
+
+def _compared(name: str, value: str, rel: str, bound: str) -> Message:
+    """``"<name> <value> <rel> <bound>"`` (``"ECOG performance status 2 > 1"``): only the name has words."""
+    return Message("{name} {value} {rel} {bound}", name=_term(name), value=value, rel=rel, bound=bound)
 
 
 _YES = Message(N_("yes"))

@@ -23,7 +23,7 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
 from abscopal.errors import ValidationError
-from abscopal.messages import Joined, Message
+from abscopal.messages import Joined, Message, Term
 
 LOCALES = Path(__file__).parent / "locales"
 LANGUAGE_NAMES = {"en": "English", "zh_Hans": "中文（简体）"}
@@ -42,7 +42,7 @@ def translations(language: str) -> NullTranslations:
     for po in files:
         with po.open("rb") as f:
             for message in read_po(f, locale=language):
-                if message.id and message.string and not merged.get(message.id):
+                if message.id and message.string and not merged.get(message.id, context=message.context):
                     merged[message.id] = message
     buffer = io.BytesIO()
     write_mo(buffer, merged)
@@ -68,6 +68,8 @@ def translate(language: str, text: str) -> str:
     translated and filled with its params (themselves translated when they are messages); other text as it is."""
     if language == "en" or not isinstance(text, Message):
         return str(text)
+    if isinstance(text, Term):
+        return str(translations(language).pgettext(text.context, str(text)))
     if isinstance(text, Joined):
         separator = SEPARATORS.get(language, {}).get(text.separator, text.separator)
         return separator.join(translate(language, part) for part in text.parts)

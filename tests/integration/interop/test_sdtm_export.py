@@ -172,3 +172,18 @@ def test_cli_writes_the_files_and_refuses_an_unknown_domain(cohort: Engine, tmp_
     assert bad.exit_code == 1
     assert "'XX' is not a dataset" in bad.output
     assert not (tmp_path / "p").exists()
+
+
+def test_qs_built_by_a_second_process_gives_the_same_bytes_as_one_process(cohort: Engine, tmp_path: Path) -> None:
+    from abscopal.interop.sdtm.export import _worker_url
+
+    kwargs = {"cutoff": CUTOFF, "created": CREATED, "formats": ("xpt", "csv"), "define_context": "Other"}
+    steps: list[str] = []
+    export_sdtm(cohort, PROTOCOLS, tmp_path / "two", parallel=True, on_step=steps.append, **kwargs)  # type: ignore[arg-type]
+    export_sdtm(cohort, PROTOCOLS, tmp_path / "one", parallel=False, **kwargs)  # type: ignore[arg-type]
+    files = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "two").iterdir()) and "qs.xpt" in files
+    for name in files:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    assert steps[-4:] == ["RS", "QS", "define", "manifest"]
+    assert _worker_url(cohort) is not None  # a file or a server: the worker was used

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import os
 import pickle
@@ -63,6 +64,43 @@ def export_sdtm(
     others without reading the answers; the same files, byte for byte. When the two processes read different
     audit heads (a write between their reads), the export is done again in this process alone.
     """
+    collecting = gc.isenabled()
+    gc.disable()  # the export builds millions of tuples and records, none in a reference cycle (see the worker)
+    try:
+        return _export(
+            engine,
+            protocols,
+            output,
+            cutoff=cutoff,
+            created=created,
+            formats=formats,
+            domains=domains,
+            transliterate=transliterate,
+            options=options,
+            on_step=on_step,
+            define_context=define_context,
+            parallel=parallel,
+        )
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _export(
+    engine: Engine,
+    protocols: ProtocolFile,
+    output: Path,
+    *,
+    cutoff: dt.date,
+    created: dt.datetime,
+    formats: Sequence[str],
+    domains: Sequence[str] | None,
+    transliterate: bool,
+    options: dict[str, str] | None,
+    on_step: Callable[[str], None] | None,
+    define_context: str | None,
+    parallel: bool | None,
+) -> ExportResult:
     step = on_step or (lambda _name: None)
     names = registry.selected(domains)
     unknown = [f for f in formats if f not in FORMATS]
@@ -137,7 +175,7 @@ def export_sdtm(
             worker = None
             if done.head != head:  # the database changed between the two reads: once more, in one process
                 shutil.rmtree(staging, ignore_errors=True)
-                return export_sdtm(
+                return _export(
                     engine,
                     protocols,
                     output,

@@ -9,6 +9,7 @@ questionnaire visit code (:func:`abscopal.protocol.calendar.questionnaire_visit_
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from operator import itemgetter
 from typing import Any
@@ -149,6 +150,7 @@ def build_qs(source: SdtmSource, *, release: bool = False) -> list[Dataset]:
     for sid in by_subject:
         groups.setdefault(subject_of(people, sid, "questionnaire answer").usubjid, []).append(sid)
     not_scored: tuple[Value, ...] = (None, None, None, "NOT DONE", SCALE_NOT_SCORED)
+    scored: dict[tuple[float, float], tuple[Value, ...]] = {}  # a scale score's result part, made once per score
     for usubjid in sorted(groups):
         ids = (study, "QS", usubjid)
         keyed: list[tuple[tuple[object, ...], tuple[Any, ...]]] = []
@@ -184,7 +186,13 @@ def build_qs(source: SdtmSource, *, release: bool = False) -> list[Dataset]:
                     res = not_scored
                     lobxfl = None
                 else:
-                    res = (None, repr(float(score.score)), float(score.score), None, None)
+                    value = float(score.score)
+                    # one result part per score (scores repeat: means of a few small whole numbers); keyed with
+                    # the sign so 0.0 and -0.0 keep their own text
+                    held = scored.get((value, math.copysign(1.0, value)))
+                    if held is None:
+                        held = scored[(value, math.copysign(1.0, value))] = (None, repr(value), value, None, None)
+                    res = held
                 row = (ids, part, tests[score.scale], res, None, None, lobxfl)
                 keyed.append(((part[1], _CAT_ORDER[str(part[0])], 1, i), row))
             del by_subject[sid]

@@ -561,7 +561,7 @@ def _serve(url: str, sock: socket.socket, host: str) -> None:
 
     from abscopal.web.app import create_app
 
-    application = create_app(url, demo=True)
+    application = create_app(url, demo=True, serving=True)
     address = server_url(host, sock.getsockname()[1])
     console.print(
         f"Abscopal is running at {address} — open it and sign in as one of the users above. Ctrl-C stops it.",

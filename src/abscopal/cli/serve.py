@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
                 from abscopal.web.app import create_app
 
                 uvicorn.run(
-                    create_app(url, secure_cookies=secure_cookies, threads=threads), host=host, port=port,
+                    create_app(url, secure_cookies=secure_cookies, threads=threads, serving=True), host=host, port=port,
                     proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips,
                 )  # fmt: skip
             else:

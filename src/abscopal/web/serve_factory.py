@@ -32,4 +32,6 @@ def app_from_env() -> FastAPI:
     if not url:
         raise StoreError(f"{URL_VARIABLE} is not set; start the server with `abscopal serve`")
     threads = os.environ.get(THREADS_VARIABLE, "").strip()
-    return create_app(url, secure_cookies=secure_cookies_from_env(), threads=int(threads) if threads else None)
+    return create_app(
+        url, secure_cookies=secure_cookies_from_env(), threads=int(threads) if threads else None, serving=True
+    )

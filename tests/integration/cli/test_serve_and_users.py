@@ -183,3 +183,20 @@ def test_serve_threads_caps_the_requests_a_worker_runs_at_once(trial: str, monke
     with TestClient(serve_factory.app_from_env()) as client:
         assert client.portal is not None
         assert client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens) == 5
+
+
+def test_a_serving_app_freezes_its_start_up_objects_out_of_the_collectors_reach(trial: str) -> None:
+    import gc
+
+    from abscopal.web.app import SERVING_GC_THRESHOLDS, create_app
+
+    before = gc.get_threshold()
+    try:
+        with TestClient(create_app(trial)):  # a test's app leaves the collector alone
+            assert gc.get_threshold() == before
+        with TestClient(create_app(trial, serving=True)):
+            assert gc.get_threshold() == SERVING_GC_THRESHOLDS
+            assert gc.get_freeze_count() > 10_000  # the modules, templates and caches alive at start
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -173,6 +173,16 @@ def _ae(row: Any) -> d.AdverseEvent:
     return from_row(d.AdverseEvent, row)
 
 
+def _add_deviation(engine: Any) -> None:
+    """One more protocol deviation at QFS (a write that moves the audit head and changes the figures)."""
+    with UnitOfWork(engine, "radonc", "test: a deviation") as uow:
+        uow.deviations.add(
+            d.ProtocolDeviation(world.QFS_PATIENT, d.DeviationCheck.CFRT_PRESCRIPTION, d.DeviationClass.MINOR,
+                                "38 Gy", "total dose 38 Gy below 40 Gy", date=dt.date(2024, 2, 1))
+        )  # fmt: skip
+        uow.commit()
+
+
 def test_the_overview_is_recomputed_only_after_a_write(fresh_web_db: Any) -> None:
     from abscopal.services.common import Actor, StaffRole
 
@@ -200,12 +210,7 @@ def test_a_slow_overview_is_refreshed_in_the_background_while_the_previous_figur
     reader = make_engine(fresh_web_db.url, read_only=True)  # what the app gives the cache: its read engine
     with reader.connect() as conn:
         first = cache.get(conn, actor, None, reader)
-    with UnitOfWork(fresh_web_db.engine, "radonc", "test: a deviation") as uow:
-        uow.deviations.add(
-            d.ProtocolDeviation(world.QFS_PATIENT, d.DeviationCheck.CFRT_PRESCRIPTION, d.DeviationClass.MINOR,
-                                "38 Gy", "total dose 38 Gy below 40 Gy", date=dt.date(2024, 2, 1))
-        )  # fmt: skip
-        uow.commit()
+    _add_deviation(fresh_web_db.engine)
     with reader.connect() as conn:
         assert cache.get(conn, actor, None, reader) is first  # no wait: the previous figures
     deadline = time.monotonic() + 20
@@ -235,12 +240,7 @@ def test_a_costly_overviews_refresh_runs_in_a_low_priority_child_process_and_giv
         with reader.connect() as conn:
             first = cache.get(conn, actor, None, reader)
         assert cache._executor is None  # the first computation's cost was unknown: it ran in a thread
-        with UnitOfWork(fresh_web_db.engine, "radonc", "test: a deviation") as uow:
-            uow.deviations.add(
-                d.ProtocolDeviation(world.QFS_PATIENT, d.DeviationCheck.CFRT_PRESCRIPTION, d.DeviationClass.MINOR,
-                                    "38 Gy", "total dose 38 Gy below 40 Gy", date=dt.date(2024, 2, 1))
-            )  # fmt: skip
-            uow.commit()
+        _add_deviation(fresh_web_db.engine)
         deadline = time.monotonic() + 60
         latest = first
         while latest is first and time.monotonic() < deadline:

@@ -107,6 +107,27 @@ def test_the_page_shows_the_engines_classification_and_the_rule_that_applied(
     assert "Enrolment is refused until both deputy chief physicians have signed." in shown
 
 
+def test_a_zh_hans_user_sees_the_rule_that_applied_and_why_enrolment_is_refused_in_chinese(
+    world_new: tuple[world.Clients, Any],
+) -> None:
+    from abscopal.web.i18n import translate
+
+    clients, db = world_new
+    c = clients.login("coordinator")
+    assert c.post("/language", data={"language": "zh_Hans", "next": "/", "csrf_token": c.csrf}).status_code == 303
+    page = c.get(PAGE)
+    assert page.status_code == 200, text_of(page)
+    with UnitOfWork(db.engine, "test", "read") as uow:
+        (history,) = uow.immunotherapy_histories.for_subject(NEW)
+    expected = resistance.classify(history.value, load_bundled().version_on(dt.date.today()).resistance)
+    section = page.text.split('id="rule-reasons"', 1)[1].split("</ol>", 1)[0]
+    shown = [html.unescape(r) for r in re.findall(r"<li>([^<]+)</li>", section)]
+    assert shown == [translate("zh_Hans", r) for r in expected.reasons]
+    assert all(zh != str(en) for zh, en in zip(shown, expected.reasons, strict=True))  # none left in English
+    refused = page.text.split('id="enrolment-reasons"', 1)[1].split("</ul>", 1)[0]
+    assert "免疫治疗耐药尚未判定" in html.unescape(refused)  # "Immunotherapy resistance has not been adjudicated"
+
+
 def test_a_patient_without_prior_immunotherapy_is_told_what_to_record_first(client: world.Clients) -> None:
     page = client.session("coordinator").get(f"/patients/{world.JNC_PATIENT}/adjudication")
     assert page.status_code == 404  # another site's patient for a QFS coordinator

@@ -23,6 +23,7 @@ from abscopal.domain import (
     Signature,
 )
 from abscopal.errors import PermissionDenied, ValidationError
+from abscopal.messages import N_, Joined, Message
 from abscopal.protocol.eligibility import Checklist, Verdict
 from abscopal.protocol.model import Resistance
 
@@ -65,29 +66,39 @@ def classify(history: ImmunotherapyHistory, rules: Resistance) -> ResistanceAsse
     exposure = exposure_days(history)
     if history.progression_date is None:
         return ResistanceAssessment(
-            ResistanceType.NOT_RESISTANT, ("No progression on immunotherapy is recorded",), exposure, None
+            ResistanceType.NOT_RESISTANT, (Message(N_("No progression on immunotherapy is recorded")),), exposure, None
         )
     progression_day = (history.progression_date - history.start_date).days
-    reasons: list[str] = []
+    reasons: list[Message] = []
     confirmed = history.progression_confirmed_date
     gap = (confirmed - history.progression_date).days if confirmed else None
     if confirmed is None or gap is None or gap < rules.confirmation_scan_min_days:
-        shown = "no confirmation scan" if confirmed is None else f"confirmation scan {gap} days later"
+        shown = (
+            Message(N_("no confirmation scan")) if confirmed is None
+            else Message(N_("confirmation scan {days} days later"), days=str(gap))
+        )  # fmt: skip
         return ResistanceAssessment(
             ResistanceType.UNDETERMINED,
             (
-                f"Progression on {history.progression_date} is not confirmed: {shown}, "
-                f"a repeat scan >= {rules.confirmation_scan_min_days} days later is required",
+                Message(
+                    N_("Progression on {day} is not confirmed: {shown}, a repeat scan >= {min} days later is required"),
+                    day=str(history.progression_date),
+                    shown=shown,
+                    min=str(rules.confirmation_scan_min_days),
+                ),
             ),
             exposure,
             progression_day,
         )
-    reasons.append(f"Progression {history.progression_date} confirmed by a scan {gap} days later")
+    reasons.append(
+        Message(N_("Progression {day} confirmed by a scan {days} days later"), day=str(history.progression_date),
+                days=str(gap))
+    )  # fmt: skip
     best = history.best_response
     if best is None or best is BestResponseOnIO.NE:
         return ResistanceAssessment(
             ResistanceType.UNDETERMINED,
-            (*reasons, "Best response on immunotherapy is not known"),
+            (*reasons, Message(N_("Best response on immunotherapy is not known"))),
             exposure,
             progression_day,
         )
@@ -99,33 +110,48 @@ def classify(history: ImmunotherapyHistory, rules: Resistance) -> ResistanceAsse
                 ResistanceType.UNDETERMINED,
                 (
                     *reasons,
-                    f"Progression {off_treatment} days after the last dose (> "
-                    f"{rules.max_days_last_dose_to_progression}): progression after stopping, not resistance on "
-                    "treatment (SITC 2020)",
+                    Message(
+                        N_(
+                            "Progression {days} days after the last dose (> {max}): progression after stopping, not "
+                            "resistance on treatment (SITC 2020)"
+                        ),
+                        days=str(off_treatment),
+                        max=str(rules.max_days_last_dose_to_progression),
+                    ),
                 ),
                 exposure,
                 progression_day,
             )
-    reasons.append(f"Exposure {exposure} days, best response {best.value}")
+    reasons.append(Message(N_("Exposure {days} days, best response {best}"), days=str(exposure), best=best.value))
     short_sd = best is BestResponseOnIO.SD and progression_day < rules.sd_for_acquired_min_days
     if best.value in rules.primary_best_responses and (best is not BestResponseOnIO.SD or short_sd):
         if _at_least(exposure, rules.primary_min_exposure_days, rules.primary_exposure_inclusive):
             if short_sd:
-                reasons.append(f"stable disease lasted {progression_day} days (< {rules.sd_for_acquired_min_days})")
+                reasons.append(
+                    Message(N_("stable disease lasted {days} days (< {min})"), days=str(progression_day),
+                            min=str(rules.sd_for_acquired_min_days))
+                )  # fmt: skip
             return ResistanceAssessment(ResistanceType.PRIMARY, tuple(reasons), exposure, progression_day)
         op = ">=" if rules.primary_exposure_inclusive else ">"
         return ResistanceAssessment(
             ResistanceType.UNDETERMINED,
             (
                 *reasons,
-                f"exposure is shorter than the {op} {rules.primary_min_exposure_days} days primary resistance needs",
+                Message(
+                    N_("exposure is shorter than the {op} {days} days primary resistance needs"),
+                    op=op,
+                    days=str(rules.primary_min_exposure_days),
+                ),
             ),
             exposure,
             progression_day,
         )
     if best.value in rules.acquired_best_responses:
         if best is BestResponseOnIO.SD:
-            reasons.append(f"stable disease lasted {progression_day} days (>= {rules.sd_for_acquired_min_days})")
+            reasons.append(
+                Message(N_("stable disease lasted {days} days (>= {min})"), days=str(progression_day),
+                        min=str(rules.sd_for_acquired_min_days))
+            )  # fmt: skip
         if _at_least(exposure, rules.acquired_min_exposure_days, rules.acquired_exposure_inclusive):
             return ResistanceAssessment(ResistanceType.ACQUIRED, tuple(reasons), exposure, progression_day)
         op = ">=" if rules.acquired_exposure_inclusive else ">"
@@ -133,14 +159,18 @@ def classify(history: ImmunotherapyHistory, rules: Resistance) -> ResistanceAsse
             ResistanceType.UNDETERMINED,
             (
                 *reasons,
-                f"exposure is not {op} {rules.acquired_min_exposure_days} days, which acquired resistance needs",
+                Message(
+                    N_("exposure is not {op} {days} days, which acquired resistance needs"),
+                    op=op,
+                    days=str(rules.acquired_min_exposure_days),
+                ),
             ),
             exposure,
             progression_day,
         )
     return ResistanceAssessment(
         ResistanceType.UNDETERMINED,
-        (*reasons, f"best response {best.value} fits neither definition"),
+        (*reasons, Message(N_("best response {best} fits neither definition"), best=best.value)),
         exposure,
         progression_day,
     )
@@ -197,32 +227,37 @@ def resistance_confirmed(adjudication: Adjudication | None, rules: Resistance) -
     return adjudication.classification in RESISTANT
 
 
-def can_enrol(checklist: Checklist | None, adjudication: Adjudication | None, rules: Resistance) -> list[str]:
+def can_enrol(checklist: Checklist | None, adjudication: Adjudication | None, rules: Resistance) -> list[Message]:
     """Reasons enrolment is refused (an empty list means the patient may be enrolled).
 
     Needs an eligible checklist and an effective adjudication classifying primary or acquired resistance.
     """
-    reasons: list[str] = []
+    reasons: list[Message] = []
     if checklist is None:
-        reasons.append("Eligibility has not been checked")
+        reasons.append(Message(N_("Eligibility has not been checked")))
     elif checklist.verdict is Verdict.INELIGIBLE:
-        reasons.append(f"The patient is ineligible ({', '.join(checklist.failed)})")
+        reasons.append(Message(N_("The patient is ineligible ({criteria})"), criteria=Joined(", ", checklist.failed)))
     elif checklist.verdict is Verdict.INCOMPLETE:
-        reasons.append(f"Eligibility is incomplete: data missing for {', '.join(checklist.unknown)}")
+        missing = Joined(", ", checklist.unknown)
+        reasons.append(Message(N_("Eligibility is incomplete: data missing for {criteria}"), criteria=missing))
     if adjudication is None:
-        reasons.append("Immunotherapy resistance has not been adjudicated")
+        reasons.append(Message(N_("Immunotherapy resistance has not been adjudicated")))
         return reasons
     if checklist is not None and checklist.subject_id != adjudication.subject_id:
-        reasons.append(f"The adjudication is for {adjudication.subject_id}, not for {checklist.subject_id}")
+        reasons.append(
+            Message(N_("The adjudication is for {theirs}, not for {ours}"), theirs=adjudication.subject_id,
+                    ours=checklist.subject_id)
+        )  # fmt: skip
     if adjudication.classification not in RESISTANT:
         reasons.append(
-            f"Resistance is classified {adjudication.classification.value.replace('_', ' ')}; "
-            "the trial needs primary or acquired resistance"
-        )
+            Message(N_("Resistance is classified {classification}; the trial needs primary or acquired resistance"),
+                    classification=adjudication.classification.value.replace("_", " "))
+        )  # fmt: skip
     signers = valid_signers(adjudication, rules)
     if len(signers) < rules.required_signatures:
         reasons.append(
-            f"The resistance classification has {len(signers)} of the {rules.required_signatures} signatures "
-            f"it needs from distinct {Role(rules.signer_role).value.replace('_', ' ')}s"
-        )
+            Message(N_("The resistance classification has {signed} of the {needed} signatures it needs from distinct "
+                       "{role}s"), signed=str(len(signers)), needed=str(rules.required_signatures),
+                    role=Role(rules.signer_role).value.replace("_", " "))
+        )  # fmt: skip
     return reasons

@@ -13,7 +13,7 @@ and a template without a translation, is shown as it is (English).
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -84,6 +84,14 @@ def translate(language: str, text: str) -> str:
 def is_translated(language: str, text: str) -> bool:
     """True when :func:`translate` gives ``text`` in ``language`` (not its English fallback)."""
     return language != "en" and isinstance(text, Message) and translate(language, text) != str(text)
+
+
+def sentences_in(language: str, sentences: Sequence[str]) -> list[dict[str, str]]:
+    """Engine or service sentences for a list: ``text`` in ``language``, ``lang`` "en" for one still in English on
+    a page in another language (an English page marks its whole list)."""
+    if language == "en":
+        return [{"text": str(s), "lang": ""} for s in sentences]
+    return [{"text": translate(language, s), "lang": "" if is_translated(language, s) else "en"} for s in sentences]
 
 
 def error_text(language: str, exc: BaseException) -> str:

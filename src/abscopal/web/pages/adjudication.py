@@ -28,7 +28,7 @@ from abscopal.services.common import Action, protocol_of
 from abscopal.services.signing import Meaning
 from abscopal.web.accounts import LoginRefused, load_account, security_event
 from abscopal.web.context import Principal, confirm_signing_password, reading, refuse, requires, state_of, unit_of_work
-from abscopal.web.i18n import N_, gettext
+from abscopal.web.i18n import N_, gettext, sentences_in
 from abscopal.web.pages.records import is_patient, posted_form
 from abscopal.web.records import visible_patient
 from abscopal.web.templating import language_of, render
@@ -102,7 +102,9 @@ def adjudication_context(request: Request, principal: Principal, subject_id: str
         if histories else None, "assessment": assessment, "assessment_error": assessment_error, "current": current,
         "signatures": signatures, "signers": signers, "required": rules.required_signatures,
         "signer_role": rules.signer_role, "effective": effective, "proposer_name": proposer.get(
-            current.value.proposed_by, "") if current else "", "enrolment_reasons": reasons,
+            current.value.proposed_by, "") if current else "",
+        "enrolment_reasons": sentences_in(language_of(request), reasons),
+        "rule_reasons": sentences_in(language_of(request), assessment.reasons) if assessment else [],
         "at_screening": patient.value.status is d.PatientStatus.SCREENING,
         "may_propose": principal.may(Action.PROPOSE_ADJUDICATION) and current is None,
         "may_sign": principal.may(Action.SIGN_ADJUDICATION) and current is not None and not effective,

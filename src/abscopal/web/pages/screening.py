@@ -39,7 +39,7 @@ from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import FormField, errors_of, form_fields, label_of, parse
-from abscopal.web.i18n import N_, error_text, gettext, in_language, is_translated, translate
+from abscopal.web.i18n import N_, error_text, gettext, in_language, is_translated, sentences_in, translate
 from abscopal.web.pages.records import FIRST_ENTRY, posted_form, today_in, zone_of
 from abscopal.web.records import build, visible_patient
 from abscopal.web.templating import language_of, render
@@ -406,14 +406,6 @@ def checklist_context(
         ],
         "protocol_version": checklist.protocol_version if checklist else protocol.version.number,
     }  # fmt: skip
-
-
-def sentences_in(language: str, sentences: list[str]) -> list[dict[str, str]]:
-    """Engine or service sentences for a list: ``text`` in ``language``, ``lang`` "en" for one still in English on
-    a page in another language (an English page marks its whole list)."""
-    if language == "en":
-        return [{"text": str(s), "lang": ""} for s in sentences]
-    return [{"text": translate(language, s), "lang": "" if is_translated(language, s) else "en"} for s in sentences]
 
 
 def _lab_label(control: str, protocol: Protocol) -> str:

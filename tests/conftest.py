@@ -11,14 +11,23 @@ import itertools
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from argon2 import Parameters, Type
 from sqlalchemy import Engine
 
 from abscopal.store.database import make_engine
 from abscopal.store.migrate import upgrade
 from abscopal.store.pgserver import PostgresUnavailable, TemporaryPostgres
+from abscopal.web.accounts import use_password_profile
+
+# Argon2id still, but 1 MiB and one pass: the suite signs in thousands of times, at 150 ms each with the
+# production profile (RFC 9106's second choice, which servers and the tests' subprocesses keep; a test in
+# tests/web/test_security.py checks that a fresh process hashes with it).
+use_password_profile(Parameters(Type.ID, version=19, salt_len=16, hash_len=32, time_cost=1, memory_cost=1024,
+                                parallelism=1))  # fmt: skip
 
 _counter = itertools.count()
 _PORT = "ABSCOPAL_TEST_PG_PORT"
@@ -69,11 +78,10 @@ def postgres_server() -> TemporaryPostgres | None:
     return TemporaryPostgres.running_on(int(port)) if port else None
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a fresh, empty database of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'abscopal.sqlite'}"
+@contextmanager
+def _fresh_url(request: pytest.FixtureRequest, kind: str, folder: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'abscopal.sqlite'}"
         return
     server = request.getfixturevalue("postgres_server")
     if server is None:
@@ -82,6 +90,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     name = f"test_{os.getpid()}_{next(_counter)}"
     yield server.create_database(name)
     server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, empty database of each kind."""
+    with _fresh_url(request, request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A database of each kind, upgraded to the newest schema, shared by a module's tests: for modules whose
+    tests only read what one fixture stored."""
+    with _fresh_url(request, request.param, tmp_path_factory.mktemp("module-db")) as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -329,6 +330,13 @@ def test_passwords_are_argon2id_hashes_never_in_the_audit_trail(web_db: Any) -> 
     text = "\n".join(trail)
     assert "$argon2" not in text and world.PASSWORD not in text
     assert not any(h in text for h in hashes)
+
+
+def test_a_server_process_hashes_passwords_with_rfc_9106s_second_profile() -> None:
+    # the suite hashes with a cheap Argon2id (tests/conftest.py); a fresh process must not: m=64 MiB, t=3, p=4
+    code = "from abscopal.web.accounts import hash_password; print(hash_password('correct horse battery'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
 
 
 # --- errors

@@ -89,10 +89,11 @@ def _all(uow: UnitOfWork, name: str) -> list[Any]:
     return [repo.get(i) for i in ids]
 
 
-@pytest.fixture
-def source(engine: Engine) -> Engine:
-    _populate(engine)
-    return engine
+@pytest.fixture(scope="module")
+def source(module_engine: Engine) -> Engine:
+    """The populated database, once per backend: every test only reads it (restores go to ``target``)."""
+    _populate(module_engine)
+    return module_engine
 
 
 def _export(engine: Engine, path: Path, *, strict: bool = False) -> Path:
@@ -101,20 +102,20 @@ def _export(engine: Engine, path: Path, *, strict: bool = False) -> Path:
     return path
 
 
-@pytest.fixture
-def full_file(source: Engine, tmp_path: Path) -> Path:
-    return _export(source, tmp_path / "full.xml")
+@pytest.fixture(scope="module")
+def full_file(source: Engine, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _export(source, tmp_path_factory.mktemp("odm") / "full.xml")
+
+
+@pytest.fixture(scope="module")
+def strict_file(source: Engine, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _export(source, tmp_path_factory.mktemp("odm") / "strict.xml", strict=True)
 
 
 @pytest.fixture
-def strict_file(source: Engine, tmp_path: Path) -> Path:
-    return _export(source, tmp_path / "strict.xml", strict=True)
-
-
-@pytest.fixture
-def target(engine: Engine, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A second, empty database of the same kind as ``engine``."""
-    if engine.dialect.name == "sqlite":
+def target(source: Engine, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A second, empty database of the same kind as ``source``."""
+    if source.dialect.name == "sqlite":
         url = f"sqlite:///{tmp_path / 'restored.sqlite'}"
         drop = None
     else:
@@ -130,7 +131,7 @@ def target(engine: Engine, request: pytest.FixtureRequest, tmp_path: Path) -> It
         drop[0].drop_database(drop[1])
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def source_key(source: Engine) -> bytes:
     return load_key(source.url, create=False)
 

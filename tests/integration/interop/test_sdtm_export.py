@@ -27,19 +27,28 @@ CREATED = dt.datetime(2025, 7, 1, 9, 30, 15)
 CUTOFF = dt.date(2024, 3, 31)
 
 
-@pytest.fixture
-def cohort(engine: Engine) -> Engine:
+@pytest.fixture(scope="module")
+def cohort(module_engine: Engine) -> Engine:
+    """Eight synthetic patients, stored once per backend: the tests only read them."""
     chunks = iter_cohort_chunks(8, seed=11, protocol=PROTOCOLS.current, chunk_size=8)
-    store_cohort_chunks(engine, chunks, user="loader", reason="synthetic cohort for the SDTM tests")
-    return engine
+    store_cohort_chunks(module_engine, chunks, user="loader", reason="synthetic cohort for the SDTM tests")
+    return module_engine
 
 
 def _export(engine: Engine, out: Path) -> None:
-    export_sdtm(engine, PROTOCOLS, out, cutoff=CUTOFF, created=CREATED, formats=("xpt", "csv", "json"))
+    export_sdtm(engine, PROTOCOLS, out, cutoff=CUTOFF, created=CREATED, formats=("xpt", "csv", "json"), parallel=False)
 
 
-def test_every_xpt_reads_back_with_names_labels_widths_and_the_created_stamp(cohort: Engine, tmp_path: Path) -> None:
-    _export(cohort, tmp_path)
+@pytest.fixture(scope="module")
+def exported(cohort: Engine, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cohort's export (XPT, CSV, Dataset-JSON), written once per backend for the tests that read it back."""
+    out = tmp_path_factory.mktemp("sdtm")
+    _export(cohort, out)
+    return out
+
+
+def test_every_xpt_reads_back_with_names_labels_widths_and_the_created_stamp(cohort: Engine, exported: Path) -> None:
+    tmp_path = exported
     assert {"DM", "EX", "AE"} <= set(registry.selected())  # and any dataset another module registered
     for ds in registry.build_all(_source(cohort)):
         frame, meta = pyreadstat.read_xport(str(tmp_path / f"{ds.spec.name.lower()}.xpt"))
@@ -67,8 +76,8 @@ def _source(engine: Engine):  # type: ignore[no-untyped-def]
         return load_source(conn, PROTOCOLS, CUTOFF, CREATED)
 
 
-def test_keys_are_unique_and_seq_runs_one_to_n_per_subject(cohort: Engine, tmp_path: Path) -> None:
-    _export(cohort, tmp_path)
+def test_keys_are_unique_and_seq_runs_one_to_n_per_subject(exported: Path) -> None:
+    tmp_path = exported
     for name, seq in (("ex", "EXSEQ"), ("ae", "AESEQ")):
         frame, _ = pyreadstat.read_xport(str(tmp_path / f"{name}.xpt"))
         assert len(frame) > 0, name
@@ -81,8 +90,8 @@ def test_keys_are_unique_and_seq_runs_one_to_n_per_subject(cohort: Engine, tmp_p
     assert all(u == f"NCT05906329-{s}" for u, s in zip(dm["USUBJID"], dm["SUBJID"], strict=True))  # §2.0
 
 
-def test_csv_and_json_read_back_with_the_stdlib_equal_the_xpt(cohort: Engine, tmp_path: Path) -> None:
-    _export(cohort, tmp_path)
+def test_csv_and_json_read_back_with_the_stdlib_equal_the_xpt(exported: Path) -> None:
+    tmp_path = exported
     for name in ("dm", "ex", "suppex", "ae", "suppae"):
         frame, _ = pyreadstat.read_xport(str(tmp_path / f"{name}.xpt"))
         raw = (tmp_path / f"{name}.csv").read_bytes()
@@ -106,14 +115,14 @@ def test_csv_and_json_read_back_with_the_stdlib_equal_the_xpt(cohort: Engine, tm
         assert len(rows) - 1 == len(frame)
 
 
-def test_same_database_cutoff_and_created_give_identical_bytes(cohort: Engine, tmp_path: Path) -> None:
-    _export(cohort, tmp_path / "a")
+def test_same_database_cutoff_and_created_give_identical_bytes(cohort: Engine, exported: Path, tmp_path: Path) -> None:
     _export(cohort, tmp_path / "b")
-    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    files = sorted(p.name for p in exported.iterdir())
     assert "manifest.json" in files and "dm.xpt" in files
+    assert files == sorted(p.name for p in (tmp_path / "b").iterdir())
     for name in files:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+        assert (exported / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    manifest = json.loads((exported / "manifest.json").read_text())
     assert manifest["cutoff"] == "2024-03-31" and manifest["audit_head"]["seq"] > 0
     assert {f["name"] for f in manifest["files"]} == set(files) - {"manifest.json"}
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import string
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -50,7 +51,7 @@ from abscopal.domain import (
     TumourAssessment,
 )
 from abscopal.errors import Problem, ValidationError
-from abscopal.messages import N_, Message
+from abscopal.messages import N_, Joined, Message
 from abscopal.protocol import units
 from abscopal.protocol.calendar import questionnaire_visit_number
 from abscopal.protocol.model import Interval, Plausibility, Schedule
@@ -502,14 +503,99 @@ def _path(prefix: str, loc: Sequence[int | str]) -> str:
     return out
 
 
+#: pydantic-core's message templates (``pydantic_core.list_all_errors()``) by error type, for the errors a form or
+#: an API body meets: said as :class:`Message` so that a page can translate them (the English text is pydantic's).
+PYDANTIC_TEMPLATES: dict[str, str] = {
+    "missing": N_("Field required"),
+    "extra_forbidden": N_("Extra inputs are not permitted"),
+    "greater_than": N_("Input should be greater than {gt}"),
+    "greater_than_equal": N_("Input should be greater than or equal to {ge}"),
+    "less_than": N_("Input should be less than {lt}"),
+    "less_than_equal": N_("Input should be less than or equal to {le}"),
+    "finite_number": N_("Input should be a finite number"),
+    "string_type": N_("Input should be a valid string"),
+    "string_too_short": N_("String should have at least {min_length} characters"),
+    "string_too_long": N_("String should have at most {max_length} characters"),
+    "enum": N_("Input should be {expected}"),
+    "literal_error": N_("Input should be {expected}"),
+    "bool_type": N_("Input should be a valid boolean"),
+    "bool_parsing": N_("Input should be a valid boolean, unable to interpret input"),
+    "int_type": N_("Input should be a valid integer"),
+    "int_parsing": N_("Input should be a valid integer, unable to parse string as an integer"),
+    "int_from_float": N_("Input should be a valid integer, got a number with a fractional part"),
+    "float_type": N_("Input should be a valid number"),
+    "float_parsing": N_("Input should be a valid number, unable to parse string as a number"),
+    "date_type": N_("Input should be a valid date"),
+    "date_parsing": N_("Input should be a valid date in the format YYYY-MM-DD, {error}"),
+    "date_from_datetime_parsing": N_("Input should be a valid date or datetime, {error}"),
+    "date_from_datetime_inexact": N_("Datetimes provided to dates should have zero time - e.g. be exact dates"),
+    "datetime_type": N_("Input should be a valid datetime"),
+    "datetime_parsing": N_("Input should be a valid datetime, {error}"),
+    "datetime_from_date_parsing": N_("Input should be a valid datetime or date, {error}"),
+    "value_error": N_("Value error, {error}"),
+}
+#: The parsers' own reasons inside ``{error}`` (speedate's, for dates and times).
+PYDANTIC_DETAILS = {
+    text: text
+    for text in (
+        N_("input is too short"),
+        N_("unexpected extra characters at the end of the input"),
+        N_("invalid character in year"),
+        N_("invalid character in month"),
+        N_("invalid character in day"),
+        N_("invalid character in hour"),
+        N_("invalid character in minute"),
+        N_("invalid date separator, expected `-`"),
+        N_("month value is outside expected range of 1-12"),
+        N_("day value is outside expected range"),
+        N_("hour value is outside expected range of 0-23"),
+        N_("minute value is outside expected range of 0-59"),
+        N_("second value is outside expected range of 0-59"),
+    )
+}
+
+
+def _choices(expected: str) -> str:
+    """pydantic's ``"'a', 'b' or 'c'"`` as a message whose separators translate."""
+    head, sep, last = expected.rpartition(" or ")
+    if not sep:
+        return expected
+    return Message(N_("{choices} or {last}"), choices=Joined(", ", head.split(", ")), last=last)
+
+
+def pydantic_reason(error: Mapping[str, Any]) -> str:
+    """One pydantic error's sentence (its ``msg``), as a :class:`Message` when its type is in
+    :data:`PYDANTIC_TEMPLATES` and the template gives exactly pydantic's English text; else the text as it is."""
+    text = str(error.get("msg", "invalid"))
+    template = PYDANTIC_TEMPLATES.get(str(error.get("type", "")))
+    if template is None:
+        return text
+    params: dict[str, str] = {}
+    ctx = error.get("ctx") or {}
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is None:
+            continue
+        value = ctx.get(name)
+        if name == "error":
+            cause = value.args[0] if isinstance(value, Exception) and value.args else value
+            known = PYDANTIC_DETAILS.get(str(cause))
+            params[name] = cause if isinstance(cause, Message) else Message(known) if known else str(cause)
+        elif name == "expected":
+            params[name] = _choices(str(value))
+        else:
+            params[name] = str(value)
+    message = Message(template, **params)
+    return message if message == text else text
+
+
 def _pydantic_problems(exc: pydantic.ValidationError, prefix: str) -> list[Problem]:
     found = []
     for err in exc.errors():
-        message = err["msg"]
+        message = pydantic_reason(err)
         if err["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
-            message = "unknown field (a typo?)"
+            message = Message(N_("unknown field (a typo?)"))
         elif err["type"] == "missing_argument" or err["type"] == "missing":
-            message = "required field is missing"
+            message = Message(N_("required field is missing"))
         found.append(Problem(None, _path(prefix, err["loc"]), message))
     return found
 
@@ -528,7 +614,8 @@ def parse_record(
     and check it: (record, []) or (None, problems). Field names are the dataclass's, prefixed by ``prefix``;
     ``schedule`` as in :func:`problems`."""
     known = fields_of(cls)
-    unknown = [Problem(None, _path(prefix, [k]), "unknown field (a typo?)") for k in data if k not in known]
+    typo = Message(N_("unknown field (a typo?)"))
+    unknown = [Problem(None, _path(prefix, [k]), typo) for k in data if k not in known]
     if unknown:
         return None, unknown
     try:

@@ -177,3 +177,59 @@ def test_a_check_name_is_translated_within_its_context_not_as_the_same_english_w
     assert translate("zh_Hans", Term("Age", CHECK_NAME_CONTEXT)) == "年龄"
     assert gettext("zh_Hans", "Age") != "年龄"  # the queries inbox's "Age" (how long a query has been open)
     assert str(Term("Age", CHECK_NAME_CONTEXT)) == "Age"
+
+
+def _pydantic_error(annotation: object, value: object) -> dict[str, object]:
+    from pydantic import TypeAdapter
+    from pydantic import ValidationError as PydanticError
+
+    with pytest.raises(PydanticError) as raised:
+        TypeAdapter(annotation).validate_python(value)
+    return dict(raised.value.errors()[0])
+
+
+def test_a_pydantic_refusal_keeps_pydantics_english_text_and_translates() -> None:
+    from typing import Annotated
+
+    from pydantic import Field
+
+    error = _pydantic_error(Annotated[int, Field(ge=0)], -3)
+    reason = validation.pydantic_reason(error)
+    assert reason == error["msg"] == "Input should be greater than or equal to 0"
+    assert translate("zh_Hans", reason) == "输入应大于或等于 0"
+
+
+def test_a_pydantic_date_refusal_translates_the_parsers_reason_inside_it() -> None:
+    reason = validation.pydantic_reason(_pydantic_error(dt.date, "2026-13-01"))
+    assert reason == "Input should be a valid date or datetime, month value is outside expected range of 1-12"
+    assert translate("zh_Hans", reason) == "输入应为有效日期或日期时间：月份超出 1–12 的范围"
+
+
+def test_a_pydantic_choice_refusal_lists_the_choices_with_chinese_separators() -> None:
+    from typing import Literal
+
+    reason = validation.pydantic_reason(_pydantic_error(Literal["cm", "mm", "in"], "ft"))
+    assert reason == "Input should be 'cm', 'mm' or 'in'"
+    assert translate("zh_Hans", reason) == "输入应为 'cm'、'mm'或'in'"
+
+
+def test_a_pydantic_refusal_the_table_cannot_say_exactly_stays_in_english() -> None:
+    from typing import Annotated
+
+    from pydantic import Field
+
+    error = _pydantic_error(Annotated[str, Field(max_length=1)], "ab")  # "1 character": the template says "characters"
+    reason = validation.pydantic_reason(error)
+    assert reason == "String should have at most 1 character" and not is_translated("zh_Hans", reason)
+
+
+def test_an_unknown_lab_unit_is_refused_with_the_accepted_units_in_chinese() -> None:
+    from abscopal.protocol import units
+
+    with pytest.raises(ValidationError) as raised:
+        units.factor("ast", "furlong")
+    assert raised.value.field == "labs.ast.unit"
+    english = str(raised.value.reason)
+    assert english.startswith("unit 'furlong' is not known for ast (accepted: ")
+    accepted = english.split("(accepted: ")[1].rstrip(")")
+    assert translate("zh_Hans", raised.value.reason) == f"ast 不接受单位 'furlong'（可用单位：{accepted}）"

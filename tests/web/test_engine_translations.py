@@ -233,3 +233,27 @@ def test_a_zh_hans_user_sees_the_recorded_deviations_reasons_in_chinese_while_th
         reasons = deviation_reasons(page)
         assert any(re.fullmatch(r"第 \d+-\d+ 次分割间隔 \d+ 天（窗口 \d+-\d+ 天）", r) for r in reasons), reasons
         assert not any("days apart" in r for r in reasons), reasons
+
+
+def test_a_zh_hans_user_sees_an_unknown_lab_unit_refused_in_chinese_with_the_accepted_units(
+    client: world.Clients,
+) -> None:
+    with in_chinese(client, "coordinator") as c:
+        subject_id = register(c)
+        r = c.post(f"/patients/{subject_id}/screen/checklist", data=eligible_form(**{"lab-ast-unit": "furlong"}))
+    assert r.status_code == 200
+    page = html.unescape(r.text)
+    assert "ast 不接受单位 'furlong'（可用单位：" in page, page[-3000:]
+    assert "is not known for" not in page
+
+
+def test_a_zh_hans_user_sees_a_dose_that_is_not_a_number_refused_in_chinese_beside_the_dose(
+    client: world.Clients,
+) -> None:
+    data = {"lesion_id": "L01", "date": "2023-08-14", "dose_gy": "two", "status": "delivered", "fraction_number": "1"}
+    with in_chinese(client, "radonc") as c:
+        r = c.post(f"{TREATMENT}/fractions", data=data)
+    assert r.status_code == 422
+    page = html.unescape(r.text)
+    assert "输入应为有效数值，无法将该文本识别为数值" in page, page[-3000:]
+    assert "unable to parse" not in page

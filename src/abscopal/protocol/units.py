@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from abscopal.errors import ValidationError
+from abscopal.messages import N_, Message
 
 # Unit families: canonical unit -> {accepted spelling (normalised): factor to multiply by to get canonical}.
 _MASS_CONCENTRATION = {"g/l": 1.0, "g/dl": 10.0, "mg/dl": 0.01, "mg/l": 0.001}
@@ -65,7 +66,7 @@ def family_of(lab: str, canonical_unit: str | None = None) -> dict[str, float]:
     """The accepted units of ``lab`` (by the protocol's canonical unit when given, else by the lab's name)."""
     key = normalise_unit(canonical_unit) if canonical_unit else LAB_FAMILY.get(lab)
     if key is None or key not in _FAMILIES:
-        raise ValidationError(f"labs.{lab}", f"no known unit family for {lab!r}")
+        raise ValidationError(f"labs.{lab}", Message(N_("no known unit family for {lab}"), lab=repr(lab)))
     return _FAMILIES[key]
 
 
@@ -75,7 +76,11 @@ def factor(lab: str, unit: str, canonical_unit: str | None = None) -> float:
     key = normalise_unit(unit)
     if key not in family:
         accepted = ", ".join(sorted({_display(k) for k in family}))
-        raise ValidationError(f"labs.{lab}.unit", f"unit {unit!r} is not known for {lab} (accepted: {accepted})")
+        raise ValidationError(
+            f"labs.{lab}.unit",
+            Message(N_("unit {unit} is not known for {lab} (accepted: {accepted})"), unit=repr(unit), lab=lab,
+                    accepted=accepted),
+        )  # fmt: skip
     scale = family[key]
     if canonical_unit is not None:
         scale /= family[normalise_unit(canonical_unit)]

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError as PydanticError
 
 from abscopal.errors import ValidationError
+from abscopal.messages import Message
+from abscopal.validation import pydantic_reason
 from abscopal.web.i18n import N_
 from abscopal.web.records import input_model
 
@@ -327,7 +329,9 @@ def parse(cls: type[Any], posted: Mapping[str, str], *, base: Any | None = None,
             try:
                 local = dt.datetime.fromisoformat(raw)
             except ValueError:
-                raise ValidationError(f.name, f"{raw!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
+                raise ValidationError(
+                    f.name, Message(N_("{value} is not a date and time (YYYY-MM-DDTHH:MM)"), value=repr(raw))
+                ) from None
             if local.tzinfo is None:
                 local = local.replace(tzinfo=ZoneInfo(zone))
             data[f.name] = local.astimezone(dt.UTC)
@@ -335,14 +339,14 @@ def parse(cls: type[Any], posted: Mapping[str, str], *, base: Any | None = None,
             data[f.name] = raw
     unknown = sorted(k for k in posted if k not in hints and k not in RESERVED)
     if unknown:
-        raise ValidationError(unknown[0], "is not a field of this record")
+        raise ValidationError(unknown[0], Message(N_("is not a field of this record")))
     model = input_model(cls)
     try:
         body = model.model_validate(data)
     except PydanticError as exc:
         first = exc.errors()[0]
-        error = ValidationError(_field_of(tuple(first.get("loc", ()))), str(first.get("msg", "invalid")))
-        error.all = {_field_of(tuple(e.get("loc", ()))): str(e.get("msg", "invalid")) for e in exc.errors()}  # type: ignore[attr-defined]
+        error = ValidationError(_field_of(tuple(first.get("loc", ()))), pydantic_reason(first))
+        error.all = {_field_of(tuple(e.get("loc", ()))): pydantic_reason(e) for e in exc.errors()}  # type: ignore[attr-defined]
         raise error from None
     return dict(body)
 

@@ -22,38 +22,60 @@ def _base(hint: Any) -> Any:
     return hint
 
 
-_PLANS: dict[tuple[type[Any], frozenset[str]], tuple[tuple[str, Any], ...]] = {}
+Converter = typing.Callable[[Any], Any]
+_PLANS: dict[tuple[type[Any], frozenset[str]], tuple[tuple[str, Converter | None], ...]] = {}
 
 
-def _field_plan(cls: type[Any], skip: frozenset[str]) -> tuple[tuple[str, Any], ...]:
-    """(field name, base type) of a dataclass, cached: rows are converted by the million in bulk loads."""
+def _field_plan(cls: type[Any], skip: frozenset[str]) -> tuple[tuple[str, Converter | None], ...]:
+    """(field name, converter of a non-null stored value or None when it is kept as it is) of a dataclass, cached:
+    rows are converted by the million in bulk loads, so the type of each field is looked at once, not per row."""
     plan = _PLANS.get((cls, skip))
     if plan is None:
         hints = _hints(cls)
-        plan = tuple((f.name, _base(hints[f.name])) for f in dataclasses.fields(cls) if f.name not in skip)
+        plan = tuple((f.name, _converter(_base(hints[f.name]))) for f in dataclasses.fields(cls) if f.name not in skip)
         _PLANS[(cls, skip)] = plan
     return plan
 
 
-def _from_db(value: Any, hint: Any) -> Any:
-    if value is None:
-        return None
+def _enum_converter(hint: type[enum.Enum]) -> Converter:
+    members = hint._value2member_map_  # the enum's own value -> member table: what hint(value) looks up first
+
+    def convert(value: Any) -> Any:
+        try:
+            return members[value]
+        except (KeyError, TypeError):  # not a value of the enum (or unhashable): the enum's own error
+            return hint(value)
+
+    return convert
+
+
+def _lab_values(value: Any) -> Any:
+    return {k: d.LabValue(**v) for k, v in value.items()}
+
+
+def _aware(value: Any) -> Any:
+    return value.replace(tzinfo=dt.UTC) if isinstance(value, dt.datetime) and value.tzinfo is None else value
+
+
+def _converter(hint: Any) -> Converter | None:
+    """How a stored value of a field typed ``hint`` becomes the domain's (None: as it is)."""
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return hint(value)
+        return _enum_converter(hint)
     if typing.get_origin(hint) is dict:
         _, vtype = typing.get_args(hint)
-        if vtype is d.LabValue:
-            return {k: d.LabValue(**v) for k, v in value.items()}
-        return dict(value)
-    if hint is dt.datetime and isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    if hint is float and value is not None:
-        return float(value)
-    return value
+        return _lab_values if vtype is d.LabValue else dict
+    if hint is dt.datetime:
+        return _aware
+    if hint is float:
+        return float
+    return None
 
 
 def from_row(cls: type[Any], row: typing.Mapping[Any, Any], **extra: Any) -> Any:
     """Build a domain object from a row mapping; ``extra`` supplies child collections."""
-    kwargs = {name: _from_db(row[name], hint) for name, hint in _field_plan(cls, frozenset(extra))}
+    kwargs = {}
+    for name, convert in _field_plan(cls, frozenset(extra)):
+        value = row[name]
+        kwargs[name] = value if value is None or convert is None else convert(value)
     kwargs.update(extra)
     return cls(**kwargs)

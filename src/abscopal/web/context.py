@@ -48,6 +48,20 @@ class CsrfRefused(AbscopalError):
     """An unsafe request of a browser session without its CSRF token: 403."""
 
 
+def page_reads(read_engine: Engine) -> Engine:
+    """``read_engine`` for the reads of one page: on PostgreSQL its connections run in autocommit, so that a page's
+    reads send no ``BEGIN`` and its connection's return to the pool no ``ROLLBACK`` (two round trips of ~20).
+
+    What each statement sees is unchanged: PostgreSQL's default isolation, READ COMMITTED, takes a new snapshot
+    per statement inside a transaction too (PostgreSQL manual, "Transaction Isolation"). Exports, which stream
+    with server-side cursors inside a transaction, keep ``read_engine`` itself. SQLite's reads stay as they are
+    (its transactions are how readers keep a consistent file).
+    """
+    if read_engine.dialect.name != "postgresql":
+        return read_engine
+    return read_engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 @dataclass
 class WebState:
     """What every request shares: the engines (writes; reads that never take SQLite's write lock), settings."""
@@ -61,6 +75,13 @@ class WebState:
     demo: bool = False
     _sites: tuple[float, dict[str, str | None]] | None = None
     overview: OverviewCache = field(default_factory=OverviewCache)  # the dashboard's figures (trial_overview)
+    #: The reads of a page or an API GET (:meth:`read`, :func:`reading`): ``read_engine``, in autocommit on
+    #: PostgreSQL (see :func:`page_reads`).
+    page_engine: Engine | None = None
+
+    def __post_init__(self) -> None:
+        if self.page_engine is None:
+            self.page_engine = page_reads(self.read_engine)
 
     def _site_zones(self, conn: Connection | None = None) -> dict[str, str | None]:
         """Every live site's code -> its time zone, re-read every 30 s (sites change rarely)."""
@@ -106,7 +127,7 @@ class WebState:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         try:
-            with self.read_engine.connect() as conn:
+            with (self.page_engine or self.read_engine).connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise database_error(exc) from None
@@ -320,5 +341,6 @@ def unit_of_work(request: Request, principal: Principal, reason: str) -> Iterato
 @contextmanager
 def reading(request: Request, principal: Principal) -> Iterator[UnitOfWork]:
     """A unit of work on the read engine (no SQLite write lock): for pages and GETs, never committed."""
-    with UnitOfWork(state_of(request).read_engine, principal.username, "read") as uow:
+    state = state_of(request)
+    with UnitOfWork(state.page_engine or state.read_engine, principal.username, "read") as uow:
         yield uow

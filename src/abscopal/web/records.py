@@ -179,6 +179,13 @@ class PatientMarks:
     locks: dict[tuple[str, str], Stored[d.RecordLock]]
     queries: dict[tuple[str, str | None], int]
 
+    def touches(self, key: tuple[str, str], patient_id: str) -> bool:
+        """Whether any mark bears on the record ``key`` (or a lock on its whole patient)."""
+        return (
+            key in self.sdv or key in self.signatures or key in self.voided or key in self.locks
+            or key in self.queries or ("patients", patient_id) in self.locks
+        )  # fmt: skip
+
 
 def patient_marks(uow: UnitOfWorkLike, subject_id: str, *, with_voided: bool = True) -> PatientMarks:
     sdv = {(s.value.entity, s.value.record_id): s for s in uow.sdv_marks.for_subject(subject_id)}
@@ -220,6 +227,8 @@ def record_state(
 ) -> RecordState:
     """The state of one record: locked > signed (a live signature whose hash holds) > verified > edited/entered."""
     key = (entity, record.id)
+    if not marks.touches(key, patient_id):  # most records: no mark at all (a page lists ~100 of them)
+        return _ENTERED if record.version == 1 else _EDITED
     lock = marks.locks.get(key) or marks.locks.get(("patients", patient_id))
     signed = marks.signatures.get(key, [])
     current_hash = (hash_of or content_hash(entity, record)) if signed else ""  # hashing only what was signed
@@ -242,6 +251,10 @@ def record_state(
 
 
 _PROGRESS = ("entered", "edited", "verified", "signed")
+
+
+_ENTERED = RecordState("entered")
+_EDITED = RecordState("edited")
 
 
 def combined_state(states: list[RecordState]) -> RecordState:

@@ -107,10 +107,13 @@ def _answer_items(uow: Any, subject_id: str) -> list[Stored[Any]]:
         .order_by(t.c.id)
     ).all()
     return [
-        Stored(str(r.id), int(r.version), SimpleNamespace(visit=r.visit, instrument=d.Instrument(r.instrument),
-                                                          answer=r.answer, completed_on=r.completed_on))
+        Stored(
+            r.id,
+            r.version,
+            SimpleNamespace(visit=r.visit, instrument=r.instrument, answer=r.answer, completed_on=r.completed_on),
+        )
         for r in rows
-    ]  # fmt: skip
+    ]  # the instrument's code as stored (a page lists ~170 items: no enum built for each)
 
 
 def _labels(labels: dict[str, str], language: str) -> Any:
@@ -125,7 +128,8 @@ def _questionnaire_rows(res: Any, records: list[Any], marks: Any, patient_id: st
     questionnaire and visit, and the page lists them all otherwise (each item's record page stays one click on)."""
     groups: dict[tuple[str, str], list[Any]] = {}
     for record in records:
-        groups.setdefault((record.value.visit, record.value.instrument.value), []).append(record)
+        instrument = record.value.instrument
+        groups.setdefault((record.value.visit, getattr(instrument, "value", instrument)), []).append(record)
     rows = []
     for (visit, instrument), items in groups.items():
         states = [record_state(res.entity, r, marks, patient_id) for r in items]

@@ -460,3 +460,27 @@ def test_times_are_shown_in_the_time_zone_of_the_users_site(fresh_web_db: Any, m
         assert "Asia/Shanghai" in clients.login("coordinator").get("/").text
     finally:
         clients.close()
+
+
+# --- how a page reads
+
+
+def test_a_pages_reads_run_in_autocommit_on_postgresql_and_still_cannot_write(app: Any, web_db: Any) -> None:
+    from sqlalchemy import text
+
+    from abscopal.errors import AbscopalError
+
+    state = app.state.web
+    with state.read() as conn:
+        conn.execute(text("SELECT 1"))
+        driver = conn.connection.driver_connection
+        if web_db.backend == "postgresql":
+            assert driver.autocommit and driver.info.transaction_status.name == "IDLE"  # no BEGIN was sent
+        else:
+            assert driver.in_transaction  # SQLite's reads keep their snapshot transaction
+    with pytest.raises(AbscopalError), state.read() as conn:
+        conn.execute(text("CREATE TABLE page_write (a integer)"))  # read-only: the page's reads never write
+    with web_db.engine.connect() as conn:
+        assert "page_write" not in conn.dialect.get_table_names(conn)
+    with state.read_engine.connect() as conn:  # the exports' engine keeps its transactions (server-side cursors)
+        assert not getattr(conn.connection.driver_connection, "autocommit", False)

@@ -224,6 +224,34 @@ def test_a_slow_overview_is_refreshed_in_the_background_while_the_previous_figur
     assert latest.computed_at > first.computed_at
 
 
+def test_on_a_new_day_a_slow_overview_shows_the_last_days_figures_while_todays_are_computed(
+    fresh_web_db: Any,
+) -> None:
+    import datetime as dt
+    import time
+
+    from abscopal.services.common import Actor, StaffRole
+
+    cache = OverviewCache(sync_limit=0.0, min_interval=0.0, cost_factor=0.0)  # every computation counts as slow
+    today = dt.datetime.now(dt.UTC)
+    cache.clock = lambda: today - dt.timedelta(days=1)
+    actor = Actor("coordinator", "C", StaffRole.COORDINATOR, frozenset({world.QFS}))
+    reader = make_engine(fresh_web_db.url, read_only=True)
+    with reader.connect() as conn:
+        yesterdays = cache.get(conn, actor, None, reader)
+    cache.clock = lambda: today
+    with reader.connect() as conn:
+        assert cache.get_or_start(conn, actor, None, reader) is yesterdays  # no wait: the last figures
+    deadline = time.monotonic() + 20
+    latest = yesterdays
+    while latest is yesterdays and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with reader.connect() as conn:
+            latest = cache.get_or_start(conn, actor, None, reader)
+    reader.dispose()
+    assert latest is not None and latest is not yesterdays and latest.computed_at > yesterdays.computed_at
+
+
 def test_a_costly_overviews_refresh_runs_in_a_low_priority_child_process_and_gives_the_same_figures(
     fresh_web_db: Any,
 ) -> None:

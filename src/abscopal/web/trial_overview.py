@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -350,7 +350,9 @@ class OverviewCache:
     more than :attr:`process_limit` seconds runs in a child process at the lowest CPU priority (``nice`` 19): the
     serving process's interpreter lock stays with the requests and the operating system gives the computation only
     the CPU they leave (a 10,000-patient overview is ~15 s of CPU). The first computation of a key runs in a thread,
-    since its cost is not known yet.
+    since its cost is not known yet. On a new day (00:00 UTC, the morning in China) a large trial's dashboard shows
+    the last day's figures, which say their day, while the new day's are computed in the background: no request
+    waits for them.
     """
 
     def __init__(
@@ -360,6 +362,7 @@ class OverviewCache:
         self._size = size
         self.database_url = database_url
         self.process_limit = process_limit
+        self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)  # the day of the figures (a test's)
         self._executor: ProcessPoolExecutor | None = None
         #: A server process's: freeze the figures out of the garbage collector's reach once computed (app.py)
         self.freeze = False
@@ -391,7 +394,7 @@ class OverviewCache:
     ) -> Overview | None:  # fmt: skip
         """As :meth:`get`, but the first computation of a key runs in the background (with ``engine``) and is
         waited for at most ``wait`` seconds: None means "still computing" (the page says so and reloads)."""
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock()
         key = (actor.role is StaffRole.STATISTICIAN, tuple(sorted(actor.sites)), now.date())
         head = audit_head(conn)
         with self._lock:
@@ -409,6 +412,11 @@ class OverviewCache:
                 if start:
                     self._start(key, engine, actor, protocols)
                 return entry.overview
+        if entry is None and engine is not None:
+            earlier = self._earlier_day(key)
+            if earlier is not None and earlier.cost > self.sync_limit:  # a new day: today's figures in the background,
+                self._start(key, engine, actor, protocols)  # the last ones (which say their day) meanwhile
+                return earlier.overview
         if entry is None and engine is not None and wait is not None:
             done = self._start(key, engine, actor, protocols)
             done.wait(wait)
@@ -423,6 +431,12 @@ class OverviewCache:
             if entry is not None and entry.head == head and entry.overview.computed_at >= now:
                 return entry.overview
             return self._compute(key, conn, head, actor, protocols)
+
+    def _earlier_day(self, key: tuple[Any, ...]) -> _Entry | None:
+        """The latest figures of ``key``'s actors on an earlier day (the key's last part is the day)."""
+        with self._lock:
+            found = [(k[-1], e) for k, e in self._items.items() if k[:-1] == key[:-1] and k[-1] < key[-1]]
+        return max(found, key=lambda pair: pair[0])[1] if found else None
 
     def _start(
         self, key: tuple[Any, ...], engine: Engine, actor: Actor, protocols: ProtocolFile | None
@@ -481,6 +495,7 @@ class OverviewCache:
                 single = self._computing.setdefault(key, threading.Lock())
             with self._lock:
                 previous = self._items.get(key)
+            previous = previous or self._earlier_day(key)  # a new day's first figures cost what the last ones did
             url = self.database_url
             with single:
                 if url is not None and previous is not None and previous.cost > self.process_limit:

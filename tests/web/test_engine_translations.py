@@ -257,3 +257,12 @@ def test_a_zh_hans_user_sees_a_dose_that_is_not_a_number_refused_in_chinese_besi
     page = html.unescape(r.text)
     assert "输入应为有效数值，无法将该文本识别为数值" in page, page[-3000:]
     assert "unable to parse" not in page
+
+
+def test_a_zh_hans_user_is_told_in_chinese_that_a_patient_is_not_at_their_sites(client: world.Clients) -> None:
+    with in_chinese(client, "coordinator") as c:
+        r = c.get("/patients/QFS-999999")
+    assert r.status_code == 404
+    assert "您的中心没有患者 'QFS-999999'" in html.unescape(r.text)
+    api = client.session("coordinator").get("/api/v1/patients/QFS-999999")
+    assert api.status_code == 404 and api.json()["detail"] == "No patient 'QFS-999999' at your sites"

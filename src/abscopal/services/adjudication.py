@@ -10,6 +10,7 @@ import datetime as dt
 
 from abscopal import domain as d
 from abscopal.errors import PermissionDenied, ValidationError
+from abscopal.messages import N_, Message
 from abscopal.protocol import resistance
 from abscopal.protocol.model import ProtocolFile
 from abscopal.services.common import Action, Actor, authorise, patient_of, protocol_of, utc_now
@@ -29,7 +30,10 @@ def propose_adjudication(
     if classification is None:
         histories = sorted(uow.immunotherapy_histories.for_subject(subject_id), key=lambda s: s.value.start_date)
         if not histories:
-            raise ValidationError("classification", f"{subject_id} has no prior immunotherapy to classify from")
+            raise ValidationError(
+                "classification",
+                Message(N_("{subject} has no prior immunotherapy to classify from"), subject=subject_id),
+            )
         rules = protocol_of(patient.value, protocols, when.date()).resistance
         classification = resistance.classify(histories[-1].value, rules).classification
     stored = uow.adjudications.add(resistance.propose(subject_id, classification, actor.username, when))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from abscopal import domain as d
 from abscopal.errors import PermissionDenied, ValidationError
+from abscopal.messages import N_, Message
 from abscopal.protocol import radiotherapy as rt
 from abscopal.protocol.model import ProtocolFile, ResponseOptions
 from abscopal.response import (
@@ -112,7 +113,10 @@ def record_assessment(
     authorise(uow, actor, Action.LESION_REGISTRY)
     before = uow.assessments.get(record_id).value.investigator_response if record_id else None
     if assessment.investigator_response != before and actor.role not in PERMISSIONS[Action.INVESTIGATOR_RESPONSE]:
-        raise PermissionDenied(f"{actor.username} ({actor.role.value}) may not record the investigator response")
+        raise PermissionDenied(
+            Message(N_("{user} ({role}) may not record the investigator response"), user=actor.username,
+                    role=actor.role.value)
+        )  # fmt: skip
     patient = patient_of(uow, actor, assessment.subject_id)
     when = utc_now(at)
     protocol = protocol_of(patient.value, protocols, when.date())

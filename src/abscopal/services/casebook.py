@@ -20,6 +20,7 @@ from typing import Any
 
 from abscopal import domain as d
 from abscopal.errors import NotFound, PermissionDenied
+from abscopal.messages import N_, Message
 from abscopal.services.common import Action, Actor, authorise, patient_of, utc_now
 from abscopal.services.ports import REPOSITORY_OF_ENTITY, UnitOfWorkLike, records_of
 from abscopal.services.signing import Meaning, content_hash
@@ -52,7 +53,7 @@ def casebook_records(uow: UnitOfWorkLike, subject_id: str) -> list[tuple[str, St
     found: list[tuple[str, Stored[Any]]] = []
     patient = uow.patients.find(subject_id=subject_id)
     if patient is None:
-        raise NotFound(f"No patient {subject_id!r}")
+        raise NotFound(Message(N_("No patient {subject}"), subject=repr(subject_id)))
     found.append(("patients", patient))
     for entity in CASEBOOK_ENTITIES:
         if entity == "patients":

@@ -166,7 +166,7 @@ def patient_of(uow: UnitOfWorkLike, actor: Actor, subject_id: str) -> Stored[d.P
     if actor.role is StaffRole.PATIENT and actor.subject_id != subject_id:
         visible = False
     if found is None or not visible:
-        raise NotFound(f"No patient {subject_id!r} at your sites")
+        raise NotFound(Message(N_("No patient {subject} at your sites"), subject=repr(subject_id)))
     return found
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 
 from abscopal import domain as d
 from abscopal.errors import ValidationError
+from abscopal.messages import N_, Message
 from abscopal.protocol.model import ProtocolFile
 from abscopal.services.common import (
     Action,
@@ -42,9 +43,16 @@ def end_study(
     patient = patient_of(uow, actor, subject_id)
     if status not in OFF_STUDY:
         allowed = ", ".join(sorted(s.value for s in OFF_STUDY))
-        raise ValidationError("status", f"{status.value} is not a way of leaving the study (one of {allowed})")
+        raise ValidationError(
+            "status",
+            Message(N_("{status} is not a way of leaving the study (one of {allowed})"), status=status.value,
+                    allowed=allowed),
+        )  # fmt: skip
     if patient.value.status not in _ON_STUDY:
-        raise ValidationError("status", f"{subject_id} is {patient.value.status.value}, not on study")
+        raise ValidationError(
+            "status",
+            Message(N_("{subject} is {status}, not on study"), subject=subject_id, status=patient.value.status.value),
+        )
     if status is d.PatientStatus.DIED:
         changed = dataclasses.replace(patient.value, status=status, death_date=on, death_cause=death_cause)
     elif status is d.PatientStatus.WITHDRAWN:
@@ -52,7 +60,11 @@ def end_study(
     else:
         changed = dataclasses.replace(patient.value, status=status, last_contact_date=on)
     if patient.value.enrolment_date is not None and on < patient.value.enrolment_date:
-        raise ValidationError("date", f"{on} is before the enrolment on {patient.value.enrolment_date}")
+        raise ValidationError(
+            "date",
+            Message(N_("{date} is before the enrolment on {enrolled}"), date=str(on),
+                    enrolled=str(patient.value.enrolment_date)),
+        )  # fmt: skip
     protocol = protocols_or_bundled(protocols).version_on(on)
     check_values(changed, protocol, site_today(uow, patient.value, at))
     stored = uow.patients.update(patient.id, changed, version=version)

@@ -111,7 +111,7 @@ def assign_rt_roles(
     current = {s.value.lesion_id: s for s in uow.lesions.for_subject(subject_id)}
     unknown = sorted(set(roles) - set(current))
     if unknown:
-        raise NotFound(f"{subject_id} has no lesion {', '.join(unknown)}")
+        raise NotFound(Message(N_("{subject} has no lesion {lesion}"), subject=subject_id, lesion=", ".join(unknown)))
     new = [dataclasses.replace(s.value, rt_role=roles.get(lid, s.value.rt_role)) for lid, s in current.items()]
     irradiated = rt.irradiated_lesions(s.value for s in uow.fractions.for_subject(subject_id))
     checks = rt.check_lesion_roles(new, protocol.radiotherapy, conventional_selection, irradiated)

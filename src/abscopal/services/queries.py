@@ -10,6 +10,7 @@ import datetime as dt
 
 from abscopal import domain as d
 from abscopal.errors import PermissionDenied, ValidationError
+from abscopal.messages import N_, Message
 from abscopal.services.common import Action, Actor, StaffRole, authorise, patient_of, require, utc_now
 from abscopal.services.ports import UnitOfWorkLike, records_of
 from abscopal.store.records import Stored
@@ -39,7 +40,9 @@ def raise_query(
     require(field, "field", "a query names the field it is about")
     records = records_of(uow, entity)  # an unknown kind of record is a ValidationError naming it
     if record_id is not None and records.get(record_id).value.subject_id != subject_id:
-        raise ValidationError("record_id", f"record {record_id} is not one of {subject_id}'s")
+        raise ValidationError(
+            "record_id", Message(N_("record {record} is not one of {subject}'s"), record=record_id, subject=subject_id)
+        )
     stored = open_query(uow, subject_id, entity, field, text, actor.username, record_id, utc_now(at))
     uow.commit()
     return stored
@@ -58,7 +61,10 @@ def answer_query(
     authorise(uow, actor, Action.ANSWER_QUERY)
     stored = _query(uow, actor, query_id)
     if stored.value.status is not d.QueryStatus.OPEN:
-        raise ValidationError("status", f"the query is {stored.value.status.value}; only an open query is answered")
+        raise ValidationError(
+            "status",
+            Message(N_("the query is {status}; only an open query is answered"), status=stored.value.status.value),
+        )
     answered = dataclasses.replace(
         stored.value,
         status=d.QueryStatus.ANSWERED,
@@ -71,9 +77,13 @@ def answer_query(
     return result
 
 
+_DOING = {"close": N_("a monitor may close only the queries they raised; {user} raised this one"),
+          "reopen": N_("a monitor may reopen only the queries they raised; {user} raised this one")}  # fmt: skip
+
+
 def _refuse_other_monitors_query(actor: Actor, query: d.DataQuery, doing: str) -> None:
     if actor.role is StaffRole.MONITOR and query.raised_by != actor.username:
-        raise PermissionDenied(f"a monitor may {doing} only the queries they raised; {query.raised_by} raised this one")
+        raise PermissionDenied(Message(_DOING[doing], user=query.raised_by))
 
 
 def close_query(
@@ -84,7 +94,7 @@ def close_query(
     stored = _query(uow, actor, query_id)
     _refuse_other_monitors_query(actor, stored.value, "close")
     if stored.value.status is d.QueryStatus.CLOSED:
-        raise ValidationError("status", "the query is already closed")
+        raise ValidationError("status", Message(N_("the query is already closed")))
     closed = dataclasses.replace(
         stored.value, status=d.QueryStatus.CLOSED, closed_by=actor.username, closed_at=utc_now(at)
     )
@@ -101,7 +111,7 @@ def reopen_query(
     stored = _query(uow, actor, query_id)
     _refuse_other_monitors_query(actor, stored.value, "reopen")
     if stored.value.status is d.QueryStatus.OPEN:
-        raise ValidationError("status", "the query is already open")
+        raise ValidationError("status", Message(N_("the query is already open")))
     why = require(reason, "reason", "reopening a query needs a reason")
     reopened = dataclasses.replace(
         stored.value,

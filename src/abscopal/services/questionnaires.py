@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from abscopal import domain as d
 from abscopal.errors import AbscopalError, ValidationError
+from abscopal.messages import N_, Message
 from abscopal.protocol.model import ProtocolFile
 from abscopal.qol import ITEMS, ScaleScore, score_answers
 from abscopal.qol.eortc import ItemDefinition, check_answer
@@ -72,7 +73,10 @@ def record_questionnaire(
     try:
         for number, answer in sorted(answers.items()):
             if number not in items:
-                raise ValidationError("item", f"{instrument.value} has no item {number}")
+                missing = Message(
+                    N_("{instrument} has no item {number}"), instrument=instrument.value, number=str(number)
+                )
+                raise ValidationError("item", missing)
             check_answer(instrument, number, answer)
             record = d.QuestionnaireAnswer(subject_id, visit, instrument, number, answer, completed_on)
             check_values(record, protocol, today)
@@ -81,7 +85,9 @@ def record_questionnaire(
                 new.append(record)
             elif found.value != record:
                 if number not in versions:
-                    raise ValidationError(f"items.{number}", "is already answered; send its version to change it")
+                    raise ValidationError(
+                        f"items.{number}", Message(N_("is already answered; send its version to change it"))
+                    )
                 add_new()
                 by_item[number] = uow.answers.update(found.id, dataclasses.replace(record), version=versions[number])
     except AbscopalError:

@@ -10,6 +10,7 @@ import datetime as dt
 
 from abscopal import domain as d
 from abscopal.errors import PermissionDenied
+from abscopal.messages import N_, Message
 from abscopal.protocol.model import ProtocolFile
 from abscopal.safety.ctcae import load_ctcae
 from abscopal.safety.events import validate_adverse_event
@@ -57,7 +58,9 @@ def record_adverse_event(
         for name in INVESTIGATOR_FIELDS:
             old = getattr(before, name) if before else _DRAFT[name]
             if getattr(event, name) != old:
-                raise PermissionDenied(f"{name}: a coordinator records a draft; the investigator sets {name}")
+                raise PermissionDenied(
+                    Message(N_("{field}: a coordinator records a draft; the investigator sets {field}"), field=name)
+                )
     if actor.role is StaffRole.RADONC and not (
         event.attribution_cfrt in _RELATED or event.attribution_ldrt in _RELATED
     ):

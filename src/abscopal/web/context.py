@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from abscopal.domain import Role
 from abscopal.errors import AbscopalError, NotFound, PermissionDenied, ValidationError
+from abscopal.messages import N_, Message
 from abscopal.protocol.model import ProtocolFile
 from abscopal.services.common import PERMISSIONS, Action, Actor
 from abscopal.store.database import database_error
@@ -260,7 +261,7 @@ def check_patient_scope(request: Request, principal: Principal) -> None:
         else Role.STATISTICIAN in account.roles or any(m.site_code in (site, EVERY_SITE) for m in account.memberships)
     )
     if not visible:
-        raise NotFound(f"No patient {subject_id!r} at your sites")
+        raise NotFound(Message(N_("No patient {subject} at your sites"), subject=repr(subject_id)))
 
 
 def refuse(request: Request, principal: Principal, action: RouteAction, sentence: str) -> PermissionDenied:

@@ -96,13 +96,19 @@ def sentences_in(language: str, sentences: Sequence[str]) -> list[dict[str, str]
 
 def error_text(language: str, exc: BaseException) -> str:
     """``str(exc)`` in ``language``: a :class:`~abscopal.errors.ValidationError` whose reason is a message is
-    ``"field: reason"`` with the reason translated; any other error as it is (its English sentence)."""
-    reason = getattr(exc, "reason", None)
-    if language == "en" or not isinstance(exc, ValidationError) or not isinstance(reason, Message):
+    ``"field: reason"`` with the reason translated; another error whose sentence is a message (a refusal, a record
+    not found) is that message translated; any other error as it is (its English sentence)."""
+    if language == "en":
         return str(exc)
-    return translate(
-        language, Message(N_("{field}: {reason}"), field=exc.field, reason=reason) if exc.field else reason
-    )
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, ValidationError):
+        if not isinstance(reason, Message):
+            return str(exc)
+        return translate(
+            language, Message(N_("{field}: {reason}"), field=exc.field, reason=reason) if exc.field else reason
+        )
+    message = getattr(exc, "message", None)
+    return translate(language, message) if isinstance(message, Message) else str(exc)
 
 
 def in_language(

@@ -172,7 +172,13 @@ def install(app: FastAPI) -> None:
                 return Response(status_code=204, headers={"HX-Redirect": f"/login?next={target}"})
             return RedirectResponse(f"/login?next={target}", status_code=303)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        response = respond(request, status, str(exc), **_extra(exc))
+        detail = str(exc)
+        if wants_html(request):  # a page says it in its reader's language; the API in English
+            from abscopal.web.i18n import error_text
+            from abscopal.web.templating import language_of
+
+            detail = error_text(language_of(request), exc)
+        response = respond(request, status, detail, **_extra(exc))
         if headers:
             response.headers.update(headers)
         return response

@@ -266,3 +266,19 @@ def test_a_zh_hans_user_is_told_in_chinese_that_a_patient_is_not_at_their_sites(
     assert "您的中心没有患者 'QFS-999999'" in html.unescape(r.text)
     api = client.session("coordinator").get("/api/v1/patients/QFS-999999")
     assert api.status_code == 404 and api.json()["detail"] == "No patient 'QFS-999999' at your sites"
+
+
+def test_a_zh_hans_user_sees_an_ae_resolved_before_its_onset_refused_in_chinese_beside_the_date(
+    client: world.Clients,
+) -> None:
+    from test_ae_pages import field_error, new_event
+
+    from abscopal.safety.ctcae import load_ctcae
+
+    term = load_ctcae().get("Fatigue")
+    with in_chinese(client, "investigator") as c:
+        r = new_event(c, meddra_code=str(term.meddra_code), grade="1", resolution_date="2026-11-01")
+    assert r.status_code == 422
+    error = html.unescape(field_error(r.text, "resolution_date"))
+    assert "2026-11-01" in error and re.search(r"[\u4e00-\u9fff]", error), error
+    assert "before onset" not in error

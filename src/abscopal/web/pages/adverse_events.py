@@ -30,7 +30,7 @@ from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import errors_of, form_fields, label_of, parse
-from abscopal.web.i18n import N_, gettext
+from abscopal.web.i18n import N_, error_text, gettext, in_language, translate
 from abscopal.web.pages.records import FIRST_ENTRY, is_patient, posted_form, zone_of
 from abscopal.web.records import patient_marks, record_state, visible_patient
 from abscopal.web.templating import language_of, local_time, render
@@ -306,7 +306,7 @@ def save_event(
     try:
         body = parse(d.AdverseEvent, body_form, base=current.value if current else None, zone=zone)
     except ValidationError as exc:
-        found, sentence = errors_of(exc, names)
+        found, sentence = in_language(language, *errors_of(exc, names), exc)
         return again(422, errors=found, error=sentence)
     event = d.AdverseEvent(subject_id=subject_id, **body)
     try:
@@ -317,17 +317,17 @@ def save_event(
             )
     except ConflictError as exc:
         values["version"] = str(exc.current)
-        return again(409, error=str(exc), conflict=_conflict_rows(exc, values))
+        return again(409, error=error_text(language, exc), conflict=_conflict_rows(exc, values))
     except RecordLocked as exc:
-        return again(423, error=str(exc))
+        return again(423, error=error_text(language, exc))
     except PermissionDenied as exc:
-        field = str(exc).split(":", 1)[0].strip()
-        return again(422, errors={field: str(exc)} if field in names else {}, error=None if field in names
-                     else str(exc))  # fmt: skip
+        field, said = str(exc).split(":", 1)[0].strip(), error_text(language, exc)
+        return again(422, errors={field: said} if field in names else {}, error=None if field in names
+                     else said)  # fmt: skip
     except ValidationError as exc:
-        found, sentence = errors_of(exc, names)
+        found, sentence = in_language(language, *errors_of(exc, names), exc)
         if exc.field in ("term", "meddra_code") and not found:
-            found, sentence = {"meddra_code": exc.reason}, None
+            found, sentence = {"meddra_code": translate(language, exc.reason)}, None
         return again(422, errors=found, error=sentence)
     notice = "saved" if current is not None else "created"
     return RedirectResponse(f"{_base(subject_id)}?notice={notice}#ae-{stored.id}", status_code=303)

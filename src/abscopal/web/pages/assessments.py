@@ -43,7 +43,7 @@ from abscopal.services.assessments import PendingIupd, pending_iupd, record_asse
 from abscopal.services.common import Action, StaffRole, protocol_of
 from abscopal.store.records import Stored
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
-from abscopal.web.i18n import N_, gettext
+from abscopal.web.i18n import N_, error_text, gettext, in_language
 from abscopal.web.records import patient_marks, record_state, visible_patient
 from abscopal.web.templating import language_of, render
 
@@ -635,9 +635,11 @@ def save_column(
             error=str(exc), status=409, conflict=_conflict_rows(exc, language),
         )  # fmt: skip
     except RecordLocked as exc:
-        return grid_page(request, principal, subject_id, grid=grid, edit=None, error=str(exc), status=423)
+        return grid_page(
+            request, principal, subject_id, grid=grid, edit=None, error=error_text(language, exc), status=423
+        )
     except ValidationError as exc:
-        found, sentence = _refusal_errors(exc, parsed.controls)
+        found, sentence = in_language(language, *_refusal_errors(exc, parsed.controls), exc)
         return grid_page(
             request, principal, subject_id, grid=grid, edit=edit, posted=posted, errors=found, error=sentence,
             status=422,

@@ -45,7 +45,7 @@ from abscopal.services import questionnaires as q
 from abscopal.services.common import Action, Actor, StaffRole, protocol_of
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
-from abscopal.web.i18n import N_, gettext
+from abscopal.web.i18n import N_, error_text, gettext, translate
 from abscopal.web.pages.records import is_patient, posted_form, today_in
 from abscopal.web.problems import status_of
 from abscopal.web.records import visible_patient
@@ -307,15 +307,15 @@ def _transcribe(request: Request, principal: Principal, subject_id: str, posted:
                         versions=versions, on_behalf_reason=reason, protocols=state_of(request).protocols,
                     )  # fmt: skip
     except ConflictError as exc:
-        return again(409, str(exc))
+        return again(409, error_text(language, exc))
     except RecordLocked as exc:
-        return again(423, str(exc))
+        return again(423, error_text(language, exc))
     except ValidationError as exc:
         field = exc.field.replace("items.", "item_") if exc.field else ""
         if field in {f"item_{i.number}" for i in progress.items} | {"completed_on", "visit"}:
-            errors[field] = exc.reason
+            errors[field] = translate(language, exc.reason)
             return again(422)
-        return again(422, str(exc))
+        return again(422, error_text(language, exc))
     return RedirectResponse(f"/patients/{subject_id}/epro/{visit}?notice=transcribed", status_code=303)
 
 
@@ -439,7 +439,7 @@ def _answer(request: Request, principal: Principal, subject_id: str, visit: str,
     except (ConflictError, RecordLocked, ValidationError) as exc:
         progress, _ = _visit_progress(request, principal, subject_id, visit)
         status = status_of(exc)
-        return screen(status, str(exc), item)
+        return screen(status, error_text(language, exc), item)
     if not htmx:
         return RedirectResponse(f"/patients/{subject_id}/epro/{visit}", status_code=303)
     progress, _ = _visit_progress(request, principal, subject_id, visit)

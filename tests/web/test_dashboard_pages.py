@@ -250,6 +250,7 @@ def test_on_a_new_day_a_slow_overview_shows_the_last_days_figures_while_todays_a
             latest = cache.get_or_start(conn, actor, None, reader)
     reader.dispose()
     assert latest is not None and latest is not yesterdays and latest.computed_at > yesterdays.computed_at
+    assert len(cache._items) == 1  # yesterday's figures are let go once today's are there
 
 
 def test_a_costly_overviews_refresh_runs_in_a_low_priority_child_process_and_gives_the_same_figures(

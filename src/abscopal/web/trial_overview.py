@@ -465,6 +465,8 @@ class OverviewCache:
             if key not in self._items and len(self._items) >= self._size:
                 self._items.pop(next(iter(self._items)))
             self._items[key] = _Entry(head, overview, cost)
+            for old in [k for k in self._items if k[:-1] == key[:-1] and k[-1] < key[-1]]:
+                del self._items[old]  # an earlier day's figures (~100,000 objects), once the new day's are in
         if self.freeze:  # ~100,000 objects for 10,000 patients: never scanned for cycles (web.app.tune_collector)
             gc.freeze()
 

@@ -535,9 +535,8 @@ PYDANTIC_TEMPLATES: dict[str, str] = {
     "value_error": N_("Value error, {error}"),
 }
 #: The parsers' own reasons inside ``{error}`` (speedate's, for dates and times).
-PYDANTIC_DETAILS = {
-    text: text
-    for text in (
+PYDANTIC_DETAILS = frozenset(
+    (
         N_("input is too short"),
         N_("unexpected extra characters at the end of the input"),
         N_("invalid character in year"),
@@ -552,7 +551,7 @@ PYDANTIC_DETAILS = {
         N_("minute value is outside expected range of 0-59"),
         N_("second value is outside expected range of 0-59"),
     )
-}
+)
 
 
 def _choices(expected: str) -> str:
@@ -578,8 +577,8 @@ def pydantic_reason(error: Mapping[str, Any]) -> str:
         value = ctx.get(name)
         if name == "error":
             cause = value.args[0] if isinstance(value, Exception) and value.args else value
-            known = PYDANTIC_DETAILS.get(str(cause))
-            params[name] = cause if isinstance(cause, Message) else Message(known) if known else str(cause)
+            known = str(cause) in PYDANTIC_DETAILS
+            params[name] = cause if isinstance(cause, Message) else Message(str(cause)) if known else str(cause)
         elif name == "expected":
             params[name] = _choices(str(value))
         else:

@@ -198,10 +198,24 @@ def test_the_overview_is_recomputed_only_after_a_write(fresh_web_db: Any) -> Non
         assert cache.get(conn, actor, None) is not first
 
 
+def _figures_after(
+    cache: OverviewCache, old: Any, reader: Any, actor: Any, *, seconds: float = 20, pause: float = 0.05
+) -> Any:
+    """What the cache answers once it gives figures other than ``old`` (or ``old`` after ``seconds``)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    latest = old
+    while latest is old and time.monotonic() < deadline:
+        time.sleep(pause)
+        with reader.connect() as conn:
+            latest = cache.get_or_start(conn, actor, None, reader)
+    return latest
+
+
 def test_a_slow_overview_is_refreshed_in_the_background_while_the_previous_figures_are_shown(
     fresh_web_db: Any,
 ) -> None:
-    import time
 
     from abscopal.services.common import Actor, StaffRole
 
@@ -213,12 +227,7 @@ def test_a_slow_overview_is_refreshed_in_the_background_while_the_previous_figur
     _add_deviation(fresh_web_db.engine)
     with reader.connect() as conn:
         assert cache.get(conn, actor, None, reader) is first  # no wait: the previous figures
-    deadline = time.monotonic() + 20
-    latest = first
-    while latest is first and time.monotonic() < deadline:
-        time.sleep(0.05)
-        with reader.connect() as conn:
-            latest = cache.get(conn, actor, None, reader)
+    latest = _figures_after(cache, first, reader, actor)
     reader.dispose()
     assert len(latest.deviations) == len(first.deviations) + 1
     assert latest.computed_at > first.computed_at
@@ -228,7 +237,6 @@ def test_on_a_new_day_a_slow_overview_shows_the_last_days_figures_while_todays_a
     fresh_web_db: Any,
 ) -> None:
     import datetime as dt
-    import time
 
     from abscopal.services.common import Actor, StaffRole
 
@@ -242,12 +250,7 @@ def test_on_a_new_day_a_slow_overview_shows_the_last_days_figures_while_todays_a
     cache.clock = lambda: today
     with reader.connect() as conn:
         assert cache.get_or_start(conn, actor, None, reader) is yesterdays  # no wait: the last figures
-    deadline = time.monotonic() + 20
-    latest = yesterdays
-    while latest is yesterdays and time.monotonic() < deadline:
-        time.sleep(0.05)
-        with reader.connect() as conn:
-            latest = cache.get_or_start(conn, actor, None, reader)
+    latest = _figures_after(cache, yesterdays, reader, actor)
     reader.dispose()
     assert latest is not None and latest is not yesterdays and latest.computed_at > yesterdays.computed_at
     assert len(cache._items) == 1  # yesterday's figures are let go once today's are there
@@ -256,7 +259,6 @@ def test_on_a_new_day_a_slow_overview_shows_the_last_days_figures_while_todays_a
 def test_a_costly_overviews_refresh_runs_in_a_low_priority_child_process_and_gives_the_same_figures(
     fresh_web_db: Any,
 ) -> None:
-    import time
 
     from abscopal.services.common import Actor, StaffRole
 
@@ -270,12 +272,7 @@ def test_a_costly_overviews_refresh_runs_in_a_low_priority_child_process_and_giv
             first = cache.get(conn, actor, None, reader)
         assert cache._executor is None  # the first computation's cost was unknown: it ran in a thread
         _add_deviation(fresh_web_db.engine)
-        deadline = time.monotonic() + 60
-        latest = first
-        while latest is first and time.monotonic() < deadline:
-            time.sleep(0.1)
-            with reader.connect() as conn:
-                latest = cache.get(conn, actor, None, reader)
+        latest = _figures_after(cache, first, reader, actor, seconds=60, pause=0.1)
         assert cache._executor is not None  # the refresh went to the child process
         with reader.connect() as conn:
             here = build_overview(conn, actor, None, now=latest.computed_at)

@@ -38,6 +38,14 @@ def in_chinese(clients: world.Clients, username: str) -> Iterator[Any]:
         c.post("/language", data={"language": "en", "next": "/", "csrf_token": c.csrf})
 
 
+def checklist_in_chinese(client: world.Clients, **overrides: str) -> Any:
+    """The live checklist of a newly registered patient, for a zh_Hans coordinator, with ``overrides`` in the
+    form of an eligible patient."""
+    with in_chinese(client, "coordinator") as c:
+        subject_id = register(c)
+        return c.post(f"/patients/{subject_id}/screen/checklist", data=eligible_form(**overrides))
+
+
 def reasons_of(page: str) -> dict[str, tuple[bool, str]]:
     """criterion id -> (marked lang="en", reason text) as the checklist shows them."""
     return {cid: (bool(lang), html.unescape(text)) for cid, lang, text in REASON.findall(page)}
@@ -64,9 +72,7 @@ def test_a_zh_hans_user_sees_the_checklists_reasons_in_chinese_with_the_values_f
 
 
 def test_a_comparison_of_numbers_names_its_check_in_chinese_and_keeps_the_numbers(client: world.Clients) -> None:
-    with in_chinese(client, "coordinator") as c:
-        subject_id = register(c)
-        r = c.post(f"/patients/{subject_id}/screen/checklist", data=eligible_form(ecog="3"))
+    r = checklist_in_chinese(client, ecog="3")
     assert reasons_of(r.text)["IN3"] == (False, "ECOG 体能状态 3 > 1：不符合")
 
 
@@ -192,18 +198,14 @@ def test_a_zh_hans_user_sees_the_course_check_without_a_lesion_refused_in_chines
 def test_a_zh_hans_user_sees_why_a_lab_cannot_be_read_in_chinese_in_the_checklists_notes(
     client: world.Clients,
 ) -> None:
-    with in_chinese(client, "coordinator") as c:
-        subject_id = register(c)
-        r = c.post(f"/patients/{subject_id}/screen/checklist", data=eligible_form(**{"lab-ast-uln": "0"}))
+    r = checklist_in_chinese(client, **{"lab-ast-uln": "0"})
     assert r.status_code == 200
     notes = html.unescape(r.text.split('class="scr-notes"', 1)[1].split("</div>", 1)[0])
     assert "AST" in notes and "正常值上限必须为正数" in notes, notes
 
 
 def test_a_zh_hans_user_sees_why_enrolment_would_be_refused_in_chinese(client: world.Clients) -> None:
-    with in_chinese(client, "coordinator") as c:
-        subject_id = register(c)
-        r = c.post(f"/patients/{subject_id}/screen/checklist", data=eligible_form(ecog=""))
+    r = checklist_in_chinese(client, ecog="")
     assert r.status_code == 200
     listed = r.text.split('class="scr-enrol-reasons"', 1)[1].split("</details>", 1)[0]
     items = [html.unescape(x) for x in re.findall(r"<li>(.*?)</li>", listed)]  # translated: no lang="en"
@@ -238,9 +240,7 @@ def test_a_zh_hans_user_sees_the_recorded_deviations_reasons_in_chinese_while_th
 def test_a_zh_hans_user_sees_an_unknown_lab_unit_refused_in_chinese_with_the_accepted_units(
     client: world.Clients,
 ) -> None:
-    with in_chinese(client, "coordinator") as c:
-        subject_id = register(c)
-        r = c.post(f"/patients/{subject_id}/screen/checklist", data=eligible_form(**{"lab-ast-unit": "furlong"}))
+    r = checklist_in_chinese(client, **{"lab-ast-unit": "furlong"})
     assert r.status_code == 200
     page = html.unescape(r.text)
     assert "ast 不接受单位 'furlong'（可用单位：" in page, page[-3000:]

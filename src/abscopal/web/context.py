@@ -78,11 +78,10 @@ class WebState:
     overview: OverviewCache = field(default_factory=OverviewCache)  # the dashboard's figures (trial_overview)
     #: The reads of a page or an API GET (:meth:`read`, :func:`reading`): ``read_engine``, in autocommit on
     #: PostgreSQL (see :func:`page_reads`).
-    page_engine: Engine | None = None
+    page_engine: Engine = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.page_engine is None:
-            self.page_engine = page_reads(self.read_engine)
+        self.page_engine = page_reads(self.read_engine)
 
     def _site_zones(self, conn: Connection | None = None) -> dict[str, str | None]:
         """Every live site's code -> its time zone, re-read every 30 s (sites change rarely)."""
@@ -128,7 +127,7 @@ class WebState:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         try:
-            with (self.page_engine or self.read_engine).connect() as conn:
+            with self.page_engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise database_error(exc) from None
@@ -343,5 +342,5 @@ def unit_of_work(request: Request, principal: Principal, reason: str) -> Iterato
 def reading(request: Request, principal: Principal) -> Iterator[UnitOfWork]:
     """A unit of work on the read engine (no SQLite write lock): for pages and GETs, never committed."""
     state = state_of(request)
-    with UnitOfWork(state.page_engine or state.read_engine, principal.username, "read") as uow:
+    with UnitOfWork(state.page_engine, principal.username, "read") as uow:
         yield uow

@@ -8,6 +8,8 @@ so that a typo is an error, not a silent new category.
 from __future__ import annotations
 
 import datetime as dt
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -654,3 +656,15 @@ class RecordSignature:
     meaning: str
     signed_at: dt.datetime
     content_hash: str
+
+
+_HINTS: dict[type[typing.Any], Mapping[str, typing.Any]] = {}
+
+
+def field_hints(cls: type[typing.Any]) -> Mapping[str, typing.Any]:
+    """``typing.get_type_hints(cls)`` of a record class, resolved once: it re-evaluates every string annotation
+    on each call (with ``from __future__ import annotations``), which was a tenth of a live checklist's time."""
+    found = _HINTS.get(cls)
+    if found is None:
+        found = _HINTS[cls] = typing.get_type_hints(cls)
+    return found

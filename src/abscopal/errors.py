@@ -7,8 +7,14 @@ CLI prints and the web shows. Callers catch at the level they care about, as wit
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from abscopal.messages import N_, Joined, Message
+
+#: The field of a :class:`ConcurrentChange` when the audit trail names no field (a change of the record as a whole).
+SOME_DETAILS = "its details"
 
 
 class AbscopalError(Exception):
@@ -74,6 +80,27 @@ class StoreError(AbscopalError):
 class NotFound(AbscopalError):
     """A record the user named does not exist (for example an unknown patient id)."""
 
+    @classmethod
+    def record(cls, entity: str, record_id: str, doing: str | None = None) -> NotFound:
+        """No ``entity`` record ``record_id`` (to ``doing``: "change", "remove")."""
+        if doing == "change":
+            return cls(Message(N_("No {entity} record {record} to change"), entity=entity, record=repr(record_id)))
+        if doing == "remove":
+            return cls(Message(N_("No {entity} record {record} to remove"), entity=entity, record=repr(record_id)))
+        return cls(Message(N_("No {entity} record {record}"), entity=entity, record=repr(record_id)))
+
+    @classmethod
+    def removed(cls, entity: str, record_id: str, reason: str) -> NotFound:
+        """The record was removed (with ``reason``): it cannot change."""
+        return cls(
+            Message(
+                N_("The {entity} record {record} was removed ({reason}); it cannot change"),
+                entity=entity,
+                record=repr(record_id),
+                reason=reason,
+            )
+        )
+
 
 class PermissionDenied(AbscopalError):
     """The current user may not do this (for example sign an adjudication without the role)."""
@@ -112,21 +139,59 @@ class ConflictError(StoreError):
         self.based_on = based_on
         self.current = current
         self.changes = list(changes)
-        who: dict[str, list[str]] = {}
+        who: dict[tuple[str, str], list[str]] = {}
         for c in self.changes:
-            who.setdefault(f"{c.username} at {c.at}", [])
-            if c.field not in who[f"{c.username} at {c.at}"]:
-                who[f"{c.username} at {c.at}"].append(c.field)
-        detail = "; ".join(f"{k} changed {', '.join(v)}" for k, v in who.items()) or "it was changed"
+            fields = who.setdefault((c.username, c.at), [])
+            if c.field not in fields:
+                fields.append(c.field)
+        parts = [
+            Message(N_("{username} at {at} changed its details"), username=username, at=at)
+            if fields == [SOME_DETAILS]
+            else Message(N_("{username} at {at} changed {fields}"), username=username, at=at, fields=", ".join(fields))
+            for (username, at), fields in who.items()
+        ]
+        detail = Joined("; ", parts) if parts else Message(N_("it was changed"))
         super().__init__(
-            f"Nothing was saved: {entity} record {record_id} was changed after you opened it "
-            f"(you had version {based_on}, it is now version {current}): {detail}. "
-            "Reload it and apply your change again."
+            Message(
+                N_(
+                    "Nothing was saved: {entity} record {record_id} was changed after you opened it "
+                    "(you had version {based_on}, it is now version {current}): {detail}. "
+                    "Reload it and apply your change again."
+                ),
+                entity=entity,
+                record_id=record_id,
+                based_on=str(based_on),
+                current=str(current),
+                detail=detail,
+            )
         )
 
 
 class RecordLocked(StoreError):
     """The record (or its patient) is locked by a data manager; says who locked it and when."""
+
+    @classmethod
+    def by(
+        cls, entity: str, subject_id: str | None, locked_by: str, locked_at: dt.datetime, reason: str
+    ) -> RecordLocked:
+        """The refusal of a change under the lock of ``entity`` (``"patients"``: the whole patient)."""
+        what = (
+            Message(N_("patient {subject_id} is locked"), subject_id=str(subject_id))
+            if entity == "patients"
+            else Message(N_("this record is locked"))
+        )
+        return cls(
+            Message(
+                N_(
+                    "Nothing was saved: {what} (by {locked_by} at {at} UTC: {reason}); "
+                    "a data manager must unlock it, with a reason, before it can change"
+                ),
+                what=what,
+                locked_by=locked_by,
+                at=f"{locked_at:%Y-%m-%d %H:%M}",
+                reason=reason,
+            )
+        )
 
 
 class DuplicateRecord(StoreError):

@@ -30,7 +30,6 @@ import dataclasses
 import datetime as dt
 import math
 import string
-import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -49,6 +48,7 @@ from abscopal.domain import (
     RadiotherapyCourse,
     Screening,
     TumourAssessment,
+    field_hints,
 )
 from abscopal.errors import Problem, ValidationError
 from abscopal.messages import N_, Joined, Message
@@ -622,7 +622,7 @@ def parse_record(
     except pydantic.ValidationError as exc:
         found = _pydantic_problems(exc, prefix)
         bad = {p.field for p in found}
-        hints = typing.get_type_hints(cls)
+        hints = field_hints(cls)
         for c, name in FIELD_LIMITS:
             if c is cls and name in data and _path(prefix, [name]) not in bad:
                 try:

@@ -282,3 +282,61 @@ def test_a_zh_hans_user_sees_an_ae_resolved_before_its_onset_refused_in_chinese_
     error = html.unescape(field_error(r.text, "resolution_date"))
     assert "2026-11-01" in error and re.search(r"[\u4e00-\u9fff]", error), error
     assert "before onset" not in error
+
+
+# --- a record's life: a stale edit and a locked record
+
+
+def test_a_zh_hans_user_whose_edit_is_stale_is_told_in_chinese_who_changed_what(
+    client: world.Clients, web_db: Any
+) -> None:
+    from test_pages import edit_form, post, record_path
+
+    path = record_path(web_db, "lesions", "lesions")
+    theirs = client.login("investigator")
+    with in_chinese(client, "radiologist") as mine:
+        stale = edit_form(mine, path)
+        first = edit_form(theirs, path)
+        first.update(location="left lower lobe, basal segment", reason="location from the CT report")
+        assert post(theirs, f"{path}/edit", first).status_code == 303
+        stale.update(location="right middle lobe", reason="my correction")
+        r = post(mine, f"{path}/edit", stale)
+    assert r.status_code == 409
+    page = html.unescape(r.text)
+    said = (
+        r"未保存：您打开 lesions 记录 \S+ 后，该记录已被修改（您打开的是第 \d+ 版，现在是第 \d+ 版）："
+        r"investigator 于 [\d-]+ [\d:]+ UTC 修改了 location。请重新加载后再次修改。"
+    )
+    assert re.search(said, page), page[-3000:]
+    assert "was changed after you opened it" not in page
+
+
+def test_a_zh_hans_user_is_told_in_chinese_that_a_record_is_locked_and_by_whom(
+    client: world.Clients, web_db: Any
+) -> None:
+    from test_pages import edit_form, post, record_path
+
+    path = record_path(web_db, "io-cycles", "immunotherapy_cycles")
+    dm = client.login("datamanager")
+    assert post(dm, f"{path}/lock", {"reason": "cleaned for the interim analysis"}).status_code == 303
+    try:
+        with in_chinese(client, "investigator") as c:
+            form = edit_form(c, path)
+            form.update(agent="another agent", reason="try to change a locked record")
+            r = post(c, f"{path}/edit", form)
+    finally:
+        lock_form = {"reason": "the test is over"}
+        post(dm, f"{path}/unlock", lock_form)
+    assert r.status_code == 423
+    page = html.unescape(r.text)
+    assert re.search(r"未保存：该记录已锁定（由 datamanager 于 [\d-]+ [\d:]+ UTC 锁定：cleaned for the interim "
+                     r"analysis）；须由数据管理员填写理由解锁后才能修改", page), page[-3000:]  # fmt: skip
+
+
+def test_a_zh_hans_user_asking_for_a_record_that_does_not_exist_is_told_so_in_chinese(client: world.Clients) -> None:
+    with in_chinese(client, "coordinator") as c:
+        r = c.get(f"/patients/{world.QFS_PATIENT}/lesions/no-such-lesion")
+    assert r.status_code == 404
+    assert "没有 lesions 记录 'no-such-lesion'" in html.unescape(r.text)
+    english = client.session("coordinator").get(f"/api/v1/patients/{world.QFS_PATIENT}/lesions/no-such-lesion")
+    assert english.status_code == 404 and english.json()["detail"] == "No lesions record 'no-such-lesion'"

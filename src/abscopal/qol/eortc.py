@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from abscopal.domain import Instrument, QuestionnaireAnswer
 from abscopal.errors import ValidationError
+from abscopal.messages import N_, Message
 
 
 class ScaleKind(StrEnum):
@@ -185,8 +186,10 @@ def item_definition(instrument: Instrument, number: int) -> ItemDefinition:
     if found is None:
         numbers = [d.number for d in ITEMS if d.instrument is instrument]
         raise ValidationError(
-            "item", f"{number} is not an item of {instrument.value} (items {numbers[0]}-{numbers[-1]})"
-        )
+            "item",
+            Message(N_("{number} is not an item of {instrument} (items {first}-{last})"), number=str(number),
+                    instrument=instrument.value, first=str(numbers[0]), last=str(numbers[-1])),
+        )  # fmt: skip
     return found
 
 
@@ -195,8 +198,11 @@ def check_answer(instrument: Instrument, number: int, answer: int | None) -> Non
     item = item_definition(instrument, number)
     if answer is not None and not item.low <= answer <= item.high:
         raise ValidationError(
-            "answer", f"{answer} is not a valid answer to {instrument.value} item {number} ({item.low}-{item.high})"
-        )
+            "answer",
+            Message(N_("{answer} is not a valid answer to {instrument} item {number} ({low}-{high})"),
+                    answer=str(answer), instrument=instrument.value, number=str(number), low=str(item.low),
+                    high=str(item.high)),
+        )  # fmt: skip
 
 
 def raw_score(answers: Mapping[int, int | None], definition: ScaleDefinition) -> float | None:

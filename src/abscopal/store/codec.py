@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import JSON, Connection, Date, DateTime, Float, Table
 from sqlalchemy.exc import IntegrityError
 
+from abscopal.domain import field_hints
 from abscopal.store.tables import ENTITIES, LIFE_COLUMNS
 
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
@@ -131,7 +132,7 @@ _CODECS: dict[str, RowCodec] = {}
 
 
 def _field_type(cls: type[Any], name: str) -> Any:
-    hint = typing.get_type_hints(cls)[name]
+    hint = field_hints(cls)[name]
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return next(a for a in typing.get_args(hint) if a is not type(None))
     return hint

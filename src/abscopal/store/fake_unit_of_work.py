@@ -91,7 +91,7 @@ class FakeRecords(Generic[T]):
     def get(self, record_id: str, *, include_removed: bool = False) -> Stored[T]:
         row = self._rows.get(record_id)
         if row is None or (row.removed_reason is not None and not include_removed):
-            raise NotFound(f"No {self.entity} record {record_id!r}")
+            raise NotFound.record(self.entity, record_id)
         return self._stored(record_id, row)
 
     def find(self, **natural_key: Any) -> Stored[T] | None:
@@ -180,11 +180,9 @@ class FakeRecords(Generic[T]):
     def _current(self, record_id: str, version: int, doing: str) -> _Row:
         row = self._rows.get(record_id)
         if row is None:
-            raise NotFound(f"No {self.entity} record {record_id!r} to {doing}")
+            raise NotFound.record(self.entity, record_id, doing)
         if row.removed_reason is not None:
-            raise NotFound(
-                f"The {self.entity} record {record_id!r} was removed ({row.removed_reason}); it cannot change"
-            )
+            raise NotFound.removed(self.entity, record_id, row.removed_reason)
         if row.version != version:
             raise self._conflict(record_id, row, version)
         return row
@@ -219,7 +217,7 @@ class FakeRecords(Generic[T]):
             raise ValidationError("reason", "removing trial data needs a reason")
         row = self._rows.get(record_id)
         if row is None or row.removed_reason is not None:
-            raise NotFound(f"No {self.entity} record {record_id!r} to remove")
+            raise NotFound.record(self.entity, record_id, "remove")
         row = self._current(record_id, version, "remove")
         subject = getattr(row.value, "subject_id", None)
         self.uow.check_unlocked(self.entity, record_id, subject)
@@ -328,11 +326,7 @@ class FakeUnitOfWork:
             own = lock.entity == entity and lock.record_id == record_id
             patient = subject_id is not None and lock.entity == "patients" and lock.subject_id == subject_id
             if own or patient:
-                what = f"patient {lock.subject_id} is locked" if lock.entity == "patients" else "this record is locked"
-                raise RecordLocked(
-                    f"Nothing was saved: {what} (by {lock.locked_by} at {lock.locked_at:%Y-%m-%d %H:%M} UTC: "
-                    f"{lock.reason}); a data manager must unlock it, with a reason, before it can change"
-                )
+                raise RecordLocked.by(lock.entity, lock.subject_id, lock.locked_by, lock.locked_at, lock.reason)
 
     def after_change(self, entity: str, record_id: str, subject_id: str | None, version: int) -> None:
         if entity in DATA_MANAGEMENT or entity == "data_queries":

@@ -12,10 +12,6 @@ from typing import Any
 from abscopal import domain as d
 
 
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def _base(hint: Any) -> Any:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return next(a for a in typing.get_args(hint) if a is not type(None))
@@ -31,7 +27,7 @@ def _field_plan(cls: type[Any], skip: frozenset[str]) -> tuple[tuple[str, Conver
     rows are converted by the million in bulk loads, so the type of each field is looked at once, not per row."""
     plan = _PLANS.get((cls, skip))
     if plan is None:
-        hints = _hints(cls)
+        hints = d.field_hints(cls)
         plan = tuple((f.name, _converter(_base(hints[f.name]))) for f in dataclasses.fields(cls) if f.name not in skip)
         _PLANS[(cls, skip)] = plan
     return plan

@@ -115,7 +115,7 @@ class RecordRepository(Generic[T]):
         found = self._run(_statement(self.entity, "id"), {"p0": record_id}).mappings().first()
         row = None if found is None else dict(found)
         if row is None or (row["removed_reason"] is not None and not include_removed):
-            raise NotFound(f"No {self.entity} record {record_id!r}")
+            raise NotFound.record(self.entity, record_id)
         return self.uow.load(self.entity, row)
 
     def find(self, **natural_key: Any) -> Stored[T] | None:
@@ -326,11 +326,9 @@ class RecordRepository(Generic[T]):
             raise ValidationError(self.entity, f"expects a {self.e.cls.__name__}, not a {type(obj).__name__}")
         row = self.uow.current_row(self.entity, record_id, for_update=True)
         if row is None:
-            raise NotFound(f"No {self.entity} record {record_id!r} to change")
+            raise NotFound.record(self.entity, record_id, "change")
         if row["removed_reason"] is not None:
-            raise NotFound(
-                f"The {self.entity} record {record_id!r} was removed ({row['removed_reason']}); it cannot change"
-            )
+            raise NotFound.removed(self.entity, record_id, row["removed_reason"])
         current_version = int(row["version"])
         if current_version != version:
             raise self.uow.conflict(self.entity, record_id, version, current_version)
@@ -395,7 +393,7 @@ class RecordRepository(Generic[T]):
             raise ValidationError("reason", "removing trial data needs a reason")
         row = self.uow.current_row(self.entity, record_id, for_update=True)
         if row is None or row["removed_reason"] is not None:
-            raise NotFound(f"No {self.entity} record {record_id!r} to remove")
+            raise NotFound.record(self.entity, record_id, "remove")
         if int(row["version"]) != version:
             raise self.uow.conflict(self.entity, record_id, version, int(row["version"]))
         subject = row.get("subject_id")

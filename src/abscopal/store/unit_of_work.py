@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from abscopal import domain as d
 from abscopal.errors import (
+    SOME_DETAILS,
     AbscopalError,
     ConcurrentChange,
     ConflictError,
@@ -273,11 +274,7 @@ class UnitOfWork:
         values = {"entity": entity, "record_id": record_id, "subject_id": subject_id}
         lock = self._run(_marks_statement("record_locks", subject_id is not None), values).first()
         if lock is not None:
-            what = f"patient {lock.subject_id} is locked" if lock.entity == "patients" else "this record is locked"
-            raise RecordLocked(
-                f"Nothing was saved: {what} (by {lock.locked_by} at {lock.locked_at:%Y-%m-%d %H:%M} UTC: "
-                f"{lock.reason}); a data manager must unlock it, with a reason, before it can change"
-            )
+            raise RecordLocked.by(lock.entity, lock.subject_id, lock.locked_by, lock.locked_at, lock.reason)
 
     def conflict(self, entity: str, record_id: str, based_on: int, current: int) -> ConflictError:
         """The typed conflict for a stale write, naming who changed what since ``based_on``."""
@@ -292,7 +289,7 @@ class UnitOfWork:
             ConcurrentChange(r.username, f"{r.at:%Y-%m-%d %H:%M:%S} UTC", r.field, r.new_value)
             for r in rows
             if r.field != VERSION
-        ] or [ConcurrentChange(r.username, f"{r.at:%Y-%m-%d %H:%M:%S} UTC", "its details") for r in rows]
+        ] or [ConcurrentChange(r.username, f"{r.at:%Y-%m-%d %H:%M:%S} UTC", SOME_DETAILS) for r in rows]
         return ConflictError(entity, record_id, based_on, current, changes)
 
     def after_change(self, entity: str, record_id: str, subject_id: str | None, version: int) -> None:

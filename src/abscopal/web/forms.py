@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError as PydanticError
 
+from abscopal.domain import field_hints
 from abscopal.errors import ValidationError
 from abscopal.messages import Message
 from abscopal.validation import pydantic_reason
@@ -262,7 +263,7 @@ def form_fields(
     errors: Mapping[str, str] | None = None, zone: str = "UTC",
 ) -> list[FormField]:  # fmt: skip
     """The controls of ``cls``'s form: from ``obj`` (an edit), else the defaults; ``posted`` overrides both."""
-    hints = typing.get_type_hints(cls)
+    hints = field_hints(cls)
     errors = errors or {}
     out = []
     for f in editable_fields(cls):
@@ -304,7 +305,7 @@ def parse(cls: type[Any], posted: Mapping[str, str], *, base: Any | None = None,
     optional control is None; an empty required one is "missing". Raises :class:`ValidationError` naming the
     first bad field; :func:`errors_of` gives every one.
     """
-    hints = typing.get_type_hints(cls)
+    hints = field_hints(cls)
     data: dict[str, Any] = {}
     for f in editable_fields(cls):
         kind = _kind(hints[f.name])

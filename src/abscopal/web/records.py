@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,10 +276,6 @@ def combined_state(states: list[RecordState]) -> RecordState:
 _FORBID = ConfigDict(extra="forbid")
 
 
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 _INPUT_MODELS: dict[type[Any], type[BaseModel]] = {}
 
 
@@ -295,7 +290,7 @@ def input_model(cls: type[Any]) -> type[BaseModel]:
 
 
 def _input_model(cls: type[Any]) -> type[BaseModel]:
-    hints = _hints(cls)
+    hints = d.field_hints(cls)
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name == "subject_id":
@@ -311,7 +306,7 @@ def _input_model(cls: type[Any]) -> type[BaseModel]:
 
 
 def output_model(cls: type[Any]) -> type[BaseModel]:
-    hints = _hints(cls)
+    hints = d.field_hints(cls)
     fields: dict[str, Any] = {f.name: (hints[f.name] | None, None) for f in dataclasses.fields(cls)}
     model: type[BaseModel] = create_model(f"{cls.__name__}Data", **fields)
     return model

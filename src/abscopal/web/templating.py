@@ -19,7 +19,8 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from abscopal.domain import DEFAULT_TIME_ZONE
-from abscopal.web.i18n import HTML_LANG, LANGUAGE_NAMES, N_, translations
+from abscopal.messages import Message
+from abscopal.web.i18n import HTML_LANG, LANGUAGE_NAMES, N_, translate, translations
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: How many translated messages a language's ``gettext`` remembers (the catalogs hold about two thousand).
@@ -135,7 +136,12 @@ def base_context(request: Request) -> dict[str, Any]:
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    env = environment(language_of(request))
+    """The page ``template`` in the user's language; a sentence passed as it is (an ``error``: ``str(exc)`` of a
+    refusal, which keeps its :class:`~abscopal.messages.Message`) is translated here, so no page can forget to."""
+    language = language_of(request)
+    env = environment(language)
+    if language != "en":
+        context = {k: translate(language, v) if isinstance(v, Message) else v for k, v in context.items()}
     html = env.get_template(template).render(**base_context(request), **context)
     return HTMLResponse(html, status_code=status_code)
 

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from abscopal import domain as d
 from abscopal.errors import ConflictError, NotFound, PermissionDenied, RecordLocked, ValidationError
+from abscopal.messages import Message
 from abscopal.protocol import resistance
 from abscopal.services import adjudication, enrolment
 from abscopal.services.common import Action, protocol_of
@@ -70,7 +71,7 @@ def _full_names(uow: Any, usernames: list[str]) -> dict[str, str]:
 def adjudication_context(request: Request, principal: Principal, subject_id: str) -> dict[str, Any]:
     """Everything the page shows, read in one transaction; every derived value is an engine's or a service's."""
     if is_patient(principal):  # a patient's account sees only its own questionnaires (web.md §1)
-        raise NotFound(f"No adjudication of {subject_id!r} for you")
+        raise NotFound(Message(N_("No adjudication of {subject} for you"), subject=repr(subject_id)))
     protocols = state_of(request).protocols
     with reading(request, principal) as uow:
         patient, actor = visible_patient(uow, principal, subject_id)
@@ -197,7 +198,13 @@ async def sign(
                 except NotFound:
                     found = None
                 if found is None or found.value.subject_id != subject_id:
-                    raise NotFound(f"No adjudication {adjudication_id!r} for patient {subject_id}")
+                    raise NotFound(
+                        Message(
+                            N_("No adjudication {record} for patient {subject}"),
+                            record=repr(adjudication_id),
+                            subject=subject_id,
+                        )
+                    )
         if not adjudication_id or version is None:
             return adjudication_page(
                 request, principal, subject_id, status=422,

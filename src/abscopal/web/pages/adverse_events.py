@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from abscopal import domain as d
 from abscopal.errors import ConflictError, NotFound, PermissionDenied, RecordLocked, ValidationError
+from abscopal.messages import Message
 from abscopal.safety import sae_report_status
 from abscopal.safety.ctcae import GRADES, CtcaeTerm, load_ctcae
 from abscopal.services import safety
@@ -80,14 +81,16 @@ def _clinical(uow: UnitOfWorkLike, principal: Principal, subject_id: str) -> tup
     """The patient and actor; a patient's own account sees only its questionnaires (404 here, web.md §1)."""
     patient, actor = visible_patient(uow, principal, subject_id)
     if is_patient(principal):
-        raise NotFound(f"No adverse events of {subject_id!r} for you")
+        raise NotFound(Message(N_("No adverse events of {subject} for you"), subject=repr(subject_id)))
     return patient, actor
 
 
 def _event(uow: UnitOfWorkLike, subject_id: str, record_id: str) -> Stored[d.AdverseEvent]:
     stored = uow.adverse_events.get(record_id)
     if stored.value.subject_id != subject_id:
-        raise NotFound(f"No adverse event {record_id!r} for patient {subject_id}")
+        raise NotFound(
+            Message(N_("No adverse event {record} for patient {subject}"), record=repr(record_id), subject=subject_id)
+        )
     return stored
 
 

@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from abscopal import domain as d
 from abscopal.analysis.figures import spider_series, waterfall_bars
 from abscopal.errors import ConflictError, NotFound, RecordLocked, ValidationError
+from abscopal.messages import Message
 from abscopal.protocol import radiotherapy as rt
 from abscopal.protocol.model import Protocol, ProtocolFile, ResponseOptions, load_bundled
 from abscopal.response import Criteria, SubjectFacts, SubjectResponse, derive_subject, find_discrepancies
@@ -223,7 +224,7 @@ def read_grid(request: Request, principal: Principal, subject_id: str) -> Grid:
     with reading(request, principal) as uow:
         patient, actor = visible_patient(uow, principal, subject_id)
         if _is_patient(principal):
-            raise NotFound(f"No patient {subject_id!r} at your sites")
+            raise NotFound(Message(N_("No patient {subject} at your sites"), subject=repr(subject_id)))
         protocol = protocol_of(patient.value, protocols_of(request))
         lesions = [s.value for s in uow.lesions.for_subject(subject_id)]
         stored = sorted(uow.assessments.for_subject(subject_id), key=lambda s: s.value.assessment_date)
@@ -591,7 +592,11 @@ def _conflict_rows(exc: ConflictError, language: str) -> list[dict[str, Any]]:
 def _column_of(grid: Grid, record_id: str, subject_id: str) -> Column:
     found = next((c for c in grid.columns if c.id == record_id), None)
     if found is None:
-        raise NotFound(f"No tumour assessment {record_id!r} for patient {subject_id}")
+        raise NotFound(
+            Message(
+                N_("No tumour assessment {record} for patient {subject}"), record=repr(record_id), subject=subject_id
+            )
+        )
     return found
 
 

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from abscopal import domain as d
 from abscopal.errors import ConflictError, NotFound, PermissionDenied, RecordLocked, ValidationError
+from abscopal.messages import Message
 from abscopal.services import casebook, locking
 from abscopal.services.common import SYSTEM_USER, Action
 from abscopal.services.signing import Meaning
@@ -98,7 +99,7 @@ def casebook_context(
 ) -> dict[str, Any]:
     """Every record with its state, the signatures, the lock and the open queries, read in one transaction."""
     if is_patient(principal):  # a patient's account sees only its own questionnaires (web.md §1)
-        raise NotFound(f"No casebook of {subject_id!r} for you")
+        raise NotFound(Message(N_("No casebook of {subject} for you"), subject=repr(subject_id)))
     with reading(request, principal) as uow:
         patient, actor = visible_patient(uow, principal, subject_id)
         everything = casebook.casebook_records(uow, subject_id)
@@ -278,7 +279,13 @@ async def unlock(
                 except NotFound:
                     found = None
                 if found is None or found.value.subject_id != subject_id or found.value.entity != "patients":
-                    raise NotFound(f"No lock {lock_id!r} on the casebook of {subject_id}")
+                    raise NotFound(
+                        Message(
+                            N_("No lock {record} on the casebook of {subject}"),
+                            record=repr(lock_id),
+                            subject=subject_id,
+                        )
+                    )
         reason = (posted.get("reason") or "").strip()
         version = _version(posted, "lock_version")
         if not reason:

@@ -37,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 
 from abscopal import domain as d
 from abscopal.errors import ConflictError, NotFound, RecordLocked, ValidationError
+from abscopal.messages import Message
 from abscopal.protocol.calendar import questionnaire_visit_codes, questionnaire_visit_number
 from abscopal.protocol.model import Protocol
 from abscopal.qol import ITEMS
@@ -138,7 +139,9 @@ def _check_visit(visit: str, protocol: Protocol) -> None:
     try:
         questionnaire_visit_number(visit, protocol.schedule)
     except ValidationError as exc:
-        raise NotFound(f"No questionnaire visit {visit!r}: {exc.reason}") from None
+        raise NotFound(
+            Message(N_("No questionnaire visit {visit}: {reason}"), visit=repr(visit), reason=exc.reason)
+        ) from None
 
 
 def score_rows(progress: q.QuestionnaireProgress, language: str) -> list[dict[str, Any]]:
@@ -373,7 +376,7 @@ def _item_of(progress: q.QuestionnaireProgress, number: int | None) -> ItemDefin
     for item in progress.items:
         if item.number == number:
             return item
-    raise NotFound(f"This questionnaire has no item {number}")
+    raise NotFound(Message(N_("This questionnaire has no item {number}"), number=str(number)))
 
 
 @router.get("/patients/{subject_id}/epro/{visit}", name="epro_visit")

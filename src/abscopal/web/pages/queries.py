@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from abscopal import domain as d
 from abscopal.errors import ConflictError, NotFound, ValidationError
+from abscopal.messages import N_, Message
 from abscopal.services import queries
 from abscopal.services.common import Action
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
@@ -71,7 +72,7 @@ def _row(request: Request, principal: Principal, query_id: str) -> InboxRow:
     for r in rows:
         if r.id == query_id:
             return r
-    raise NotFound(f"No query {query_id!r} at your sites")
+    raise NotFound(Message(N_("No query {record} at your sites"), record=repr(query_id)))
 
 
 def _transition(request: Request, principal: Principal, query_id: str, posted: dict[str, str], what: str) -> Response:

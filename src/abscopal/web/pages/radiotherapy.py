@@ -283,7 +283,7 @@ def _refuse_patient_account(principal: Principal, subject_id: str) -> None:
     if is_patient(principal):
         from abscopal.errors import NotFound
 
-        raise NotFound(f"No radiotherapy plan of {subject_id!r} for you")
+        raise NotFound(Message(N_("No radiotherapy plan of {subject} for you"), subject=repr(subject_id)))
 
 
 def _notice(request: Request, code: str | None) -> str | None:
@@ -309,7 +309,9 @@ def save_lesion(
         if current is not None and current.value.subject_id != subject_id:
             from abscopal.errors import NotFound
 
-            raise NotFound(f"No lesion {record_id!r} for patient {subject_id}")
+            raise NotFound(
+                Message(N_("No lesion {record} for patient {subject}"), record=repr(record_id), subject=subject_id)
+            )
     names = {f.name for f in dataclasses.fields(d.Lesion)} - {"subject_id"}
     fields = _posted_of(posted, names - NOT_IN_LESION_FORM)
     fields["rt_role"] = current.value.rt_role.value if current else d.RtRole.NONE.value
@@ -538,7 +540,13 @@ def save_course(
         if current is not None and current.value.subject_id != subject_id:
             from abscopal.errors import NotFound
 
-            raise NotFound(f"No radiotherapy course {record_id!r} for patient {subject_id}")
+            raise NotFound(
+                Message(
+                    N_("No radiotherapy course {record} for patient {subject}"),
+                    record=repr(record_id),
+                    subject=subject_id,
+                )
+            )
     protocol = protocol_of(patient.value, state_of(request).protocols)
     names = set(COURSE_FIELDS) | {"reason"}
     version = _int(posted.get("version"))

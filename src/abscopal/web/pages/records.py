@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from abscopal import domain as d
 from abscopal.errors import ConflictError, NotFound, RecordLocked, ValidationError
+from abscopal.messages import Message
 from abscopal.services import locking, monitoring, queries, signing
 from abscopal.services.common import ACTION_OF_ENTITY, PERMISSIONS, Action, Actor
 from abscopal.services.ports import UnitOfWorkLike, records_of
@@ -78,10 +79,19 @@ def visible_record(
     account asking for anything but its questionnaires)."""
     patient, actor = visible_patient(uow, principal, subject_id)
     if is_patient(principal) and res.slug not in PATIENT_SLUGS:
-        raise NotFound(f"No {res.title.lower()} record {record_id!r} for you")
+        raise NotFound(
+            Message(N_("{kind}: no record {record} for you"), kind=Message(res.title), record=repr(record_id))
+        )
     record = records_of(uow, res.entity).get(record_id)
     if getattr(record.value, "subject_id", subject_id) != subject_id:
-        raise NotFound(f"No {res.title.lower()} record {record_id!r} for patient {subject_id}")
+        raise NotFound(
+            Message(
+                N_("{kind}: no record {record} for patient {subject}"),
+                kind=Message(res.title),
+                record=repr(record_id),
+                subject=subject_id,
+            )
+        )
     return patient, actor, record
 
 

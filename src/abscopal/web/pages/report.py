@@ -21,6 +21,7 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
 from abscopal.errors import NotFound, ValidationError
+from abscopal.messages import Message
 from abscopal.services.common import Action
 from abscopal.web.api import trial
 from abscopal.web.context import Principal, requires
@@ -149,11 +150,13 @@ def download(job_id: str, fmt: str, request: Request, principal: Exporter) -> Re
     """The report as HTML or PDF, once the job is done (the job's owner only)."""
     job = runner_of(request.app).get(job_id, principal.username)
     if fmt not in FILES:
-        raise NotFound(f"There is no {fmt!r} version of the report (html or pdf)")
+        raise NotFound(Message(N_("There is no {format} version of the report (html or pdf)"), format=repr(fmt)))
     if job.status is not JobStatus.DONE or job.path is None:
         raise ValidationError("job", f"the report has no file to download yet: it is {job.status.value}")
     name, media = FILES[fmt]
     path: Path = job.path.parent / name
     if not path.is_file():
-        raise NotFound(f"The report's {fmt.upper()} file is no longer there; generate the report again")
+        raise NotFound(
+            Message(N_("The report's {format} file is no longer there; generate the report again"), format=fmt.upper())
+        )
     return FileResponse(path, media_type=media, filename=name)

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from abscopal import domain as d
 from abscopal.errors import AbscopalError, ConflictError, NotFound, RecordLocked, ValidationError
+from abscopal.messages import Message
 from abscopal.protocol import calendar as cal
 from abscopal.protocol import radiotherapy as rt
 from abscopal.protocol.model import Protocol
@@ -201,7 +202,7 @@ def treatment_page(
     notice: str | None = None, deviations: int = 0,
 ) -> Response:  # fmt: skip
     if is_patient(principal):  # a patient's account sees only its questionnaires (web.md §1)
-        raise NotFound(f"No treatment record of {subject_id!r} for you")
+        raise NotFound(Message(N_("No treatment record of {subject} for you"), subject=repr(subject_id)))
     text = NOTICES.get(notice or "")
     shown = gettext(language_of(request), text) if text else None
     return page(request, principal, subject_id, notice=shown, recorded_count=deviations)

@@ -83,6 +83,31 @@ class Term(Message):
         return f"Term({str(self)!r}, {self.context!r})"
 
 
+class Localised(Message):
+    """A name from data that comes with its own translations (a public holiday as the ``holidays`` package names it
+    in each language: ``"Day off (substituted from 01/26/2025)"``, ``"休息日（由 2025-01-26 调休）"``), by the web's
+    language code; a language it lacks shows the English."""
+
+    translations: Mapping[str, str]
+
+    def __new__(cls, text: str, /, **translations: str) -> Localised:
+        self = str.__new__(cls, text)
+        self.template = text.replace("{", "{{").replace("}", "}}")
+        self.params = {}
+        self.translations = translations
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_localised, (str(self), dict(self.translations)))
+
+    def __repr__(self) -> str:
+        return f"Localised({str(self)!r}, {dict(self.translations)!r})"
+
+
+def _localised(text: str, translations: dict[str, str]) -> Localised:
+    return Localised(text, **translations)
+
+
 def _restore(text: str, template: str, params: dict[str, str]) -> Message:
     message = str.__new__(Message, text)
     message.template = template
@@ -90,4 +115,4 @@ def _restore(text: str, template: str, params: dict[str, str]) -> Message:
     return message
 
 
-__all__ = ["N_", "Joined", "Message", "Term"]
+__all__ = ["N_", "Joined", "Localised", "Message", "Term"]

@@ -19,7 +19,8 @@ from babel.messages.pofile import read_po
 from abscopal import validation
 from abscopal.domain import Screening
 from abscopal.errors import ValidationError
-from abscopal.messages import Joined, Message
+from abscopal.messages import Joined, Message, Term
+from abscopal.services.common import ACTION_CONTEXT, Action
 from abscopal.web.i18n import is_translated, translate
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "abscopal"
@@ -233,3 +234,47 @@ def test_an_unknown_lab_unit_is_refused_with_the_accepted_units_in_chinese() -> 
     assert english.startswith("unit 'furlong' is not known for ast (accepted: ")
     accepted = english.split("(accepted: ")[1].rstrip(")")
     assert translate("zh_Hans", raised.value.reason) == f"ast 不接受单位 'furlong'（可用单位：{accepted}）"
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_every_action_of_the_permission_table_has_a_chinese_name_for_refusals(action: Action) -> None:
+    assert is_translated("zh_Hans", Term(action.value, ACTION_CONTEXT)), action.value
+
+
+def test_a_refused_role_is_told_in_chinese_which_action_it_may_not_do_and_who_may() -> None:
+    from abscopal.domain import Role
+    from abscopal.errors import PermissionDenied
+    from abscopal.services.common import Actor, authorise
+    from abscopal.store.fake_unit_of_work import FakeUnitOfWork
+
+    with pytest.raises(PermissionDenied) as refused:
+        authorise(FakeUnitOfWork(user="monitor1"), Actor("monitor1", "A Monitor", Role.MONITOR), Action.ADVERSE_EVENTS)
+    english = (
+        "monitor1 (monitor) may not do 'adverse events'; it needs: coordinator, investigator, radiation oncologist"
+    )
+    assert str(refused.value) == english
+    assert translate("zh_Hans", refused.value.message) == (
+        "monitor1（monitor）无权执行“不良事件”；需要以下角色之一：coordinator, investigator, radiation oncologist"
+    )
+
+
+def test_a_public_holidays_name_comes_in_chinese_from_the_holidays_package() -> None:
+    from abscopal.protocol.calendar import WorkingDays
+
+    name = WorkingDays("CN").holiday_name(dt.date(2025, 10, 7))
+    assert name == "Day off (substituted from 09/28/2025)"
+    assert translate("zh_Hans", name) == "休息日（由 2025-09-28 调休）"
+    assert pickle.loads(pickle.dumps(name)) == name and translate("zh_Hans", pickle.loads(pickle.dumps(name))) == (
+        "休息日（由 2025-09-28 调休）"
+    )
+    assert WorkingDays("CN").holiday_name(dt.date(2025, 10, 9)) is None
+
+
+def test_a_visit_moved_off_a_holiday_says_so_in_chinese() -> None:
+    from abscopal.messages import Localised
+
+    note = Message(
+        "moved from {day} ({holiday})", day="2025-10-01", holiday=Localised("National Day", zh_Hans="国庆节")
+    )
+    assert note == "moved from 2025-10-01 (National Day)"
+    assert translate("zh_Hans", note) == "由 2025-10-01 顺延（国庆节）"

@@ -340,3 +340,49 @@ def test_a_zh_hans_user_asking_for_a_record_that_does_not_exist_is_told_so_in_ch
     assert "没有 lesions 记录 'no-such-lesion'" in html.unescape(r.text)
     english = client.session("coordinator").get(f"/api/v1/patients/{world.QFS_PATIENT}/lesions/no-such-lesion")
     assert english.status_code == 404 and english.json()["detail"] == "No lesions record 'no-such-lesion'"
+
+
+def test_a_zh_hans_user_refused_a_page_is_told_in_chinese_which_action_their_role_may_not_do(
+    client: world.Clients,
+) -> None:
+    with in_chinese(client, "coordinator") as c:
+        r = c.get("/audit")
+    assert r.status_code == 403
+    assert "coordinator（coordinator）无权执行“查看审计追踪”" in html.unescape(r.text)
+    api = client.session("coordinator").get("/api/v1/audit")
+    assert api.status_code == 403 and api.json()["detail"] == "coordinator (coordinator) may not do 'audit trail view'"
+
+
+# --- the calendar engine's visits (QFS_PATIENT's study reached its maximum follow-up before today)
+
+
+def test_a_zh_hans_user_sees_the_calendars_statuses_and_why_visits_are_no_longer_expected_in_chinese(
+    client: world.Clients,
+) -> None:
+    english = client.login("coordinator").get(TREATMENT).text
+    assert re.search(r"not expected: the study ended on \d{4}-\d\d-\d\d \(maximum follow-up\)", english)
+    with in_chinese(client, "coordinator") as c:
+        page = html.unescape(c.get(TREATMENT).text)
+        patient = html.unescape(c.get(f"/patients/{world.QFS_PATIENT}").text)
+    assert re.search(r"不再预期：研究于 \d{4}-\d\d-\d\d 结束（最长随访期）", page), page[-3000:]
+    assert "not expected:" not in page
+    statuses = set(re.findall(r'<span class="status-(\w+)">([^<]*)</span>', page))
+    assert statuses and all(code != shown for code, shown in statuses), statuses
+    assert re.search(r"研究于 \d{4}-\d\d-\d\d 结束（最长随访期）", patient)
+
+
+def test_a_zh_hans_user_sees_the_resistance_classifications_reasons_in_chinese(client: world.Clients) -> None:
+    with in_chinese(client, "coordinator") as c:
+        page = html.unescape(c.get(f"/patients/{world.QFS_PATIENT}/screen").text)
+    rules = re.findall(r'<ul class="scr-rule">(.*?)</ul>', page, re.S)
+    assert rules, page[-3000:]
+    assert re.search(r"暴露 \d+ 天", rules[0]) or "最佳疗效" in rules[0], rules[0]
+    assert "best response" not in rules[0] and 'lang="en"' not in rules[0]
+
+
+def test_a_zh_hans_data_manager_sees_a_bulk_insert_summarised_in_chinese_in_the_audit_trail(
+    client: world.Clients,
+) -> None:
+    with in_chinese(client, "datamanager") as c:
+        page = html.unescape(c.get("/audit", params={"user": "synth"}).text)  # the world's cohort, bulk-loaded
+    assert "一次插入的多行（id 从 " in page and "rows inserted at once" not in page

@@ -27,9 +27,12 @@ from typing import Any
 import holidays
 
 from abscopal.errors import ValidationError
+from abscopal.messages import N_, Localised, Message
 from abscopal.protocol.model import Immunotherapy, LowDoseRT, Schedule
 
 ONE_DAY = dt.timedelta(days=1)
+#: The web's language code -> the ``holidays`` package's for the holidays' names.
+HOLIDAY_LANGUAGES = {"zh_Hans": "zh_CN"}
 
 
 class WorkingDays:
@@ -41,6 +44,8 @@ class WorkingDays:
         except NotImplementedError:
             raise ValidationError("schedule.holidays_country", f"{country!r} is not a country holidays knows") from None
         self.country = country
+        self._years = list(years or [])
+        self._named: dict[str, Any] = {}  # language -> the holidays in that language, made when a name is asked
         self._working: dict[dt.date, bool] = {}  # each day's answer, once: a cohort's calendars ask ~10^5 times
         self._filling = threading.Lock()  # one shared instance serves the web's threads (working_days_of)
 
@@ -61,8 +66,25 @@ class WorkingDays:
         return day in self._holidays.weekend_workdays
 
     def holiday_name(self, day: dt.date) -> str | None:
+        """The holiday's name as ``holidays`` gives it in English, with its Simplified Chinese name where the
+        country has one (:class:`~abscopal.messages.Localised`); None on a day that is no holiday."""
         self._populate(day)
         name = self._holidays.get(day)
+        if not name:
+            return None
+        chinese = self._name_in(HOLIDAY_LANGUAGES["zh_Hans"], day)
+        return Localised(str(name), zh_Hans=chinese) if chinese else str(name)
+
+    def _name_in(self, language: str, day: dt.date) -> str | None:
+        if language not in getattr(self._holidays, "supported_languages", ()):
+            return None
+        with self._filling:
+            named = self._named.get(language)
+            if named is None:
+                named = self._named[language] = holidays.country_holidays(
+                    self.country, years=self._years, language=language
+                )
+            name = named.get(day)
         return str(name) if name else None
 
     def on_or_after(self, day: dt.date) -> dt.date:
@@ -327,9 +349,13 @@ def _sequential(
             break
         note = ""
         if planned != nominal and interval != 1:
-            note = f"moved from {nominal} ({wd.holiday_name(nominal) or 'weekend'})"
+            note = Message(
+                N_("moved from {day} ({holiday})"),
+                day=nominal.isoformat(),
+                holiday=wd.holiday_name(nominal) or Message(N_("weekend")),
+            )
         if count is not None and number > count:
-            note = "beyond the prescribed number"
+            note = Message(N_("beyond the prescribed number"))
         got = done[number - 1] if number <= len(done) else None
         visits.append(Visit(kind, number, planned, lo, hi, got, note))
         if got is not None:
@@ -410,16 +436,16 @@ def known_on(inp: ScheduleInput, as_of: dt.date) -> ScheduleInput:
 def off_study(inp: ScheduleInput, horizon: dt.date, as_of: dt.date) -> tuple[dt.date, str] | None:
     """The first day, on or before ``as_of``, after which no visit is expected, and why (death first on a tie)."""
     stops = [
-        (inp.death_date, 0, "the patient died on {}"),
-        (inp.withdrawal_date, 1, "the patient withdrew from the study on {}"),
-        (inp.end_of_study, 2, "the patient's study ended on {}"),
-        (horizon, 3, "the study ended on {} (maximum follow-up)"),
+        (inp.death_date, 0, N_("the patient died on {day}")),
+        (inp.withdrawal_date, 1, N_("the patient withdrew from the study on {day}")),
+        (inp.end_of_study, 2, N_("the patient's study ended on {day}")),
+        (horizon, 3, N_("the study ended on {day} (maximum follow-up)")),
     ]
     known = [(day, rank, text) for day, rank, text in stops if day is not None and day <= as_of]
     if not known:
         return None
     day, _, text = min(known, key=lambda stop: (stop[0], stop[1]))
-    return day, text.format(day)
+    return day, Message(text, day=day.isoformat())
 
 
 def _cancel_after(visits: list[Visit], stop: dt.date, reason: str) -> list[Visit]:
@@ -435,7 +461,7 @@ def _cancel_after(visits: list[Visit], stop: dt.date, reason: str) -> list[Visit
             if v.kind in shown:
                 continue
             shown.add(v.kind)
-        out.append(replace(v, not_expected=f"not expected: {reason}"))
+        out.append(replace(v, not_expected=Message(N_("not expected: {reason}"), reason=reason)))
     return out
 
 

@@ -16,13 +16,17 @@ from typing import TypeVar
 from abscopal import domain as d
 from abscopal import validation
 from abscopal.errors import NotFound, PermissionDenied, ValidationError
-from abscopal.messages import N_, Joined, Message
+from abscopal.messages import N_, Joined, Message, Term
 from abscopal.protocol.model import Protocol, ProtocolFile, load_bundled
 from abscopal.services.ports import Records, UnitOfWorkLike
 from abscopal.store.records import Stored
 
 StaffRole = d.Role
 """A user's role at a site (web.md §1): the domain's :class:`~abscopal.domain.Role`, one list of roles."""
+
+
+#: The translation context of an action's name (:class:`~abscopal.messages.Term`) in a refusal's sentence.
+ACTION_CONTEXT = "permission"
 
 
 class Action(StrEnum):
@@ -151,7 +155,13 @@ def authorise(uow: UnitOfWorkLike, actor: Actor, action: Action) -> None:
     if actor.role not in PERMISSIONS[action]:
         allowed = ", ".join(sorted(r.value.replace("_", " ") for r in PERMISSIONS[action]))
         raise PermissionDenied(
-            f"{actor.username} ({actor.role.value.replace('_', ' ')}) may not do '{action.value}'; it needs: {allowed}"
+            Message(
+                N_("{user} ({role}) may not do '{action}'; it needs: {allowed}"),
+                user=actor.username,
+                role=actor.role.value.replace("_", " "),
+                action=Term(action.value, ACTION_CONTEXT),
+                allowed=allowed,
+            )
         )
 
 

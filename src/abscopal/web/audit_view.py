@@ -37,8 +37,10 @@ import orjson
 from sqlalchemy import ColumnElement, Connection, and_, case, select, true
 
 from abscopal.errors import ValidationError
+from abscopal.messages import Message
 from abscopal.store.audit import ROW, ROWS, history
 from abscopal.store.tables import ENTITIES, audit_log
+from abscopal.web.i18n import N_
 
 SECURITY = "security"
 MAX_LIMIT = 500
@@ -230,8 +232,11 @@ SCAN_CHUNK = 1000
 SCAN_CHUNKS = 20
 
 
-def _bulk_summary(key_first: str | None, key_last: str | None) -> str:
-    return f"rows inserted at once (ids {key_first} to {key_last}); open a record's history for its values"
+def _bulk_summary(key_first: str | None, key_last: str | None) -> Message:
+    return Message(
+        N_("rows inserted at once (ids {first} to {last}); open a record's history for its values"),
+        first=str(key_first), last=str(key_last),
+    )  # fmt: skip
 
 
 #: The trail's columns as a page reads them: a bulk record's payload (megabytes for a cohort) is never loaded.

@@ -23,9 +23,9 @@ from starlette.concurrency import run_in_threadpool
 
 from abscopal.domain import Role
 from abscopal.errors import AbscopalError, NotFound, PermissionDenied, ValidationError
-from abscopal.messages import N_, Message
+from abscopal.messages import N_, Message, Term
 from abscopal.protocol.model import ProtocolFile
-from abscopal.services.common import PERMISSIONS, Action, Actor
+from abscopal.services.common import ACTION_CONTEXT, PERMISSIONS, Action, Actor
 from abscopal.store.database import database_error
 from abscopal.store.unit_of_work import UnitOfWork
 from abscopal.web.accounts import EVERY_SITE, Account, load_account, security_event
@@ -290,7 +290,12 @@ def requires(action: RouteAction) -> Callable[[Request], Awaitable[Principal | N
             await check_csrf(request, principal)
         if isinstance(action, Action) and not principal.may(action):
             roles = ", ".join(sorted(r.value.replace("_", " ") for r in principal.account.roles)) or "no role"
-            sentence = f"{principal.username} ({roles}) may not do '{action.value}'"
+            sentence = Message(
+                N_("{user} ({roles}) may not do '{action}'"),
+                user=principal.username,
+                roles=roles,
+                action=Term(action.value, ACTION_CONTEXT),
+            )
             raise await run_in_threadpool(refuse, request, principal, action, sentence)
         if action != SIGNED_IN:
             if hasattr(request.state, "patient_site"):

@@ -13,7 +13,7 @@ and a template without a translation, is shown as it is (English).
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
 from abscopal.errors import ValidationError
-from abscopal.messages import Joined, Message, Term
+from abscopal.messages import Joined, Localised, Message, Term
 
 LOCALES = Path(__file__).parent / "locales"
 LANGUAGE_NAMES = {"en": "English", "zh_Hans": "中文（简体）"}
@@ -70,6 +70,8 @@ def translate(language: str, text: str) -> str:
         return str(text)
     if isinstance(text, Term):
         return str(translations(language).pgettext(text.context, str(text)))
+    if isinstance(text, Localised):
+        return text.translations.get(language, str(text))
     if isinstance(text, Joined):
         separator = SEPARATORS.get(language, {}).get(text.separator, text.separator)
         return separator.join(translate(language, part) for part in text.parts)
@@ -79,6 +81,13 @@ def translate(language: str, text: str) -> str:
         return template.format(**params)
     except (KeyError, IndexError, ValueError):  # a translation whose placeholders differ (a test refuses them)
         return str(text)
+
+
+def label_lookup(labels: Mapping[str, str], language: str) -> Callable[[str], str]:
+    """``labels`` (key -> an ``N_`` label) translated once, for a page that names many keys (a calendar's ~100
+    visits each name their kind and status): the label of a key, else the key itself."""
+    translated = {key: gettext(language, text) for key, text in labels.items()}
+    return lambda key: translated.get(key, key)
 
 
 def is_translated(language: str, text: str) -> bool:

@@ -79,6 +79,7 @@ def environment(language: str) -> Environment:
     env.globals["_"] = env.globals["gettext"] = remembering_gettext(language)
     env.filters["localtime"] = local_time
     env.filters["isodate"] = iso_date
+    env.filters["say"] = lambda text: translate(language, text) if isinstance(text, Message) else text
     env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
     env.globals["nav_items"] = nav_items
     return env

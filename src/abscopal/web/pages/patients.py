@@ -23,7 +23,7 @@ from abscopal.store.tables import ENTITIES
 from abscopal.web.api.common import decode_cursor, encode_cursor
 from abscopal.web.charts import STATUS_COLOURS, timeline
 from abscopal.web.context import Principal, reading, requires, state_of
-from abscopal.web.i18n import N_, gettext
+from abscopal.web.i18n import N_, label_lookup
 from abscopal.web.pages.assessments import derive_both, protocols_of, spider_svg, waterfall_svg
 from abscopal.web.pages.records import PATIENT_SLUGS, is_patient, may_write, today_in
 from abscopal.web.pages.worklists import VISIT_KINDS, VISIT_STATUSES
@@ -116,13 +116,6 @@ def _answer_items(uow: Any, subject_id: str) -> list[Stored[Any]]:
     ]  # the instrument's code as stored (a page lists ~170 items: no enum built for each)
 
 
-def _labels(labels: dict[str, str], language: str) -> Any:
-    """``labels`` translated once per page (a calendar has ~100 visits, each naming its kind and status): the
-    label of a key, else the key."""
-    translated = {key: gettext(language, text) for key, text in labels.items()}
-    return lambda key: translated.get(key, key)
-
-
 def _questionnaire_rows(res: Any, records: list[Any], marks: Any, patient_id: str) -> list[dict[str, Any]]:
     """One row per questionnaire (visit x instrument) instead of one per item: a patient answers ~30 items per
     questionnaire and visit, and the page lists them all otherwise (each item's record page stays one click on)."""
@@ -206,8 +199,8 @@ def patient_page(
         request, "patient.html", patient=patient.value, sections=sections, own=own,
         areas=[(seg, label) for seg, label, action in AREAS if principal.may(action)] if not own else [],
         schedule=schedule, timeline=chart, today=today, schedule_error=schedule_error,
-        entry_page=entry_page, kind_label=_labels(VISIT_KINDS, language_of(request)),
-        status_label=_labels(VISIT_STATUSES, language_of(request)),
+        entry_page=entry_page, kind_label=label_lookup(VISIT_KINDS, language_of(request)),
+        status_label=label_lookup(VISIT_STATUSES, language_of(request)),
         status_colours=STATUS_COLOURS,
         **plots,
         hidden_identifiers=pseudonymised(actor), notice=N_("The record was removed.") if notice == "removed" else None,

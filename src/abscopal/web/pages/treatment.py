@@ -29,9 +29,10 @@ from abscopal.services.common import Action, protocol_of
 from abscopal.store.schedule_input import schedule_input_from_records
 from abscopal.web.context import Principal, reading, requires, state_of, unit_of_work
 from abscopal.web.forms import FormField, errors_of, form_fields, parse
-from abscopal.web.i18n import N_, gettext, in_language
+from abscopal.web.i18n import N_, gettext, in_language, label_lookup
 from abscopal.web.pages.radiotherapy import deviation_texts, plan_report, prefixed
 from abscopal.web.pages.records import FIRST_ENTRY, is_patient, posted_form, today_in, zone_of
+from abscopal.web.pages.worklists import VISIT_STATUSES
 from abscopal.web.problems import status_of
 from abscopal.web.records import visible_patient
 from abscopal.web.templating import language_of, render
@@ -92,12 +93,16 @@ def week_view(fractions: list[d.Fraction], lesions: list[d.Lesion], wd: cal.Work
     return {"columns": columns, "rows": rows}
 
 
+#: The name shown for a fraction on a weekend day that is no public holiday.
+WEEKEND_DAYS = {5: N_("Saturday"), 6: N_("Sunday")}
+
+
 def _fraction_row(f: d.Fraction, wd: cal.WorkingDays) -> dict[str, Any]:
     working = wd.is_working_day(f.date)
     return {
         "lesion_id": f.lesion_id, "number": f.fraction_number, "date": f.date, "dose_gy": f.dose_gy,
         "status": f.status.value, "working": working,
-        "holiday": "" if working else (wd.holiday_name(f.date) or f.date.strftime("%A")),
+        "holiday": "" if working else (wd.holiday_name(f.date) or Message(WEEKEND_DAYS.get(f.date.weekday(), ""))),
     }  # fmt: skip
 
 
@@ -192,7 +197,7 @@ def page(
         fraction_error=fraction_error,
         cycle_fields=cycle_fields, cycle_error=cycle_error, notice=notice, recorded_count=max(recorded_count, 0),
         may_rt=principal.may(Action.RADIOTHERAPY), may_io=principal.may(Action.IMMUNOTHERAPY),
-        holidays_country=protocol.schedule.holidays_country,
+        holidays_country=protocol.schedule.holidays_country, status_label=label_lookup(VISIT_STATUSES, language),
     )  # fmt: skip
 
 

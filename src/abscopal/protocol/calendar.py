@@ -175,7 +175,11 @@ def questionnaire_visit_number(code: str, schedule: Schedule) -> int:
         return number
     raise ValidationError(
         "visit",
-        f"{code!r} is not a visit of the protocol schedule (expected {_expected(questionnaire_visit_codes(schedule))})",
+        Message(
+            N_("{code} is not a visit of the protocol schedule (expected {expected})"),
+            code=repr(code),
+            expected=_expected(questionnaire_visit_codes(schedule)),
+        ),
     )
 
 

@@ -484,3 +484,35 @@ def test_a_pages_reads_run_in_autocommit_on_postgresql_and_still_cannot_write(ap
         assert "page_write" not in conn.dialect.get_table_names(conn)
     with state.read_engine.connect() as conn:  # the exports' engine keeps its transactions (server-side cursors)
         assert not getattr(conn.connection.driver_connection, "autocommit", False)
+
+
+def test_a_questionnaires_row_is_locked_when_one_item_is_and_counts_the_items_open_queries(
+    fresh_client: world.Clients, fresh_web_db: Any
+) -> None:
+    answers = ENTITIES["questionnaire_answers"].table
+    with fresh_web_db.engine.connect() as conn:
+        rows = conn.execute(
+            select(answers.c.id, answers.c.visit, answers.c.instrument, answers.c.answer)
+            .where(answers.c.subject_id == world.QFS_PATIENT, answers.c.removed_reason.is_(None))
+            .order_by(answers.c.id)
+        ).all()
+    visit, instrument = rows[0].visit, rows[0].instrument
+    items = [r for r in rows if (r.visit, r.instrument) == (visit, instrument)]
+    base = f"/patients/{world.QFS_PATIENT}/questionnaires"
+    dm = user(fresh_client, "datamanager")
+    assert post(dm, f"{base}/{items[-1].id}/lock", {"reason": "checked against the paper form"}).status_code == 303
+    for item in items[:2]:
+        raised = post(dm, f"{base}/{item.id}/query", {"field": "answer", "text": "Is this the patient's answer?"})
+        assert raised.status_code == 303, raised.text[:500]
+    page = user(fresh_client, "investigator").get(f"/patients/{world.QFS_PATIENT}").text
+    section = page[page.index('id="questionnaires"') : page.index("</section>", page.index('id="questionnaires"'))]
+    answered = sum(1 for r in items if r.answer is not None)
+    row = re.search(
+        rf'<th scope="row"><a href="{base}/{items[0].id}">{visit} · {instrument} · {answered}/{len(items)}</a></th>'
+        r'<td><span class="badge (\w+)">[^<]*</span></td><td>(\d+)</td>',
+        section,
+    )
+    assert row is not None, section[:2000]
+    assert row.groups() == ("locked", "2")
+    others = re.findall(r'<td><span class="badge (\w+)">[^<]*</span></td><td>(\d+)</td>', section)
+    assert others.count(("locked", "2")) == 1 and all(s in ("entered", "edited") for s, _ in others if s != "locked")

@@ -256,6 +256,11 @@ _ENTERED = RecordState("entered")
 _EDITED = RecordState("edited")
 
 
+def unmarked_state(version: int) -> RecordState:
+    """The state of a record no mark bears on: entered (version 1) or edited."""
+    return _ENTERED if version == 1 else _EDITED
+
+
 def combined_state(states: list[RecordState]) -> RecordState:
     """One state for a group of records shown as one row (a questionnaire's items): locked if any is, else the
     least advanced of entered < edited < verified < signed; open queries add up."""

@@ -7,6 +7,7 @@ account goes straight to its page, which shows only its questionnaires (web.md �
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -30,12 +31,15 @@ from abscopal.web.pages.worklists import VISIT_KINDS, VISIT_STATUSES
 from abscopal.web.patient_list import list_patients
 from abscopal.web.records import (
     RESOURCES,
+    PatientMarks,
+    RecordState,
     combined_state,
     entry_page,
     patient_marks,
     pseudonymised,
     record_state,
     records_for,
+    unmarked_state,
     visible_patient,
 )
 from abscopal.web.templating import language_of, render
@@ -97,23 +101,54 @@ def patients_page(
     return render(request, "patients.html", **context)
 
 
-def _answer_items(uow: Any, subject_id: str) -> list[Stored[Any]]:
-    """The patient's questionnaire items as (id, version, visit, instrument, answer) only: the page shows one row
-    per questionnaire and needs no full record (a signed item is loaded in full, for its content hash)."""
-    t = ENTITIES["questionnaire_answers"].table
+@dataclass
+class _Questionnaire:
+    """One questionnaire (visit x instrument) of the patient page, summed up from its items' columns."""
+
+    first: Stored[None]
+    items: int = 0
+    answered: int = 0
+    version: int = 0
+    states: list[RecordState] = field(default_factory=list)
+
+
+def _questionnaire_summary(
+    uow: Any, res: Any, marks: PatientMarks, patient_id: str, subject_id: str
+) -> tuple[list[dict[str, Any]], list[SimpleNamespace]]:
+    """The rows of :func:`_questionnaire_rows` read from the items' columns only (no record is built: a patient
+    answers ~40 items a visit, ~700 in all), and the days questionnaires were completed (all the calendar needs of
+    them). For a patient none of whose items is signed: a signed item is checked against its content hash."""
+    t = ENTITIES[res.entity].table
     rows = uow.execute(
         select(t.c.id, t.c.version, t.c.visit, t.c.instrument, t.c.answer, t.c.completed_on)
         .where(t.c.subject_id == subject_id, t.c.removed_reason.is_(None))
         .order_by(t.c.id)
     ).all()
-    return [
-        Stored(
-            r.id,
-            r.version,
-            SimpleNamespace(visit=r.visit, instrument=r.instrument, answer=r.answer, completed_on=r.completed_on),
-        )
-        for r in rows
-    ]  # the instrument's code as stored (a page lists ~170 items: no enum built for each)
+    groups: dict[tuple[str, str], _Questionnaire] = {}
+    plain: dict[tuple[str, str], set[int]] = {}  # the unmarked items' versions (1, or more) of each questionnaire
+    days: set[Any] = set()
+    for record_id, version, visit, instrument, answer, completed_on in rows:
+        key = (visit, instrument)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Questionnaire(Stored(record_id, version, None))
+            plain[key] = set()
+        group.items += 1
+        group.answered += answer is not None
+        group.version = max(group.version, version)
+        if marks.touches((res.entity, record_id), patient_id):
+            group.states.append(record_state(res.entity, Stored(record_id, version, None), marks, patient_id))
+        else:
+            plain[key].add(min(version, 2))
+        if completed_on is not None:
+            days.add(completed_on)
+    out = [
+        {"record": g.first, "label": f"{visit} · {instrument} · {g.answered}/{g.items}",
+         "state": combined_state(g.states + [unmarked_state(v) for v in sorted(plain[(visit, instrument)])]),
+         "version": g.version}
+        for (visit, instrument), g in groups.items()
+    ]  # fmt: skip
+    return out, [SimpleNamespace(completed_on=day) for day in sorted(days)]
 
 
 def _questionnaire_rows(res: Any, records: list[Any], marks: Any, patient_id: str) -> list[dict[str, Any]]:
@@ -144,6 +179,7 @@ def patient_page(
     schedule = chart = None
     schedule_error = ""
     loaded: dict[str, list[Any]] = {}  # each kind's records as read for its section: the calendar reuses them
+    completed: list[Any] = []  # the questionnaires' completion days, when the answers were summed up in SQL
     with reading(request, principal) as uow:
         patient, actor = visible_patient(uow, principal, subject_id)
         marks = patient_marks(uow, subject_id, with_voided=False)
@@ -152,9 +188,8 @@ def patient_page(
             if own and res.slug not in PATIENT_SLUGS:
                 continue
             signed = any(key[0] == res.entity for key in marks.signatures)
-            if res.entity == "questionnaire_answers" and not signed:  # ~170 items a patient: their columns only
-                items = loaded[res.entity] = _answer_items(uow, subject_id)
-                rows = _questionnaire_rows(res, items, marks, patient.id)
+            if res.entity == "questionnaire_answers" and not signed:  # ~700 items a patient: their columns only
+                rows, completed = _questionnaire_summary(uow, res, marks, patient.id, subject_id)
                 sections.append({"res": res, "rows": rows, "may_add": may_write(principal, res)})
                 continue
             records = loaded[res.entity] = records_for(uow, res.entity, subject_id)
@@ -170,6 +205,7 @@ def patient_page(
     plots: dict[str, Any] = {"spider": None, "waterfall": None}
     if not own and patient.value.enrolment_date is not None:
         values = {entity: [s.value for s in records] for entity, records in loaded.items()}
+        values.setdefault("questionnaire_answers", completed)
         protocols = state_of(request).protocols
         try:
             schedule = schedule_from_records(

@@ -20,7 +20,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 import world
+from sqlalchemy import select
 from test_screening_pages import eligible_form, register
+
+from abscopal.store.tables import ENTITIES
 
 REASON = re.compile(
     r'<tr class="scr-\w+" data-criterion="(\w+)">.*?<td( lang="en")? class="scr-reason">(.*?)</td>', re.S
@@ -386,3 +389,16 @@ def test_a_zh_hans_data_manager_sees_a_bulk_insert_summarised_in_chinese_in_the_
     with in_chinese(client, "datamanager") as c:
         page = html.unescape(c.get("/audit", params={"user": "synth"}).text)  # the world's cohort, bulk-loaded
     assert "一次插入的多行（id 从 " in page and "rows inserted at once" not in page
+
+
+def test_a_zh_hans_user_sees_each_fractions_status_in_chinese(client: world.Clients, web_db: Any) -> None:
+    fractions = ENTITIES["fractions"].table
+    with web_db.engine.connect() as conn:
+        statuses = set(
+            conn.execute(select(fractions.c.status).where(fractions.c.subject_id == world.QFS_PATIENT)).scalars()
+        )
+    assert "delivered" in statuses
+    with in_chinese(client, "coordinator") as c:
+        page = html.unescape(c.get(TREATMENT).text)
+    cells = re.findall(r'<td class="num">[\d.]+</td><td>([^<]*)</td><td>(?:是|<span class="nonworking">)', page)
+    assert cells and "已实施" in cells and not set(cells) & {"delivered", "partial", "missed"}, cells[:5]

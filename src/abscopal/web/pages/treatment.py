@@ -95,6 +95,8 @@ def week_view(fractions: list[d.Fraction], lesions: list[d.Lesion], wd: cal.Work
 
 #: The name shown for a fraction on a weekend day that is no public holiday.
 WEEKEND_DAYS = {5: N_("Saturday"), 6: N_("Sunday")}
+#: A fraction's status (``domain.FractionStatus``) as the page says it.
+FRACTION_STATUSES = {"delivered": N_("delivered"), "partial": N_("partial"), "missed": N_("missed")}
 
 
 def _fraction_row(f: d.Fraction, wd: cal.WorkingDays) -> dict[str, Any]:
@@ -198,6 +200,7 @@ def page(
         cycle_fields=cycle_fields, cycle_error=cycle_error, notice=notice, recorded_count=max(recorded_count, 0),
         may_rt=principal.may(Action.RADIOTHERAPY), may_io=principal.may(Action.IMMUNOTHERAPY),
         holidays_country=protocol.schedule.holidays_country, status_label=label_lookup(VISIT_STATUSES, language),
+        fraction_label=label_lookup(FRACTION_STATUSES, language),
     )  # fmt: skip
 
 

@@ -49,6 +49,16 @@ def checklist_in_chinese(client: world.Clients, **overrides: str) -> Any:
         return c.post(f"/patients/{subject_id}/screen/checklist", data=eligible_form(**overrides))
 
 
+def refusal_on_page_and_api(clients: world.Clients, path: str, status: int) -> tuple[str, str]:
+    """``path`` refused with ``status`` to a zh_Hans coordinator (the page's text) and ``/api/v1{path}`` to an
+    English one (the problem's detail), each response's status checked."""
+    with in_chinese(clients, "coordinator") as c:
+        page = c.get(path)
+    api = clients.session("coordinator").get(f"/api/v1{path}")
+    assert (page.status_code, api.status_code) == (status, status)
+    return html.unescape(page.text), str(api.json()["detail"])
+
+
 def reasons_of(page: str) -> dict[str, tuple[bool, str]]:
     """criterion id -> (marked lang="en", reason text) as the checklist shows them."""
     return {cid: (bool(lang), html.unescape(text)) for cid, lang, text in REASON.findall(page)}
@@ -263,12 +273,9 @@ def test_a_zh_hans_user_sees_a_dose_that_is_not_a_number_refused_in_chinese_besi
 
 
 def test_a_zh_hans_user_is_told_in_chinese_that_a_patient_is_not_at_their_sites(client: world.Clients) -> None:
-    with in_chinese(client, "coordinator") as c:
-        r = c.get("/patients/QFS-999999")
-    assert r.status_code == 404
-    assert "您的中心没有患者 'QFS-999999'" in html.unescape(r.text)
-    api = client.session("coordinator").get("/api/v1/patients/QFS-999999")
-    assert api.status_code == 404 and api.json()["detail"] == "No patient 'QFS-999999' at your sites"
+    page, api = refusal_on_page_and_api(client, "/patients/QFS-999999", 404)
+    assert "您的中心没有患者 'QFS-999999'" in page
+    assert api == "No patient 'QFS-999999' at your sites"
 
 
 def test_a_zh_hans_user_sees_an_ae_resolved_before_its_onset_refused_in_chinese_beside_the_date(
@@ -337,23 +344,17 @@ def test_a_zh_hans_user_is_told_in_chinese_that_a_record_is_locked_and_by_whom(
 
 
 def test_a_zh_hans_user_asking_for_a_record_that_does_not_exist_is_told_so_in_chinese(client: world.Clients) -> None:
-    with in_chinese(client, "coordinator") as c:
-        r = c.get(f"/patients/{world.QFS_PATIENT}/lesions/no-such-lesion")
-    assert r.status_code == 404
-    assert "没有 lesions 记录 'no-such-lesion'" in html.unescape(r.text)
-    english = client.session("coordinator").get(f"/api/v1/patients/{world.QFS_PATIENT}/lesions/no-such-lesion")
-    assert english.status_code == 404 and english.json()["detail"] == "No lesions record 'no-such-lesion'"
+    page, api = refusal_on_page_and_api(client, f"/patients/{world.QFS_PATIENT}/lesions/no-such-lesion", 404)
+    assert "没有 lesions 记录 'no-such-lesion'" in page
+    assert api == "No lesions record 'no-such-lesion'"
 
 
 def test_a_zh_hans_user_refused_a_page_is_told_in_chinese_which_action_their_role_may_not_do(
     client: world.Clients,
 ) -> None:
-    with in_chinese(client, "coordinator") as c:
-        r = c.get("/audit")
-    assert r.status_code == 403
-    assert "coordinator（coordinator）无权执行“查看审计追踪”" in html.unescape(r.text)
-    api = client.session("coordinator").get("/api/v1/audit")
-    assert api.status_code == 403 and api.json()["detail"] == "coordinator (coordinator) may not do 'audit trail view'"
+    page, api = refusal_on_page_and_api(client, "/audit", 403)
+    assert "coordinator（coordinator）无权执行“查看审计追踪”" in page
+    assert api == "coordinator (coordinator) may not do 'audit trail view'"
 
 
 # --- the calendar engine's visits (QFS_PATIENT's study reached its maximum follow-up before today)

@@ -7,6 +7,7 @@ account goes straight to its page, which shows only its questionnaires (web.md �
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Annotated, Any
@@ -103,70 +104,56 @@ def patients_page(
 
 @dataclass
 class _Questionnaire:
-    """One questionnaire (visit x instrument) of the patient page, summed up from its items' columns."""
+    """One questionnaire (visit x instrument) of the patient page, summed up item by item."""
 
-    first: Stored[None]
+    first: Stored[Any]
     items: int = 0
     answered: int = 0
     version: int = 0
     states: list[RecordState] = field(default_factory=list)
+    unmarked: set[int] = field(default_factory=set)  # the unmarked items' versions (1, or 2 for any later)
+
+
+def _questionnaire_rows(
+    res: Any, items: Iterable[tuple[Stored[Any], str, str, Any]], marks: PatientMarks, patient_id: str
+) -> list[dict[str, Any]]:
+    """One row per questionnaire (visit x instrument) instead of one per item, from each item's (record, visit,
+    instrument code, answer): a patient answers ~40 items a visit, and the page would list them all (each item's
+    record page stays one click on). Only the items a mark bears on get a state of their own."""
+    groups: dict[tuple[str, str], _Questionnaire] = {}
+    for record, visit, instrument, answer in items:
+        group = groups.get((visit, instrument))
+        if group is None:
+            group = groups[(visit, instrument)] = _Questionnaire(record)
+        group.items += 1
+        group.answered += answer is not None
+        group.version = max(group.version, record.version)
+        if marks.touches((res.entity, record.id), patient_id):
+            group.states.append(record_state(res.entity, record, marks, patient_id))
+        else:
+            group.unmarked.add(min(record.version, 2))
+    return [
+        {"record": g.first, "label": f"{visit} · {instrument} · {g.answered}/{g.items}",
+         "state": combined_state(g.states + [unmarked_state(v) for v in sorted(g.unmarked)]), "version": g.version}
+        for (visit, instrument), g in groups.items()
+    ]  # fmt: skip
 
 
 def _questionnaire_summary(
     uow: Any, res: Any, marks: PatientMarks, patient_id: str, subject_id: str
 ) -> tuple[list[dict[str, Any]], list[SimpleNamespace]]:
-    """The rows of :func:`_questionnaire_rows` read from the items' columns only (no record is built: a patient
-    answers ~40 items a visit, ~700 in all), and the days questionnaires were completed (all the calendar needs of
-    them). For a patient none of whose items is signed: a signed item is checked against its content hash."""
+    """:func:`_questionnaire_rows` read from the items' columns only (no record is built: ~700 items a patient),
+    and the days questionnaires were completed (all the calendar needs of them). For a patient none of whose items
+    is signed: a signed item is checked against its content hash."""
     t = ENTITIES[res.entity].table
     rows = uow.execute(
         select(t.c.id, t.c.version, t.c.visit, t.c.instrument, t.c.answer, t.c.completed_on)
         .where(t.c.subject_id == subject_id, t.c.removed_reason.is_(None))
         .order_by(t.c.id)
     ).all()
-    groups: dict[tuple[str, str], _Questionnaire] = {}
-    plain: dict[tuple[str, str], set[int]] = {}  # the unmarked items' versions (1, or more) of each questionnaire
-    days: set[Any] = set()
-    for record_id, version, visit, instrument, answer, completed_on in rows:
-        key = (visit, instrument)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Questionnaire(Stored(record_id, version, None))
-            plain[key] = set()
-        group.items += 1
-        group.answered += answer is not None
-        group.version = max(group.version, version)
-        if marks.touches((res.entity, record_id), patient_id):
-            group.states.append(record_state(res.entity, Stored(record_id, version, None), marks, patient_id))
-        else:
-            plain[key].add(min(version, 2))
-        if completed_on is not None:
-            days.add(completed_on)
-    out = [
-        {"record": g.first, "label": f"{visit} · {instrument} · {g.answered}/{g.items}",
-         "state": combined_state(g.states + [unmarked_state(v) for v in sorted(plain[(visit, instrument)])]),
-         "version": g.version}
-        for (visit, instrument), g in groups.items()
-    ]  # fmt: skip
-    return out, [SimpleNamespace(completed_on=day) for day in sorted(days)]
-
-
-def _questionnaire_rows(res: Any, records: list[Any], marks: Any, patient_id: str) -> list[dict[str, Any]]:
-    """One row per questionnaire (visit x instrument) instead of one per item: a patient answers ~30 items per
-    questionnaire and visit, and the page lists them all otherwise (each item's record page stays one click on)."""
-    groups: dict[tuple[str, str], list[Any]] = {}
-    for record in records:
-        instrument = record.value.instrument
-        groups.setdefault((record.value.visit, getattr(instrument, "value", instrument)), []).append(record)
-    rows = []
-    for (visit, instrument), items in groups.items():
-        states = [record_state(res.entity, r, marks, patient_id) for r in items]
-        answered = sum(1 for r in items if r.value.answer is not None)
-        rows.append(
-            {"record": items[0], "label": f"{visit} · {instrument} · {answered}/{len(items)}",
-             "state": combined_state(states), "version": max(r.version for r in items)}
-        )  # fmt: skip
-    return rows
+    items = ((Stored(r.id, r.version, None), r.visit, r.instrument, r.answer) for r in rows)
+    days = sorted({r.completed_on for r in rows if r.completed_on is not None})
+    return _questionnaire_rows(res, items, marks, patient_id), [SimpleNamespace(completed_on=day) for day in days]
 
 
 @router.get("/patients/{subject_id}")
@@ -194,7 +181,8 @@ def patient_page(
                 continue
             records = loaded[res.entity] = records_for(uow, res.entity, subject_id)
             if res.entity == "questionnaire_answers":
-                rows = _questionnaire_rows(res, records, marks, patient.id)
+                answers = [(r, r.value.visit, r.value.instrument.value, r.value.answer) for r in records]
+                rows = _questionnaire_rows(res, answers, marks, patient.id)
             else:
                 rows = [
                     {"record": record, "label": res.label(record.value) or record.id,

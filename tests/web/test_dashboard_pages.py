@@ -286,6 +286,39 @@ def test_a_costly_overviews_refresh_runs_in_a_low_priority_child_process_and_giv
     assert (latest.saes, latest.monitor) == (here.saes, here.monitor)
 
 
+def test_a_small_trials_figures_computed_slowly_once_are_still_recomputed_in_the_request_after_a_change(
+    fresh_web_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CI failure of 2026-12-02: one computation slowed past the limit by a busy machine made the dashboard
+    show the figures from before a new SAE for the next 30 s."""
+    import time
+
+    from abscopal.services.common import Actor, StaffRole
+    from abscopal.web import trial_overview
+
+    computed = trial_overview.build_overview
+    slow_once = [True]
+
+    def busy_machine(*args: Any, **kwargs: Any) -> Any:
+        if slow_once.pop() if slow_once else False:
+            time.sleep(0.3)  # over the 0.2 s limit, under four times it
+        return computed(*args, **kwargs)
+
+    monkeypatch.setattr(trial_overview, "build_overview", busy_machine)
+    cache = OverviewCache(sync_limit=0.2)
+    actor = Actor("coordinator", "C", StaffRole.COORDINATOR, frozenset({world.QFS}))
+    reader = make_engine(fresh_web_db.url, read_only=True)
+    try:
+        with reader.connect() as conn:
+            first = cache.get(conn, actor, None, reader)
+        _add_deviation(fresh_web_db.engine)
+        with reader.connect() as conn:
+            latest = cache.get(conn, actor, None, reader)
+    finally:
+        reader.dispose()
+    assert len(latest.deviations) == len(first.deviations) + 1
+
+
 @pytest.mark.parametrize(
     ("cost", "interval"),
     [(0.01, 30.0), (2.0, 30.0), (3.0, 30.0), (20.0, 200.0)],  # 10 x the cost, never under the 30 s minimum

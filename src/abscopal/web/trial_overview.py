@@ -329,12 +329,24 @@ def audit_head(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(audit_log.c.seq), 0))).scalar_one())
 
 
+#: How many recent computations of a key's figures :meth:`OverviewCache` weighs to judge their cost
+COST_HISTORY = 3
+#: A key's single measurement counts as a large trial's only past this many times ``sync_limit``: one slow
+#: computation of a small trial's figures (a busy machine) must not make its dashboard lag for ``min_interval``
+CONFIRM_FACTOR = 4.0
+
+
 @dataclass
 class _Entry:
     head: int
     overview: Overview
-    cost: float  # seconds it took to compute
+    costs: tuple[float, ...]  # seconds the key's recent computations took, the latest last
     refreshing: bool = False
+
+    @property
+    def cost(self) -> float:
+        """The figures' cost: the cheapest of the recent computations (a busy machine only ever adds time)."""
+        return min(self.costs)
 
 
 class OverviewCache:
@@ -350,9 +362,11 @@ class OverviewCache:
     more than :attr:`process_limit` seconds runs in a child process at the lowest CPU priority (``nice`` 19): the
     serving process's interpreter lock stays with the requests and the operating system gives the computation only
     the CPU they leave (a 10,000-patient overview is ~15 s of CPU). The first computation of a key runs in a thread,
-    since its cost is not known yet. On a new day (00:00 UTC, the morning in China) a large trial's dashboard shows
-    the last day's figures, which say their day, while the new day's are computed in the background: no request
-    waits for them.
+    since its cost is not known yet. The cost judged is the cheapest of the last :data:`COST_HISTORY` computations,
+    and a single one must exceed :data:`CONFIRM_FACTOR` times the limit: a small trial's figures computed slowly
+    once, on a busy machine, are still recomputed in the request after the next change. On a new day (00:00 UTC,
+    the morning in China) a large trial's dashboard shows the last day's figures, which say their day, while the
+    new day's are computed in the background: no request waits for them.
     """
 
     def __init__(
@@ -380,6 +394,12 @@ class OverviewCache:
         written to takes at most a tenth of one core (a 10,000-patient overview costs ~20 s of CPU)."""
         return max(self.min_interval, self.cost_factor * cost)
 
+    def is_slow(self, entry: _Entry) -> bool:
+        """Whether ``entry``'s figures are a large trial's, recomputed in the background: their cost exceeds
+        :attr:`sync_limit` over the recent computations, or :data:`CONFIRM_FACTOR` times it when only one is known."""
+        limit = self.sync_limit * (CONFIRM_FACTOR if len(entry.costs) == 1 else 1.0)
+        return entry.cost > limit
+
     def get(
         self, conn: Connection, actor: Actor, protocols: ProtocolFile | None, engine: Engine | None = None
     ) -> Overview:
@@ -403,7 +423,7 @@ class OverviewCache:
             expired = any(s.due_at and not s.overdue and s.due_at < now for s in entry.overview.saes)
             if entry.head == head and not expired:
                 return entry.overview
-            if entry.cost > self.sync_limit and engine is not None:
+            if self.is_slow(entry) and engine is not None:
                 age = (now - entry.overview.computed_at).total_seconds()
                 with self._lock:
                     start = not entry.refreshing and age >= self.refresh_interval(entry.cost)
@@ -414,7 +434,7 @@ class OverviewCache:
                 return entry.overview
         if entry is None and engine is not None:
             earlier = self._earlier_day(key)
-            if earlier is not None and earlier.cost > self.sync_limit:  # a new day: today's figures in the background,
+            if earlier is not None and self.is_slow(earlier):  # a new day: today's figures in the background,
                 self._start(key, engine, actor, protocols)  # the last ones (which say their day) meanwhile
                 return earlier.overview
         if entry is None and engine is not None and wait is not None:
@@ -435,7 +455,10 @@ class OverviewCache:
     def _earlier_day(self, key: tuple[Any, ...]) -> _Entry | None:
         """The latest figures of ``key``'s actors on an earlier day (the key's last part is the day)."""
         with self._lock:
-            found = [(k[-1], e) for k, e in self._items.items() if k[:-1] == key[:-1] and k[-1] < key[-1]]
+            return self._earlier_day_locked(key)
+
+    def _earlier_day_locked(self, key: tuple[Any, ...]) -> _Entry | None:
+        found = [(k[-1], e) for k, e in self._items.items() if k[:-1] == key[:-1] and k[-1] < key[-1]]
         return max(found, key=lambda pair: pair[0])[1] if found else None
 
     def _start(
@@ -464,7 +487,10 @@ class OverviewCache:
         with self._lock:
             if key not in self._items and len(self._items) >= self._size:
                 self._items.pop(next(iter(self._items)))
-            self._items[key] = _Entry(head, overview, cost)
+            before = self._items.get(key) or self._earlier_day_locked(key)
+            earlier = before.costs[-(COST_HISTORY - 1) :] if before is not None else ()
+            history = (*earlier, cost)
+            self._items[key] = _Entry(head, overview, history)
             for old in [k for k in self._items if k[:-1] == key[:-1] and k[-1] < key[-1]]:
                 del self._items[old]  # an earlier day's figures (~100,000 objects), once the new day's are in
         if self.freeze:  # ~100,000 objects for 10,000 patients: never scanned for cycles (web.app.tune_collector)

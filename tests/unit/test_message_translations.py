@@ -17,10 +17,10 @@ from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 
 from abscopal import validation
-from abscopal.domain import Screening
+from abscopal.domain import Role, Screening
 from abscopal.errors import ValidationError
 from abscopal.messages import Joined, Message, Term
-from abscopal.services.common import ACTION_CONTEXT, Action
+from abscopal.services.common import ACTION_CONTEXT, Action, role_name
 from abscopal.web.i18n import is_translated, translate
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "abscopal"
@@ -242,7 +242,6 @@ def test_every_action_of_the_permission_table_has_a_chinese_name_for_refusals(ac
 
 
 def test_a_refused_role_is_told_in_chinese_which_action_it_may_not_do_and_who_may() -> None:
-    from abscopal.domain import Role
     from abscopal.errors import PermissionDenied
     from abscopal.services.common import Actor, authorise
     from abscopal.store.fake_unit_of_work import FakeUnitOfWork
@@ -254,8 +253,13 @@ def test_a_refused_role_is_told_in_chinese_which_action_it_may_not_do_and_who_ma
     )
     assert str(refused.value) == english
     assert translate("zh_Hans", refused.value.message) == (
-        "monitor1（monitor）无权执行“不良事件”；需要以下角色之一：coordinator, investigator, radiation oncologist"
+        "monitor1（监查员）无权执行“不良事件”；需要以下角色之一：研究协调员、研究者、放疗科医师"
     )
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_role_has_a_chinese_name_for_refusals_and_the_admin_pages(role: Role) -> None:
+    assert is_translated("zh_Hans", role_name(role)), role.value
 
 
 def test_a_public_holidays_name_comes_in_chinese_from_the_holidays_package() -> None:

@@ -353,8 +353,16 @@ def test_a_zh_hans_user_refused_a_page_is_told_in_chinese_which_action_their_rol
     client: world.Clients,
 ) -> None:
     page, api = refusal_on_page_and_api(client, "/audit", 403)
-    assert "coordinator（coordinator）无权执行“查看审计追踪”" in page
+    assert "coordinator（研究协调员）无权执行“查看审计追踪”" in page
     assert api == "coordinator (coordinator) may not do 'audit trail view'"
+
+
+def test_a_zh_hans_administrator_picks_and_reads_roles_by_their_chinese_names(client: world.Clients) -> None:
+    with in_chinese(client, "admin") as c:
+        new = html.unescape(c.get("/admin/users/new").text)
+        users = html.unescape(c.get("/admin/users").text)
+    assert '<option value="deputy_chief_physician">副主任医师</option>' in new
+    assert "研究协调员 @ QFS" in users and "deputy_chief_physician" not in users
 
 
 # --- the calendar engine's visits (QFS_PATIENT's study reached its maximum follow-up before today)

@@ -8,7 +8,7 @@ its existence is not leaked, web.md §2), a refused action is :class:`Permission
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -27,6 +27,18 @@ StaffRole = d.Role
 
 #: The translation context of an action's name (:class:`~abscopal.messages.Term`) in a refusal's sentence.
 ACTION_CONTEXT = "permission"
+#: The translation context of a role's name (a refusal, the admin pages, who is signed in).
+ROLE_CONTEXT = "role"
+
+
+def role_name(role: d.Role) -> Term:
+    """A role as people say it (``deputy_chief_physician`` -> "deputy chief physician"), translatable."""
+    return Term(role.value.replace("_", " "), ROLE_CONTEXT)
+
+
+def role_names(roles: Iterable[d.Role]) -> Joined:
+    """Roles named in alphabetical order of their codes, comma-separated (translated name by name)."""
+    return Joined(", ", [role_name(r) for r in sorted(set(roles), key=lambda r: r.value)])
 
 
 class Action(StrEnum):
@@ -153,14 +165,13 @@ def authorise(uow: UnitOfWorkLike, actor: Actor, action: Action) -> None:
     if actor.import_source is not None and actor.role in IMPORTERS.get(action, frozenset()):
         return  # an import enters what the source system collected (interop.md §7: imports by data managers)
     if actor.role not in PERMISSIONS[action]:
-        allowed = ", ".join(sorted(r.value.replace("_", " ") for r in PERMISSIONS[action]))
         raise PermissionDenied(
             Message(
                 N_("{user} ({role}) may not do '{action}'; it needs: {allowed}"),
                 user=actor.username,
-                role=actor.role.value.replace("_", " "),
+                role=role_name(actor.role),
                 action=Term(action.value, ACTION_CONTEXT),
-                allowed=allowed,
+                allowed=role_names(PERMISSIONS[action]),
             )
         )
 

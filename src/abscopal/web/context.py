@@ -25,7 +25,7 @@ from abscopal.domain import Role
 from abscopal.errors import AbscopalError, NotFound, PermissionDenied, ValidationError
 from abscopal.messages import N_, Message, Term
 from abscopal.protocol.model import ProtocolFile
-from abscopal.services.common import ACTION_CONTEXT, PERMISSIONS, Action, Actor
+from abscopal.services.common import ACTION_CONTEXT, PERMISSIONS, Action, Actor, role_names
 from abscopal.store.database import database_error
 from abscopal.store.unit_of_work import UnitOfWork
 from abscopal.web.accounts import EVERY_SITE, Account, load_account, security_event
@@ -289,7 +289,7 @@ def requires(action: RouteAction) -> Callable[[Request], Awaitable[Principal | N
         if request.method not in SAFE_METHODS:
             await check_csrf(request, principal)
         if isinstance(action, Action) and not principal.may(action):
-            roles = ", ".join(sorted(r.value.replace("_", " ") for r in principal.account.roles)) or "no role"
+            roles = role_names(principal.account.roles) if principal.account.roles else Message(N_("no role"))
             sentence = Message(
                 N_("{user} ({roles}) may not do '{action}'"),
                 user=principal.username,

@@ -18,8 +18,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context,
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from abscopal import domain as d
 from abscopal.domain import DEFAULT_TIME_ZONE
 from abscopal.messages import Message
+from abscopal.services.common import role_name
 from abscopal.web.i18n import HTML_LANG, LANGUAGE_NAMES, N_, translate, translations
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -80,6 +82,7 @@ def environment(language: str) -> Environment:
     env.filters["localtime"] = local_time
     env.filters["isodate"] = iso_date
     env.filters["say"] = lambda text: translate(language, text) if isinstance(text, Message) else text
+    env.filters["role_name"] = lambda role: translate(language, role_name(d.Role(role)))
     env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
     env.globals["nav_items"] = nav_items
     return env

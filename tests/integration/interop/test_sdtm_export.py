@@ -196,3 +196,27 @@ def test_qs_built_by_a_second_process_gives_the_same_bytes_as_one_process(cohort
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
     assert steps[-4:] == ["RS", "QS", "define", "manifest"]
     assert _worker_url(cohort) is not None  # a file or a server: the worker was used
+
+
+def test_the_sqlite_drivers_rows_give_the_same_records_as_sqlalchemys_for_every_table(
+    cohort: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """source._fetch reads SQLite through the driver's cursor and applies the column types' result processors
+    itself: each record (repr: a date is not its text, True is not 1) is the one SQLAlchemy's rows give."""
+    from abscopal.interop.sdtm import source
+    from abscopal.store.tables import ENTITIES
+
+    entities = [n for n in ENTITIES if n not in ("users", "sites") and not ENTITIES[n].parent_column]
+    with cohort.connect() as conn:
+        fast = {n: [repr(s) for s in source._stored(conn, n)] for n in entities}
+    with monkeypatch.context() as patched:
+
+        def through_sqlalchemy(conn, query):  # type: ignore[no-untyped-def]
+            result = conn.execute(query.execution_options(yield_per=source._BATCH))
+            return list(result.keys()), result, {}
+
+        patched.setattr(source, "_fetch", through_sqlalchemy)
+        with cohort.connect() as conn:
+            slow = {n: [repr(s) for s in source._stored(conn, n)] for n in entities}
+    assert sum(map(len, slow.values())) > 1000 and all(slow[n] for n in ("patients", "screenings", "fractions"))
+    assert fast == slow

@@ -11,7 +11,7 @@ import pytest
 
 from abscopal.errors import ValidationError
 from abscopal.interop.sdtm.common import split_text, study_day
-from abscopal.interop.sdtm.spec import Dataset, DatasetSpec, Variable
+from abscopal.interop.sdtm.spec import Dataset, DatasetSpec, Rows, Variable
 from abscopal.interop.sdtm.writers import check_datasets, csv_bytes, write_datasets, xpt_bytes
 
 SPEC = DatasetSpec(
@@ -46,6 +46,21 @@ def test_a_201_byte_value_is_refused_naming_dataset_variable_row_subject_and_seq
     assert "AE.AETERM row 2, USUBJID S-2, AESEQ 2" in str(err.value) and "201 bytes" in str(err.value)
     assert not (tmp_path / "out").exists()  # nothing written
     check_datasets([_ds("x" * 200)])  # 200 bytes is the limit, allowed
+
+
+def test_a_boolean_among_equal_numbers_of_rows_as_tuples_is_refused_as_not_a_number() -> None:
+    """True == 1: the column check reads each distinct value once, but every value's type."""
+    rows = Rows(SPEC.names, [("S", "S-1", 1, "a"), ("S", "S-2", True, "b")])
+    with pytest.raises(ValidationError, match=r"AE.AESEQ row 2.*True is not a finite number"):
+        check_datasets([Dataset(SPEC, rows)])
+
+
+def test_the_xpt_width_of_rows_as_tuples_is_their_longest_value(tmp_path: Path) -> None:
+    rows = Rows(SPEC.names, [("S", "S-1", 1, "nausea"), ("S", "S-2", 2, None), ("S", "S-3", 3, "nausea")])
+    _write(Dataset(SPEC, rows), tmp_path / "out")
+    frame, meta = pyreadstat.read_xport(str(tmp_path / "out" / "ae.xpt"))
+    assert meta.variable_storage_width["AETERM"] == 6 and meta.variable_storage_width["USUBJID"] == 3
+    assert frame["AETERM"].tolist() == ["nausea", "", "nausea"]
 
 
 def test_non_ascii_is_refused_with_its_code_point_and_nothing_is_written(tmp_path: Path) -> None:

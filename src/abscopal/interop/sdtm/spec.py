@@ -88,9 +88,12 @@ class Rows(Sequence[Mapping[str, Value]]):
     """A dataset's rows held as tuples in spec order (a large dataset without a dict per row); each row reads as a
     mapping (:class:`RowView`), a column as a list (:func:`column`)."""
 
-    __slots__ = ("names", "positions", "tuples")
+    __slots__ = ("memo", "names", "positions", "tuples")
 
     tuples: list[tuple[Any, ...]]
+    #: what the writers learnt of a column once (abscopal.interop.sdtm.writers: its checks and its XPT widths both
+    #: read it), by variable name; the rows are not changed once built
+    memo: dict[str, Any]
 
     def __init__(self, names: tuple[str, ...], tuples: list[tuple[Value, ...]]) -> None:
         bad = next((t for t in tuples if len(t) != len(names)), None)
@@ -99,6 +102,7 @@ class Rows(Sequence[Mapping[str, Value]]):
         self.names = names
         self.positions = {n: i for i, n in enumerate(names)}
         self.tuples = tuples
+        self.memo = {}
 
     def __len__(self) -> int:
         return len(self.tuples)
@@ -140,6 +144,7 @@ class PartRows(Rows):
         self.positions = {n: i for i, n in enumerate(names)}
         self.where = tuple(where)
         self.tuples = tuples
+        self.memo = {}
         self._parts: dict[int, list[tuple[Any, ...]]] = {}
 
     def _flat(self, row: tuple[Any, ...]) -> tuple[Value, ...]:

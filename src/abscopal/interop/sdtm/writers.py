@@ -86,6 +86,51 @@ def check_datasets(datasets: Sequence[Dataset], *, transliterate: bool = False) 
     return out, report
 
 
+@dataclass(frozen=True)
+class _ColumnFacts:
+    """What the check and the XPT layout need to know of one column's values (nulls left out), learnt in one pass
+    over its distinct values: their types; for numbers whether all are finite and the range of their magnitudes;
+    for text whether all are ASCII without NUL and the longest length."""
+
+    kinds: frozenset[type]
+    distinct: list[Value]  # first appearance order, nulls left out (equal values once: 1 and 1.0 are one)
+    finite: bool = True
+    magnitudes: tuple[float, float] | None = None  # the smallest and largest non-zero |value|
+    ascii: bool = True
+    nul: bool = False
+    longest: int = 0
+
+
+def _column_facts(rows: Sequence[Mapping[str, Value]], name: str) -> _ColumnFacts:
+    """:class:`_ColumnFacts` of ``name``, kept on :class:`Rows` (the check and the XPT writer both ask, and a
+    10,000-patient dataset's columns are hundreds of thousands of values)."""
+    memo = rows.memo if isinstance(rows, Rows) else None
+    if memo is not None and name in memo:
+        found: _ColumnFacts = memo[name]
+        return found
+    values = distinct_values(rows, name)
+    kinds = frozenset(map(type, values)) - {type(None)}  # every value's type (True and 1 are equal, not alike)
+    distinct = list(dict.fromkeys(values))
+    if None in distinct:
+        distinct.remove(None)
+    facts = _ColumnFacts(kinds, distinct)
+    if distinct and kinds <= {int, float}:
+        numbers = cast(list[float], distinct)
+        try:
+            finite = math.isfinite(math.fsum(numbers))
+        except OverflowError:
+            finite = False
+        sizes = [abs(float(v)) for v in numbers if v != 0] if finite else []
+        facts = _ColumnFacts(kinds, distinct, finite, (min(sizes), max(sizes)) if sizes else None)
+    elif distinct and kinds == {str}:
+        texts = cast(list[str], distinct)
+        nul = any("\x00" in "".join(texts[i : i + _CHUNK]) for i in range(0, len(texts), _CHUNK))
+        facts = _ColumnFacts(kinds, distinct, ascii=all(map(str.isascii, texts)), nul=nul, longest=max(map(len, texts)))
+    if memo is not None:
+        memo[name] = facts
+    return facts
+
+
 def _plainly_valid(ds: Dataset) -> bool:
     """True when every row has the spec's variables and every value passes as it is (a column at a time); False
     when a value may not, and then :func:`_check_dataset` walks the rows to refuse or transliterate it."""
@@ -93,20 +138,12 @@ def _plainly_valid(ds: Dataset) -> bool:
     if not isinstance(ds.rows, Rows) and any(tuple(row) != names for row in ds.rows):
         return False
     for var in ds.spec.variables:
-        present = [v for v in distinct_values(ds.rows, var.name) if v is not None]
-        kinds = set(map(type, present))
+        facts = _column_facts(ds.rows, var.name)
         if var.type == "Num":
-            if not kinds <= {int, float}:
+            if not facts.kinds <= {int, float} or not facts.finite:
                 return False
-            try:
-                if not math.isfinite(math.fsum(cast(list[float], present))):
-                    return False
-            except OverflowError:
-                return False
-        elif kinds:
-            texts = cast(list[str], present)
-            if kinds != {str} or not all(map(str.isascii, texts)) or max(map(len, texts)) > VALUE_MAX:
-                return False
+        elif facts.kinds and (facts.kinds != {str} or not facts.ascii or facts.longest > VALUE_MAX):
+            return False
     return True
 
 
@@ -285,19 +322,17 @@ def _fast_xpt(ds: Dataset, workdir: Path) -> Iterator[bytes] | None:
     widths: dict[str, int] = {}
     template: dict[str, Value] = {}
     for var in ds.spec.variables:
-        values = list(dict.fromkeys(distinct_values(rows, var.name)))  # what follows reads each value once
+        facts = _column_facts(rows, var.name)  # the check's (checked rows: numbers, or ASCII text)
         if var.type == "Num":
-            magnitudes = [abs(float(v)) for v in values if v is not None and v != 0]
-            if magnitudes and (min(magnitudes) < 1e-75 or max(magnitudes) > 1e75):
+            if not facts.kinds <= {int, float}:
+                return None
+            if facts.magnitudes and (facts.magnitudes[0] < 1e-75 or facts.magnitudes[1] > 1e75):
                 return None  # near the ends of IBM's exponent range: readstat decides
             template[var.name] = 0.0
         else:
-            texts = [str(v) for v in values if v is not None]
-            if not all(map(str.isascii, texts)) or any(
-                "\x00" in "".join(texts[i : i + _CHUNK]) for i in range(0, len(texts), _CHUNK)
-            ):
+            if facts.kinds and (facts.kinds != {str} or not facts.ascii or facts.nul):
                 return None
-            widths[var.name] = max(1, max(map(len, texts), default=1))
+            widths[var.name] = max(1, facts.longest)
             template[var.name] = "x" * widths[var.name]
     head = _pyreadstat_xpt(ds, [template], workdir)
     at = head.find(_OBS_HEADER)

@@ -93,7 +93,6 @@ class _ColumnFacts:
     for text whether all are ASCII without NUL and the longest length."""
 
     kinds: frozenset[type]
-    distinct: list[Value]  # first appearance order, nulls left out (equal values once: 1 and 1.0 are one)
     finite: bool = True
     magnitudes: tuple[float, float] | None = None  # the smallest and largest non-zero |value|
     ascii: bool = True
@@ -110,10 +109,10 @@ def _column_facts(rows: Sequence[Mapping[str, Value]], name: str) -> _ColumnFact
         return found
     values = distinct_values(rows, name)
     kinds = frozenset(map(type, values)) - {type(None)}  # every value's type (True and 1 are equal, not alike)
-    distinct = list(dict.fromkeys(values))
+    distinct = list(dict.fromkeys(values))  # equal values once (1 and 1.0 are one): kinds come from every value
     if None in distinct:
         distinct.remove(None)
-    facts = _ColumnFacts(kinds, distinct)
+    facts = _ColumnFacts(kinds)
     if distinct and kinds <= {int, float}:
         numbers = cast(list[float], distinct)
         try:
@@ -121,11 +120,11 @@ def _column_facts(rows: Sequence[Mapping[str, Value]], name: str) -> _ColumnFact
         except OverflowError:
             finite = False
         sizes = [abs(float(v)) for v in numbers if v != 0] if finite else []
-        facts = _ColumnFacts(kinds, distinct, finite, (min(sizes), max(sizes)) if sizes else None)
+        facts = _ColumnFacts(kinds, finite, (min(sizes), max(sizes)) if sizes else None)
     elif distinct and kinds == {str}:
         texts = cast(list[str], distinct)
         nul = any("\x00" in "".join(texts[i : i + _CHUNK]) for i in range(0, len(texts), _CHUNK))
-        facts = _ColumnFacts(kinds, distinct, ascii=all(map(str.isascii, texts)), nul=nul, longest=max(map(len, texts)))
+        facts = _ColumnFacts(kinds, ascii=all(map(str.isascii, texts)), nul=nul, longest=max(map(len, texts)))
     if memo is not None:
         memo[name] = facts
     return facts

@@ -286,6 +286,23 @@ def test_a_costly_overviews_refresh_runs_in_a_low_priority_child_process_and_giv
     assert (latest.saes, latest.monitor) == (here.saes, here.monitor)
 
 
+def test_the_overview_child_process_runs_at_the_lowest_priority_and_leaves_ctrl_c_to_the_server() -> None:
+    """A terminal's Ctrl-C reaches the whole process group: the child must not die with a ``KeyboardInterrupt``
+    traceback on the server's console (seen in ``bench/web_load.py``'s logs, 2026-12-02); the server stops it."""
+    import os
+    import signal
+
+    cache = OverviewCache(database_url="sqlite://")
+    try:
+        child = cache._child()
+        handler = child.submit(signal.getsignal, signal.SIGINT).result(timeout=60)
+        niceness = child.submit(os.nice, 0).result(timeout=60)
+    finally:
+        cache.close()
+    assert handler == signal.SIG_IGN
+    assert niceness == min(19, os.nice(0) + 19)
+
+
 def test_a_small_trials_figures_computed_slowly_once_are_still_recomputed_in_the_request_after_a_change(
     fresh_web_db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections import Counter, defaultdict
@@ -544,8 +545,11 @@ class OverviewCache:
 
 
 def _lowest_priority() -> None:
-    """The child process's CPU priority: the lowest (``nice`` 19), so requests are served first."""
+    """Set up the child process: the lowest CPU priority (``nice`` 19), so requests are served first, and Ctrl-C
+    left to the server, which stops the child as it shuts down (a terminal's Ctrl-C reaches every process of the
+    group: the child would otherwise die printing a ``KeyboardInterrupt`` traceback)."""
     os.nice(19)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _overview_in_child(url: str, actor: Actor, protocols: ProtocolFile | None) -> tuple[int, Overview, float]:

@@ -28,6 +28,7 @@ class TrialData:
     assessments: Sequence[d.TumourAssessment] = ()
     adverse_events: Sequence[d.AdverseEvent] = ()
     answers: Sequence[d.QuestionnaireAnswer] = ()
+    deviations: Sequence[d.ProtocolDeviation] = ()
 
 
 def _on_or_before(date: dt.date | None, cutoff: dt.date) -> dt.date | None:
@@ -77,4 +78,6 @@ def apply_cutoff(data: TrialData, cutoff: dt.date) -> TrialData:
         assessments=[a for a in data.assessments if a.assessment_date <= cutoff],
         adverse_events=[adverse_event(ae) for ae in data.adverse_events if ae.onset_date <= cutoff],
         answers=[a for a in data.answers if a.completed_on is None or a.completed_on <= cutoff],
+        # An undated deviation (a lesion-role check, recorded with its plan) cannot be placed after the cut-off.
+        deviations=[x for x in data.deviations if x.date is None or x.date <= cutoff],
     )

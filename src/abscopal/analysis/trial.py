@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from abscopal.analysis.cutoff import TrialData, apply_cutoff
+from abscopal.analysis.deviations import DeviationSummary, summarise_deviations
 from abscopal.analysis.endpoints import (
     ResponseSummary,
     RoleRateCI,
@@ -81,6 +82,7 @@ class Analysis:
     ttd: SurvivalSummary
     ttd_definition: str
     options: tuple[OptionRow, ...]
+    deviations: DeviationSummary
     other_options: tuple[OptionRow, ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -171,6 +173,7 @@ def analyse(data: TrialData, protocol_file: ProtocolFile, cutoff: dt.date) -> An
         ttd=ttd,
         ttd_definition=ttd_definition,
         options=option_rows(protocol.response),
+        deviations=summarise_deviations(data.deviations, pops.enrolled),
         other_options=safety_qol_option_rows(protocol),
         notes=tuple(notes),
     )

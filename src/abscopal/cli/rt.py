@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from abscopal.cli._common import console, print_json, user_errors
+from abscopal import domain as d
+from abscopal.cli._common import console, fail, print_json, user_errors
 from abscopal.protocol import radiotherapy as rt
 from abscopal.protocol.calendar import WorkingDays
 from abscopal.protocol.io import load_plan
 from abscopal.protocol.model import load_bundled
+from abscopal.services.common import protocol_of
+from abscopal.store.plan_input import load_stored_plan
 
 app = typer.Typer(help="Radiotherapy: check a plan against the protocol, compute BED and EQD2.", no_args_is_help=True)
 
@@ -20,29 +24,106 @@ app = typer.Typer(help="Radiotherapy: check a plan against the protocol, compute
 @app.command("check")
 @user_errors
 def check(
-    plan: Annotated[Path, typer.Argument(help="PLAN.json (schema: docs/radiotherapy.md).")],
+    plan: Annotated[
+        Path | None, typer.Argument(help="PLAN.json (schema: docs/radiotherapy.md); or give --patient instead.")
+    ] = None,
+    patient: Annotated[
+        str | None,
+        typer.Option(
+            "--patient",
+            help="Check a patient's stored lesions, prescriptions (typed in or imported from a DICOM RT plan) and "
+            "delivered fractions, and list the deviations recorded for them.",
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", envvar="ABSCOPAL_DATABASE_URL", help="Database URL for --patient."),
+    ] = None,
+    completed: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--completed",
+            help="A lesion whose course has ended (repeat for each): its delivered total and fraction count are "
+            "judged even if fewer fractions than prescribed were given. Default: the plan file's list, or (with "
+            "--patient) every course with all its prescribed fractions recorded.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print checks, doses and deviations as JSON.")] = False,
 ) -> None:
     """Check lesion roles, prescriptions and delivered fractions; print BED/EQD2 per lesion and proposed deviations.
 
-    Example: abscopal rt check docs/examples/plan.json
+    With --patient, the records come from the database (opened read-only; nothing is written) under the protocol
+    version the patient was enrolled under, and the deviations already recorded (by the web pages or by
+    `abscopal import rtplan` / `rtrecord`) are listed after the engine's.
+
+    Examples: abscopal rt check docs/examples/plan.json;  abscopal rt check --patient QFS-0001
     """
-    protocol = load_bundled().current
-    rules = protocol.radiotherapy
-    data = load_plan(plan, rules.radiobiology.alpha_beta_tumour_gy, protocol.plausibility)
+    if (plan is None) == (patient is None):
+        raise fail("give either PLAN.json or --patient ID (not both)")
+    recorded: list[d.ProtocolDeviation] | None = None
+    if patient is not None:
+        stored = load_stored_plan(patient, database_url)
+        protocol = protocol_of(stored.patient, None, dt.date.today())
+        subject_id, lesions = patient, tuple(stored.lesions)
+        courses, fractions = tuple(stored.courses), tuple(stored.fractions)
+        selection, ended, recorded = None, None, stored.deviations
+    else:
+        assert plan is not None
+        protocol = load_bundled().current
+        data = load_plan(plan, protocol.radiotherapy.radiobiology.alpha_beta_tumour_gy, protocol.plausibility)
+        subject_id, lesions, courses, fractions = data.subject_id, data.lesions, data.courses, data.fractions
+        selection, ended = data.conventional_selection, data.completed
     report = rt.check_plan(
-        data.subject_id,
-        data.lesions,
-        data.courses,
-        data.fractions,
-        rules,
+        subject_id,
+        lesions,
+        courses,
+        fractions,
+        protocol.radiotherapy,
         WorkingDays(protocol.schedule.holidays_country),
-        data.conventional_selection,
-        data.completed,
+        selection,
+        set(completed) if completed else ended,
     )
     if as_json:
-        print_json(rt.as_dict(report))
+        out = rt.as_dict(report)
+        if recorded is not None:
+            out["recorded_deviations"] = [_recorded(x) for x in recorded]
+        print_json(out)
         return
+    _print_report(report)
+    if recorded is not None:
+        _print_recorded(subject_id, recorded)
+
+
+def _recorded(x: d.ProtocolDeviation) -> dict[str, object]:
+    return {
+        "check": str(x.check), "lesion_id": x.lesion_id, "class": x.deviation_class.value,
+        "date": x.date.isoformat() if x.date else None, "values": x.values, "reason": x.reason,
+        "recorded_by": x.recorded_by, "confirmed_by": x.confirmed_by,
+    }  # fmt: skip
+
+
+def _print_recorded(subject_id: str, recorded: list[d.ProtocolDeviation]) -> None:
+    if not recorded:
+        console.print(f"No deviation is recorded for {subject_id}.")
+        return
+    table = Table(title=f"Deviations recorded for {subject_id}")
+    for col in ("date", "lesion", "check", "class", "values", "recorded by", "status"):
+        table.add_column(col)
+    for x in recorded:
+        colour = "red" if x.deviation_class is d.DeviationClass.MAJOR else "yellow"
+        table.add_row(
+            x.date.isoformat() if x.date else "-",
+            x.lesion_id or "-",
+            str(x.check),
+            f"[{colour}]{x.deviation_class.value}[/]",
+            x.values,
+            x.recorded_by or "-",
+            f"confirmed by {x.confirmed_by}" if x.confirmed_by else "proposed",
+        )
+    console.print(table)
+
+
+def _print_report(report: rt.PlanReport) -> None:
     checks = Table(title=f"Radiotherapy checks of {report.subject_id}")
     for col in ("lesion", "check", "result", "message"):
         checks.add_column(col)
@@ -57,15 +138,15 @@ def check(
     doses = Table(title="Dose per lesion, Gy: physical / BED / EQD2 (never summed across lesions)")
     for col in ("lesion", "role", "α/β", "prescribed", "delivered", "late α/β", "prescribed, late"):
         doses.add_column(col)
-    for d in report.doses:
+    for x in report.doses:
         doses.add_row(
-            d.lesion_id,
-            d.role.value,
-            f"{d.alpha_beta_gy:g}",
-            f"{d.prescribed_gy:.2f} / {d.prescribed_bed_gy:.2f} / {d.prescribed_eqd2_gy:.2f}",
-            f"{d.delivered_gy:.2f} / {d.delivered_bed_gy:.2f} / {d.delivered_eqd2_gy:.2f}",
-            f"{d.late_alpha_beta_gy:g}",
-            f"{d.prescribed_bed_late_gy:.2f} / {d.prescribed_eqd2_late_gy:.2f}",
+            x.lesion_id,
+            x.role.value,
+            f"{x.alpha_beta_gy:g}",
+            f"{x.prescribed_gy:.2f} / {x.prescribed_bed_gy:.2f} / {x.prescribed_eqd2_gy:.2f}",
+            f"{x.delivered_gy:.2f} / {x.delivered_bed_gy:.2f} / {x.delivered_eqd2_gy:.2f}",
+            f"{x.late_alpha_beta_gy:g}",
+            f"{x.prescribed_bed_late_gy:.2f} / {x.prescribed_eqd2_late_gy:.2f}",
         )
     console.print(doses)
     if report.deviations:

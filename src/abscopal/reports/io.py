@@ -41,6 +41,7 @@ def load_trial(conn: Connection) -> TrialData:
         assessments=repo.all(d.TumourAssessment),
         adverse_events=flat_records(conn, d.AdverseEvent),
         answers=flat_records(conn, d.QuestionnaireAnswer),
+        deviations=flat_records(conn, d.ProtocolDeviation),
     )
 
 

@@ -545,6 +545,74 @@ def test_cli_dry_run_prints_the_deviation_and_writes_nothing(sqlite_engine: Engi
     assert _state(sqlite_engine) == before
 
 
+def test_an_imported_plans_deviation_is_listed_by_rt_check_of_the_patient(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """Issue 13's "Done when": the 3 Gy x 10 plan's major cfrt.prescription deviation, recorded by the import,
+    is what ``abscopal rt check --patient`` lists from the store, and the engine finds it again from the
+    stored course."""
+    from abscopal.cli import app as main_app
+
+    _import_plan(sqlite_engine, _cfrt_plan(tmp_path, "HYPO", 30.0, 10))
+    before = _state(sqlite_engine)
+    url = str(sqlite_engine.url)
+    out = CliRunner().invoke(main_app, ["rt", "check", "--patient", "S-001", "--database-url", url, "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert [(x["check"], x["class"], x["lesion_id"]) for x in data["recorded_deviations"]] == [
+        ("cfrt.prescription", "major", "L01")
+    ]
+    assert ("cfrt.prescription", "major", "L01") in [
+        (x["check"], x["class"], x["lesion_id"]) for x in data["deviations"]
+    ]
+    table = CliRunner().invoke(main_app, ["rt", "check", "--patient", "S-001", "--database-url", url])
+    assert table.exit_code == 0, table.output
+    assert "Deviations recorded for S-001" in table.output and "proposed" in table.output
+    assert _state(sqlite_engine) == before  # read-only
+
+
+def test_rt_check_of_the_patient_judges_a_stopped_course_only_when_named_completed(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    """2 Gy x 30 planned, one fraction recorded (2 Gy of 60): an ongoing course, until --completed says it ended
+    (then 2 of 60 Gy is a major delivered_total deviation, radiotherapy.md §2)."""
+    from abscopal.cli import app as main_app
+
+    plan = _cfrt_plan(tmp_path)
+    _import_plan(sqlite_engine, plan)
+    _import_records(sqlite_engine, _records(tmp_path, plan, [MONDAY]))
+    url = str(sqlite_engine.url)
+
+    def proposed(*extra: str) -> list[tuple[str, str]]:
+        out = CliRunner().invoke(
+            main_app, ["rt", "check", "--patient", "S-001", "--database-url", url, "--json", *extra]
+        )
+        assert out.exit_code == 0, out.output
+        return [(x["check"], x["class"]) for x in json.loads(out.stdout)["deviations"] if x["lesion_id"] == "L01"]
+
+    assert ("delivered_total", "major") not in proposed()
+    assert ("delivered_total", "major") in proposed("--completed", "L01")
+
+
+def test_an_imported_plans_deviation_is_counted_and_listed_in_the_trial_report(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    from abscopal.analysis.deviations import DeviationCount
+    from abscopal.reports.report import build_report
+
+    _import_plan(sqlite_engine, _cfrt_plan(tmp_path, "HYPO", 30.0, 10))
+    built = build_report(
+        tmp_path / "report", database_url=str(sqlite_engine.url), cutoff=dt.date(2024, 12, 31), pdf=False
+    )
+    summary = built.analysis.deviations
+    assert summary.counts == (DeviationCount("cfrt.prescription", major=1, minor=0, confirmed=0, patients=1),)
+    assert (summary.enrolled, summary.patients_with_major) == (1, 1)
+    html = built.html.read_text(encoding="utf-8")
+    section = html[html.index('id="deviations"') : html.index('id="safety"')]
+    assert "<code>cfrt.prescription</code>" in section and "<td>S-001</td><td>L01</td>" in section
+    assert "1 deviation in <strong>1</strong> of 1 enrolled patients (100.0%)" in section
+
+
 def test_cli_rtrecord_dry_run_writes_a_json_report_and_nothing_else(sqlite_engine: Engine, tmp_path: Path) -> None:
     url = str(sqlite_engine.url)
     plan = _cfrt_plan(tmp_path)

@@ -118,6 +118,24 @@ def test_rt_check_json_reports_bed_per_lesion_and_the_ldrt_interval_deviation() 
     assert [(d["lesion_id"], d["check"], d["class"]) for d in data["deviations"]] == [("L3", "ldrt.interval", "minor")]
 
 
+@pytest.mark.parametrize("args", [[], ["docs/examples/plan.json", "--patient", "QFS-0001"]])
+def test_rt_check_needs_either_a_plan_file_or_a_patient_and_says_so(args: list[str]) -> None:
+    result = runner.invoke(app, ["rt", "check", *args])
+    assert result.exit_code == 1
+    assert "give either PLAN.json or --patient ID" in result.output and "Traceback" not in result.output
+
+
+def test_rt_check_of_a_patient_in_a_database_without_them_names_the_patient(tmp_path: Path) -> None:
+    from abscopal.store.database import make_engine
+    from abscopal.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    upgrade(make_engine(url))
+    result = runner.invoke(app, ["rt", "check", "--patient", "S-404", "--database-url", url])
+    assert result.exit_code == 1
+    assert "No patient 'S-404' in the database" in result.output
+
+
 def test_rt_check_of_a_lesion_in_two_roles_names_it(tmp_path: Path) -> None:
     plan = _example("plan.json")
     plan["lesions"].append({**plan["lesions"][1], "rt_role": "observation"})

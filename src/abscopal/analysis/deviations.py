@@ -31,28 +31,16 @@ class DeviationCount:
 
 
 @dataclass(frozen=True)
-class DeviationEntry:
-    """One deviation as the listing prints it; ``confirmed_by`` None means proposed by the engine, unconfirmed."""
-
-    subject_id: str
-    lesion_id: str
-    check: str
-    deviation_class: str
-    date: dt.date | None
-    values: str
-    confirmed_by: str | None
-
-
-@dataclass(frozen=True)
 class DeviationSummary:
-    """Every deviation of the enrolled patients, counted per check, and the first :data:`LISTING_LIMIT` listed."""
+    """Every deviation of the enrolled patients, counted per check, and the first :data:`LISTING_LIMIT` listed
+    (the stored records themselves; ``confirmed_by`` None means proposed by the engine, unconfirmed)."""
 
     enrolled: int
     patients_with_any: int
     patients_with_major: int
     total: int
     counts: tuple[DeviationCount, ...]
-    listing: tuple[DeviationEntry, ...]
+    listing: tuple[d.ProtocolDeviation, ...]
 
     @property
     def listing_is_partial(self) -> bool:
@@ -85,12 +73,7 @@ def summarise_deviations(
         )
         for check, devs in sorted(by_check.items(), key=lambda kv: order.get(kv[0], len(order)))
     )
-    listing = tuple(
-        DeviationEntry(
-            x.subject_id, x.lesion_id or "", str(x.check), str(x.deviation_class), x.date, x.values, x.confirmed_by
-        )
-        for x in mine[: max(limit, 0)]
-    )
+    listing = tuple(mine[: max(limit, 0)])
     return DeviationSummary(
         enrolled=len(chosen),
         patients_with_any=len({x.subject_id for x in mine}),

@@ -56,7 +56,7 @@ def check(
     version the patient was enrolled under, and the deviations already recorded (by the web pages or by
     `abscopal import rtplan` / `rtrecord`) are listed after the engine's.
 
-    Examples: abscopal rt check docs/examples/plan.json;  abscopal rt check --patient QFS-0001
+    Examples: abscopal rt check docs/examples/plan.json;  abscopal rt check --patient QFS-000002
     """
     if (plan is None) == (patient is None):
         raise fail("give either PLAN.json or --patient ID (not both)")

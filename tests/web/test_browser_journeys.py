@@ -53,6 +53,8 @@ NAV_LABELS = {
     "/queries": "Queries",
     "/audit": "Audit trail",
     "/report": "Trial report",
+    "/exports": "Exports",
+    "/imports/dicom": "DICOM RT import",
     "/admin/users": "Users",
     "/admin/sites": "Sites",
     "/profile": "Profile",
@@ -61,6 +63,7 @@ ERROR_PAGES = frozenset({"403", "404", "500"})
 GUARDED = ["/patients", "/queries", "/audit", "/admin/users", "/admin/sites"]
 AUDIT_READERS = frozenset({Role.INVESTIGATOR, Role.DATA_MANAGER, Role.MONITOR, Role.ADMIN})
 EXPORTERS = frozenset({Role.DATA_MANAGER, Role.STATISTICIAN})
+DICOM_IMPORTERS = frozenset({Role.DATA_MANAGER, Role.RADONC})
 
 
 def expected_nav(username: str) -> set[str]:
@@ -72,7 +75,8 @@ def expected_nav(username: str) -> set[str]:
     return (
         {"/", "/patients", "/queries", "/profile"}
         | ({"/audit"} if role in AUDIT_READERS else set())
-        | ({"/report"} if role in EXPORTERS else set())
+        | ({"/report", "/exports"} if role in EXPORTERS else set())
+        | ({"/imports/dicom"} if role in DICOM_IMPORTERS else set())
     )
 
 

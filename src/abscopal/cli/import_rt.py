@@ -44,16 +44,6 @@ def _write_report(path: Path | None, outcome: object | None, error: Exception | 
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def _mapping(pairs: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        target, sep, lesion = pair.partition("=")
-        if not sep or not target.strip() or not lesion.strip():
-            raise ValidationError("--map", f"{pair!r} is not TARGET=LESION (e.g. --map PTV=L01)")
-        out[target.strip()] = lesion.strip()
-    return out
-
-
 def _user(user: str | None) -> str:
     from abscopal.settings import Settings
 
@@ -98,7 +88,7 @@ def rtplan(
     try:
         result = dicom_rt.import_plan(
             engine, file, user=_user(user), structure_set=structure_set, patient=patient,
-            mapping=_mapping(map_ or []), start=first, allow_unapproved=allow_unapproved, dry_run=dry_run,
+            mapping=dicom_rt.parse_mapping(map_ or []), start=first, allow_unapproved=allow_unapproved, dry_run=dry_run,
         )  # fmt: skip
     except AbscopalError as exc:
         _write_report(report, None, exc)

@@ -8,6 +8,7 @@ and delivery checks run and their deviations are recorded. PatientName is never 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -23,12 +24,12 @@ from pydicom.uid import UID
 from sqlalchemy import Engine
 
 from abscopal import domain as d
-from abscopal.errors import InputFileError, PermissionDenied, Problem
+from abscopal.errors import InputFileError, PermissionDenied, Problem, ValidationError
 from abscopal.protocol import radiotherapy as rt
 from abscopal.protocol.model import ProtocolFile
 from abscopal.services import lesions as lesion_services
 from abscopal.services import treatment
-from abscopal.services.common import Actor, StaffRole, patient_of, protocol_of
+from abscopal.services.common import PERMISSIONS, Action, Actor, patient_of, protocol_of
 from abscopal.services.ports import UnitOfWorkLike
 from abscopal.store.records import Stored
 from abscopal.store.unit_of_work import UnitOfWork
@@ -37,7 +38,7 @@ RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"
 RT_STRUCTURE_SET = "1.2.840.10008.5.1.4.1.1.481.3"
 RT_BEAMS_RECORD = "1.2.840.10008.5.1.4.1.1.481.4"
 KINDS = {RT_PLAN: "RT Plan", RT_STRUCTURE_SET: "RT Structure Set", RT_BEAMS_RECORD: "RT Beams Treatment Record"}
-IMPORT_ROLES = (StaffRole.RADONC, StaffRole.DATA_MANAGER)
+IMPORT_ROLES = PERMISSIONS[Action.DICOM_IMPORT]  # the radiation oncologist and the data manager (web.md §2)
 #: ΣBeamDose vs the prescription per fraction, and delivered vs specified meterset: 1 % (interop.md §6)
 TOLERANCE = 0.01
 
@@ -146,8 +147,16 @@ def _items(ds: Dataset, keyword: str) -> list[Dataset]:
 # ----------------------------------------------------------------------------- identity
 
 
-def _actor(uow: UnitOfWorkLike, username: str, source: str) -> Actor:
-    """The importing user from the users table: a radiation oncologist or a data manager, at every site."""
+def _actor(uow: UnitOfWorkLike, username: str, source: str, given: Actor | None = None) -> Actor:
+    """The importing user: the signed-in web user (``given``, limited to their sites) or, for the CLI, the user of
+    that name in the users table, at every site; a radiation oncologist or a data manager either way."""
+    if given is not None:
+        if given.role not in IMPORT_ROLES:
+            raise PermissionDenied(
+                f"{given.username} ({given.role.value.replace('_', ' ')}) may not import DICOM RT files; it needs a "
+                "radiation oncologist or a data manager"
+            )
+        return dataclasses.replace(given, import_source=source)
     user = uow.users.find(username=username)
     if user is None:
         raise PermissionDenied(f"{username} is not a user of this database: add the user before importing")
@@ -410,6 +419,17 @@ def match_targets(
     return out
 
 
+def parse_mapping(pairs: Sequence[str], field_name: str = "--map") -> dict[str, str]:
+    """``TARGET=LESION`` pairs (the CLI's ``--map``, the import page's lines) as target -> lesion id."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        target, sep, lesion = pair.partition("=")
+        if not sep or not target.strip() or not lesion.strip():
+            raise ValidationError(field_name, f"{pair!r} is not TARGET=LESION (e.g. PTV=L01)")
+        out[target.strip()] = lesion.strip()
+    return out
+
+
 def import_plan(
     engine: Engine,
     path: Path,
@@ -423,15 +443,19 @@ def import_plan(
     dry_run: bool = False,
     protocols: ProtocolFile | None = None,
     at: dt.datetime | None = None,
+    actor: Actor | None = None,
 ) -> PlanImported:
-    """Import one RT Plan as prescriptions, all or nothing (``dry_run``: everything but the commit)."""
+    """Import one RT Plan as prescriptions, all or nothing (``dry_run``: everything but the commit).
+
+    ``actor`` is the signed-in web user (the browser's import page); without it ``user`` is looked up in the users
+    table (the CLI)."""
     plan = read(path, [RT_PLAN])
     structure = read(structure_set, [RT_STRUCTURE_SET]) if structure_set is not None else None
     warnings = [*plan.warnings, *(structure.warnings if structure else ())]
     reason = f"imported from DICOM RT Plan {plan.sop_uid} file {plan.name} (sha256 {plan.sha256})"
     with UnitOfWork(engine, user=user, reason=reason) as store:
         uow = cast(UnitOfWorkLike, store)  # the store's repositories are the ports' Records (structurally)
-        actor = _actor(uow, user, f"DICOM RT Plan {plan.name}")
+        actor = _actor(uow, user, f"DICOM RT Plan {plan.name}", actor)
         stored = identify(uow, actor, plan, patient, warnings)
         subject = stored.value.subject_id
         targets = plan_targets(plan, structure, allow_unapproved, warnings)
@@ -598,8 +622,10 @@ def import_records(
     dry_run: bool = False,
     protocols: ProtocolFile | None = None,
     at: dt.datetime | None = None,
+    actor: Actor | None = None,
 ) -> RecordsImported:
-    """Import RT Beams Treatment Records as fractions, in (date, time, fraction) order, all or nothing."""
+    """Import RT Beams Treatment Records as fractions, in (date, time, fraction) order, all or nothing (``actor``:
+    the signed-in web user, as for :func:`import_plan`)."""
     if not paths:
         raise _refuse("rtrecord", "", "no treatment record files were given")
     files = [read(p, [RT_BEAMS_RECORD]) for p in paths]
@@ -610,7 +636,7 @@ def import_records(
     )
     with UnitOfWork(engine, user=user, reason=reason) as store:
         uow = cast(UnitOfWorkLike, store)  # the store's repositories are the ports' Records (structurally)
-        actor = _actor(uow, user, f"DICOM RT Beams Treatment Record {', '.join(f.name for f in files)}")
+        actor = _actor(uow, user, f"DICOM RT Beams Treatment Record {', '.join(f.name for f in files)}", actor)
         stored = identify(uow, actor, files[0], patient, warnings)
         subject = stored.value.subject_id
         for f in files[1:]:

@@ -63,6 +63,7 @@ class Action(StrEnum):
     READ = "read patient data (own sites)"
     AUDIT_VIEW = "audit trail view"
     EXPORT = "report, SDTM / ODM export"
+    DICOM_IMPORT = "DICOM RT plan / treatment record import"
     ADMIN = "users, sites, roles"
 
 
@@ -93,6 +94,7 @@ PERMISSIONS: dict[Action, frozenset[StaffRole]] = {
     Action.READ: frozenset(set(R) - {R.ADMIN}),
     Action.AUDIT_VIEW: frozenset({R.INVESTIGATOR, R.DATA_MANAGER, R.MONITOR, R.ADMIN}),
     Action.EXPORT: frozenset({R.DATA_MANAGER, R.STATISTICIAN}),
+    Action.DICOM_IMPORT: frozenset({R.DATA_MANAGER, R.RADONC}),  # interop.md §6
     Action.ADMIN: frozenset({R.ADMIN}),
 }
 

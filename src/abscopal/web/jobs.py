@@ -93,6 +93,12 @@ class JobRunner:
             raise NotFound(f"No job {job_id!r} of yours (jobs are kept until the server restarts)")
         return job
 
+    def owned(self, owner: str, kinds: frozenset[str]) -> list[Job]:
+        """``owner``'s jobs of these kinds still kept, newest first (the exports page lists them)."""
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if j.owner == owner and j.kind in kinds]
+        return sorted(jobs, key=lambda j: j.created_at, reverse=True)
+
     def _update(self, job_id: str, **changes: Any) -> None:
         with self._lock:
             job = self._jobs.get(job_id)

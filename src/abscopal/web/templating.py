@@ -56,6 +56,9 @@ def nav_items(principal: Any) -> list[tuple[str, str]]:
         items.append(("/audit", N_("Audit trail")))
     if principal.may(Action.EXPORT):
         items.append(("/report", N_("Trial report")))
+        items.append(("/exports", N_("Exports")))
+    if principal.may(Action.DICOM_IMPORT):
+        items.append(("/imports/dicom", N_("DICOM RT import")))
     if principal.may(Action.ADMIN):
         items.append(("/admin/users", N_("Users")))
         items.append(("/admin/sites", N_("Sites")))

@@ -337,3 +337,11 @@ def test_roles_without_the_dicom_import_right_cannot_open_the_import_page(client
     assert client.session("radonc").get("/imports/dicom").status_code == 200
     for username in ("coordinator", "investigator", "statistician", "monitor", "admin"):
         assert client.session(username).get("/imports/dicom").status_code == 403
+
+
+def test_the_radiotherapy_page_links_the_importers_to_the_import_page_for_that_patient(client: world.Clients) -> None:
+    link = f'href="/imports/dicom?patient={world.QFS_PATIENT}"'
+    assert link in client.session("radonc").get(f"/patients/{world.QFS_PATIENT}/radiotherapy").text
+    assert link not in client.session("radiologist").get(f"/patients/{world.QFS_PATIENT}/radiotherapy").text
+    page = client.session("radonc").get(f"/imports/dicom?patient={world.QFS_PATIENT}")
+    assert f'name="patient" value="{world.QFS_PATIENT}"' in page.text

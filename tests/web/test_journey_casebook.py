@@ -5,7 +5,12 @@ against the app served on loopback, each person signing in through the login for
    the proposer's own signature is refused with its sentence; dcp1 signs, dcp1's second signature is refused; dcp2
    signs and the adjudication is complete (enrolment no longer refused for it);
 2. the PI signs the casebook with the password typed again and the data manager locks it;
-3. the statistician generates the report, watches its progress and downloads the HTML and the PDF.
+3. the statistician generates the report, watches its progress and downloads the HTML and the PDF;
+4. the data manager exports SDTM and the ODM snapshot from the exports page and downloads both (read back with
+   pyreadstat and the published ODM 1.3.2 XSD);
+5. the radiation oncologist uploads a DICOM RT Plan of 3 Gy x 10 (made with pydicom), checks it (the major
+   ``cfrt.prescription`` deviation shown, nothing written), imports it and finds the course on the patient's
+   radiotherapy page.
 
 Each page of the area is checked with axe-core in English and in Chinese (zero serious or critical violations) and
 each key step leaves a screenshot in ``browser.artifacts_dir()/<test>/NN-step.png``. One browser for the module,
@@ -15,10 +20,17 @@ patient at screening, a user who changes role) is set up through the JSON API, a
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib.util
 import re
 import sys
+import zipfile
 from pathlib import Path
+from typing import Any
 
+import pyreadstat
+import xmlschema
+from odmlib.schema_manager import get_schema_path
 from playwright.sync_api import Page, expect
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -32,6 +44,15 @@ axe_checked, journey = jr.axe_checked, jr.journey
 
 NEW = "QFS-900301"
 REPORT_TITLE = "Journey interim report"
+RT_PATIENT, RT_HOSPITAL_ID = "QFS-900302", "H-900302"
+
+_spec = importlib.util.spec_from_file_location(
+    "abscopal_test_fixtures_dicom_rt_journey", Path(__file__).parents[1] / "fixtures" / "dicom_rt.py"
+)
+assert _spec is not None and _spec.loader is not None
+dicom_files = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = dicom_files
+_spec.loader.exec_module(dicom_files)
 
 
 def screening_patient(j: Journey) -> None:
@@ -184,4 +205,104 @@ def test_the_statistician_generates_the_report_and_downloads_it(journey: Journey
     text = Path(html_download.value.path()).read_text(encoding="utf-8")
     assert html_download.value.suggested_filename == "report.html" and f"<title>{REPORT_TITLE}" in text
     in_chinese(j, stat, "report-done", variant="done")
+    j.assert_accessible()
+
+
+# --- 4. exports
+
+
+def test_the_data_manager_exports_sdtm_and_odm_from_the_page_and_downloads_both(
+    journey: Journey, tmp_path: Path
+) -> None:
+    j = journey
+    dm = j.sign_in("datamanager")
+    j.open(dm, "/exports")
+    expect(dm.locator("#export-jobs .empty")).to_be_visible()
+    j.snap(dm, "exports-empty", variant="empty")
+    in_chinese(j, dm, "exports-empty", variant="empty")
+    dm.fill("#sdtm-cutoff", "2026-06-30")
+    dm.locator("#sdtm-form input[name=formats][value=csv]").check()
+    assert submit(dm, "#sdtm-form", "Export SDTM") == 200
+    expect(dm.locator("main .notice").first).to_have_text("The SDTM export has started.")
+    sdtm = dm.locator("#export-jobs li.cb-job").first
+    expect(sdtm).to_have_attribute("data-status", "done", timeout=120_000)  # htmx polls the job's row
+    j.snap(dm, "exports-sdtm-done", variant="done")
+    with dm.expect_download() as download:
+        sdtm.get_by_role("link", name="Download sdtm-2026-06-30.zip").click()
+    with zipfile.ZipFile(download.value.path()) as zf:
+        assert {"dm.xpt", "dm.csv", "ae.xpt", "define.xml"} <= set(zf.namelist())
+        (tmp_path / "dm.xpt").write_bytes(zf.read("dm.xpt"))
+    frame, meta = pyreadstat.read_xport(str(tmp_path / "dm.xpt"))
+    assert meta.table_name == "DM" and any(u.endswith(f"-{world.QFS_PATIENT}") for u in frame["USUBJID"])
+
+    dm.locator("#odm-strict").check()
+    assert submit(dm, "#odm-form", "Export ODM") == 200
+    odm = dm.locator("#export-jobs li.cb-job").first  # newest first
+    expect(odm).to_have_attribute("data-status", "done", timeout=120_000)
+    with dm.expect_download() as download:
+        odm.get_by_role("link", name="Download trial.odm.xml").click()
+    schema = xmlschema.XMLSchema(get_schema_path("odm", "1.3.2"))
+    assert list(schema.iter_errors(download.value.path())) == []
+    in_chinese(j, dm, "exports-done", variant="done")
+    j.assert_accessible()
+
+
+# --- 5. DICOM RT import
+
+
+def rt_patient(engine: Any) -> None:
+    """An enrolled QFS patient with a hospital ID and a conventional lesion labelled as the plan's target (set-up)."""
+    from abscopal import domain as d
+    from abscopal.store.unit_of_work import UnitOfWork
+
+    with UnitOfWork(engine, "setup", "journey set-up: a patient for the DICOM RT import") as uow:
+        uow.patients.add(
+            d.Patient(
+                RT_PATIENT, world.QFS, d.Sex.FEMALE, dt.date(1969, 5, 2), "1.0", status=d.PatientStatus.ENROLLED,
+                enrolment_date=dt.date(2024, 3, 1), hospital_id=RT_HOSPITAL_ID,
+            )
+        )  # fmt: skip
+        for lesion_id, role, label in (
+            ("L01", d.RtRole.CONVENTIONAL, "GTV_lung"),
+            ("L02", d.RtRole.OBSERVATION, "liver"),
+        ):
+            uow.lesions.add(
+                d.Lesion(RT_PATIENT, lesion_id, "lung", "RUL", False, True, 35.0, role, is_primary=lesion_id == "L01",
+                         label=label)
+            )  # fmt: skip
+        uow.commit()
+
+
+def test_the_radiation_oncologist_checks_then_imports_a_dicom_plan_and_sees_its_deviation(
+    journey: Journey, browser_db: Any, tmp_path: Path
+) -> None:
+    j = journey
+    rt_patient(browser_db.engine)
+    plan = dicom_files.plan(
+        tmp_path / "HYPO-3x10.dcm", dicom_files.Person(RT_HOSPITAL_ID, "19690502", "F"), name="HYPO-3x10",
+        targets=[dicom_files.Target(1, "GTV_lung", 30.0)], fractions=10, beams=[(1.5, 150.0), (1.5, 150.0)],
+    )  # fmt: skip
+    radonc = j.sign_in("radonc")
+    j.open(radonc, f"/patients/{RT_PATIENT}/radiotherapy")
+    with radonc.expect_navigation():
+        radonc.get_by_role("link", name="Import the courses from a DICOM RT Plan").click()
+    expect(radonc.locator("#plan-patient")).to_have_value(RT_PATIENT)
+    j.snap(radonc, "dicom-empty", variant="empty")
+    in_chinese(j, radonc, "dicom-empty", variant="empty")
+    radonc.locator("#plan-file").set_input_files(str(plan))
+    assert submit(radonc, "#plan-form", "Check") == 200
+    outcome = radonc.locator("#dicom-outcome")
+    expect(outcome).to_contain_text(f"Check: this is what the import would record for {RT_PATIENT}")
+    expect(outcome).to_contain_text("3 Gy × 10 = 30 Gy")
+    expect(outcome).to_contain_text("cfrt.prescription")
+    j.snap(radonc, "dicom-checked", variant="checked")
+
+    radonc.locator("#plan-file").set_input_files(str(plan))
+    assert submit(radonc, "#plan-form", "Import") == 200
+    expect(outcome).to_contain_text(f"The plan was imported for {RT_PATIENT}")
+    with radonc.expect_navigation():
+        outcome.get_by_role("link", name=f"Open {RT_PATIENT}'s radiotherapy page").click()
+    expect(radonc.locator("table.rt-courses")).to_contain_text("HYPO-3x10")
+    expect(radonc.locator("table.rt-deviations")).to_contain_text("cfrt.prescription")
+    j.snap(radonc, "dicom-imported")
     j.assert_accessible()

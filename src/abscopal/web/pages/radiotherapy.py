@@ -248,7 +248,7 @@ def page(
         course_reason_error=(course_errors or {}).get("reason"), alpha_beta=protocol.radiotherapy.radiobiology,
         notice=notice, recorded_count=max(recorded_count, 0), irradiated=irradiated,
         may_registry=principal.may(Action.LESION_REGISTRY), may_rt=principal.may(Action.RADIOTHERAPY),
-        protocol_version=protocol.version.number,
+        may_import=principal.may(Action.DICOM_IMPORT), protocol_version=protocol.version.number,
     )  # fmt: skip
 
 

@@ -59,7 +59,7 @@ import world
 
 API = "/api/v1"
 #: The roles fuzzed by `make test` (every role: ABSCOPAL_FUZZ_ROLES=all, as bench/web_fuzz.py does).
-DEFAULT_ROLES = ("datamanager", "investigator", "coordinator")
+DEFAULT_ROLES = ("datamanager", "investigator")
 #: Every account of the world, the administrator last (its writes can change the other accounts).
 ALL_ROLES = tuple(sorted(world.USERS, key=lambda u: u == "admin"))
 ROLES = (

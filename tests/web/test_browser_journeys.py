@@ -254,10 +254,17 @@ def submit(page: Page, form: str, button: str) -> int:
 # --- 1. each role sees only what it may
 
 
+#: The accounts signed in on PostgreSQL too (every account on SQLite): the menu and the guards are the permission
+#: table's, not the store's; these cover a writer, the other site, the patient and the administrator.
+PG_ACCOUNTS = frozenset({"datamanager", "coordinator2", "radonc", "patient", "admin"})
+
+
 @pytest.mark.parametrize("username", list(world.USERS))
 def test_each_account_signs_in_through_the_form_and_sees_only_what_its_role_may(
-    journey: Journey, username: str
+    journey: Journey, username: str, browser_db: Any
 ) -> None:
+    if browser_db.backend != "sqlite" and username not in PG_ACCOUNTS:
+        pytest.skip(f"on PostgreSQL the accounts {', '.join(sorted(PG_ACCOUNTS))} sign in (every account on SQLite)")
     role = world.USERS[username]
     page = journey.sign_in(username)
     variant = "admin" if role is Role.ADMIN else "patient" if role is Role.PATIENT else "staff"

@@ -27,6 +27,7 @@ from abscopal.web.context import Principal, requires
 from abscopal.web.i18n import N_, gettext
 from abscopal.web.jobs import Job, JobStatus, runner_of
 from abscopal.web.pages.records import posted_form
+from abscopal.web.pages.report import STATUS_TEXT  # a job's status as the report page names it
 from abscopal.web.templating import language_of, render
 
 router = APIRouter(include_in_schema=False)
@@ -49,10 +50,6 @@ STEP_TEXT = {
     "Writing the ODM file": N_("Writing the ODM file"),
 }
 KIND_TEXT = {"SDTM export": N_("SDTM export"), "ODM export": N_("ODM export")}
-STATUS_TEXT = {
-    JobStatus.QUEUED: N_("queued"), JobStatus.RUNNING: N_("running"), JobStatus.DONE: N_("done"),
-    JobStatus.FAILED: N_("failed"),
-}  # fmt: skip
 
 
 def _message(language: str, job: Job) -> str:

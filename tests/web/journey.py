@@ -15,6 +15,12 @@ A module that sets ``LOGIN_STEPS = True`` makes each sign-in's login page a step
 
 The browser contexts bypass the Content-Security-Policy only so that axe-core can be injected; ``expect`` waits up
 to 15 s (the suite runs on two cores beside other workers).
+
+Every journey runs on both backends; to keep ``make test`` under 20 minutes on two cores, the PostgreSQL half does
+less of what does not depend on the database: its screenshots are the viewport (the SQLite half's are the full
+page), :func:`in_chinese` leaves the Chinese pass to the SQLite half (the catalogs and templates are the same; the
+language switch itself is tested on both backends in ``test_browser_journeys``), and axe-core checks each page kind
+once per module (shared by the two halves).
 """
 
 from __future__ import annotations
@@ -117,6 +123,7 @@ class Journey:
     base_url: str
     checked: dict[tuple[str, str, str], list[str]]
     login_steps: bool = False
+    backend: str = "sqlite"
     folder: Path = field(init=False)
     step: int = 0
     findings: list[str] = field(default_factory=list)
@@ -172,6 +179,7 @@ class Journey:
         markup: a conflict, a lock, an error page...) and the language; the error pages are one kind each.
         """
         self.step += 1
+        full_page = full_page and self.backend == "sqlite"  # PostgreSQL: the viewport (the module's docstring)
         page.screenshot(path=self.folder / f"{self.step:02d}-{label}.png", full_page=full_page)
         path, lang = page.evaluate("[location.pathname, document.documentElement.lang]")
         key = ("(error page)" if variant in ERROR_PAGES else normalised(path), variant, lang)
@@ -189,9 +197,14 @@ class Journey:
 
 @pytest.fixture
 def journey(
-    request: pytest.FixtureRequest, chromium: Browser, live_url: str, axe_checked: dict[tuple[str, str, str], list[str]]
+    request: pytest.FixtureRequest,
+    chromium: Browser,
+    live_url: str,
+    axe_checked: dict[tuple[str, str, str], list[str]],
+    browser_db: Any,
 ) -> Iterator[Journey]:
-    j = Journey(request.node.name, chromium, live_url, axe_checked, getattr(request.module, "LOGIN_STEPS", False))
+    login_steps = getattr(request.module, "LOGIN_STEPS", False)
+    j = Journey(request.node.name, chromium, live_url, axe_checked, login_steps, browser_db.backend)
     yield j
     j.close()
 
@@ -215,7 +228,15 @@ def switch_language(page: Page, language: str, *, check: bool = False) -> None:
 
 
 def in_chinese(j: Journey, page: Page, label: str, variant: str = "") -> None:
-    """A Chinese screenshot of the page (axe-core on it too), then back to English."""
+    """A Chinese screenshot of the page (axe-core on it too), then back to English; SQLite only (module docstring)."""
+    if j.backend != "sqlite":
+        return
     switch_language(page, "zh_Hans", check=True)
     j.snap(page, f"{label}-zh", variant=variant)
     switch_language(page, "en", check=True)
+
+
+def skip_chinese_on_postgresql(j: Journey) -> None:
+    """A test of the pages in Chinese runs on SQLite only (the module's docstring says why)."""
+    if j.backend != "sqlite":
+        pytest.skip("the pages in Chinese are checked on SQLite: their catalogs do not depend on the database")

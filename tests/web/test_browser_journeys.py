@@ -25,25 +25,21 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from babel.messages.pofile import read_po
-from fastapi import FastAPI
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 sys.path.insert(0, str(Path(__file__).parent))
-import browser
-import live_server
+import journey as jr
 import world
+from journey import Journey, main_text
 
 from abscopal.domain import Role
 
 ZH_PO = Path(__file__).resolve().parents[2] / "src/abscopal/web/locales/zh_Hans/LC_MESSAGES/messages.po"
-TIMEOUT_MS = 15_000
 DATE_TIME = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"
 
 #: The menu's links and their English labels (what each role may open: web.md §2).
@@ -59,7 +55,6 @@ NAV_LABELS = {
     "/admin/sites": "Sites",
     "/profile": "Profile",
 }
-ERROR_PAGES = frozenset({"403", "404", "500"})
 GUARDED = ["/patients", "/queries", "/audit", "/admin/users", "/admin/sites"]
 AUDIT_READERS = frozenset({Role.INVESTIGATOR, Role.DATA_MANAGER, Role.MONITOR, Role.ADMIN})
 EXPORTERS = frozenset({Role.DATA_MANAGER, Role.STATISTICIAN})
@@ -80,140 +75,11 @@ def expected_nav(username: str) -> set[str]:
     )
 
 
-# --- fixtures: one database, one server, one browser for the module
+# --- fixtures: one database, one server, one browser for the module (tests/web/journey.py)
 
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def browser_db(request: pytest.FixtureRequest, _web_templates: Any) -> Iterator[Any]:
-    """The world on each backend: the journeys run on SQLite and on PostgreSQL (make test starts the server)."""
-    if request.param == "postgresql" and _web_templates.server is None:
-        pytest.skip("PostgreSQL not available (ABSCOPAL_TEST_POSTGRES=0); `make test` installs and starts it")
-    db = _web_templates.copy(request.param)
-    yield db
-    _web_templates.drop(db)
-
-
-@pytest.fixture(scope="module")
-def live_url(browser_db: Any) -> Iterator[str]:
-    from abscopal.web.app import create_app
-
-    app: FastAPI = create_app(browser_db.url)
-    try:
-        with live_server.serve(app) as url:
-            yield url
-    finally:
-        app.state.web.engine.dispose()
-        app.state.web.read_engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    expect.set_options(timeout=TIMEOUT_MS)  # a loaded machine (two cores, several suites) is slower than 5 s
-    with sync_playwright() as playwright:
-        instance = browser.launch(playwright)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-@pytest.fixture(scope="module")
-def axe_checked() -> dict[tuple[str, ...], list[str]]:
-    """The page kinds axe-core has checked in this module, with what it found on each."""
-    return {}
-
-
-@dataclass
-class Journey:
-    """One test's screenshots (numbered steps in its own folder), browser contexts and axe-core findings."""
-
-    name: str
-    browser: Browser
-    base_url: str
-    checked: dict[tuple[str, ...], list[str]]
-    folder: Path = field(init=False)
-    step: int = 0
-    findings: list[str] = field(default_factory=list)
-    contexts: list[BrowserContext] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.folder = browser.artifacts_dir() / self.name
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for old in self.folder.glob("*.png"):
-            old.unlink()
-
-    def context(self) -> BrowserContext:
-        ctx = self.browser.new_context(base_url=self.base_url, bypass_csp=True, locale="en-GB")
-        ctx.set_default_timeout(TIMEOUT_MS)
-        self.contexts.append(ctx)
-        return ctx
-
-    def sign_in(self, username: str) -> Page:
-        """A new browser context signed in as ``username`` through the login form, on the dashboard."""
-        page = self.context().new_page()
-        response = page.goto("/login")
-        assert response is not None and response.status == 200
-        self.snap(page, f"{username}-login", variant="login")
-        page.fill("#username", username)
-        page.fill("#password", world.PASSWORD)
-        with page.expect_navigation():
-            page.locator("main form").get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(f"{self.base_url}/")
-        return page
-
-    def open(self, page: Page, path: str, *, status: int = 200) -> None:
-        response = page.goto(path)
-        assert response is not None, path
-        assert response.status == status, f"{path}: {response.status}, expected {status}\n{main_text(page)}"
-
-    def snap(self, page: Page, label: str, *, variant: str = "", full_page: bool = True) -> None:
-        """Screenshot the page as the next step; run axe-core on it if this kind of page is new to the module.
-
-        A page kind is its route (ids left out), the ``variant`` the journey names (a state of the page with
-        other markup: a conflict, a lock, an error page...) and the language; the error pages are one kind each.
-        """
-        self.step += 1
-        page.screenshot(path=self.folder / f"{self.step:02d}-{label}.png", full_page=full_page)
-        path, lang = page.evaluate("[location.pathname, document.documentElement.lang]")
-        key = ("(error page)" if variant in ERROR_PAGES else normalised(path), variant, lang)
-        if key not in self.checked:
-            self.checked[key] = [
-                describe(v) for v in browser.serious_or_critical(browser.run_axe(page))
-            ]  # the first journey to reach a kind of page reports it
-            self.findings += [f"{path} ({variant or 'default'}, {lang}): {f}" for f in self.checked[key]]
-
-    def assert_accessible(self) -> None:
-        assert not self.findings, "serious/critical axe-core violations:\n" + "\n".join(self.findings)
-
-    def close(self) -> None:
-        for ctx in self.contexts:
-            ctx.close()
-
-
-def normalised(path: str) -> str:
-    path = re.sub(r"/patients/[A-Z]{2,5}-\d+", "/patients/{subject}", path)
-    return re.sub(r"/[0-9a-f]{32}", "/{id}", path)
-
-
-def describe(violation: dict[str, Any]) -> str:
-    targets = ["/".join(str(t) for t in node.get("target", [])) for node in violation.get("nodes", [])]
-    return f"{violation['id']} [{violation.get('impact')}] at {', '.join(targets)} — {violation.get('help', '')}"
-
-
-def main_text(page: Page) -> str:
-    try:
-        return page.locator("main").inner_text(timeout=2_000)[:1500]
-    except Exception:  # the message is for a failing assertion: never hide that failure behind another
-        return page.content()[:1500]
-
-
-@pytest.fixture
-def journey(
-    request: pytest.FixtureRequest, chromium: Browser, live_url: str, axe_checked: dict[tuple[str, ...], list[str]]
-) -> Iterator[Journey]:
-    j = Journey(request.node.name, chromium, live_url, axe_checked)
-    yield j
-    j.close()
+LOGIN_STEPS = True  # each sign-in's login page is a step: a screenshot and axe-core on it
+browser_db, live_url, chromium = jr.browser_db, jr.live_url, jr.chromium
+axe_checked, journey = jr.axe_checked, jr.journey
 
 
 def nav_links(page: Page) -> dict[str, str]:

@@ -11,17 +11,17 @@ import pytest
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).parent))
-import world
 from matrix import (
-    CALLERS,
+    Callers,
     Route,
     app_routes,
     call,
+    callers,
+    check_every_caller,
     check_other_site,
-    check_route,
     describe,
     fill,
-    other_site_cases,
+    other_site_routes,
     patient_routes,
     refused_case,
     refused_count,
@@ -32,6 +32,7 @@ from abscopal.store.tables import audit_log
 from abscopal.web.context import declared_action
 
 API = True
+__all__ = ["callers"]  # the fixture, imported for pytest to find
 
 
 def test_every_route_declares_an_action() -> None:
@@ -54,26 +55,31 @@ def test_there_are_patient_routes_to_scope() -> None:
     assert patient_routes(), "no route has {subject_id} in its path"
 
 
-@pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("route", routes(API), ids=lambda r: r.id)
-def test_role_route_matrix(route: Route, caller: str, client: world.Clients, web_db: Any) -> None:
-    check_route(route, caller, client, web_db)
-
-
-@pytest.mark.parametrize(("route", "caller", "target"), other_site_cases(API))
-def test_another_sites_patient_is_not_found(
-    route: Route, caller: str, target: str, client: world.Clients, web_db: Any
+def test_every_caller_gets_what_the_permission_table_gives_its_role(
+    route: Route, callers: Callers, web_db: Any
 ) -> None:
+    problems = callers.run(check_every_caller(route, callers, web_db))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("route", other_site_routes(API), ids=lambda r: r.id)
+def test_another_sites_patient_is_not_found(route: Route, callers: Callers, web_db: Any) -> None:
     """Reads and writes alike are 404: the patient's site is checked before the body (existence is not leaked)."""
-    check_other_site(route, caller, target, client, web_db)
+    problems = callers.run(check_other_site(route, callers, web_db))
+    assert not problems, "\n".join(problems)
 
 
-def test_a_refused_call_is_audited(client: world.Clients, web_db: Any) -> None:
+def test_a_refused_call_is_audited(callers: Callers, web_db: Any) -> None:
     case = refused_case()
     assert case is not None, "no route refuses any role: the permission table is not enforced anywhere"
     route, caller = case
     before = refused_count(web_db, caller)
-    response = call(client.shared(caller), route, fill(route, web_db))
+
+    async def refused() -> Any:
+        return await call(await callers.client_for(caller, route), route, fill(route, web_db))
+
+    response = callers.run(refused())
     assert response.status_code == 403, describe(response)
     assert refused_count(web_db, caller) == before + 1
     with web_db.engine.connect() as conn:

@@ -64,20 +64,26 @@ def pytest_configure(config: pytest.Config) -> None:
 #: The longest test files (browser journeys, the API fuzz, the crash and demo subprocess tests), longest first: run
 #: before everything else so that `-n 2 --dist loadfile` does not end with one worker alone on a long file while the
 #: other idles (longest-processing-time-first scheduling). Durations: `PYTEST_ADDOPTS=--durations=0 make test`.
-SLOW_FIRST = (
-    "tests/web/test_journey_newcomer.py",
-    "tests/web/test_browser_journeys.py",
-    "tests/web/test_api_fuzz.py",
-    "tests/web/test_journey_casebook.py",
-    "tests/web/test_journey_screening.py",
-    "tests/web/test_journey_radiotherapy.py",
-    "tests/web/test_journey_ae_epro.py",
-    "tests/web/test_journey_assessments.py",
-    "tests/integration/store/test_crash.py",
-    "tests/integration/cli/test_demo.py",
-    "tests/web/test_journey_dashboard.py",
-    "tests/integration/cli/test_demo_serve.py",
-    "tests/integration/interop/test_odm_bad_input.py",
+SLOW_FIRST = (  # worker seconds in the 2026-12-03 fresh-clone run
+    "tests/web/test_journey_newcomer.py",  # ~150
+    "tests/web/test_browser_journeys.py",  # 168
+    "tests/web/test_journey_casebook.py",  # 149
+    "tests/web/test_journey_screening.py",  # 90
+    "tests/integration/cli/test_demo.py",  # 90
+    "tests/web/test_route_matrix_pages.py",  # 81
+    "tests/web/test_api_fuzz.py",  # 115 with 10 examples, ~70 with 6
+    "tests/web/test_journey_ae_epro.py",  # 67
+    "tests/web/test_route_matrix_api.py",  # 64
+    "tests/web/test_journey_radiotherapy.py",  # 57
+    "tests/integration/interop/test_odm.py",  # 48
+    "tests/integration/store/test_tampering.py",  # 47
+    "tests/web/test_interop_pages.py",  # 46
+    "tests/integration/cli/test_demo_serve.py",  # 45
+    "tests/web/test_journey_assessments.py",  # 45
+    "tests/integration/store/test_crash.py",  # 43
+    "tests/integration/store/test_audit_trail.py",  # 38
+    "tests/integration/interop/test_odm_bad_input.py",  # 31
+    "tests/web/test_journey_dashboard.py",  # 30
 )
 
 

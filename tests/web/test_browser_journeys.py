@@ -35,7 +35,7 @@ from playwright.sync_api import Page, expect
 sys.path.insert(0, str(Path(__file__).parent))
 import journey as jr
 import world
-from journey import Journey, main_text
+from journey import Journey, main_text, submit
 
 from abscopal.domain import Role
 
@@ -106,15 +106,6 @@ def record_link(page: Page, section: str, label: str | None = None) -> str:
     href = link.get_attribute("href")
     assert href, f"no record in section {section}"
     return href
-
-
-def submit(page: Page, form: str, button: str) -> int:
-    """Click ``button`` in the form matched by ``form``; the status of the page the browser lands on."""
-    with page.expect_navigation() as navigation:
-        page.locator(form).get_by_role("button", name=button).click()
-    response = navigation.value
-    assert response is not None
-    return response.status
 
 
 # --- 1. each role sees only what it may

@@ -42,7 +42,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, exp
 sys.path.insert(0, str(Path(__file__).parent))
 import journey as jr
 import world
-from test_browser_journeys import TIMEOUT_MS, Journey, main_text, submit
+from journey import Journey, main_text, submit
 
 from abscopal.protocol import eligibility, resistance
 from abscopal.protocol import radiotherapy as rt
@@ -115,26 +115,21 @@ class Newcomer(Journey):
     """The platform journeys' helper with a 1280 x 800 viewport, viewport-sized screenshots (the guide uses them)
     and one login screenshot only."""
 
-    def context(self) -> BrowserContext:
-        ctx = self.browser.new_context(base_url=self.base_url, bypass_csp=True, locale="en-GB", viewport=DESKTOP)
-        ctx.set_default_timeout(TIMEOUT_MS)
-        self.contexts.append(ctx)
-        return ctx
+    def context(self, **options: Any) -> BrowserContext:
+        return super().context(**({"viewport": DESKTOP} | options))
 
     def phone(self) -> BrowserContext:
-        ctx = self.browser.new_context(
-            base_url=self.base_url, bypass_csp=True, locale="en-GB", viewport=PHONE, has_touch=True, is_mobile=True
-        )
-        ctx.set_default_timeout(TIMEOUT_MS)
-        self.contexts.append(ctx)
-        return ctx
+        return super().context(viewport=PHONE, has_touch=True, is_mobile=True)
 
-    def sign_in(self, username: str, *, phone: bool = False) -> Page:
-        page = (self.phone() if phone else self.context()).new_page()
+    def sign_in(
+        self, username: str, *, login_step: bool | None = None, phone: bool = False, **context_options: Any
+    ) -> Page:
+        """Signed in through the form; the login page is a step the first time only (unless ``login_step``)."""
+        page = (self.phone() if phone else self.context(**context_options)).new_page()
         self.open(page, "/login")
         page.fill("#username", username)
         page.fill("#password", world.PASSWORD)
-        if self.step == 0:
+        if self.step == 0 if login_step is None else login_step:
             self.snap(page, "login", variant="login")
         with page.expect_navigation():
             page.locator("main form").get_by_role("button", name="Sign in").click()

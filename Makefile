@@ -31,11 +31,11 @@ system-packages:
 	@bash scripts/ensure-system-packages.sh
 
 test: venv system-packages
-	$(BIN)/pytest -n 2 --dist loadfile -q
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -q
 
 # SQLite only, no PostgreSQL: for a quick loop while developing.
 test-fast: venv
-	ABSCOPAL_TEST_POSTGRES=0 $(BIN)/pytest -n 2 --dist loadfile -q -x
+	ABSCOPAL_TEST_POSTGRES=0 $(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -q -x
 
 lint: venv
 	$(BIN)/ruff check src tests bench

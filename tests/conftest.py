@@ -61,29 +61,31 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ[_PORT] = str(server.port)
 
 
-#: The longest test files (browser journeys, the API fuzz, the crash and demo subprocess tests), longest first: run
-#: before everything else so that `-n 2 --dist loadfile` does not end with one worker alone on a long file while the
-#: other idles (longest-processing-time-first scheduling). Durations: `PYTEST_ADDOPTS=--durations=0 make test`.
-SLOW_FIRST = (  # worker seconds in the 2026-12-03 fresh-clone run
-    "tests/web/test_journey_newcomer.py",  # ~150
-    "tests/web/test_browser_journeys.py",  # 168
-    "tests/web/test_journey_casebook.py",  # 149
-    "tests/web/test_journey_screening.py",  # 90
-    "tests/integration/cli/test_demo.py",  # 90
-    "tests/web/test_route_matrix_pages.py",  # 81
-    "tests/web/test_api_fuzz.py",  # 115 with 10 examples, ~70 with 6
-    "tests/web/test_journey_ae_epro.py",  # 67
-    "tests/web/test_route_matrix_api.py",  # 64
-    "tests/web/test_journey_radiotherapy.py",  # 57
-    "tests/integration/interop/test_odm.py",  # 48
-    "tests/integration/store/test_tampering.py",  # 47
-    "tests/web/test_interop_pages.py",  # 46
-    "tests/integration/cli/test_demo_serve.py",  # 45
-    "tests/web/test_journey_assessments.py",  # 45
+#: The longest test files, run before everything else so that `-n 2 --dist loadfile` does not end with one worker
+#: alone on a long file while the other idles (longest-processing-time-first). Browser files (B: Chromium and the
+#: live server take more than a core) alternate with the others, so that the two workers seldom both drive a browser.
+#: Needs `--no-loadscope-reorder` (the Makefile's): xdist otherwise orders files by their number of tests.
+#: Durations: `PYTEST_ADDOPTS=--durations=0 make test`; the numbers are worker seconds in the 2026-12-03 run.
+SLOW_FIRST = (
+    "tests/web/test_journey_casebook.py",  # B 189
+    "tests/integration/cli/test_demo.py",  # 96
+    "tests/web/test_browser_journeys.py",  # B 176
+    "tests/web/test_api_fuzz.py",  # 92
+    "tests/web/test_journey_screening.py",  # B 136
+    "tests/web/test_route_matrix_pages.py",  # 72
+    "tests/web/test_journey_newcomer.py",  # B 106
+    "tests/integration/interop/test_odm.py",  # 63
+    "tests/web/test_journey_ae_epro.py",  # B 99
+    "tests/web/test_route_matrix_api.py",  # 58
+    "tests/web/test_journey_radiotherapy.py",  # B 81
+    "tests/integration/store/test_tampering.py",  # 57
+    "tests/integration/cli/test_demo_serve.py",  # 56
+    "tests/web/test_journey_assessments.py",  # B 49
+    "tests/integration/store/test_audit_trail.py",  # 52
+    "tests/web/test_journey_dashboard.py",  # B 30
     "tests/integration/store/test_crash.py",  # 43
-    "tests/integration/store/test_audit_trail.py",  # 38
+    "tests/web/test_interop_pages.py",  # 46
     "tests/integration/interop/test_odm_bad_input.py",  # 31
-    "tests/web/test_journey_dashboard.py",  # 30
 )
 
 

@@ -29,7 +29,7 @@ import asyncio
 import re
 import sys
 import tempfile
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -379,3 +379,21 @@ def callers(app: Any) -> Iterator[Callers]:
     made = Callers(app)
     yield made
     made.close()
+
+
+def matrix_tests(api: bool) -> tuple[Callable[..., None], Callable[..., None]]:
+    """The matrix's two tests over the API's routes (``api``) or the pages': a test module assigns them to names
+    starting ``test_`` (two modules, so that xdist runs the two halves on two workers)."""
+
+    @pytest.mark.parametrize("route", routes(api), ids=lambda r: r.id)
+    def every_caller_gets_what_the_permission_table_gives_its_role(route: Route, callers: Callers, web_db: Any) -> None:
+        problems = callers.run(check_every_caller(route, callers, web_db))
+        assert not problems, "\n".join(problems)
+
+    @pytest.mark.parametrize("route", other_site_routes(api), ids=lambda r: r.id)
+    def another_sites_patient_is_not_found(route: Route, callers: Callers, web_db: Any) -> None:
+        """Reads and writes alike are 404: the patient's site is checked before the body (existence is not leaked)."""
+        problems = callers.run(check_other_site(route, callers, web_db))
+        assert not problems, "\n".join(problems)
+
+    return every_caller_gets_what_the_permission_table_gives_its_role, another_sites_patient_is_not_found

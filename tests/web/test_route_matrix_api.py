@@ -7,21 +7,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).parent))
 from matrix import (
     Callers,
-    Route,
     app_routes,
     call,
     callers,
-    check_every_caller,
-    check_other_site,
     describe,
     fill,
-    other_site_routes,
+    matrix_tests,
     patient_routes,
     refused_case,
     refused_count,
@@ -55,19 +51,9 @@ def test_there_are_patient_routes_to_scope() -> None:
     assert patient_routes(), "no route has {subject_id} in its path"
 
 
-@pytest.mark.parametrize("route", routes(API), ids=lambda r: r.id)
-def test_every_caller_gets_what_the_permission_table_gives_its_role(
-    route: Route, callers: Callers, web_db: Any
-) -> None:
-    problems = callers.run(check_every_caller(route, callers, web_db))
-    assert not problems, "\n".join(problems)
-
-
-@pytest.mark.parametrize("route", other_site_routes(API), ids=lambda r: r.id)
-def test_another_sites_patient_is_not_found(route: Route, callers: Callers, web_db: Any) -> None:
-    """Reads and writes alike are 404: the patient's site is checked before the body (existence is not leaked)."""
-    problems = callers.run(check_other_site(route, callers, web_db))
-    assert not problems, "\n".join(problems)
+test_every_caller_gets_what_the_permission_table_gives_its_role, test_another_sites_patient_is_not_found = matrix_tests(
+    api=API
+)
 
 
 def test_a_refused_call_is_audited(callers: Callers, web_db: Any) -> None:

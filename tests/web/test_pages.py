@@ -516,3 +516,39 @@ def test_a_questionnaires_row_is_locked_when_one_item_is_and_counts_the_items_op
     assert row.groups() == ("locked", "2")
     others = re.findall(r'<td><span class="badge (\w+)">[^<]*</span></td><td>(\d+)</td>', section)
     assert others.count(("locked", "2")) == 1 and all(s in ("entered", "edited") for s, _ in others if s != "locked")
+
+
+def test_the_databases_sum_of_a_patients_questionnaires_equals_the_item_by_item_sum(fresh_web_db: Any) -> None:
+    """The patient page sums up unmarked questionnaires in SQL (``_grouped_questionnaires``); the rows must be what
+    the item-by-item path (``_questionnaire_rows``) gives: same first item, label, state and version, same days."""
+    import dataclasses
+
+    from abscopal.store.records import Stored
+    from abscopal.store.unit_of_work import UnitOfWork
+    from abscopal.web.pages.patients import _grouped_questionnaires, _questionnaire_rows
+    from abscopal.web.records import RESOURCES, PatientMarks
+
+    table = ENTITIES["questionnaire_answers"].table
+    corrected = first_id(fresh_web_db, "questionnaire_answers")
+    with UnitOfWork(fresh_web_db.engine, "coordinator", "an answer corrected for this test") as uow:
+        item = uow.answers.get(corrected)
+        uow.answers.update(item.id, dataclasses.replace(item.value, answer=1), version=item.version)  # version 2
+        uow.commit()
+    res = next(r for r in RESOURCES.values() if r.entity == "questionnaire_answers")
+    no_marks = PatientMarks({}, {}, {}, {}, {})
+    with UnitOfWork(fresh_web_db.engine, "investigator", "read") as uow:
+        grouped, days = _grouped_questionnaires(uow, table, world.QFS_PATIENT)
+        rows = uow.execute(
+            select(table).where(table.c.subject_id == world.QFS_PATIENT, table.c.removed_reason.is_(None))
+            .order_by(table.c.id)
+        ).all()  # fmt: skip
+    one_by_one = _questionnaire_rows(
+        res, ((Stored(r.id, r.version, None), r.visit, r.instrument, r.answer) for r in rows), no_marks, "patient"
+    )
+
+    def seen(out: Any) -> list[tuple[str, str, str, int]]:
+        return [(r.record.id, r.label, r.state.status, r.version) for r in out]
+
+    assert seen(grouped) == seen(one_by_one)
+    assert "edited" in {r.state.status for r in grouped} and "entered" in {r.state.status for r in grouped}
+    assert [d.completed_on for d in days] == sorted({r.completed_on for r in rows if r.completed_on is not None})

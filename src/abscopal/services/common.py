@@ -180,7 +180,12 @@ def authorise(uow: UnitOfWorkLike, actor: Actor, action: Action) -> None:
 
 def patient_of(uow: UnitOfWorkLike, actor: Actor, subject_id: str) -> Stored[d.Patient]:
     """The patient, if the actor may see it: an unknown patient and another site's patient are both NotFound."""
-    found = uow.patients.find(subject_id=subject_id)
+    return visible_to(actor, subject_id, uow.patients.find(subject_id=subject_id))
+
+
+def visible_to(actor: Actor, subject_id: str, found: Stored[d.Patient] | None) -> Stored[d.Patient]:
+    """``found`` (the patient read for ``subject_id``), if the actor may see it; else NotFound, as for an unknown
+    patient: a patient is seen at its own sites, by the statistician, and by its own account only."""
     visible = found is not None and (
         found.value.site_code in actor.sites
         or actor.role is StaffRole.STATISTICIAN

@@ -144,12 +144,17 @@ class Account:
 
 def load_account(conn: Connection, username: str, site_codes: tuple[str, ...] | None = None) -> Account | None:
     """The account with its memberships; ``site_codes`` (every site of the trial, to expand ``*``) when known."""
-    row = conn.execute(select(accounts).where(accounts.c.username == username)).first()
-    if row is None:
+    a, m = accounts.c, memberships.c
+    rows = conn.execute(  # one round trip (every request resolves its account): a row per membership, or one
+        select(a.username, a.full_name, a.disabled, a.language, a.subject_id, a.version, m.site_code, m.role, m.pi)
+        .select_from(accounts.outerjoin(memberships, m.username == a.username))
+        .where(a.username == username)
+        .order_by(m.site_code)
+    ).all()  # fmt: skip
+    if not rows:
         return None
-    ms = conn.execute(
-        select(memberships).where(memberships.c.username == username).order_by(memberships.c.site_code)
-    ).all()
+    row = rows[0]
+    ms = [r for r in rows if r.site_code is not None]
     codes = (
         site_codes
         if site_codes is not None

@@ -21,7 +21,7 @@ from abscopal import domain as d
 from abscopal.errors import NotFound, ValidationError
 from abscopal.protocol.model import ProtocolFile
 from abscopal.services import assessments, lesions, safety, screening, treatment
-from abscopal.services.common import Action, Actor, StaffRole, patient_of
+from abscopal.services.common import Action, Actor, StaffRole, visible_to
 from abscopal.services.ports import UnitOfWorkLike, records_of
 from abscopal.services.signing import content_hash
 from abscopal.store.records import Stored
@@ -140,7 +140,7 @@ def visible_patient(uow: UnitOfWorkLike, principal: Principal, subject_id: str) 
     if found is None:
         raise NotFound(f"No patient {subject_id!r} at your sites")
     actor = principal.actor(found.value.site_code)
-    return patient_of(uow, actor, subject_id), actor
+    return visible_to(actor, subject_id, found), actor  # the record read once: patient_of would read it again
 
 
 PSEUDONYMISED_FIELDS = ("hospital_id", "birth_date")

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from abscopal import domain as d
 from abscopal.errors import AbscopalError, ValidationError
@@ -102,6 +102,26 @@ def patients_page(
     return render(request, "patients.html", **context)
 
 
+@dataclass(slots=True)
+class _Row:
+    """One row of a section of the patient page. An object, not a dict: Jinja's ``r.label`` tries the attribute
+    first, and on a dict that raises and catches an AttributeError per field (a fifth of the page's rendering)."""
+
+    record: Stored[Any]
+    label: str
+    state: RecordState
+    version: int
+
+
+@dataclass(slots=True)
+class _Section:
+    """One resource's section of the patient page: its rows and whether the reader may add a record."""
+
+    res: Any
+    rows: list[_Row]
+    may_add: bool
+
+
 @dataclass
 class _Questionnaire:
     """One questionnaire (visit x instrument) of the patient page, summed up item by item."""
@@ -116,7 +136,7 @@ class _Questionnaire:
 
 def _questionnaire_rows(
     res: Any, items: Iterable[tuple[Stored[Any], str, str, Any]], marks: PatientMarks, patient_id: str
-) -> list[dict[str, Any]]:
+) -> list[_Row]:
     """One row per questionnaire (visit x instrument) instead of one per item, from each item's (record, visit,
     instrument code, answer): a patient answers ~40 items a visit, and the page would list them all (each item's
     record page stays one click on). Only the items a mark bears on get a state of their own."""
@@ -133,19 +153,26 @@ def _questionnaire_rows(
         else:
             group.unmarked.add(min(record.version, 2))
     return [
-        {"record": g.first, "label": f"{visit} · {instrument} · {g.answered}/{g.items}",
-         "state": combined_state(g.states + [unmarked_state(v) for v in sorted(g.unmarked)]), "version": g.version}
+        _Row(g.first, f"{visit} · {instrument} · {g.answered}/{g.items}",
+             combined_state(g.states + [unmarked_state(v) for v in sorted(g.unmarked)]), g.version)
         for (visit, instrument), g in groups.items()
     ]  # fmt: skip
 
 
 def _questionnaire_summary(
     uow: Any, res: Any, marks: PatientMarks, patient_id: str, subject_id: str
-) -> tuple[list[dict[str, Any]], list[SimpleNamespace]]:
+) -> tuple[list[_Row], list[SimpleNamespace]]:
     """:func:`_questionnaire_rows` read from the items' columns only (no record is built: ~700 items a patient),
     and the days questionnaires were completed (all the calendar needs of them). For a patient none of whose items
-    is signed: a signed item is checked against its content hash."""
+    is signed: a signed item is checked against its content hash. When no mark bears on any item (most patients),
+    the items are summed up by the database (:func:`_grouped_questionnaires`): ~30 rows read instead of ~700."""
     t = ENTITIES[res.entity].table
+    marked = ("patients", patient_id) in marks.locks or any(
+        key[0] == res.entity for found in (marks.sdv, marks.signatures, marks.voided, marks.locks, marks.queries)
+        for key in found
+    )  # fmt: skip
+    if not marked:
+        return _grouped_questionnaires(uow, t, subject_id)
     rows = uow.execute(
         select(t.c.id, t.c.version, t.c.visit, t.c.instrument, t.c.answer, t.c.completed_on)
         .where(t.c.subject_id == subject_id, t.c.removed_reason.is_(None))
@@ -154,6 +181,44 @@ def _questionnaire_summary(
     items = ((Stored(r.id, r.version, None), r.visit, r.instrument, r.answer) for r in rows)
     days = sorted({r.completed_on for r in rows if r.completed_on is not None})
     return _questionnaire_rows(res, items, marks, patient_id), [SimpleNamespace(completed_on=day) for day in days]
+
+
+def _grouped_questionnaires(uow: Any, t: Any, subject_id: str) -> tuple[list[_Row], list[SimpleNamespace]]:
+    """What :func:`_questionnaire_rows` gives for items no mark bears on, summed up in SQL by visit, instrument
+    and completion day (the days are the calendar's): per questionnaire its first item (the row's link), the
+    items, the answered ones, and the lowest and highest version (entered, edited or both)."""
+    rows = uow.execute(
+        select(
+            t.c.visit, t.c.instrument, t.c.completed_on, func.min(t.c.id).label("first"),
+            func.count().label("items"), func.count(t.c.answer).label("answered"),
+            func.min(t.c.version).label("low"), func.max(t.c.version).label("high"),
+        )
+        .where(t.c.subject_id == subject_id, t.c.removed_reason.is_(None))
+        .group_by(t.c.visit, t.c.instrument, t.c.completed_on)
+    ).all()  # fmt: skip
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for r in rows:
+        g = groups.get((r.visit, r.instrument))
+        if g is None:
+            groups[(r.visit, r.instrument)] = [r.first, r.items, r.answered, r.low, r.high]
+        else:
+            g[0], g[1], g[2], g[3], g[4] = (
+                min(g[0], r.first),
+                g[1] + r.items,
+                g[2] + r.answered,
+                min(g[3], r.low),
+                max(g[4], r.high),
+            )
+    out = []
+    for (visit, instrument), (first, items, answered, low, high) in sorted(groups.items(), key=lambda kv: kv[1][0]):
+        states = ([unmarked_state(1)] if low == 1 else []) + ([unmarked_state(2)] if high > 1 else [])
+        out.append(
+            _Row(
+                Stored(first, high, None), f"{visit} · {instrument} · {answered}/{items}", combined_state(states), high
+            )
+        )
+    days = sorted({r.completed_on for r in rows if r.completed_on is not None})
+    return out, [SimpleNamespace(completed_on=day) for day in days]
 
 
 @router.get("/patients/{subject_id}")
@@ -170,14 +235,14 @@ def patient_page(
     with reading(request, principal) as uow:
         patient, actor = visible_patient(uow, principal, subject_id)
         marks = patient_marks(uow, subject_id, with_voided=False)
-        sections = []
+        sections: list[_Section] = []
         for res in RESOURCES.values():
             if own and res.slug not in PATIENT_SLUGS:
                 continue
             signed = any(key[0] == res.entity for key in marks.signatures)
             if res.entity == "questionnaire_answers" and not signed:  # ~700 items a patient: their columns only
                 rows, completed = _questionnaire_summary(uow, res, marks, patient.id, subject_id)
-                sections.append({"res": res, "rows": rows, "may_add": may_write(principal, res)})
+                sections.append(_Section(res, rows, may_write(principal, res)))
                 continue
             records = loaded[res.entity] = records_for(uow, res.entity, subject_id)
             if res.entity == "questionnaire_answers":
@@ -185,11 +250,11 @@ def patient_page(
                 rows = _questionnaire_rows(res, answers, marks, patient.id)
             else:
                 rows = [
-                    {"record": record, "label": res.label(record.value) or record.id,
-                     "state": record_state(res.entity, record, marks, patient.id)}
+                    _Row(record, res.label(record.value) or record.id,
+                         record_state(res.entity, record, marks, patient.id), record.version)
                     for record in records
                 ]  # fmt: skip
-            sections.append({"res": res, "rows": rows, "may_add": may_write(principal, res)})
+            sections.append(_Section(res, rows, may_write(principal, res)))
     plots: dict[str, Any] = {"spider": None, "waterfall": None}
     if not own and patient.value.enrolment_date is not None:
         values = {entity: [s.value for s in records] for entity, records in loaded.items()}

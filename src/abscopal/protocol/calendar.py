@@ -47,6 +47,7 @@ class WorkingDays:
         self._years = list(years or [])
         self._named: dict[str, Any] = {}  # language -> the holidays in that language, made when a name is asked
         self._working: dict[dt.date, bool] = {}  # each day's answer, once: a cohort's calendars ask ~10^5 times
+        self._holiday: dict[dt.date, str | None] = {}  # each day's holiday name, once (a calendar asks per visit)
         self._filling = threading.Lock()  # one shared instance serves the web's threads (working_days_of)
 
     def _populate(self, day: dt.date) -> None:
@@ -68,12 +69,16 @@ class WorkingDays:
     def holiday_name(self, day: dt.date) -> str | None:
         """The holiday's name as ``holidays`` gives it in English, with its Simplified Chinese name where the
         country has one (:class:`~abscopal.messages.Localised`); None on a day that is no holiday."""
+        if day in self._holiday:
+            return self._holiday[day]
         self._populate(day)
         name = self._holidays.get(day)
-        if not name:
-            return None
-        chinese = self._name_in(HOLIDAY_LANGUAGES["zh_Hans"], day)
-        return Localised(str(name), zh_Hans=chinese) if chinese else str(name)
+        found: str | None = None
+        if name:
+            chinese = self._name_in(HOLIDAY_LANGUAGES["zh_Hans"], day)
+            found = Localised(str(name), zh_Hans=chinese) if chinese else str(name)
+        self._holiday[day] = found
+        return found
 
     def _name_in(self, language: str, day: dt.date) -> str | None:
         if language not in getattr(self._holidays, "supported_languages", ()):

@@ -50,6 +50,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("odm_export.py", ["--patients", "10000"], ["--quick"]),
     ("web_load.py", ["--patients", "10000", "--database", "sqlite"], ["--quick"]),
     ("web_load.py", ["--patients", "10000", "--database", "postgresql"], ["--quick", "--database", "postgresql"]),
+    ("web_patient_page.py", ["--database", "postgresql"], ["--patients", "300", "--pages", "60"]),
     ("web_fuzz.py", ["--examples", "200", "--roles", "all"], ["--quick", "--roles", "datamanager"]),
     ("web_eligibility.py", ["--loopback"], ["--loopback", "--requests", "100"]),
     ("web_assessment_grid.py", ["--database", "sqlite"], ["--quick"]),

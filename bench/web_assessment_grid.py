@@ -37,7 +37,16 @@ from pathlib import Path
 
 import httpx
 from _machine import cpu_model
-from web_load import PASSWORD, _free_port, _serve_command, _wait_ready, build, read_stats, subjects_with_lesions
+from web_load import (
+    PASSWORD,
+    _free_port,
+    _serve_command,
+    _wait_ready,
+    build,
+    new_database,
+    read_stats,
+    subjects_with_lesions,
+)
 
 HERE = Path(__file__).resolve().parent
 SUBJECT = "QFS-900001"
@@ -167,13 +176,7 @@ def main() -> None:
     proc: subprocess.Popen[bytes] | None = None
     locust: subprocess.Popen[str] | None = None
     try:
-        if args.database == "sqlite":
-            url = f"sqlite:///{Path(tmp) / 'grid.sqlite'}"
-        else:
-            from abscopal.store.pgserver import TemporaryPostgres
-
-            server = TemporaryPostgres().start()
-            url = server.create_database("grid")
+        url, server = new_database(args.database, Path(tmp), "grid")
         t0 = time.perf_counter()
         rows = build(url, args.patients)
         print(json.dumps({**common, "step": "build", "rows": rows, "seconds": round(time.perf_counter() - t0, 1)}))

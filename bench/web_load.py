@@ -33,6 +33,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from _machine import cpu_model
 
@@ -90,6 +91,17 @@ def build(url: str, patients: int) -> int:
     finally:
         engine.dispose()
     return rows
+
+
+def new_database(kind: str, folder: Path, name: str) -> tuple[str, Any]:
+    """An empty database for a benchmark: a SQLite file ``name``.sqlite in ``folder``, or database ``name`` in a
+    new throw-away PostgreSQL server. Returns its URL and the server (None for SQLite), which the caller stops."""
+    if kind == "sqlite":
+        return f"sqlite:///{folder / f'{name}.sqlite'}", None
+    from abscopal.store.pgserver import TemporaryPostgres
+
+    server = TemporaryPostgres().start()
+    return server.create_database(name), server
 
 
 def subjects_with_lesions(url: str, path: Path) -> int:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import event, select
-from web_load import PASSWORD, build
+from web_load import PASSWORD, build, new_database
 
 
 def main() -> None:
@@ -42,13 +42,7 @@ def main() -> None:
         if args.reuse:
             url = args.reuse
         else:
-            if args.database == "sqlite":
-                url = f"sqlite:///{Path(tmp) / 'page.sqlite'}"
-            else:
-                from abscopal.store.pgserver import TemporaryPostgres
-
-                server = TemporaryPostgres().start()
-                url = server.create_database("page")
+            url, server = new_database(args.database, Path(tmp), "page")
             t0 = time.perf_counter()
             build(url, args.patients)
             print(json.dumps({"step": "build", "seconds": round(time.perf_counter() - t0, 1), "url": url}))

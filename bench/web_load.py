@@ -229,6 +229,11 @@ def main() -> None:
     parser.add_argument("--reuse", help="SQLite file to reuse (built there first when it does not exist).")
     parser.add_argument("--profile", help="Record the server with py-spy: OUT.svg (flame graph) or OUT.txt (stacks).")
     parser.add_argument("--build-only", action="store_true", help="Build the --reuse database and stop.")
+    parser.add_argument(
+        "--keep-csv", metavar="DIR",
+        help="Copy locust's CSV files into DIR, with the per-second history (_stats_history.csv): when the slow "
+        "requests happened.",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="300 patients, 10 users, 15 s: checks that it runs.")
     parser.add_argument(
         "--steady", action="store_true",
@@ -283,7 +288,7 @@ def main() -> None:
         if args.profile:
             fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"  # raw: collapsed stacks, one per line
             spy = str(Path(sys.executable).with_name("py-spy"))
-            cmd = [spy, "record", "--format", fmt, "-r", "50", "-o", args.profile, "--", *cmd]
+            cmd = [spy, "record", "--format", fmt, "-r", "50", "--subprocesses", "-o", args.profile, "--", *cmd]
         print(json.dumps({**common, "step": "serve", "command": " ".join(cmd[:4]) + " ...", "subjects": n_subjects}))
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
         _wait_ready(port, proc)
@@ -296,6 +301,8 @@ def main() -> None:
             "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.seconds}s",
             "--host", f"http://127.0.0.1:{port}", "--csv", prefix, "--only-summary",
         ]  # fmt: skip
+        if args.keep_csv:
+            locust.append("--csv-full-history")
         env = {**os.environ, "ABSCOPAL_LOAD_SUBJECTS": str(subjects), "ABSCOPAL_LOAD_PASSWORD": PASSWORD}
         if args.steady:  # the statistics restart once every user has signed in (bench/locustfile.py)
             env["ABSCOPAL_LOAD_RESET_AFTER"] = str(args.users)
@@ -312,6 +319,10 @@ def main() -> None:
         if not Path(f"{prefix}_stats.csv").exists():
             raise SystemExit(f"locust wrote no statistics (exit {run.returncode}):\n{run.stderr[-3000:]}")
         rows_ = read_stats(prefix)
+        if args.keep_csv:
+            Path(args.keep_csv).mkdir(parents=True, exist_ok=True)
+            for csv in Path(tmp).glob("locust_*.csv"):
+                shutil.copy(csv, Path(args.keep_csv) / csv.name)
         failures = Path(f"{prefix}_failures.csv").read_text() if Path(f"{prefix}_failures.csv").exists() else ""
         print(
             f"\n{args.database}, {args.patients:,} patients, {args.users} users, {args.seconds} s, started {started}, "

@@ -552,3 +552,41 @@ def test_the_databases_sum_of_a_patients_questionnaires_equals_the_item_by_item_
     assert seen(grouped) == seen(one_by_one)
     assert "edited" in {r.state.status for r in grouped} and "entered" in {r.state.status for r in grouped}
     assert [d.completed_on for d in days] == sorted({r.completed_on for r in rows if r.completed_on is not None})
+
+
+def test_a_patient_without_marks_is_read_in_one_statement_and_one_open_query_brings_the_marks(
+    fresh_client: world.Clients, fresh_web_db: Any
+) -> None:
+    from sqlalchemy import event
+
+    from abscopal.store.unit_of_work import UnitOfWork
+    from abscopal.web.records import patient_marks
+
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        statements.append(sql)
+
+    answers = ENTITIES["questionnaire_answers"].table
+    with fresh_web_db.engine.connect() as conn:
+        item = conn.execute(
+            select(answers.c.id).where(answers.c.subject_id == world.QFS_PATIENT).order_by(answers.c.id).limit(1)
+        ).scalar_one()
+    event.listen(fresh_web_db.engine, "before_cursor_execute", count)
+    try:
+        with UnitOfWork(fresh_web_db.engine, "test", "read") as uow:
+            statements.clear()  # what opening the unit of work ran
+            marks = patient_marks(uow, world.QFS_PATIENT)
+        assert len(statements) == 1
+        assert (marks.sdv, marks.signatures, marks.voided, marks.locks, marks.queries) == ({}, {}, {}, {}, {})
+        dm = user(fresh_client, "datamanager")
+        raised = post(
+            dm, f"/patients/{world.QFS_PATIENT}/questionnaires/{item}/query",
+            {"field": "answer", "text": "Is this the patient's answer?"},
+        )  # fmt: skip
+        assert raised.status_code == 303, raised.text[:500]
+        with UnitOfWork(fresh_web_db.engine, "test", "read") as uow:
+            marks = patient_marks(uow, world.QFS_PATIENT)
+        assert marks.queries == {("questionnaire_answers", item): 1}
+    finally:
+        event.remove(fresh_web_db.engine, "before_cursor_execute", count)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from argon2 import Parameters, PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 
 from abscopal import domain as d
 from abscopal.errors import AbscopalError, NotFound, ValidationError
@@ -142,28 +143,49 @@ class Account:
         return Actor(self.username, self.full_name, role, self.sites_as(role), pi=pi, subject_id=self.subject_id)
 
 
-def load_account(conn: Connection, username: str, site_codes: tuple[str, ...] | None = None) -> Account | None:
-    """The account with its memberships; ``site_codes`` (every site of the trial, to expand ``*``) when known."""
-    a, m = accounts.c, memberships.c
-    rows = conn.execute(  # one round trip (every request resolves its account): a row per membership, or one
-        select(a.username, a.full_name, a.disabled, a.language, a.subject_id, a.version, m.site_code, m.role, m.pi)
-        .select_from(accounts.outerjoin(memberships, m.username == a.username))
-        .where(a.username == username)
-        .order_by(m.site_code)
-    ).all()  # fmt: skip
-    if not rows:
+#: An account's columns and one membership's, labelled (a row per membership, or one with None when it has none):
+#: the shape :func:`account_from_rows` reads, shared with the session look-up that joins them (web/sessions.py).
+ACCOUNT_COLUMNS = (
+    accounts.c.username.label("account_username"), accounts.c.full_name, accounts.c.disabled, accounts.c.language,
+    accounts.c.subject_id.label("account_subject_id"), accounts.c.version.label("account_version"),
+    memberships.c.site_code.label("membership_site"), memberships.c.role.label("membership_role"),
+    memberships.c.pi.label("membership_pi"),
+)  # fmt: skip
+
+#: The statement of :func:`load_account`, built once (every request resolves its account): SQLAlchemy then
+#: neither rebuilds it nor computes its cache key nor adapts its result's columns on each call.
+_ACCOUNT = (
+    select(*ACCOUNT_COLUMNS)
+    .select_from(accounts.outerjoin(memberships, memberships.c.username == accounts.c.username))
+    .where(accounts.c.username == bindparam("username"))
+    .order_by(memberships.c.site_code)
+)
+_SITE_CODES = select(sites.c.code).where(sites.c.removed_reason.is_(None))
+
+
+def account_from_rows(rows: Sequence[Any], site_codes: tuple[str, ...]) -> Account | None:
+    """The account in ``rows`` (:data:`ACCOUNT_COLUMNS`, a row per membership ordered by site), None without rows or
+    when the rows' account is missing (an outer join's Nones)."""
+    if not rows or rows[0].account_username is None:
         return None
     row = rows[0]
-    ms = [r for r in rows if r.site_code is not None]
-    codes = (
-        site_codes
-        if site_codes is not None
-        else tuple(conn.execute(select(sites.c.code).where(sites.c.removed_reason.is_(None))).scalars())
-    )
     return Account(
-        row.username, row.full_name, bool(row.disabled), row.language, row.subject_id,
-        tuple(Membership(m.site_code, d.Role(m.role), bool(m.pi)) for m in ms), int(row.version), codes,
+        row.account_username, row.full_name, bool(row.disabled), row.language, row.account_subject_id,
+        tuple(
+            Membership(r.membership_site, d.Role(r.membership_role), bool(r.membership_pi))
+            for r in rows if r.membership_site is not None
+        ),
+        int(row.account_version), site_codes,
     )  # fmt: skip
+
+
+def load_account(conn: Connection, username: str, site_codes: tuple[str, ...] | None = None) -> Account | None:
+    """The account with its memberships; ``site_codes`` (every site of the trial, to expand ``*``) when known."""
+    rows = conn.execute(_ACCOUNT, {"username": username}).all()  # one round trip: a row per membership, or one
+    if not rows:
+        return None
+    codes = site_codes if site_codes is not None else tuple(conn.execute(_SITE_CODES).scalars())
+    return account_from_rows(rows, codes)
 
 
 def list_accounts(conn: Connection) -> list[Account]:

@@ -28,8 +28,8 @@ from abscopal.protocol.model import ProtocolFile
 from abscopal.services.common import ACTION_CONTEXT, PERMISSIONS, Action, Actor, role_names
 from abscopal.store.database import database_error
 from abscopal.store.unit_of_work import UnitOfWork
-from abscopal.web.accounts import EVERY_SITE, Account, load_account, security_event
-from abscopal.web.sessions import Session, Timeouts, resolve_session, resolve_token
+from abscopal.web.accounts import EVERY_SITE, Account, account_from_rows, load_account, security_event
+from abscopal.web.sessions import BROWSER_REQUEST, Session, Timeouts, digest, resolve_token, session_from_row
 from abscopal.web.trial_overview import OverviewCache
 
 SESSION_COOKIE = "abscopal_session"
@@ -161,18 +161,24 @@ def _resolve(request: Request) -> Principal | None:
     auth = request.headers.get("authorization", "")
     session: Session | None = None
     writes: list[Executable] = []
+    subject_id = request.path_params.get("subject_id")
     with state.read() as conn:
         if auth.lower().startswith("bearer "):
             username, why = resolve_token(conn, auth[7:].strip(), writes)
+            account = load_account(conn, username, state.site_codes(conn)) if username is not None else None
+            if subject_id is not None:  # the patient's site, read now: no second connection later
+                request.state.patient_site = _site_of(conn, subject_id)
         else:
             token = request.cookies.get(SESSION_COOKIE)
             if not token:
                 return None
-            session, why = resolve_session(conn, token, state.timeouts, writes=writes)
+            # one round trip: the session, its account and memberships, the path's patient's site
+            rows = conn.execute(BROWSER_REQUEST, {"token_hash": digest(token), "subject_id": subject_id}).all()
+            session, why = session_from_row(conn, rows[0] if rows else None, state.timeouts, writes=writes)
             username = session.username if session is not None else None
-        account = load_account(conn, username, state.site_codes(conn)) if username is not None else None
-        if "subject_id" in request.path_params:  # the patient's site, read now: no second connection later
-            request.state.patient_site = _site_of(conn, request.path_params["subject_id"])
+            account = account_from_rows(rows, state.site_codes(conn)) if session is not None else None
+            if subject_id is not None:
+                request.state.patient_site = rows[0].patient_site if rows else None
     if writes:
         with state.write() as conn:
             for statement in writes:

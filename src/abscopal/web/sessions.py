@@ -15,12 +15,14 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Executable, Row, insert, select, update
+from sqlalchemy import Connection, Executable, Row, bindparam, insert, select, update
 
 from abscopal.errors import NotFound, ValidationError
 from abscopal.store.ids import new_id
-from abscopal.store.tables import accounts, api_tokens, web_sessions
-from abscopal.web.accounts import utcnow
+from abscopal.store.tables import ENTITIES, accounts, api_tokens, memberships, web_sessions
+from abscopal.web.accounts import ACCOUNT_COLUMNS, utcnow
+
+patients = ENTITIES["patients"].table
 
 TOKEN_PREFIX = "abs_"
 
@@ -72,13 +74,21 @@ def resolve_session(
     With ``writes``, the updates (touch, end) are appended there for the caller to run in a write transaction, so
     that reading a session never takes SQLite's write lock unless something must be written.
     """
-    now = now or utcnow()
-    pending: list[Executable] = []
-    row = conn.execute(select(web_sessions).where(web_sessions.c.token_hash == digest(token))).first()
+    row = conn.execute(_SESSION, {"token_hash": digest(token)}).first()
+    return session_from_row(conn, row, timeouts, now, writes)
+
+
+def session_from_row(
+    conn: Connection, row: Any, timeouts: Timeouts, now: dt.datetime | None = None,
+    writes: list[Executable] | None = None,
+) -> tuple[Session | None, str | None]:  # fmt: skip
+    """:func:`resolve_session` from the session's row as read (``web_sessions``' columns; None: no such session)."""
     if row is None:
         return None, "unknown"
     if row.ended_at is not None:
         return None, str(row.ended_why or "ended")
+    now = now or utcnow()
+    pending: list[Executable] = []
     created, seen = _utc(row.created_at), _utc(row.last_seen_at)
     why = None
     if now - created > timeouts.absolute:
@@ -97,6 +107,30 @@ def resolve_session(
     if why is not None:
         return None, why
     return Session(row.token_hash, row.username, row.csrf_token, created, seen), None
+
+
+#: The session look-up, built once: every request makes it (see ``accounts._ACCOUNT``).
+_SESSION = select(web_sessions).where(web_sessions.c.token_hash == bindparam("token_hash"))
+
+#: A browser request's one round trip: its session, the session's account with a row per membership, and the site
+#: of the patient its path names (``subject_id``; None when it names none, or an unknown or removed patient).
+BROWSER_REQUEST = (
+    select(
+        *web_sessions.c,
+        *ACCOUNT_COLUMNS,
+        select(patients.c.site_code)
+        .where(patients.c.subject_id == bindparam("subject_id"), patients.c.removed_reason.is_(None))
+        .scalar_subquery()
+        .label("patient_site"),
+    )
+    .select_from(
+        web_sessions.outerjoin(accounts, accounts.c.username == web_sessions.c.username).outerjoin(
+            memberships, memberships.c.username == accounts.c.username
+        )
+    )
+    .where(web_sessions.c.token_hash == bindparam("token_hash"))
+    .order_by(memberships.c.site_code)
+)
 
 
 def _run(conn: Connection, statements: list[Executable], writes: list[Executable] | None) -> None:

@@ -112,7 +112,9 @@ def make_engine(
     elif backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        connect_args: dict[str, Any] = {"connect_timeout": 5}
+        from abscopal.store.pg_cursor import LazyDescriptionCursor
+
+        connect_args: dict[str, Any] = {"connect_timeout": 5, "cursor_factory": LazyDescriptionCursor}
         if read_only:
             connect_args["options"] = "-c default_transaction_read_only=on"
         kwargs["connect_args"] = connect_args

@@ -12,6 +12,7 @@ lock. Bad URLs, missing folders, unreachable servers, corrupt files and driver e
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -118,7 +119,6 @@ def make_engine(
         if read_only:
             connect_args["options"] = "-c default_transaction_read_only=on"
         kwargs["connect_args"] = connect_args
-        kwargs["pool_pre_ping"] = True
     else:
         raise StoreError(
             f"The database URL {_redact(url)!r} names {backend!r}; Abscopal supports sqlite and postgresql"
@@ -129,6 +129,8 @@ def make_engine(
         raise StoreError(f"The database URL {_redact(url)!r} cannot be used: {exc}") from None
     if engine.dialect.name == "sqlite":
         _install_sqlite_transactions(engine, read_only=read_only, busy_timeout_ms=timeout_ms)
+    else:
+        _install_idle_ping(engine)
     if check:
         try:
             with engine.connect() as conn:
@@ -179,6 +181,41 @@ def _sqlite_url(url: str, parsed: URL, *, read_only: bool, allow_memory: bool) -
         query = {k: v for k, v in parsed.query.items() if k not in ("mode", "uri")}
         return parsed.set(database=f"file:{quote(str(path.resolve()))}", query={**query, "mode": "ro", "uri": "true"})
     return parsed
+
+
+#: A pooled PostgreSQL connection left unused longer than this (seconds) is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _install_idle_ping(engine: Engine) -> None:
+    """SQLAlchemy's pre-ping, for connections that sat idle in the pool for :data:`PING_AFTER_IDLE_SECONDS`.
+
+    A connection found dead (a restarted or failed-over server, a firewall's timeout) is replaced, with every
+    connection older than it, before the caller sees it, as ``pool_pre_ping`` does; one in constant use is not
+    pinged, since each ping is a round trip and two a request were ~4 % of the web server's CPU under load
+    (docs/benchmarks.md). A server that dies while a connection is in use fails that statement with the typed
+    "database unavailable" sentence either way. Uses the pool's documented ``checkin``/``checkout`` events.
+    """
+    from sqlalchemy.exc import InvalidatePoolError
+
+    dialect = engine.dialect
+
+    @event.listens_for(engine.pool, "checkin")
+    def _idle_from(dbapi_connection: Any, record: Any) -> None:
+        if dbapi_connection is not None and record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, None):
+                raise InvalidatePoolError(f"a pooled connection was found dead: {exc}") from exc
+            raise
 
 
 def _install_sqlite_transactions(engine: Engine, *, read_only: bool, busy_timeout_ms: int) -> None:

@@ -24,6 +24,7 @@ from abscopal.store.audit import ROW, Change
 from abscopal.store.codec import canonical, codec, insert_rows
 from abscopal.store.database import database_error
 from abscopal.store.ids import new_id
+from abscopal.store.mapping import dict_rows
 from abscopal.store.tables import ENTITIES
 
 if TYPE_CHECKING:
@@ -127,8 +128,8 @@ class RecordRepository(Generic[T]):
 
     def for_subject(self, subject_id: str) -> list[Stored[T]]:
         """The live records of one patient, oldest first."""
-        rows = self._run(_statement(self.entity, "subject"), {"p0": subject_id}).mappings()
-        return self.uow.load_many(self.entity, [dict(r) for r in rows])
+        rows = dict_rows(self._run(_statement(self.entity, "subject"), {"p0": subject_id}))
+        return self.uow.load_many(self.entity, rows)
 
     def all(self, limit: int | None = None) -> list[Stored[T]]:
         """Every live record of the table, oldest first."""

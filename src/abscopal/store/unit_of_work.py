@@ -37,7 +37,7 @@ from abscopal.store.audit_key import load_key
 from abscopal.store.codec import canonical, codec, insert_rows
 from abscopal.store.database import database_error
 from abscopal.store.ids import new_ids
-from abscopal.store.mapping import from_row
+from abscopal.store.mapping import dict_rows, from_row
 from abscopal.store.records import RecordRepository, Stored
 from abscopal.store.tables import DATA_MANAGEMENT, ENTITIES, ENTITY_BY_CLASS, REPOSITORY_NAMES, audit_log
 
@@ -364,12 +364,14 @@ class UnitOfWork:
             ce = ENTITIES[child_entity]
             assert ce.parent_column is not None
             grouped: dict[str, list[Any]] = {}
-            for k in self.execute(
-                select(ce.table)
-                .where(ce.table.c[ce.parent_column].in_(ids))
-                .where(ce.table.c.removed_reason.is_(None))
-                .order_by(ce.table.c.id)
-            ).mappings():
+            for k in dict_rows(
+                self.execute(
+                    select(ce.table)
+                    .where(ce.table.c[ce.parent_column].in_(ids))
+                    .where(ce.table.c.removed_reason.is_(None))
+                    .order_by(ce.table.c.id)
+                )
+            ):
                 grouped.setdefault(str(k[ce.parent_column]), []).append(from_row(ce.cls, k))
             kids[field_name] = grouped
         return [
@@ -388,11 +390,13 @@ class UnitOfWork:
         for field_name, child_entity in e.children.items():
             ce = ENTITIES[child_entity]
             assert ce.parent_column is not None
-            kids = self.execute(
-                select(ce.table)
-                .where(ce.table.c[ce.parent_column] == row["id"])
-                .where(ce.table.c.removed_reason.is_(None))
-                .order_by(ce.table.c.id)
-            ).mappings()
+            kids = dict_rows(
+                self.execute(
+                    select(ce.table)
+                    .where(ce.table.c[ce.parent_column] == row["id"])
+                    .where(ce.table.c.removed_reason.is_(None))
+                    .order_by(ce.table.c.id)
+                )
+            )
             extra[field_name] = tuple(from_row(ce.cls, k) for k in kids)
         return Stored(str(row["id"]), int(row["version"]), from_row(e.cls, row, **extra), row["removed_reason"])

@@ -266,6 +266,12 @@ def record_state(
     )  # fmt: skip
 
 
+#: The record states' badge labels (web.md §3's life of a record), for the pages that list records.
+STATE_LABELS = {
+    "entered": N_("entered"), "edited": N_("edited"), "verified": N_("verified"), "signed": N_("signed"),
+    "locked": N_("locked"),
+}  # fmt: skip
+
 _PROGRESS = ("entered", "edited", "verified", "signed")
 
 

@@ -31,6 +31,7 @@ from abscopal.web.i18n import N_, gettext
 from abscopal.web.pages.records import is_patient, posted_form
 from abscopal.web.records import (
     RESOURCES,
+    STATE_LABELS,
     RecordState,
     combined_state,
     patient_marks,
@@ -58,10 +59,6 @@ NOTICES = {
 #: The meanings a casebook signature may have (the adjudication's is its own).
 MEANINGS = tuple(m for m in Meaning if m is not Meaning.ADJUDICATED)
 STATES = ("entered", "edited", "verified", "signed", "locked")
-STATE_LABELS = {
-    "entered": N_("entered"), "edited": N_("edited"), "verified": N_("verified"), "signed": N_("signed"),
-    "locked": N_("locked"),
-}  # fmt: skip
 
 
 def _rows(res: Any, records: list[Any], marks: Any, patient_id: str) -> list[dict[str, Any]]:

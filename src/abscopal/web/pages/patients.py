@@ -33,6 +33,7 @@ from abscopal.web.pages.worklists import VISIT_KINDS, VISIT_STATUSES
 from abscopal.web.patient_list import list_patients
 from abscopal.web.records import (
     RESOURCES,
+    STATE_LABELS,
     PatientMarks,
     RecordState,
     combined_state,
@@ -125,13 +126,6 @@ class _Section:
     rows: list[_Row]
     may_add: bool
     rows_html: Markup = _NO_ROWS  # the rows as the page shows them (:func:`_rows_html`)
-
-
-#: The record states' badge labels (web.md §3's life of a record).
-STATE_LABELS = {
-    "entered": N_("entered"), "edited": N_("edited"), "verified": N_("verified"), "signed": N_("signed"),
-    "locked": N_("locked"),
-}  # fmt: skip
 
 
 def _rows_html(rows: Iterable[_Row], subject_id: str, slug: str, labels: dict[str, Markup]) -> Markup:
@@ -337,8 +331,8 @@ def patient_page(
     labels = {key: Markup(gettext(language, text)) for key, text in STATE_LABELS.items()}  # as the template's _()
     for section in sections:
         section.rows_html = _rows_html(section.rows, patient.value.subject_id, section.res.slug, labels)
-    kind_label = label_lookup(VISIT_KINDS, language_of(request))
-    status_label = label_lookup(VISIT_STATUSES, language_of(request))
+    kind_label = label_lookup(VISIT_KINDS, language)
+    status_label = label_lookup(VISIT_STATUSES, language)
     visit_rows = _visit_rows(schedule.visits, today, kind_label, status_label) if schedule is not None else []
     if schedule is not None:
         dots = []

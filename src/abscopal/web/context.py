@@ -29,7 +29,15 @@ from abscopal.services.common import ACTION_CONTEXT, PERMISSIONS, Action, Actor,
 from abscopal.store.database import database_error
 from abscopal.store.unit_of_work import UnitOfWork
 from abscopal.web.accounts import EVERY_SITE, Account, account_from_rows, load_account, security_event
-from abscopal.web.sessions import BROWSER_REQUEST, Session, Timeouts, digest, resolve_token, session_from_row
+from abscopal.web.sessions import (
+    BROWSER_REQUEST,
+    PATIENT_SITE,
+    Session,
+    Timeouts,
+    digest,
+    resolve_token,
+    session_from_row,
+)
 from abscopal.web.trial_overview import OverviewCache
 
 SESSION_COOKIE = "abscopal_session"
@@ -237,14 +245,7 @@ async def refuse_nul(request: Request) -> None:
 
 
 def _site_of(conn: Connection, subject_id: str) -> str | None:
-    from sqlalchemy import select
-
-    from abscopal.store.tables import ENTITIES
-
-    patients = ENTITIES["patients"].table
-    site: str | None = conn.execute(
-        select(patients.c.site_code).where(patients.c.subject_id == subject_id, patients.c.removed_reason.is_(None))
-    ).scalar_one_or_none()
+    site: str | None = conn.execute(PATIENT_SITE, {"subject_id": subject_id}).scalar_one_or_none()
     return site
 
 

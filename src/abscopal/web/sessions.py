@@ -112,16 +112,18 @@ def session_from_row(
 #: The session look-up, built once: every request makes it (see ``accounts._ACCOUNT``).
 _SESSION = select(web_sessions).where(web_sessions.c.token_hash == bindparam("token_hash"))
 
+#: The site of a live patient (``:subject_id``), the site check every patient route makes first (web.md §2).
+PATIENT_SITE = select(patients.c.site_code).where(
+    patients.c.subject_id == bindparam("subject_id"), patients.c.removed_reason.is_(None)
+)
+
 #: A browser request's one round trip: its session, the session's account with a row per membership, and the site
 #: of the patient its path names (``subject_id``; None when it names none, or an unknown or removed patient).
 BROWSER_REQUEST = (
     select(
         *web_sessions.c,
         *ACCOUNT_COLUMNS,
-        select(patients.c.site_code)
-        .where(patients.c.subject_id == bindparam("subject_id"), patients.c.removed_reason.is_(None))
-        .scalar_subquery()
-        .label("patient_site"),
+        PATIENT_SITE.scalar_subquery().label("patient_site"),
     )
     .select_from(
         web_sessions.outerjoin(accounts, accounts.c.username == web_sessions.c.username).outerjoin(
